@@ -1,0 +1,91 @@
+"""Loading ``config.toml``: one validated object for the daemon and the CLI.
+
+Every setting has a default, so a missing file is a valid (empty) configuration.
+A file that does not validate raises :class:`ConfigError` with the key and the reason.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from clientlink.common.errors import describe_validation_error
+
+
+class ConfigError(Exception):
+    """The configuration file is unreadable or has a bad value; the message says which."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PracticeConfig(_Section):
+    name: str = "My practice"
+
+
+class AuthConfig(_Section):
+    callback_host: str = "127.0.0.1"
+    callback_port: int = Field(
+        default=8749,
+        ge=0,
+        le=65535,
+        description="Loopback port for the OAuth redirect; 0 picks a free one per sign-in.",
+    )
+    callback_path: str = "/callback"
+    session_minutes: int = Field(default=10, ge=1, le=60)
+
+
+class VaultConfig(_Section):
+    backend: Literal["keyring", "passphrase"] = Field(
+        default="keyring",
+        description="Where the data key lives: the system keyring, or wrapped by a passphrase.",
+    )
+    keyring_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    passphrase_env: str = "CLIENTLINK_VAULT_PASSPHRASE"
+    passphrase_file: str | None = None
+
+
+class WatchConfig(_Section):
+    warning_days: int = Field(default=14, ge=0, le=365)
+
+
+class ProviderConfig(_Section):
+    kind: Literal["xero", "quickbooks"]
+    client_id: str = ""
+    display_name: str | None = None
+    authorize_url: str | None = None
+    token_url: str | None = None
+    revoke_url: str | None = None
+    connections_url: str | None = None
+    api_base: str | None = None
+    scopes: list[str] | None = None
+
+
+class Config(_Section):
+    """The whole configuration."""
+
+    practice: PracticeConfig = Field(default_factory=PracticeConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    vault: VaultConfig = Field(default_factory=VaultConfig)
+    watch: WatchConfig = Field(default_factory=WatchConfig)
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate ``path``; a missing file gives the defaults."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Config()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {describe_validation_error(exc)}") from exc

@@ -1,0 +1,447 @@
+"""The clientlink wire protocol, shared by the daemon and every client.
+
+JSON-RPC 2.0 over a Unix stream socket: one UTF-8 JSON object per line, at most
+``MAX_FRAME_BYTES`` per line. The first call on a connection is ``daemon.hello``.
+Daemon-pushed events are JSON-RPC notifications ``{"method": "event", "params": {...}}``
+whose params always carry ``topic`` and ``seq``.
+
+This module is the single definition of method names, parameter shapes, result shapes,
+error codes and event topics. It must never import Textual or anything daemon-side.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROTOCOL_VERSION = 1
+"""Major protocol version. Additive changes keep it; clients ignore unknown fields."""
+
+MAX_FRAME_BYTES = 1024 * 1024
+"""Largest accepted frame (one JSON object plus its newline)."""
+
+EVENT_METHOD = "event"
+
+
+class ErrorCode(IntEnum):
+    """JSON-RPC error codes: the standard ones, then clientlink's own."""
+
+    PARSE_ERROR = -32700
+    INVALID_REQUEST = -32600
+    METHOD_NOT_FOUND = -32601
+    INVALID_PARAMS = -32602
+    INTERNAL_ERROR = -32603
+
+    HELLO_REQUIRED = 1000
+    PROTOCOL_MISMATCH = 1001
+    PERMISSION_DENIED = 1002
+    NOT_FOUND = 1010
+    CONFLICT = 1011
+
+    AUTH_SESSION_UNKNOWN = 1100
+    AUTH_SESSION_EXPIRED = 1101
+    AUTH_STATE_MISMATCH = 1102
+    AUTH_SESSION_FINISHED = 1103
+    AUTH_PROVIDER_REFUSED = 1104
+    AUTH_CLIENT_NOT_SELECTED = 1105
+    AUTH_REDIRECT_INVALID = 1106
+
+    PROVIDER_UNKNOWN = 1200
+    PROVIDER_NOT_CONFIGURED = 1201
+    PROVIDER_UNAVAILABLE = 1202
+
+    VAULT_UNAVAILABLE = 1300
+
+
+class ConnectionStatus(StrEnum):
+    """A client's connection status: one vocabulary in the DB, RPC, TUI and CLI."""
+
+    CONNECTED = "connected"
+    EXPIRING = "expiring"
+    NEEDS_REAUTH = "needs_reauth"
+    NOT_CONNECTED = "not_connected"
+    ERROR = "error"
+
+    @property
+    def label(self) -> str:
+        """The words a person sees for this status."""
+        return STATUS_LABELS[self]
+
+    @property
+    def needs_attention(self) -> bool:
+        """Whether a person has to act on a client in this status."""
+        return self in (
+            ConnectionStatus.EXPIRING,
+            ConnectionStatus.NEEDS_REAUTH,
+            ConnectionStatus.ERROR,
+        )
+
+
+STATUS_LABELS = {
+    ConnectionStatus.CONNECTED: "Connected",
+    ConnectionStatus.EXPIRING: "Expiring",
+    ConnectionStatus.NEEDS_REAUTH: "Needs re-auth",
+    ConnectionStatus.NOT_CONNECTED: "Not connected",
+    ConnectionStatus.ERROR: "Error",
+}
+
+
+class AuthSessionState(StrEnum):
+    """Where an auth session stands."""
+
+    PENDING = "pending"
+    EXCHANGING = "exchanging"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class Topic(StrEnum):
+    """Event topics pushed to subscribers."""
+
+    CLIENT_STATUS_CHANGED = "client.status_changed"
+    CLIENT_REAUTHORISED = "client.reauthorised"
+    CLIENTS_IMPORTED = "clients.imported"
+    AUTH_COMPLETED = "auth.completed"
+    AUTH_FAILED = "auth.failed"
+    JOB_PROGRESS = "job.progress"
+    JOB_FINISHED = "job.finished"
+    NOTIFICATION = "notification"
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+class _Params(BaseModel):
+    """Base for request parameters: unknown fields are refused so typos surface."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Result(BaseModel):
+    """Base for result shapes: unknown fields are ignored so clients stay compatible."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class HelloParams(_Params):
+    protocol: int = Field(description="The protocol major version the client speaks.")
+    client: str = Field(default="unknown", max_length=100)
+
+
+class HelloResult(_Result):
+    protocol: int
+    daemon_version: str
+    user: str
+    pid: int
+
+
+class Empty(_Params):
+    pass
+
+
+class ClientFilter(_Params):
+    status: ConnectionStatus | list[ConnectionStatus] | None = None
+    provider: str | None = None
+    text: str | None = Field(default=None, max_length=200)
+    active: bool | None = True
+
+
+class ClientsListParams(_Params):
+    filter: ClientFilter = Field(default_factory=ClientFilter)
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=200, ge=1, le=1000)
+
+
+class Client(_Result):
+    id: int
+    name: str
+    legal_name: str | None = None
+    abn: str | None = None
+    provider: str
+    tenant_id: str | None = None
+    status: ConnectionStatus
+    status_reason: str | None = None
+    status_since: str | None = None
+    access_expires_at: str | None = None
+    refresh_expires_at: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    active: bool = True
+    grant_id: int | None = None
+    last_verified_at: str | None = None
+
+
+class ClientsListResult(_Result):
+    total: int
+    items: list[Client]
+    counts: dict[str, int] = Field(
+        default_factory=dict, description="Active clients by status, ignoring the filter."
+    )
+
+
+class ClientIdParams(_Params):
+    client_id: int
+
+
+class ClientsImportParams(_Params):
+    grant_id: int
+    tenant_ids: list[str] | None = Field(
+        default=None, description="Import only these tenants; all of the grant's by default."
+    )
+
+
+class ClientsImportResult(_Result):
+    created: list[int]
+    updated: list[int]
+
+
+class ClientsCheckParams(_Params):
+    client_ids: list[int] | None = Field(
+        default=None, description="Check only these clients; every active client by default."
+    )
+
+
+class ClientsCheckResult(_Result):
+    checked: int
+    by_status: dict[str, int]
+
+
+class AuthBeginParams(_Params):
+    provider: str
+    client_id: int | None = Field(
+        default=None, description="Re-authorise this client once the sign-in completes."
+    )
+
+
+class AuthBeginResult(_Result):
+    session_id: str
+    authorize_url: str
+    redirect_uri: str
+    expires_at: str
+    callback_port: int
+
+
+class AuthCompleteParams(_Params):
+    session_id: str
+    redirect_url: str = Field(max_length=8192)
+
+
+class Tenant(_Result):
+    tenant_id: str
+    name: str
+    tenant_type: str | None = None
+    client_id: int | None = Field(default=None, description="The client bound to this tenant.")
+
+
+class AuthCompleteResult(_Result):
+    grant_id: int
+    tenants: list[Tenant]
+    client_id: int | None = None
+
+
+class AuthSessionParams(_Params):
+    session_id: str
+
+
+class AuthStatusResult(_Result):
+    session_id: str
+    provider: str
+    client_id: int | None
+    state: AuthSessionState
+    expires_at: str
+    error: dict[str, Any] | None = None
+    result: AuthCompleteResult | None = None
+
+
+class EventsSubscribeParams(_Params):
+    topics: list[Topic] | None = Field(default=None, description="All topics by default.")
+    since_seq: int | None = Field(
+        default=None, description="Replay buffered events after this sequence number."
+    )
+
+
+class EventsSubscribeResult(_Result):
+    seq: int = Field(description="The sequence number of the newest event so far.")
+    replayed: int = 0
+    gap: bool = Field(
+        default=False,
+        description="True when events after since_seq were no longer buffered: resync.",
+    )
+
+
+class ProviderInfo(_Result):
+    name: str
+    kind: str
+    display_name: str
+    configured: bool
+    has_secret: bool
+    problem: str | None = None
+
+
+class ProvidersListResult(_Result):
+    items: list[ProviderInfo]
+
+
+class ProviderSecretParams(_Params):
+    provider: str
+    client_secret: str = Field(min_length=1, max_length=4096)
+
+
+class AuditListParams(_Params):
+    client_id: int | None = None
+    limit: int = Field(default=100, ge=1, le=10_000)
+
+
+class AuditEntry(_Result):
+    id: int
+    at: str
+    actor: str
+    action: str
+    client_id: int | None
+    detail: dict[str, Any]
+
+
+class AuditListResult(_Result):
+    items: list[AuditEntry]
+
+
+class DaemonStatusResult(_Result):
+    version: str
+    protocol: int
+    started_at: str
+    now: str
+    vault_backend: str
+    clients_by_status: dict[str, int]
+    inactive_clients: int
+    pending_auth_sessions: int
+    providers: list[ProviderInfo]
+
+
+class OkResult(_Result):
+    ok: bool = True
+
+
+# --------------------------------------------------------------------------- events
+
+
+class Event(_Result):
+    """Every event: its topic, a daemon-wide sequence number and when it happened."""
+
+    topic: Topic
+    seq: int
+    at: str
+
+
+class ClientStatusChanged(Event):
+    client_id: int
+    name: str
+    old_status: ConnectionStatus | None
+    status: ConnectionStatus
+    reason: str | None = None
+
+
+class ClientReauthorised(Event):
+    client_id: int
+    name: str
+    grant_id: int
+
+
+class ClientsImported(Event):
+    created: list[int]
+    updated: list[int]
+
+
+class AuthCompleted(Event):
+    session_id: str
+    provider: str
+    client_id: int | None = None
+    grant_id: int
+    tenants: list[Tenant]
+
+
+class AuthFailed(Event):
+    session_id: str
+    provider: str
+    client_id: int | None = None
+    code: int
+    message: str
+
+
+EVENT_MODELS: dict[Topic, type[Event]] = {
+    Topic.CLIENT_STATUS_CHANGED: ClientStatusChanged,
+    Topic.CLIENT_REAUTHORISED: ClientReauthorised,
+    Topic.CLIENTS_IMPORTED: ClientsImported,
+    Topic.AUTH_COMPLETED: AuthCompleted,
+    Topic.AUTH_FAILED: AuthFailed,
+}
+
+
+# --------------------------------------------------------------------------- methods
+
+
+class MethodSpec(BaseModel):
+    """A method's parameter and result models and a one-line description."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    params: type[BaseModel]
+    result: type[BaseModel]
+    summary: str
+
+
+METHODS: dict[str, MethodSpec] = {
+    "daemon.hello": MethodSpec(
+        params=HelloParams, result=HelloResult, summary="Negotiate the protocol version."
+    ),
+    "daemon.status": MethodSpec(
+        params=Empty, result=DaemonStatusResult, summary="What the daemon holds and does."
+    ),
+    "providers.list": MethodSpec(
+        params=Empty, result=ProvidersListResult, summary="The configured accounting software."
+    ),
+    "providers.set_secret": MethodSpec(
+        params=ProviderSecretParams,
+        result=OkResult,
+        summary="Store an app's client secret in the vault.",
+    ),
+    "clients.list": MethodSpec(
+        params=ClientsListParams, result=ClientsListResult, summary="List clients, filtered."
+    ),
+    "clients.get": MethodSpec(params=ClientIdParams, result=Client, summary="One client."),
+    "clients.import": MethodSpec(
+        params=ClientsImportParams,
+        result=ClientsImportResult,
+        summary="Create or update clients from a grant's tenants.",
+    ),
+    "clients.check": MethodSpec(
+        params=ClientsCheckParams,
+        result=ClientsCheckResult,
+        summary="Verify clients' connections now with one provider call each.",
+    ),
+    "auth.begin": MethodSpec(
+        params=AuthBeginParams, result=AuthBeginResult, summary="Open a sign-in session."
+    ),
+    "auth.complete": MethodSpec(
+        params=AuthCompleteParams,
+        result=AuthCompleteResult,
+        summary="Finish a sign-in with the URL the browser was redirected to.",
+    ),
+    "auth.status": MethodSpec(
+        params=AuthSessionParams, result=AuthStatusResult, summary="A sign-in session's state."
+    ),
+    "auth.cancel": MethodSpec(
+        params=AuthSessionParams, result=AuthStatusResult, summary="Abandon a sign-in session."
+    ),
+    "events.subscribe": MethodSpec(
+        params=EventsSubscribeParams,
+        result=EventsSubscribeResult,
+        summary="Receive events on this connection.",
+    ),
+    "audit.list": MethodSpec(
+        params=AuditListParams, result=AuditListResult, summary="Who did what, newest first."
+    ),
+}

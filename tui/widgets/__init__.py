@@ -1,0 +1,1 @@
+"""clientlink tui/widgets."""
