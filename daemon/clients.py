@@ -1,0 +1,240 @@
+"""Clients and their connections: import, re-authorise, verify, and status changes.
+
+Every status change goes through :meth:`ClientService.set_status`, which writes it and
+announces it, so the database, events and the TUI never disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from clientlink.common.protocol import ConnectionStatus, ErrorCode, Topic
+from clientlink.common.timeutil import to_iso
+from clientlink.daemon.clock import Clock
+from clientlink.daemon.events import EventBus
+from clientlink.daemon.grants import GrantRevoked, Grants
+from clientlink.daemon.providers import (
+    OrganisationDetails,
+    ProviderAdapter,
+    ProviderError,
+    ProviderUnavailable,
+    TenantForbidden,
+)
+from clientlink.daemon.rpc_errors import RpcFailure
+from clientlink.daemon.store import Store, TenantRow
+
+log = logging.getLogger(__name__)
+
+VERIFY_CONCURRENCY = 5
+
+
+class ClientService:
+    """What the daemon does to clients."""
+
+    def __init__(
+        self,
+        store: Store,
+        grants: Grants,
+        adapters: dict[str, ProviderAdapter],
+        events: EventBus,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._grants = grants
+        self._adapters = adapters
+        self._events = events
+        self._clock = clock
+
+    async def require(self, client_id: int) -> dict[str, Any]:
+        """The client, or a NOT_FOUND error that names the id."""
+        client = await self._store.get_client(client_id)
+        if client is None:
+            raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no client with id {client_id}")
+        return client
+
+    async def set_status(
+        self, client: dict[str, Any], status: ConnectionStatus, reason: str | None
+    ) -> None:
+        """Record a status (and why); announce it when it changed."""
+        old = await self._store.set_client_status(client["id"], status, reason, self._clock.now())
+        if old is not None and old != status.value:
+            self._events.publish(
+                Topic.CLIENT_STATUS_CHANGED,
+                client_id=client["id"],
+                name=client["name"],
+                old_status=old,
+                status=status.value,
+                reason=reason,
+            )
+
+    # ------------------------------------------------------------------ import
+
+    async def import_tenants(
+        self, grant_id: int, tenant_ids: list[str] | None, actor: str
+    ) -> dict[str, list[int]]:
+        """Create clients for a grant's tenants (existing ones are rebound and verified)."""
+        grant = await self._store.get_grant(grant_id)
+        if grant is None:
+            raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no grant with id {grant_id}")
+        tenants = await self._store.grant_tenants(grant_id)
+        if tenant_ids is not None:
+            known = {t.tenant_id for t in tenants}
+            missing = [t for t in tenant_ids if t not in known]
+            if missing:
+                raise RpcFailure(
+                    ErrorCode.INVALID_PARAMS,
+                    f"these tenants are not reached by grant {grant_id}: {', '.join(missing)}",
+                )
+            tenants = [t for t in tenants if t.tenant_id in set(tenant_ids)]
+        created: list[int] = []
+        updated: list[int] = []
+        limiter = asyncio.Semaphore(VERIFY_CONCURRENCY)
+
+        async def import_one(tenant: TenantRow) -> None:
+            async with limiter:
+                details, status, reason = await self._verify(grant.provider, grant_id, tenant)
+            existing = await self._store.find_client_by_tenant(grant.provider, tenant.tenant_id)
+            now = self._clock.now()
+            if existing is None:
+                client_id = await self._store.create_client(
+                    provider=grant.provider,
+                    tenant_id=tenant.tenant_id,
+                    name=details.name if details else tenant.tenant_name,
+                    legal_name=details.legal_name if details else None,
+                    abn=details.abn if details else None,
+                    grant_id=grant_id,
+                    status=status,
+                    now=now,
+                )
+                await self._store.set_client_status(client_id, status, reason, now)
+                created.append(client_id)
+            else:
+                client_id = existing["id"]
+                await self._store.update_client_details(
+                    client_id, now, grant_id=grant_id, last_verified_at=to_iso(now)
+                )
+                await self.set_status(existing, status, reason)
+                updated.append(client_id)
+
+        await asyncio.gather(*(import_one(tenant) for tenant in tenants))
+        created.sort()
+        updated.sort()
+        await self._store.add_audit(
+            actor=actor,
+            action="clients.import",
+            client_id=None,
+            detail={"grant_id": grant_id, "created": created, "updated": updated},
+            now=self._clock.now(),
+        )
+        self._events.publish(Topic.CLIENTS_IMPORTED, created=created, updated=updated)
+        return {"created": created, "updated": updated}
+
+    # ------------------------------------------------------------------ re-authorise
+
+    async def reauthorise(
+        self, client_id: int, grant_id: int, tenants: list[TenantRow], actor: str
+    ) -> None:
+        """Bind the client's business to a new grant, verify it, mark it connected."""
+        client = await self.require(client_id)
+        selected = {tenant.tenant_id: tenant for tenant in tenants}
+        tenant = selected.get(client["tenant_id"] or "")
+        if tenant is None:
+            chosen = ", ".join(t.tenant_name for t in tenants) or "none"
+            raise RpcFailure(
+                ErrorCode.AUTH_CLIENT_NOT_SELECTED,
+                f"You signed in, but {client['name']} was not among the businesses you "
+                f"selected ({chosen}). Start again and tick {client['name']} on the page "
+                "that lists the organisations.",
+                {"grant_id": grant_id},
+            )
+        details = await self._verify_or_fail(client["provider"], grant_id, tenant)
+        now = self._clock.now()
+        fields: dict[str, Any] = {"grant_id": grant_id, "last_verified_at": to_iso(now)}
+        if details.abn and not client["abn"]:
+            fields["abn"] = details.abn
+        if details.legal_name and not client["legal_name"]:
+            fields["legal_name"] = details.legal_name
+        await self._store.update_client_details(client_id, now, **fields)
+        previous = client["status"]
+        await self.set_status(client, ConnectionStatus.CONNECTED, None)
+        await self._store.add_audit(
+            actor=actor,
+            action="client.reauthorised",
+            client_id=client_id,
+            detail={
+                "grant_id": grant_id,
+                "provider": client["provider"],
+                "previous_status": previous,
+            },
+            now=now,
+        )
+        self._events.publish(
+            Topic.CLIENT_REAUTHORISED, client_id=client_id, name=client["name"], grant_id=grant_id
+        )
+
+    async def _verify_or_fail(
+        self, provider: str, grant_id: int, tenant: TenantRow
+    ) -> OrganisationDetails:
+        adapter = self._adapters[provider]
+        try:
+            return await self._grants.call(
+                grant_id, lambda tokens: adapter.fetch_organisation(tokens, tenant.tenant_id)
+            )
+        except ProviderUnavailable as exc:
+            raise RpcFailure(ErrorCode.PROVIDER_UNAVAILABLE, str(exc)) from exc
+        except (ProviderError, GrantRevoked) as exc:
+            raise RpcFailure(ErrorCode.AUTH_PROVIDER_REFUSED, str(exc)) from exc
+
+    # ------------------------------------------------------------------ verify
+
+    async def check(self, client_ids: list[int] | None) -> dict[str, Any]:
+        """Verify clients now, one provider call each; transient failures change nothing."""
+        ids = client_ids if client_ids is not None else await self._store.client_ids()
+        clients = [await self.require(client_id) for client_id in ids]
+        limiter = asyncio.Semaphore(VERIFY_CONCURRENCY)
+
+        async def check_one(client: dict[str, Any]) -> None:
+            if not client["active"] or client["grant_id"] is None:
+                return
+            tenant = TenantRow(tenant_id=client["tenant_id"], tenant_name=client["name"])
+            async with limiter:
+                _, status, reason = await self._verify(
+                    client["provider"], client["grant_id"], tenant
+                )
+            if status == ConnectionStatus.ERROR:
+                return  # an outage is not a verdict on the connection
+            await self._store.update_client_details(
+                client["id"], self._clock.now(), last_verified_at=to_iso(self._clock.now())
+            )
+            await self.set_status(client, status, reason)
+
+        await asyncio.gather(*(check_one(client) for client in clients))
+        by_status: dict[str, int] = {}
+        for client_id in ids:
+            current = await self._store.get_client(client_id)
+            if current is not None:
+                by_status[current["status"]] = by_status.get(current["status"], 0) + 1
+        return {"checked": len(ids), "by_status": by_status}
+
+    async def _verify(
+        self, provider: str, grant_id: int, tenant: TenantRow
+    ) -> tuple[OrganisationDetails | None, ConnectionStatus, str | None]:
+        """One verifying call: (details, the status it shows, the reason)."""
+        adapter = self._adapters.get(provider)
+        if adapter is None:
+            return None, ConnectionStatus.ERROR, f"provider {provider!r} is not configured"
+        try:
+            details = await self._grants.call(
+                grant_id, lambda tokens: adapter.fetch_organisation(tokens, tenant.tenant_id)
+            )
+        except GrantRevoked as exc:
+            return None, ConnectionStatus.NEEDS_REAUTH, exc.reason
+        except TenantForbidden as exc:
+            return None, ConnectionStatus.NEEDS_REAUTH, str(exc)
+        except ProviderUnavailable as exc:
+            return None, ConnectionStatus.ERROR, str(exc)
+        except ProviderError as exc:
+            return None, ConnectionStatus.NEEDS_REAUTH, str(exc)
+        return details, ConnectionStatus.CONNECTED, None

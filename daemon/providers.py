@@ -1,0 +1,491 @@
+"""Accounting-software providers: their published endpoints and one adapter per kind.
+
+A provider is named in config.toml (``[providers.NAME]``) with a ``kind`` — ``xero`` or
+``quickbooks`` — whose built-in definition carries the real endpoints; any endpoint can
+be overridden, which is how the sandbox is configured. Nothing here knows the sandbox.
+
+Adapters sit on authlib's :class:`AsyncOAuth2Client` (over httpx) with PKCE S256 and
+turn every provider answer into a :class:`TokenSet`, tenants, or one of the
+:class:`ProviderError` classes below, which say whether a failure is final (the person
+must re-authorise) or transient (retry later).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import warnings
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from authlib.integrations.base_client.errors import OAuthError
+
+with warnings.catch_warnings():
+    # authlib prefers the httpx2 fork and warns when it falls back to httpx, which is what
+    # clientlink builds on; its errors are caught through the module authlib really uses.
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+    from authlib.integrations.httpx_client._compat import httpx2 as httpx
+from clientlink.common.config import ProviderConfig
+from clientlink.daemon.clock import Clock
+from clientlink.daemon.store import TenantRow
+
+log = logging.getLogger(__name__)
+
+HTTP_TIMEOUT = httpx.Timeout(20.0, connect=10.0)
+
+
+@dataclass(frozen=True)
+class ProviderDefinition:
+    """What a provider publishes: endpoints, scopes, and how its grants age."""
+
+    kind: str
+    display_name: str
+    authorize_url: str
+    token_url: str
+    revoke_url: str | None
+    connections_url: str | None
+    api_base: str
+    scopes: tuple[str, ...]
+    refresh_idle_days: int | None = None
+    requires_secret: bool = False
+
+
+XERO = ProviderDefinition(
+    kind="xero",
+    display_name="Xero",
+    authorize_url="https://login.xero.com/identity/connect/authorize",
+    token_url="https://identity.xero.com/connect/token",
+    revoke_url="https://identity.xero.com/connect/revocation",
+    connections_url="https://api.xero.com/connections",
+    api_base="https://api.xero.com/api.xro/2.0",
+    scopes=("offline_access", "openid", "profile", "email", "accounting.settings.read"),
+    refresh_idle_days=60,
+)
+
+QUICKBOOKS = ProviderDefinition(
+    kind="quickbooks",
+    display_name="QuickBooks Online",
+    authorize_url="https://appcenter.intuit.com/connect/oauth2",
+    token_url="https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+    revoke_url="https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
+    connections_url=None,
+    api_base="https://quickbooks.api.intuit.com/v3/company",
+    scopes=("com.intuit.quickbooks.accounting",),
+    refresh_idle_days=100,
+    requires_secret=True,
+)
+
+BUILTIN_DEFINITIONS = {definition.kind: definition for definition in (XERO, QUICKBOOKS)}
+
+
+def build_definition(config: ProviderConfig) -> ProviderDefinition:
+    """The built-in definition for ``config.kind`` with the config's overrides applied."""
+    base = BUILTIN_DEFINITIONS[config.kind]
+    overrides: dict[str, Any] = {
+        name: getattr(config, name)
+        for name in ("authorize_url", "token_url", "revoke_url", "connections_url", "api_base")
+        if getattr(config, name)
+    }
+    if config.display_name:
+        overrides["display_name"] = config.display_name
+    if config.scopes:
+        overrides["scopes"] = tuple(config.scopes)
+    return replace(base, **overrides)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class TokenSet:
+    """One grant's tokens and when they end. Only the vault ever sees it serialised."""
+
+    access_token: str
+    refresh_token: str | None
+    access_expires_at: datetime
+    refresh_expires_at: datetime | None = None
+    hard_expires_at: datetime | None = None
+    scope: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def secret_json(self) -> bytes:
+        """The secret part, for the vault to encrypt."""
+        return json.dumps(
+            {
+                "access_token": self.access_token,
+                "refresh_token": self.refresh_token,
+                "scope": self.scope,
+            }
+        ).encode()
+
+    @classmethod
+    def from_secret_json(
+        cls,
+        blob: bytes,
+        *,
+        access_expires_at: datetime,
+        refresh_expires_at: datetime | None,
+        hard_expires_at: datetime | None,
+    ) -> TokenSet:
+        data = json.loads(blob)
+        return cls(
+            access_token=data["access_token"],
+            refresh_token=data.get("refresh_token"),
+            access_expires_at=access_expires_at,
+            refresh_expires_at=refresh_expires_at,
+            hard_expires_at=hard_expires_at,
+            scope=data.get("scope"),
+        )
+
+
+@dataclass(frozen=True)
+class OrganisationDetails:
+    """What one verifying API call tells us about a tenant."""
+
+    tenant_id: str
+    name: str
+    legal_name: str | None
+    abn: str | None
+
+
+class ProviderError(Exception):
+    """A provider call failed; ``str()`` is a sentence a person can act on."""
+
+
+class ProviderRefused(ProviderError):
+    """The provider refused the grant or the request: final until someone re-authorises."""
+
+    def __init__(self, message: str, error: str = "", description: str | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+        self.description = description
+
+
+class ProviderUnavailable(ProviderError):
+    """A transient failure (network, timeout, 5xx): try again later."""
+
+
+class RateLimited(ProviderUnavailable):
+    """The provider said 429: wait ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float | None, problem: str | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.problem = problem
+
+
+class AccessTokenRejected(ProviderError):
+    """The API refused the access token (401): refresh, then try once more."""
+
+
+class TenantForbidden(ProviderError):
+    """The API refused this tenant (403): the business was disconnected from the app."""
+
+
+# --------------------------------------------------------------------------- adapters
+
+
+class ProviderAdapter(ABC):
+    """Talks OAuth2 and the one verifying API call to one configured provider."""
+
+    def __init__(
+        self,
+        name: str,
+        definition: ProviderDefinition,
+        client_id: str,
+        client_secret: str | None,
+        clock: Clock,
+    ) -> None:
+        self.name = name
+        self.definition = definition
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self._clock = clock
+        self._oauth = AsyncOAuth2Client(
+            client_id=client_id,
+            client_secret=client_secret,
+            token_endpoint_auth_method="client_secret_basic" if client_secret else "none",
+            code_challenge_method="S256",
+            timeout=HTTP_TIMEOUT,
+        )
+        self._oauth.register_compliance_hook("access_token_response", _raise_for_throttle)
+        self._oauth.register_compliance_hook("refresh_token_response", _raise_for_throttle)
+
+    async def close(self) -> None:
+        await self._oauth.aclose()
+
+    def authorization_url(self, *, redirect_uri: str, state: str, code_verifier: str) -> str:
+        """The address the person opens to sign in and allow access."""
+        url, _ = self._oauth.create_authorization_url(
+            self.definition.authorize_url,
+            state=state,
+            code_verifier=code_verifier,
+            redirect_uri=redirect_uri,
+            scope=" ".join(self.definition.scopes),
+        )
+        return url
+
+    async def exchange_code(
+        self, *, code: str, redirect_uri: str, code_verifier: str
+    ) -> TokenSet:
+        """Trade an authorization code for tokens."""
+        token = await self._token_call(
+            self._oauth.fetch_token(
+                self.definition.token_url,
+                grant_type="authorization_code",
+                code=code,
+                redirect_uri=redirect_uri,
+                code_verifier=code_verifier,
+            )
+        )
+        return self._token_set(token)
+
+    async def refresh(self, refresh_token: str) -> TokenSet:
+        """Use a refresh token; a response without a new refresh token keeps the old one."""
+        token = await self._token_call(
+            self._oauth.refresh_token(self.definition.token_url, refresh_token=refresh_token)
+        )
+        tokens = self._token_set(token)
+        if not tokens.refresh_token:
+            tokens.refresh_token = refresh_token
+        return tokens
+
+    async def revoke(self, refresh_token: str) -> None:
+        """Revoke a refresh token at the provider (RFC 7009)."""
+        if not self.definition.revoke_url:
+            return
+        await self._token_call(
+            self._oauth.revoke_token(
+                self.definition.revoke_url, token=refresh_token, token_type_hint="refresh_token"
+            ),
+            expect_token=False,
+        )
+
+    @abstractmethod
+    async def list_tenants(
+        self, tokens: TokenSet, callback_params: dict[str, str]
+    ) -> tuple[str | None, list[TenantRow]]:
+        """The tenants this grant reaches, and the consent's auth event id if known."""
+
+    @abstractmethod
+    async def fetch_organisation(self, tokens: TokenSet, tenant_id: str) -> OrganisationDetails:
+        """One API call that proves the grant works for ``tenant_id``."""
+
+    # ------------------------------------------------------------------ helpers
+
+    def _token_set(self, token: dict[str, Any]) -> TokenSet:
+        now = self._clock.now()
+        expires_in = float(token.get("expires_in") or 1800)
+        refresh_expires_at = None
+        if token.get("x_refresh_token_expires_in"):
+            refresh_expires_at = now + timedelta(seconds=float(token["x_refresh_token_expires_in"]))
+        elif self.definition.refresh_idle_days and token.get("refresh_token"):
+            refresh_expires_at = now + timedelta(days=self.definition.refresh_idle_days)
+        hard_expires_at = None
+        if token.get("x_refresh_token_hard_expires_in"):
+            hard_expires_at = now + timedelta(
+                seconds=float(token["x_refresh_token_hard_expires_in"])
+            )
+        return TokenSet(
+            access_token=token["access_token"],
+            refresh_token=token.get("refresh_token"),
+            access_expires_at=now + timedelta(seconds=expires_in),
+            refresh_expires_at=refresh_expires_at,
+            hard_expires_at=hard_expires_at,
+            scope=token.get("scope"),
+        )
+
+    async def _token_call(self, pending, expect_token: bool = True):  # type: ignore[no-untyped-def]
+        display = self.definition.display_name
+        try:
+            return await pending
+        except OAuthError as exc:
+            error = exc.error or "error"
+            if error == "invalid_client":
+                message = (
+                    f"{display} does not accept this app's client id or secret; check "
+                    f"[providers.{self.name}] in config.toml and the stored secret"
+                )
+            elif error == "invalid_grant":
+                message = (
+                    f"{display} refused the authorisation (it was revoked, expired or "
+                    "already used): re-authorise"
+                )
+            else:
+                message = f"{display} refused the request: {error}"
+                if exc.description:
+                    message += f" ({exc.description})"
+            raise ProviderRefused(message, error, exc.description) from exc
+        except RateLimited:
+            raise
+        except httpx.HTTPStatusError as exc:
+            raise ProviderUnavailable(
+                f"{display} answered HTTP {exc.response.status_code}; will try again"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable(f"{display} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"cannot reach {display}: {exc}") from exc
+        except ValueError as exc:
+            if not expect_token:
+                return None
+            raise ProviderUnavailable(f"{display} sent an unreadable answer: {exc}") from exc
+
+    async def _api_get(
+        self, url: str, tokens: TokenSet, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        display = self.definition.display_name
+        request_headers = {"Authorization": f"Bearer {tokens.access_token}"}
+        request_headers.update(headers or {})
+        request_headers.setdefault("Accept", "application/json")
+        try:
+            response = await self._oauth.request(
+                "GET", url, headers=request_headers, withhold_token=True
+            )
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable(f"{display} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"cannot reach {display}: {exc}") from exc
+        _raise_for_api_status(response, display)
+        return response
+
+
+class XeroAdapter(ProviderAdapter):
+    """Xero: one token set reaches every organisation the user connected."""
+
+    async def list_tenants(
+        self, tokens: TokenSet, callback_params: dict[str, str]
+    ) -> tuple[str | None, list[TenantRow]]:
+        assert self.definition.connections_url
+        auth_event_id = _jwt_claim(tokens.access_token, "authentication_event_id")
+        url = self.definition.connections_url
+        if auth_event_id:
+            url += f"?authEventId={auth_event_id}"
+        response = await self._api_get(url, tokens)
+        tenants = [
+            TenantRow(
+                tenant_id=item["tenantId"],
+                tenant_name=item.get("tenantName") or item["tenantId"],
+                tenant_type=item.get("tenantType"),
+                connection_id=item.get("id"),
+                auth_event_id=item.get("authEventId"),
+            )
+            for item in response.json()
+        ]
+        return auth_event_id, tenants
+
+    async def fetch_organisation(self, tokens: TokenSet, tenant_id: str) -> OrganisationDetails:
+        response = await self._api_get(
+            f"{self.definition.api_base}/Organisation", tokens, {"xero-tenant-id": tenant_id}
+        )
+        organisation = response.json()["Organisations"][0]
+        # Xero documents no ABN field; for AU organisations RegistrationNumber holds it.
+        abn = "".join(ch for ch in organisation.get("RegistrationNumber") or "" if ch.isdigit())
+        return OrganisationDetails(
+            tenant_id=tenant_id,
+            name=organisation.get("Name") or tenant_id,
+            legal_name=organisation.get("LegalName"),
+            abn=abn or None,
+        )
+
+
+class QuickBooksAdapter(ProviderAdapter):
+    """QuickBooks Online: one grant per company, named by ``realmId`` on the callback."""
+
+    async def list_tenants(
+        self, tokens: TokenSet, callback_params: dict[str, str]
+    ) -> tuple[str | None, list[TenantRow]]:
+        realm_id = callback_params.get("realmId")
+        if not realm_id:
+            raise ProviderRefused(
+                "QuickBooks did not say which company was connected (no realmId on the "
+                "redirect): sign in again and pick a company",
+                "invalid_request",
+            )
+        details = await self.fetch_organisation(tokens, realm_id)
+        return None, [TenantRow(tenant_id=realm_id, tenant_name=details.name, tenant_type="REALM")]
+
+    async def fetch_organisation(self, tokens: TokenSet, tenant_id: str) -> OrganisationDetails:
+        response = await self._api_get(
+            f"{self.definition.api_base}/{tenant_id}/companyinfo/{tenant_id}", tokens
+        )
+        info = response.json().get("CompanyInfo", {})
+        return OrganisationDetails(
+            tenant_id=tenant_id,
+            name=info.get("CompanyName") or tenant_id,
+            legal_name=info.get("LegalName"),
+            abn=None,
+        )
+
+
+ADAPTERS: dict[str, type[ProviderAdapter]] = {"xero": XeroAdapter, "quickbooks": QuickBooksAdapter}
+
+
+def _raise_for_throttle(response: httpx.Response) -> httpx.Response:
+    if response.status_code == 429:
+        raise _rate_limited(response, "the token endpoint")
+    return response
+
+
+def _rate_limited(response: httpx.Response, display: str) -> RateLimited:
+    retry_after = response.headers.get("Retry-After")
+    try:
+        seconds = float(retry_after) if retry_after else None
+    except ValueError:
+        seconds = None
+    problem = response.headers.get("X-Rate-Limit-Problem")
+    return RateLimited(
+        f"{display} is rate-limiting clientlink ({problem or 'too many requests'})",
+        seconds,
+        problem,
+    )
+
+
+def _raise_for_api_status(response: httpx.Response, display: str) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    detail = _error_detail(response)
+    if status == 429:
+        raise _rate_limited(response, display)
+    if status == 401:
+        raise AccessTokenRejected(f"{display} refused the access token: {detail}")
+    if status == 403:
+        raise TenantForbidden(
+            f"{display} no longer gives access to this business ({detail}); it was "
+            "disconnected from clientlink: re-authorise"
+        )
+    if status >= 500:
+        raise ProviderUnavailable(f"{display} answered HTTP {status}; will try again")
+    raise ProviderRefused(f"{display} refused the request (HTTP {status}): {detail}", str(status))
+
+
+def _error_detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase or "no detail"
+    if isinstance(body, dict):
+        if "Detail" in body:
+            return str(body["Detail"])
+        fault = body.get("Fault", {}).get("Error") if isinstance(body.get("Fault"), dict) else None
+        if fault:
+            return str(fault[0].get("Detail") or fault[0].get("Message"))
+    return response.reason_phrase or "no detail"
+
+
+def _jwt_claim(token: str, claim: str) -> str | None:
+    """Read one claim of a JWT access token without verifying it (it is ours to read)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, json.JSONDecodeError):
+        return None
+    value = payload.get(claim) if isinstance(payload, dict) else None
+    return str(value) if value else None

@@ -1,0 +1,408 @@
+"""The daemon: wires store, vault, providers, sessions and the RPC server together.
+
+Each RPC method is one small ``_rpc_*`` coroutine below; its docstring is the method's
+documentation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+from clientlink.common import protocol as p
+from clientlink.common.config import Config
+from clientlink.common.paths import Paths
+from clientlink.common.protocol import AuthSessionState, ErrorCode, Topic
+from clientlink.common.timeutil import to_iso
+from clientlink.common.version import VERSION
+from clientlink.daemon.auth import AuthSession, AuthSessions
+from clientlink.daemon.clients import ClientService
+from clientlink.daemon.clock import Clock
+from clientlink.daemon.events import EventBus
+from clientlink.daemon.grants import Grants
+from clientlink.daemon.providers import (
+    ADAPTERS,
+    ProviderAdapter,
+    ProviderDefinition,
+    ProviderRefused,
+    ProviderUnavailable,
+    build_definition,
+)
+from clientlink.daemon.rpc_errors import RpcFailure
+from clientlink.daemon.rpc_server import CallContext, Connection, RpcServer, hello_check
+from clientlink.daemon.store import Store
+from clientlink.daemon.vault import Vault
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    """One running clientlinkd."""
+
+    def __init__(self, paths: Paths, config: Config, clock: Clock | None = None) -> None:
+        self.paths = paths
+        self.config = config
+        self.clock = clock or Clock()
+        self.events = EventBus(self.clock)
+        self.definitions: dict[str, ProviderDefinition] = {
+            name: build_definition(provider) for name, provider in config.providers.items()
+        }
+        self.adapters: dict[str, ProviderAdapter] = {}
+        self.store: Store | None = None
+        self.vault: Vault | None = None
+        self.rpc = RpcServer(paths.socket)
+        self.rpc.on_disconnect = self._forget_connection
+        self.started_at = self.clock.now()
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def start(self, inherited_socket: socket.socket | None = None) -> None:
+        """Open the store and vault, then serve. Raises VaultUnavailable and friends."""
+        self.paths.ensure()
+        self.store = await Store.open(self.paths.database)
+        try:
+            self.vault = await Vault.open(self.config.vault, self.store)
+            await self._build_adapters()
+        except BaseException:
+            await self.store.close()
+            raise
+        self.grants = Grants(self.store, self.vault, self.adapters, self.clock)
+        self.clients = ClientService(
+            self.store, self.grants, self.adapters, self.events, self.clock
+        )
+        self.auth = AuthSessions(
+            self.config.auth, self.clock, self._exchange_code, self._announce_session
+        )
+        for name in dir(self):
+            if name.startswith("_rpc_"):
+                self.rpc.register(name[5:].replace("__", "."), getattr(self, name))
+        await self.rpc.start(inherited_socket)
+        log.info("clientlinkd %s serving %s", VERSION, self.paths.socket)
+
+    async def stop(self) -> None:
+        """Stop serving and close everything, in the reverse order of start."""
+        await self.rpc.stop()
+        if hasattr(self, "auth"):
+            await self.auth.close()
+        for adapter in self.adapters.values():
+            await adapter.close()
+        if self.store is not None:
+            await self.store.close()
+        log.info("clientlinkd stopped")
+
+    async def _build_adapters(self) -> None:
+        assert self.store is not None
+        for name, definition in self.definitions.items():
+            old = self.adapters.pop(name, None)
+            if old is not None:
+                await old.close()
+            client_id = self.config.providers[name].client_id
+            if not client_id:
+                continue
+            secret = await self._provider_secret(name)
+            self.adapters[name] = ADAPTERS[definition.kind](
+                name, definition, client_id, secret, self.clock
+            )
+
+    async def _provider_secret(self, name: str) -> str | None:
+        assert self.store is not None and self.vault is not None
+        sealed = await self.store.get_secret(f"provider:{name}")
+        if sealed is None:
+            return None
+        return self.vault.decrypt(sealed, f"provider-secret:{name}").decode()
+
+    def _forget_connection(self, connection: Connection) -> None:
+        for subscription in connection.subscriptions:
+            self.events.unsubscribe(subscription)
+
+    # ------------------------------------------------------------------ sign-in plumbing
+
+    def _adapter(self, provider: str) -> ProviderAdapter:
+        if provider not in self.definitions:
+            known = ", ".join(sorted(self.definitions)) or "none are configured"
+            raise RpcFailure(
+                ErrorCode.PROVIDER_UNKNOWN,
+                f"no accounting software named {provider!r} (configured: {known})",
+            )
+        adapter = self.adapters.get(provider)
+        if adapter is None or (adapter.definition.requires_secret and not adapter.client_secret):
+            raise RpcFailure(
+                ErrorCode.PROVIDER_NOT_CONFIGURED,
+                self._provider_problem(provider) or f"{provider} is not set up",
+            )
+        return adapter
+
+    def _provider_problem(self, name: str) -> str | None:
+        definition = self.definitions[name]
+        adapter = self.adapters.get(name)
+        if adapter is None:
+            return (
+                f"{definition.display_name} has no client id: register an app with "
+                f"{definition.display_name} and set client_id under [providers.{name}] in "
+                f"{self.paths.config_file}"
+            )
+        if definition.requires_secret and not adapter.client_secret:
+            return (
+                f"{definition.display_name} needs the app's client secret: run "
+                f"`clientlink provider set-secret {name}`"
+            )
+        return None
+
+    async def _exchange_code(
+        self, session: AuthSession, code: str, params: dict[str, str]
+    ) -> dict[str, Any]:
+        adapter = self._adapter(session.provider)
+        try:
+            tokens = await adapter.exchange_code(
+                code=code, redirect_uri=session.redirect_uri, code_verifier=session.code_verifier
+            )
+            auth_event_id, tenants = await adapter.list_tenants(tokens, params)
+        except ProviderRefused as exc:
+            raise RpcFailure(ErrorCode.AUTH_PROVIDER_REFUSED, str(exc)) from exc
+        except ProviderUnavailable as exc:
+            raise RpcFailure(ErrorCode.PROVIDER_UNAVAILABLE, str(exc)) from exc
+        grant_id = await self.grants.create(
+            session.provider, tokens, tenants, auth_event_id, session.actor
+        )
+        assert self.store is not None
+        await self.store.add_audit(
+            actor=session.actor,
+            action="grant.created",
+            client_id=session.client_id,
+            detail={
+                "grant_id": grant_id,
+                "provider": session.provider,
+                "tenants": len(tenants),
+            },
+            now=self.clock.now(),
+        )
+        if session.client_id is not None:
+            await self.clients.reauthorise(session.client_id, grant_id, tenants, session.actor)
+        listed = []
+        for tenant in tenants:
+            client = await self.store.find_client_by_tenant(session.provider, tenant.tenant_id)
+            listed.append(
+                {
+                    "tenant_id": tenant.tenant_id,
+                    "name": tenant.tenant_name,
+                    "tenant_type": tenant.tenant_type,
+                    "client_id": client["id"] if client else None,
+                }
+            )
+        return {"grant_id": grant_id, "tenants": listed, "client_id": session.client_id}
+
+    def _announce_session(self, session: AuthSession) -> None:
+        if session.status == AuthSessionState.COMPLETED and session.result:
+            self.events.publish(
+                Topic.AUTH_COMPLETED,
+                session_id=session.id,
+                provider=session.provider,
+                client_id=session.client_id,
+                grant_id=session.result["grant_id"],
+                tenants=session.result["tenants"],
+            )
+        elif session.status in (
+            AuthSessionState.FAILED,
+            AuthSessionState.EXPIRED,
+            AuthSessionState.CANCELLED,
+        ):
+            error = session.error or {
+                "code": int(ErrorCode.AUTH_SESSION_FINISHED),
+                "message": "The sign-in was cancelled",
+            }
+            self.events.publish(
+                Topic.AUTH_FAILED,
+                session_id=session.id,
+                provider=session.provider,
+                client_id=session.client_id,
+                code=error["code"],
+                message=error["message"],
+            )
+
+    # ------------------------------------------------------------------ RPC: daemon
+
+    async def _rpc_daemon__hello(self, params: p.HelloParams, ctx: CallContext) -> p.HelloResult:
+        """Agree the protocol version; must be the first call on a connection."""
+        hello_check(params.protocol)
+        ctx.connection.peer.client = params.client
+        return p.HelloResult(
+            protocol=p.PROTOCOL_VERSION, daemon_version=VERSION, user=ctx.peer.user, pid=os.getpid()
+        )
+
+    async def _rpc_daemon__status(self, params: p.Empty, ctx: CallContext) -> p.DaemonStatusResult:
+        """Counts by status, pending sign-ins, providers and the vault in use."""
+        assert self.store is not None and self.vault is not None
+        providers = (await self._rpc_providers__list(p.Empty(), ctx)).items
+        return p.DaemonStatusResult(
+            version=VERSION,
+            protocol=p.PROTOCOL_VERSION,
+            started_at=to_iso(self.started_at) or "",
+            now=to_iso(self.clock.now()) or "",
+            vault_backend=self.vault.backend,
+            clients_by_status=await self.store.count_clients_by_status(active=True),
+            inactive_clients=sum((await self.store.count_clients_by_status(active=False)).values()),
+            pending_auth_sessions=self.auth.pending_count(),
+            providers=providers,
+        )
+
+    # ------------------------------------------------------------------ RPC: providers
+
+    async def _rpc_providers__list(
+        self, params: p.Empty, ctx: CallContext
+    ) -> p.ProvidersListResult:
+        """The configured accounting software and whether each is ready to sign in to."""
+        items = []
+        for name, definition in sorted(self.definitions.items()):
+            adapter = self.adapters.get(name)
+            problem = self._provider_problem(name)
+            items.append(
+                p.ProviderInfo(
+                    name=name,
+                    kind=definition.kind,
+                    display_name=definition.display_name,
+                    configured=problem is None,
+                    has_secret=bool(adapter and adapter.client_secret),
+                    problem=problem,
+                )
+            )
+        return p.ProvidersListResult(items=items)
+
+    async def _rpc_providers__set_secret(
+        self, params: p.ProviderSecretParams, ctx: CallContext
+    ) -> p.OkResult:
+        """Seal an app's client secret in the vault; it is never returned by any call."""
+        assert self.store is not None and self.vault is not None
+        if params.provider not in self.definitions:
+            self._adapter(params.provider)  # raises the clear unknown-provider error
+        sealed = self.vault.encrypt(
+            params.client_secret.encode(), f"provider-secret:{params.provider}"
+        )
+        await self.store.put_secret(f"provider:{params.provider}", sealed, self.clock.now())
+        await self._build_adapters()
+        await self.store.add_audit(
+            actor=ctx.peer.actor,
+            action="provider.secret_set",
+            client_id=None,
+            detail={"provider": params.provider},
+            now=self.clock.now(),
+        )
+        return p.OkResult()
+
+    # ------------------------------------------------------------------ RPC: clients
+
+    async def _rpc_clients__list(
+        self, params: p.ClientsListParams, ctx: CallContext
+    ) -> p.ClientsListResult:
+        """Clients matching the filter (status, provider, text, active), ordered by name."""
+        assert self.store is not None
+        flt = params.filter
+        statuses = None
+        if flt.status is not None:
+            raw = flt.status if isinstance(flt.status, list) else [flt.status]
+            statuses = [status.value for status in raw]
+        total, rows = await self.store.list_clients(
+            statuses=statuses,
+            provider=flt.provider,
+            text=flt.text,
+            active=flt.active,
+            offset=params.offset,
+            limit=params.limit,
+        )
+        return p.ClientsListResult(
+            total=total,
+            items=[p.Client.model_validate(row) for row in rows],
+            counts=await self.store.count_clients_by_status(active=True),
+        )
+
+    async def _rpc_clients__get(self, params: p.ClientIdParams, ctx: CallContext) -> p.Client:
+        """One client by id."""
+        return p.Client.model_validate(await self.clients.require(params.client_id))
+
+    async def _rpc_clients__import(
+        self, params: p.ClientsImportParams, ctx: CallContext
+    ) -> p.ClientsImportResult:
+        """Create clients from a grant's tenants (each verified with one provider call)."""
+        result = await self.clients.import_tenants(
+            params.grant_id, params.tenant_ids, ctx.peer.actor
+        )
+        return p.ClientsImportResult(**result)
+
+    async def _rpc_clients__check(
+        self, params: p.ClientsCheckParams, ctx: CallContext
+    ) -> p.ClientsCheckResult:
+        """Verify connections now; a provider outage leaves statuses as they were."""
+        return p.ClientsCheckResult(**await self.clients.check(params.client_ids))
+
+    # ------------------------------------------------------------------ RPC: auth
+
+    async def _rpc_auth__begin(
+        self, params: p.AuthBeginParams, ctx: CallContext
+    ) -> p.AuthBeginResult:
+        """Open a sign-in: returns the address to open and where the redirect will land."""
+        adapter = self._adapter(params.provider)
+        if params.client_id is not None:
+            client = await self.clients.require(params.client_id)
+            if client["provider"] != params.provider:
+                raise RpcFailure(
+                    ErrorCode.INVALID_PARAMS,
+                    f"{client['name']} is connected through {client['provider']}, "
+                    f"not {params.provider}",
+                )
+        session = await self.auth.begin(
+            params.provider,
+            params.client_id,
+            ctx.peer.actor,
+            lambda redirect_uri, state, verifier: adapter.authorization_url(
+                redirect_uri=redirect_uri, state=state, code_verifier=verifier
+            ),
+        )
+        return p.AuthBeginResult(
+            session_id=session.id,
+            authorize_url=session.authorize_url,
+            redirect_uri=session.redirect_uri,
+            expires_at=to_iso(session.expires_at) or "",
+            callback_port=self.auth.callback_port,
+        )
+
+    async def _rpc_auth__complete(
+        self, params: p.AuthCompleteParams, ctx: CallContext
+    ) -> p.AuthCompleteResult:
+        """Finish a sign-in with the address the browser ended on (pasted by the person)."""
+        result = await self.auth.complete(params.session_id, params.redirect_url)
+        return p.AuthCompleteResult.model_validate(result)
+
+    async def _rpc_auth__status(
+        self, params: p.AuthSessionParams, ctx: CallContext
+    ) -> p.AuthStatusResult:
+        """Where a sign-in stands: pending, completed (with its result), failed, expired."""
+        return p.AuthStatusResult.model_validate(self.auth.get(params.session_id).public())
+
+    async def _rpc_auth__cancel(
+        self, params: p.AuthSessionParams, ctx: CallContext
+    ) -> p.AuthStatusResult:
+        """Abandon a pending sign-in; its redirect will no longer be accepted."""
+        session = await self.auth.cancel(params.session_id)
+        return p.AuthStatusResult.model_validate(session.public())
+
+    # ------------------------------------------------------------------ RPC: events, audit
+
+    async def _rpc_events__subscribe(
+        self, params: p.EventsSubscribeParams, ctx: CallContext
+    ) -> p.EventsSubscribeResult:
+        """Push events to this connection from now on (and replay after ``since_seq``)."""
+        topics = set(params.topics) if params.topics else None
+        subscription, replayed, gap = self.events.subscribe(
+            ctx.connection.send_event, topics, params.since_seq
+        )
+        ctx.connection.subscriptions.append(subscription)
+        return p.EventsSubscribeResult(seq=self.events.last_seq, replayed=replayed, gap=gap)
+
+    async def _rpc_audit__list(
+        self, params: p.AuditListParams, ctx: CallContext
+    ) -> p.AuditListResult:
+        """Who did what to which client, newest first."""
+        assert self.store is not None
+        rows = await self.store.list_audit(params.client_id, params.limit)
+        return p.AuditListResult(items=[p.AuditEntry.model_validate(row) for row in rows])

@@ -1,0 +1,549 @@
+"""The daemon's SQLite store: schema migrations and every query, in one place.
+
+One aiosqlite connection in WAL mode. Writes go through :meth:`Store.transaction`,
+which holds an asyncio lock for the whole transaction: several coroutines share the
+connection, and without the lock their statements would interleave inside each
+other's transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from clientlink.common.protocol import ConnectionStatus
+from clientlink.common.timeutil import to_iso
+
+MIGRATIONS: list[str] = [
+    # 1: the walking skeleton
+    """
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        ciphertext BLOB NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE grants (
+        id INTEGER PRIMARY KEY,
+        uid TEXT NOT NULL UNIQUE,
+        provider TEXT NOT NULL,
+        auth_event_id TEXT,
+        token_ciphertext BLOB NOT NULL,
+        access_expires_at TEXT,
+        refresh_expires_at TEXT,
+        hard_expires_at TEXT,
+        state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'revoked')),
+        state_reason TEXT,
+        authorised_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        refreshed_at TEXT
+    );
+    CREATE TABLE grant_tenants (
+        grant_id INTEGER NOT NULL REFERENCES grants(id) ON DELETE CASCADE,
+        tenant_id TEXT NOT NULL,
+        connection_id TEXT,
+        tenant_name TEXT NOT NULL,
+        tenant_type TEXT,
+        auth_event_id TEXT,
+        PRIMARY KEY (grant_id, tenant_id)
+    );
+    CREATE TABLE clients (
+        id INTEGER PRIMARY KEY,
+        provider TEXT NOT NULL,
+        tenant_id TEXT,
+        name TEXT NOT NULL,
+        legal_name TEXT,
+        abn TEXT,
+        email TEXT,
+        phone TEXT,
+        grant_id INTEGER REFERENCES grants(id) ON DELETE SET NULL,
+        status TEXT NOT NULL DEFAULT 'not_connected',
+        status_reason TEXT,
+        status_since TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 1,
+        last_verified_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (provider, tenant_id)
+    );
+    CREATE INDEX clients_by_status ON clients (active, status);
+    CREATE INDEX clients_by_name ON clients (name COLLATE NOCASE);
+    CREATE INDEX clients_by_grant ON clients (grant_id);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        client_id INTEGER,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX audit_by_client ON audit (client_id, id);
+    """,
+]
+
+CLIENT_COLUMNS = (
+    "c.id, c.provider, c.tenant_id, c.name, c.legal_name, c.abn, c.email, c.phone, "
+    "c.grant_id, c.status, c.status_reason, c.status_since, c.active, c.last_verified_at, "
+    "g.access_expires_at, g.refresh_expires_at"
+)
+CLIENT_FROM = "clients c LEFT JOIN grants g ON g.id = c.grant_id"
+
+
+@dataclass(frozen=True)
+class GrantRow:
+    """A grant as stored; ``token_ciphertext`` is opened only by the vault."""
+
+    id: int
+    uid: str
+    provider: str
+    auth_event_id: str | None
+    token_ciphertext: bytes
+    access_expires_at: str | None
+    refresh_expires_at: str | None
+    hard_expires_at: str | None
+    state: str
+    state_reason: str | None
+    authorised_by: str
+    created_at: str
+    refreshed_at: str | None
+
+
+@dataclass(frozen=True)
+class TenantRow:
+    """One tenant (organisation, company file, realm) a grant reaches."""
+
+    tenant_id: str
+    tenant_name: str
+    tenant_type: str | None = None
+    connection_id: str | None = None
+    auth_event_id: str | None = None
+
+
+class Store:
+    """All reads and writes of the daemon's database."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._write_lock = _ReentrantLock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        """Open (creating if needed) and migrate the database at ``path``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        store = cls(db)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        await db.execute("PRAGMA busy_timeout=5000")
+        await asyncio.to_thread(path.chmod, 0o600)
+        await store._migrate()
+        return store
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._db.close()
+
+    async def _migrate(self) -> None:
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            (version,) = await cursor.fetchone()  # type: ignore[misc]
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"the database is at schema version {version}, newer than this clientlinkd "
+                f"understands ({len(MIGRATIONS)}); upgrade clientlink"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            async with self.transaction():
+                for statement in _split_statements(script):
+                    await self._db.execute(statement)
+                await self._db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        return len(MIGRATIONS)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Run the block in one write transaction (nested blocks join the outer one)."""
+        async with self._write_lock as depth:
+            if depth > 1:
+                yield self._db
+                return
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            else:
+                await self._db.execute("COMMIT")
+
+    async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        async with self._db.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    async def _fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        async with self._db.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    # ------------------------------------------------------------------ meta and secrets
+
+    async def get_meta(self, key: str) -> str | None:
+        row = await self._fetchone("SELECT value FROM meta WHERE key = ?", (key,))
+        return row["value"] if row else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    async def get_secret(self, name: str) -> bytes | None:
+        row = await self._fetchone("SELECT ciphertext FROM secrets WHERE name = ?", (name,))
+        return bytes(row["ciphertext"]) if row else None
+
+    async def put_secret(self, name: str, ciphertext: bytes, now: datetime) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO secrets (name, ciphertext, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET ciphertext = excluded.ciphertext, "
+                "updated_at = excluded.updated_at",
+                (name, ciphertext, to_iso(now)),
+            )
+
+    # ------------------------------------------------------------------ grants
+
+    async def insert_grant(
+        self,
+        *,
+        uid: str,
+        provider: str,
+        auth_event_id: str | None,
+        token_ciphertext: bytes,
+        access_expires_at: datetime | None,
+        refresh_expires_at: datetime | None,
+        hard_expires_at: datetime | None,
+        authorised_by: str,
+        now: datetime,
+        tenants: list[TenantRow],
+    ) -> int:
+        """Store a new grant and the tenants it reaches; returns its id."""
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO grants (uid, provider, auth_event_id, token_ciphertext, "
+                "access_expires_at, refresh_expires_at, hard_expires_at, authorised_by, "
+                "created_at, refreshed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    uid,
+                    provider,
+                    auth_event_id,
+                    token_ciphertext,
+                    to_iso(access_expires_at),
+                    to_iso(refresh_expires_at),
+                    to_iso(hard_expires_at),
+                    authorised_by,
+                    to_iso(now),
+                    to_iso(now),
+                ),
+            )
+            grant_id = cursor.lastrowid
+            assert grant_id is not None
+            await db.executemany(
+                "INSERT INTO grant_tenants (grant_id, tenant_id, connection_id, tenant_name, "
+                "tenant_type, auth_event_id) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        grant_id,
+                        t.tenant_id,
+                        t.connection_id,
+                        t.tenant_name,
+                        t.tenant_type,
+                        t.auth_event_id,
+                    )
+                    for t in tenants
+                ],
+            )
+        return grant_id
+
+    async def get_grant(self, grant_id: int) -> GrantRow | None:
+        row = await self._fetchone("SELECT * FROM grants WHERE id = ?", (grant_id,))
+        return GrantRow(**dict(row)) if row else None
+
+    async def update_grant_tokens(
+        self,
+        grant_id: int,
+        *,
+        token_ciphertext: bytes,
+        access_expires_at: datetime | None,
+        refresh_expires_at: datetime | None,
+        hard_expires_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        """Replace a grant's tokens after a refresh (committed before anyone uses them)."""
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE grants SET token_ciphertext = ?, access_expires_at = ?, "
+                "refresh_expires_at = ?, hard_expires_at = COALESCE(?, hard_expires_at), "
+                "refreshed_at = ? WHERE id = ?",
+                (
+                    token_ciphertext,
+                    to_iso(access_expires_at),
+                    to_iso(refresh_expires_at),
+                    to_iso(hard_expires_at),
+                    to_iso(now),
+                    grant_id,
+                ),
+            )
+
+    async def mark_grant_revoked(self, grant_id: int, reason: str) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE grants SET state = 'revoked', state_reason = ? WHERE id = ?",
+                (reason, grant_id),
+            )
+
+    async def grant_tenants(self, grant_id: int) -> list[TenantRow]:
+        rows = await self._fetchall(
+            "SELECT tenant_id, tenant_name, tenant_type, connection_id, auth_event_id "
+            "FROM grant_tenants WHERE grant_id = ? ORDER BY tenant_name",
+            (grant_id,),
+        )
+        return [TenantRow(**dict(row)) for row in rows]
+
+    # ------------------------------------------------------------------ clients
+
+    async def list_clients(
+        self,
+        *,
+        statuses: list[str] | None,
+        provider: str | None,
+        text: str | None,
+        active: bool | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Clients matching the filter, ordered by name; returns (total, page)."""
+        where, params = _client_filter(statuses, provider, text, active)
+        total_row = await self._fetchone(f"SELECT count(*) FROM clients c {where}", params)
+        assert total_row is not None
+        rows = await self._fetchall(
+            f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} {where} "
+            "ORDER BY c.name COLLATE NOCASE, c.id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return total_row[0], [_client_dict(row) for row in rows]
+
+    async def count_clients_by_status(self, *, active: bool = True) -> dict[str, int]:
+        rows = await self._fetchall(
+            "SELECT status, count(*) AS n FROM clients WHERE active = ? GROUP BY status",
+            (int(active),),
+        )
+        counts = {status.value: 0 for status in ConnectionStatus}
+        counts.update({row["status"]: row["n"] for row in rows})
+        return counts
+
+    async def get_client(self, client_id: int) -> dict[str, Any] | None:
+        row = await self._fetchone(
+            f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.id = ?", (client_id,)
+        )
+        return _client_dict(row) if row else None
+
+    async def client_ids(self, *, active_only: bool = True) -> list[int]:
+        rows = await self._fetchall(
+            "SELECT id FROM clients WHERE active = 1 OR ? = 0 ORDER BY id", (int(active_only),)
+        )
+        return [row["id"] for row in rows]
+
+    async def find_client_by_tenant(self, provider: str, tenant_id: str) -> dict[str, Any] | None:
+        row = await self._fetchone(
+            f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.provider = ? AND c.tenant_id = ?",
+            (provider, tenant_id),
+        )
+        return _client_dict(row) if row else None
+
+    async def clients_of_grant(self, grant_id: int) -> list[dict[str, Any]]:
+        rows = await self._fetchall(
+            f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.grant_id = ? AND c.active = 1",
+            (grant_id,),
+        )
+        return [_client_dict(row) for row in rows]
+
+    async def create_client(
+        self,
+        *,
+        provider: str,
+        tenant_id: str,
+        name: str,
+        legal_name: str | None,
+        abn: str | None,
+        grant_id: int | None,
+        status: ConnectionStatus,
+        now: datetime,
+    ) -> int:
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO clients (provider, tenant_id, name, legal_name, abn, grant_id, "
+                "status, status_since, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    provider,
+                    tenant_id,
+                    name,
+                    legal_name,
+                    abn,
+                    grant_id,
+                    status.value,
+                    to_iso(now),
+                    to_iso(now),
+                    to_iso(now),
+                ),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    async def update_client_details(
+        self, client_id: int, now: datetime, **fields: Any
+    ) -> None:
+        """Set plain detail columns (name, legal_name, abn, email, phone, grant_id)."""
+        allowed = {"name", "legal_name", "abn", "email", "phone", "grant_id", "last_verified_at"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"not client detail columns: {sorted(unknown)}")
+        if not fields:
+            return
+        assignments = ", ".join(f"{column} = ?" for column in fields)
+        async with self.transaction() as db:
+            await db.execute(
+                f"UPDATE clients SET {assignments}, updated_at = ? WHERE id = ?",
+                [*fields.values(), to_iso(now), client_id],
+            )
+
+    async def set_client_status(
+        self, client_id: int, status: ConnectionStatus, reason: str | None, now: datetime
+    ) -> str | None:
+        """Set the status; ``status_since`` moves only on a change. Returns the old status."""
+        async with self.transaction() as db:
+            row = await self._fetchone("SELECT status FROM clients WHERE id = ?", (client_id,))
+            if row is None:
+                return None
+            old = row["status"]
+            if old == status.value:
+                await db.execute(
+                    "UPDATE clients SET status_reason = ?, updated_at = ? WHERE id = ?",
+                    (reason, to_iso(now), client_id),
+                )
+            else:
+                await db.execute(
+                    "UPDATE clients SET status = ?, status_reason = ?, status_since = ?, "
+                    "updated_at = ? WHERE id = ?",
+                    (status.value, reason, to_iso(now), to_iso(now), client_id),
+                )
+            return old
+
+    # ------------------------------------------------------------------ audit
+
+    async def add_audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        client_id: int | None,
+        detail: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO audit (at, actor, action, client_id, detail) VALUES (?, ?, ?, ?, ?)",
+                (to_iso(now), actor, action, client_id, json.dumps(detail, sort_keys=True)),
+            )
+
+    async def list_audit(self, client_id: int | None, limit: int) -> list[dict[str, Any]]:
+        if client_id is None:
+            rows = await self._fetchall("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = await self._fetchall(
+                "SELECT * FROM audit WHERE client_id = ? ORDER BY id DESC LIMIT ?",
+                (client_id, limit),
+            )
+        return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
+
+
+def _client_filter(
+    statuses: list[str] | None, provider: str | None, text: str | None, active: bool | None
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if active is not None:
+        clauses.append("c.active = ?")
+        params.append(int(active))
+    if statuses:
+        clauses.append(f"c.status IN ({', '.join('?' * len(statuses))})")
+        params.extend(statuses)
+    if provider:
+        clauses.append("c.provider = ?")
+        params.append(provider)
+    if text and text.strip():
+        needle = "%" + text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace(
+            "_", "\\_"
+        ) + "%"
+        digits = "".join(ch for ch in text if ch.isdigit())
+        clause = (
+            "(lower(c.name) LIKE ? ESCAPE '\\' OR lower(coalesce(c.legal_name, '')) LIKE ? "
+            "ESCAPE '\\' OR lower(coalesce(c.email, '')) LIKE ? ESCAPE '\\'"
+        )
+        params.extend([needle, needle, needle])
+        if digits:
+            clause += " OR c.abn LIKE ?"
+            params.append(f"%{digits}%")
+        clauses.append(clause + ")")
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    return where, params
+
+
+def _client_dict(row: sqlite3.Row) -> dict[str, Any]:
+    client = dict(row)
+    client["active"] = bool(client["active"])
+    return client
+
+
+def _split_statements(script: str) -> list[str]:
+    return [statement.strip() for statement in script.split(";") if statement.strip()]
+
+
+class _ReentrantLock:
+    """An asyncio lock the holding task may enter again; yields the nesting depth."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: object | None = None
+        self._depth = 0
+
+    async def __aenter__(self) -> int:
+        task = asyncio.current_task()
+        if self._owner is task:
+            self._depth += 1
+            return self._depth
+        await self._lock.acquire()
+        self._owner = task
+        self._depth = 1
+        return 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            self._lock.release()

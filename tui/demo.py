@@ -1,0 +1,270 @@
+"""``clientlink demo``: a throwaway practice on the sandbox, with daemon and TUI.
+
+The demo is set up the way a practice would be, through the real flows: staff sign in
+to the sandbox's Xero (each ticking their share of the businesses), the clients are
+imported, then some authorisations die the way they do in life — one staff member's
+grant is revoked and a few businesses disconnect the app — and a check finds them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from clientlink.common.client import DaemonClient, DaemonUnavailable
+from clientlink.common.paths import Paths, resolve_paths
+from clientlink.sandbox.accounts import PUBLIC_CLIENT_ID, STAFF_USERS
+from clientlink.sandbox.approve import approve
+
+PASSPHRASE_ENV = "CLIENTLINK_VAULT_PASSPHRASE"
+
+
+def demo_config_text(sandbox_url: str, *, callback_port: int = 0) -> str:
+    """config.toml for a home whose Xero is the sandbox's (any loopback port is accepted)."""
+    xero = f"{sandbox_url}/xero"
+    return f"""\
+# Written by `clientlink demo`: Xero here is the local sandbox.
+[practice]
+name = "Harbourside Accounting (demo)"
+
+[auth]
+callback_port = {callback_port}
+
+[vault]
+# A demo home has no keyring entry of its own: the passphrase comes from the demo process.
+backend = "passphrase"
+passphrase_env = "{PASSPHRASE_ENV}"
+
+[providers.xero]
+kind = "xero"
+display_name = "Xero (sandbox)"
+client_id = "{PUBLIC_CLIENT_ID}"
+authorize_url = "{xero}/identity/connect/authorize"
+token_url = "{xero}/identity/connect/token"
+revoke_url = "{xero}/identity/connect/revocation"
+connections_url = "{xero}/connections"
+api_base = "{xero}/api.xro/2.0"
+"""
+
+
+@dataclass
+class SeededPractice:
+    """What :func:`seed_practice` did."""
+
+    client_ids: list[int]
+    needs_reauth_ids: list[int]
+    revoked_user: str
+    disconnected_tenants: list[str]
+
+
+async def seed_practice(
+    daemon: DaemonClient,
+    sandbox_url: str,
+    *,
+    provider: str = "xero",
+    say: Callable[[str], None] = lambda _: None,
+) -> SeededPractice:
+    """Sign staff in, import every business, then let some authorisations die."""
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as admin:
+        orgs = (await admin.get("/_sandbox/orgs")).json()
+        org_ids = [org["tenant_id"] for org in orgs]
+        demo_user, main_share, small_share = STAFF_USERS[0], STAFF_USERS[2], STAFF_USERS[1]
+        first = round(len(org_ids) * 0.6)
+        second = first + round(len(org_ids) * 0.325)
+        shares = [
+            (demo_user, org_ids[:first]),
+            (main_share, org_ids[first:second]),
+            (small_share, org_ids[second:]),
+        ]
+        client_ids: list[int] = []
+        for user, tenants in shares:
+            if not tenants:
+                continue
+            say(f"  {user} signs in to Xero and connects {len(tenants)} businesses")
+            session = await daemon.call("auth.begin", {"provider": provider})
+            redirect = await approve(session["authorize_url"], orgs=tenants, user=user)
+            grant = await daemon.call(
+                "auth.complete", {"session_id": session["session_id"], "redirect_url": redirect}
+            )
+            imported = await daemon.call("clients.import", {"grant_id": grant["grant_id"]})
+            client_ids += imported["created"]
+        say(f"  {small_share} leaves the practice and their Xero access is revoked")
+        for grant in (await admin.get("/_sandbox/grants")).json():
+            if grant["user"] == small_share:
+                await admin.post(f"/_sandbox/grants/{grant['grant_id']}/revoke")
+        disconnected = org_ids[: first : max(1, first // 5)][:5]
+        say(f"  {len(disconnected)} businesses disconnect clientlink in their own Xero")
+        for tenant_id in disconnected:
+            await admin.post(
+                "/_sandbox/connections/disconnect", json={"tenant_id": tenant_id, "user": demo_user}
+            )
+    say("  clientlink checks every connection")
+    await daemon.call("clients.check", {})
+    listing = await daemon.call(
+        "clients.list", {"filter": {"status": "needs_reauth"}, "limit": 1000}
+    )
+    return SeededPractice(
+        client_ids=sorted(client_ids),
+        needs_reauth_ids=[item["id"] for item in listing["items"]],
+        revoked_user=small_share,
+        disconnected_tenants=disconnected,
+    )
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class DemoProcesses:
+    """The sandbox and daemon as child processes of the demo, stopped together."""
+
+    def __init__(self, paths: Paths, log_dir: Path) -> None:
+        self.paths = paths
+        self.log_dir = log_dir
+        self.sandbox: subprocess.Popen[str] | None = None
+        self.daemon: subprocess.Popen[bytes] | None = None
+        self.sandbox_url = ""
+        self.env = dict(os.environ)
+        self.env[PASSPHRASE_ENV] = secrets.token_urlsafe(32)
+
+    def start_sandbox(self, orgs: int) -> str:
+        self.sandbox = subprocess.Popen(
+            [sys.executable, "-m", "clientlink.sandbox", "--port", "0", "--orgs", str(orgs)],
+            stdout=subprocess.PIPE,
+            stderr=open(self.log_dir / "sandbox.log", "w"),  # noqa: SIM115
+            text=True,
+            env=self.env,
+        )
+        assert self.sandbox.stdout is not None
+        for line in self.sandbox.stdout:
+            if "http://" in line and "listening" in line.lower():
+                self.sandbox_url = line.strip().split()[-1].rstrip("/")
+                break
+        if not self.sandbox_url:
+            raise RuntimeError(f"the sandbox did not start; see {self.log_dir / 'sandbox.log'}")
+        # Keep draining its banner so a full pipe never blocks it.
+        stdout = self.sandbox.stdout
+        threading.Thread(target=stdout.read, daemon=True, name="sandbox-stdout").start()
+        return self.sandbox_url
+
+    async def start_daemon(self) -> None:
+        self.daemon = subprocess.Popen(
+            [sys.executable, "-m", "clientlink.daemon.main", "--home", str(self.home)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log_dir / "clientlinkd.log", "w"),  # noqa: SIM115
+            env=self.env,
+        )
+        for _ in range(200):
+            if self.daemon.poll() is not None:
+                raise RuntimeError(f"clientlinkd exited; see {self.log_dir / 'clientlinkd.log'}")
+            with contextlib.suppress(DaemonUnavailable, OSError):
+                async with DaemonClient(self.paths.socket, client_name="demo"):
+                    return
+            await asyncio.sleep(0.05)
+        raise RuntimeError("clientlinkd did not start listening within 10 s")
+
+    @property
+    def home(self) -> Path:
+        return self.paths.config_dir.parent
+
+    def stop(self) -> None:
+        for process in (self.daemon, self.sandbox):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in (self.daemon, self.sandbox):
+            if process is None:
+                continue
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def add_demo_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="a throwaway practice on the sandbox: sandbox, daemon and TUI together"
+    )
+    parser.add_argument(
+        "--no-tui", action="store_true", help="keep sandbox and daemon up for scripting"
+    )
+    parser.add_argument(
+        "--auto-approve",
+        action="store_true",
+        help="let the sandbox play the person at every sign-in",
+    )
+    parser.add_argument("--orgs", type=int, default=200, help="businesses in the sandbox")
+    parser.add_argument("--keep", action="store_true", help="keep the demo home folder afterwards")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Set up the demo, run the TUI (or wait), stop everything on the way out."""
+    home_arg = args.home
+    home = Path(home_arg) if home_arg else Path(tempfile.mkdtemp(prefix="clientlink-demo-"))
+    paths = resolve_paths(home)
+    paths.ensure()
+    processes = DemoProcesses(paths, paths.state_dir)
+    say = print  # the demo's own progress lines, before the TUI takes the screen
+    try:
+        say("clientlink demo — setting up a practice on the local sandbox")
+        sandbox_url = processes.start_sandbox(args.orgs)
+        paths.config_file.write_text(demo_config_text(sandbox_url), encoding="utf-8")
+        os.environ[PASSPHRASE_ENV] = processes.env[PASSPHRASE_ENV]
+        seeded = asyncio.run(_start_and_seed(processes, sandbox_url, say))
+        say(
+            f"  {len(seeded.client_ids)} clients imported; "
+            f"{len(seeded.needs_reauth_ids)} need re-authorisation"
+        )
+        say(f"home:    {home}")
+        say(f"sandbox: {sandbox_url}")
+        if args.no_tui:
+            print("Sandbox and daemon are running. Press Ctrl+C to stop.", flush=True)
+            signal.signal(signal.SIGTERM, _interrupt)
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    signal.pause()
+            return 0
+        from clientlink.tui.app import ClientlinkApp
+
+        auto = _auto_approver() if args.auto_approve else None
+        ClientlinkApp(paths.socket, auto_approve=auto, open_browser=False).run()
+        return 0
+    except (RuntimeError, httpx.HTTPError, DaemonUnavailable) as exc:
+        print(f"clientlink demo: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        processes.stop()
+        if not home_arg and not args.keep:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+async def _start_and_seed(
+    processes: DemoProcesses, sandbox_url: str, say: Callable[[str], None]
+) -> SeededPractice:
+    await processes.start_daemon()
+    async with DaemonClient(processes.paths.socket, client_name="demo") as daemon:
+        return await seed_practice(daemon, sandbox_url, say=say)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _auto_approver() -> Callable[[str, list[str]], Any]:
+    async def auto_approve(authorize_url: str, orgs: list[str]) -> str:
+        return await approve(authorize_url, orgs=orgs)
+
+    return auto_approve
