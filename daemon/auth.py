@@ -226,7 +226,8 @@ class AuthSessions:
             )
         raise RpcFailure(
             ErrorCode.AUTH_SESSION_FINISHED,
-            f"This sign-in is already {session.status.value}; nothing was changed",
+            f"This sign-in is already {session.status.value}; nothing was changed. Start the "
+            "sign-in again from clientlink if you still need it",
         )
 
     def _close(

@@ -98,6 +98,7 @@ class RpcServer:
         self._handlers: dict[str, Handler] = {}
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self.on_disconnect: Callable[[Connection], None] | None = None
 
     def register(self, method: str, handler: Handler) -> None:
@@ -133,9 +134,12 @@ class RpcServer:
         """Stop accepting, close every connection, remove the socket file."""
         if self._server is not None:
             self._server.close()
-            for task in list(self._connections):
-                task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
+            # Closing the transports ends each connection's read loop normally; cancelling
+            # their tasks instead makes asyncio log the cancellation as an error.
+            for writer in list(self._writers):
+                writer.close()
+            if self._connections:
+                await asyncio.wait(self._connections, timeout=5)
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
@@ -148,10 +152,12 @@ class RpcServer:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
+        self._writers.add(writer)
         try:
             await self._serve_connection(reader, writer)
         finally:
             self._connections.discard(task)
+            self._writers.discard(writer)
 
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

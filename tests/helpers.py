@@ -1,0 +1,62 @@
+"""Small helpers shared by tests: waiting for events, reading the sandbox's admin API."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from clientlink.common.client import DaemonClient
+
+
+async def next_event(
+    client: DaemonClient, topic: str, *, timeout: float = 10.0, **match: Any
+) -> dict[str, Any]:
+    """The next event on ``client`` with ``topic`` whose fields equal ``match``."""
+
+    async def wait() -> dict[str, Any]:
+        async for event in client.events():
+            if event["topic"] == topic and all(event.get(k) == v for k, v in match.items()):
+                return event
+        raise AssertionError("event stream ended")
+
+    return await asyncio.wait_for(wait(), timeout)
+
+
+async def sandbox_get(base_url: str, path: str) -> Any:
+    """GET one of the sandbox's admin endpoints as JSON."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        response = await http.get(path)
+        response.raise_for_status()
+        return response.json()
+
+
+async def sandbox_post(base_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """POST to one of the sandbox's admin endpoints."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        response = await http.post(path, json=body or {})
+        response.raise_for_status()
+        return response.json()
+
+
+async def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
+async def port_closes(port: int, timeout: float = 5.0) -> bool:
+    """Whether ``port`` stops accepting connections within ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if not await port_is_open(port):
+            return True
+        await asyncio.sleep(0.02)
+    return False

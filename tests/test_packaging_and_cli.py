@@ -1,0 +1,95 @@
+"""The installed shape of clientlink and its command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+
+from clientlink.common.protocol import ErrorCode
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    # Run from / so the repository folder is not on sys.path: only the installed names count.
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=60
+    )
+
+
+def test_packages_install_under_one_import_name():
+    result = run_python(
+        "import clientlink.common, clientlink.daemon, clientlink.tui, clientlink.sandbox\n"
+        "import importlib.util as u\n"
+        "print([n for n in ('common', 'daemon', 'tui', 'sandbox') if u.find_spec(n)])"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_daemon_and_common_never_import_textual():
+    result = run_python(
+        "import sys\n"
+        "import clientlink.daemon.main, clientlink.daemon.service, clientlink.common.client\n"
+        "print('textual' in sys.modules)"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+async def clientlink(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "clientlink.tui.cli",
+        *args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, stdout.decode(), stderr.decode()
+
+
+async def test_rpc_prints_the_result_as_json(practice):
+    home = str(practice.paths.config_dir.parent)
+    code, out, _ = await clientlink("--home", home, "rpc", "clients.list", '{"limit": 2}')
+    assert code == 0
+    assert json.loads(out)["total"] == len(practice.seeded.client_ids)
+
+
+async def test_rpc_errors_go_to_stderr_with_a_nonzero_exit(practice):
+    home = str(practice.paths.config_dir.parent)
+    code, out, err = await clientlink("--home", home, "rpc", "clients.get", '{"client_id": 0}')
+    assert code != 0 and out == ""
+    assert f"error {int(ErrorCode.NOT_FOUND)}" in err
+    code, _, err = await clientlink("--home", home, "rpc", "clients.list", "{oops")
+    assert code != 0 and "not valid JSON" in err
+
+
+async def test_status_exits_nonzero_and_counts_when_clients_need_attention(practice):
+    home = str(practice.paths.config_dir.parent)
+    code, out, _ = await clientlink("--home", home, "status")
+    needing = len(practice.client_ids_needing_reauth)
+    assert code == 1
+    assert f"{needing} of {len(practice.seeded.client_ids)} clients need attention" in out
+    code, out, _ = await clientlink("--home", home, "status", "--json")
+    assert json.loads(out)["clients_by_status"]["needs_reauth"] == needing
+
+
+async def test_clients_lists_with_a_status_filter(practice):
+    home = str(practice.paths.config_dir.parent)
+    code, out, _ = await clientlink("--home", home, "clients", "--status", "needs_reauth", "--json")
+    assert code == 0
+    listing = json.loads(out)
+    assert sorted(item["id"] for item in listing["items"]) == sorted(
+        practice.client_ids_needing_reauth
+    )
+
+
+@pytest.mark.parametrize("command", [["status"], ["clients"], ["rpc", "daemon.status"]])
+async def test_commands_say_how_to_start_a_missing_daemon(short_tmp, command):
+    code, _, err = await clientlink("--home", str(short_tmp), *command)
+    assert code == 3
+    assert "clientlinkd is not running" in err and "Start it with" in err

@@ -1,0 +1,207 @@
+"""``clientlink``: the TUI, and the subcommands for scripts and the terminal.
+
+    clientlink                      open the TUI
+    clientlink demo                 a throwaway practice on the sandbox (sandbox + daemon + TUI)
+    clientlink status [--json]      one line on what needs attention; exit 1 when something does
+    clientlink clients [--json]     list clients (filter with --status, --text)
+    clientlink rpc METHOD [JSON]    call the daemon; the result is printed as JSON
+    clientlink provider set-secret NAME   store an app's client secret in the vault
+    clientlink sandbox ...          the emulated providers (see `clientlink sandbox --help`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from clientlink.common.client import DaemonClient, DaemonUnavailable, RpcError
+from clientlink.common.paths import resolve_paths
+from clientlink.common.protocol import STATUS_LABELS, ConnectionStatus
+from clientlink.common.version import VERSION
+
+EXIT_ATTENTION = 1
+EXIT_ERROR = 2
+EXIT_NO_DAEMON = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = argparse.ArgumentParser(
+        prog="clientlink",
+        description="Keep your clients' accounting-software connections alive.",
+    )
+    parser.add_argument("--home", help="use this folder for config, data and the socket")
+    parser.add_argument("--version", action="version", version=f"clientlink {VERSION}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    from clientlink.sandbox.cli import add_sandbox_parser
+    from clientlink.tui.demo import add_demo_parser
+
+    add_demo_parser(commands)
+
+    status = commands.add_parser(
+        "status", help="counts by status; exits 1 when something needs attention"
+    )
+    status.add_argument("--json", action="store_true", help="print the daemon's status as JSON")
+
+    clients = commands.add_parser("clients", help="list clients")
+    clients.add_argument("--json", action="store_true", help="print JSON")
+    clients.add_argument(
+        "--status", choices=[s.value for s in ConnectionStatus], help="only this status"
+    )
+    clients.add_argument("--text", help="name, legal name, email or ABN contains this")
+
+    rpc = commands.add_parser("rpc", help="call a daemon method and print the result as JSON")
+    rpc.add_argument("method", help="e.g. clients.list")
+    rpc.add_argument("params", nargs="?", default="{}", help="the params as a JSON object")
+
+    provider = commands.add_parser("provider", help="set up accounting software")
+    provider_commands = provider.add_subparsers(dest="provider_command", required=True)
+    secret = provider_commands.add_parser(
+        "set-secret", help="store an app's client secret in the vault (read from stdin)"
+    )
+    secret.add_argument("name", help="the provider's name in config.toml, e.g. quickbooks")
+
+    add_sandbox_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``clientlink`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return _run_tui(args)
+    if args.command == "demo":
+        from clientlink.tui.demo import run_demo
+
+        return run_demo(args)
+    if args.command == "sandbox":
+        from clientlink.sandbox.cli import run_sandbox_command
+
+        return run_sandbox_command(args)
+    handlers: dict[str, Callable[[DaemonClient, argparse.Namespace], Awaitable[int]]] = {
+        "status": _status,
+        "clients": _clients,
+        "rpc": _rpc,
+        "provider": _set_secret,
+    }
+    if args.command == "rpc":
+        try:
+            args.params = json.loads(args.params)
+        except json.JSONDecodeError as exc:
+            print(f"clientlink rpc: params are not valid JSON: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+    if args.command == "provider":
+        args.secret = _read_secret(args.name)
+        if not args.secret:
+            print("clientlink provider set-secret: no secret given", file=sys.stderr)
+            return EXIT_ERROR
+    return asyncio.run(_with_daemon(args, handlers[args.command]))
+
+
+def _run_tui(args: argparse.Namespace) -> int:
+    from clientlink.tui.app import ClientlinkApp
+
+    ClientlinkApp(resolve_paths(args.home).socket).run()
+    return 0
+
+
+async def _with_daemon(
+    args: argparse.Namespace,
+    handler: Callable[[DaemonClient, argparse.Namespace], Awaitable[int]],
+) -> int:
+    socket_path = resolve_paths(args.home).socket
+    try:
+        async with DaemonClient(socket_path, client_name="cli") as daemon:
+            return await handler(daemon, args)
+    except DaemonUnavailable as exc:
+        print(
+            f"clientlink: {exc}. Start it with `clientlinkd`"
+            + (f" --home {args.home}" if args.home else "")
+            + ".",
+            file=sys.stderr,
+        )
+        return EXIT_NO_DAEMON
+    except RpcError as exc:
+        print(f"clientlink: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+async def _rpc(daemon: DaemonClient, args: argparse.Namespace) -> int:
+    result = await daemon.call(args.method, args.params)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+async def _status(daemon: DaemonClient, args: argparse.Namespace) -> int:
+    status = await daemon.call("daemon.status")
+    counts: dict[str, int] = status["clients_by_status"]
+    attention = sum(counts.get(s.value, 0) for s in ConnectionStatus if s.needs_attention)
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(_status_line(counts, attention))
+    return EXIT_ATTENTION if attention else 0
+
+
+def _status_line(counts: dict[str, int], attention: int) -> str:
+    total = sum(counts.values())
+    parts = [
+        f"{counts[status.value]} {STATUS_LABELS[status].lower()}"
+        for status in ConnectionStatus
+        if counts.get(status.value)
+    ]
+    summary = ", ".join(parts) if parts else "no clients yet"
+    if attention:
+        return f"clientlink: {attention} of {total} clients need attention ({summary})"
+    return f"clientlink: all {total} clients fine ({summary})"
+
+
+async def _clients(daemon: DaemonClient, args: argparse.Namespace) -> int:
+    flt: dict[str, Any] = {}
+    if args.status:
+        flt["status"] = args.status
+    if args.text:
+        flt["text"] = args.text
+    items: list[dict[str, Any]] = []
+    total = None
+    while total is None or len(items) < total:
+        page = await daemon.call(
+            "clients.list", {"filter": flt, "offset": len(items), "limit": 1000}
+        )
+        total = page["total"]
+        items += page["items"]
+        if not page["items"]:
+            break
+    if args.json:
+        print(json.dumps({"total": total, "items": items}, indent=2, ensure_ascii=False))
+        return 0
+    for item in items:
+        label = STATUS_LABELS[ConnectionStatus(item["status"])]
+        print(f"{item['id']:>6}  {label:<14} {item['provider']:<10} {item['name']}")
+    print(f"{total} clients")
+    return 0
+
+
+async def _set_secret(daemon: DaemonClient, args: argparse.Namespace) -> int:
+    await daemon.call(
+        "providers.set_secret", {"provider": args.name, "client_secret": args.secret}
+    )
+    print(f"The client secret for {args.name} is stored in the vault.")
+    return 0
+
+
+def _read_secret(name: str) -> str:
+    if sys.stdin.isatty():
+        return getpass.getpass(f"Client secret for {name} (not shown): ").strip()
+    return sys.stdin.readline().strip()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
