@@ -19,16 +19,17 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
 from clientlink.common.config import AuthConfig
 from clientlink.common.protocol import AuthSessionState, ErrorCode
 from clientlink.common.timeutil import to_iso
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.loopback import LoopbackServer
 from clientlink.daemon.rpc_errors import RpcFailure
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.routing import Route
 
 log = logging.getLogger(__name__)
 

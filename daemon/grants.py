@@ -138,9 +138,7 @@ class Grants:
             log.info("refreshed grant %s (%s)", grant_id, grant.provider)
             return fresh
 
-    async def call(
-        self, grant_id: int, operation: Callable[[TokenSet], Awaitable[T]]
-    ) -> T:
+    async def call(self, grant_id: int, operation: Callable[[TokenSet], Awaitable[T]]) -> T:
         """Run an API ``operation`` with fresh tokens; on a refused token refresh once more."""
         tokens = await self.fresh_tokens(grant_id)
         try:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import fcntl
 import logging
 import os
 import signal
 import sys
 
-from clientlink.common.config import ConfigError, load_config
-from clientlink.common.paths import resolve_paths
+from clientlink.common.config import Config, ConfigError, load_config
+from clientlink.common.paths import Paths, resolve_paths
 from clientlink.common.version import VERSION
 from clientlink.daemon.rpc_server import DaemonAlreadyRunning
 from clientlink.daemon.service import Daemon
@@ -46,20 +45,20 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         log.error("%s", exc)
         return EX_CONFIG
-    try:
-        return asyncio.run(_serve(paths, config))
-    except KeyboardInterrupt:
-        return 0
-
-
-async def _serve(paths, config) -> int:  # type: ignore[no-untyped-def]
     paths.ensure()
-    lock = open(paths.lock_file, "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log.error("another clientlinkd is already running for %s", paths.runtime_dir)
-        return 1
+    with open(paths.lock_file, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.error("another clientlinkd is already running for %s", paths.runtime_dir)
+            return 1
+        try:
+            return asyncio.run(_serve(paths, config))
+        except KeyboardInterrupt:
+            return 0
+
+
+async def _serve(paths: Paths, config: Config) -> int:
     daemon = Daemon(paths, config)
     try:
         await daemon.start()
@@ -79,9 +78,6 @@ async def _serve(paths, config) -> int:  # type: ignore[no-untyped-def]
     finally:
         log.info("stopping")
         await daemon.stop()
-        with contextlib.suppress(OSError):
-            fcntl.flock(lock, fcntl.LOCK_UN)
-        lock.close()
     return 0
 
 

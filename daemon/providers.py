@@ -229,9 +229,7 @@ class ProviderAdapter(ABC):
         )
         return url
 
-    async def exchange_code(
-        self, *, code: str, redirect_uri: str, code_verifier: str
-    ) -> TokenSet:
+    async def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> TokenSet:
         """Trade an authorization code for tokens."""
         token = await self._token_call(
             self._oauth.fetch_token(

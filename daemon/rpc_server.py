@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from clientlink.common.errors import describe_validation_error
 from clientlink.common.paths import ensure_private_dir
 from clientlink.common.protocol import (
@@ -33,7 +35,6 @@ from clientlink.common.protocol import (
     ErrorCode,
 )
 from clientlink.daemon.rpc_errors import RpcFailure
-from pydantic import BaseModel, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -245,8 +246,7 @@ class RpcServer:
             return _error_frame(
                 request_id,
                 ErrorCode.INTERNAL_ERROR,
-                "clientlinkd hit an internal error; see its log (journalctl --user -u "
-                "clientlinkd)",
+                "clientlinkd hit an internal error; see its log (journalctl --user -u clientlinkd)",
                 method=method,
             )
         if is_notification:

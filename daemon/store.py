@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
 from clientlink.common.protocol import ConnectionStatus
 from clientlink.common.timeutil import to_iso
 
@@ -415,9 +416,7 @@ class Store:
             assert cursor.lastrowid is not None
             return cursor.lastrowid
 
-    async def update_client_details(
-        self, client_id: int, now: datetime, **fields: Any
-    ) -> None:
+    async def update_client_details(self, client_id: int, now: datetime, **fields: Any) -> None:
         """Set plain detail columns (name, legal_name, abn, email, phone, grant_id)."""
         allowed = {"name", "legal_name", "abn", "email", "phone", "grant_id", "last_verified_at"}
         unknown = set(fields) - allowed
@@ -497,9 +496,11 @@ def _client_filter(
         clauses.append("c.provider = ?")
         params.append(provider)
     if text and text.strip():
-        needle = "%" + text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace(
-            "_", "\\_"
-        ) + "%"
+        needle = (
+            "%"
+            + text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            + "%"
+        )
         digits = "".join(ch for ch in text if ch.isdigit())
         clause = (
             "(lower(c.name) LIKE ? ESCAPE '\\' OR lower(coalesce(c.legal_name, '')) LIKE ? "

@@ -23,11 +23,12 @@ import keyring.backend
 import keyring.backends.chainer
 import keyring.backends.fail
 import keyring.errors
-from clientlink.common.config import VaultConfig
-from clientlink.daemon.store import Store
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from clientlink.common.config import VaultConfig
+from clientlink.daemon.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from clientlink.common.client import DaemonClient
 
 
 async def next_event(
-    client: DaemonClient, topic: str, *, timeout: float = 10.0, **match: Any
+    client: DaemonClient, topic: str, *, within: float = 10.0, **match: Any
 ) -> dict[str, Any]:
     """The next event on ``client`` with ``topic`` whose fields equal ``match``."""
 
@@ -21,7 +21,7 @@ async def next_event(
                 return event
         raise AssertionError("event stream ended")
 
-    return await asyncio.wait_for(wait(), timeout)
+    return await asyncio.wait_for(wait(), within)
 
 
 async def sandbox_get(base_url: str, path: str) -> Any:
@@ -51,10 +51,10 @@ async def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-async def port_closes(port: int, timeout: float = 5.0) -> bool:
-    """Whether ``port`` stops accepting connections within ``timeout`` seconds."""
+async def port_closes(port: int, within: float = 5.0) -> bool:
+    """Whether ``port`` stops accepting connections within ``within`` seconds."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while loop.time() < deadline:
         if not await port_is_open(port):
             return True

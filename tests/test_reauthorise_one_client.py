@@ -134,7 +134,7 @@ async def test_reused_redirect_is_refused_without_a_second_exchange(practice):
     redirect = await practice.approve(session["authorize_url"], [tenant])
     params = {"session_id": session["session_id"], "redirect_url": redirect}
     await rpc.call("auth.complete", params)
-    exchanges = (await sandbox_get(practice.sandbox.base_url, "/_sandbox/stats"))
+    exchanges = await sandbox_get(practice.sandbox.base_url, "/_sandbox/stats")
     with pytest.raises(RpcError) as caught:
         await rpc.call("auth.complete", params)
     assert caught.value.code == ErrorCode.AUTH_SESSION_FINISHED
@@ -164,7 +164,9 @@ async def test_replayed_code_is_refused_by_the_provider_and_changes_nothing(prac
     )
     before = await rpc.call("clients.get", {"client_id": client_id})
     with pytest.raises(RpcError) as caught:
-        await rpc.call("auth.complete", {"session_id": second["session_id"], "redirect_url": forged})
+        await rpc.call(
+            "auth.complete", {"session_id": second["session_id"], "redirect_url": forged}
+        )
     assert caught.value.code == ErrorCode.AUTH_PROVIDER_REFUSED
     assert await rpc.call("clients.get", {"client_id": client_id}) == before
 
@@ -175,7 +177,9 @@ async def test_code_from_another_session_fails_pkce_and_changes_nothing(practice
         practice, rpc, use_first_code=False
     )
     with pytest.raises(RpcError) as caught:
-        await rpc.call("auth.complete", {"session_id": second["session_id"], "redirect_url": forged})
+        await rpc.call(
+            "auth.complete", {"session_id": second["session_id"], "redirect_url": forged}
+        )
     assert caught.value.code == ErrorCode.AUTH_PROVIDER_REFUSED
     assert "refused" in caught.value.message
     assert (await rpc.call("clients.get", {"client_id": client_id}))["status"] == "needs_reauth"

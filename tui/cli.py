@@ -1,12 +1,12 @@
 """``clientlink``: the TUI, and the subcommands for scripts and the terminal.
 
-    clientlink                      open the TUI
-    clientlink demo                 a throwaway practice on the sandbox (sandbox + daemon + TUI)
-    clientlink status [--json]      one line on what needs attention; exit 1 when something does
-    clientlink clients [--json]     list clients (filter with --status, --text)
-    clientlink rpc METHOD [JSON]    call the daemon; the result is printed as JSON
-    clientlink provider set-secret NAME   store an app's client secret in the vault
-    clientlink sandbox ...          the emulated providers (see `clientlink sandbox --help`)
+clientlink                      open the TUI
+clientlink demo                 a throwaway practice on the sandbox (sandbox + daemon + TUI)
+clientlink status [--json]      one line on what needs attention; exit 1 when something does
+clientlink clients [--json]     list clients (filter with --status, --text)
+clientlink rpc METHOD [JSON]    call the daemon; the result is printed as JSON
+clientlink provider set-secret NAME   store an app's client secret in the vault
+clientlink sandbox ...          the emulated providers (see `clientlink sandbox --help`)
 """
 
 from __future__ import annotations
@@ -190,9 +190,7 @@ async def _clients(daemon: DaemonClient, args: argparse.Namespace) -> int:
 
 
 async def _set_secret(daemon: DaemonClient, args: argparse.Namespace) -> int:
-    await daemon.call(
-        "providers.set_secret", {"provider": args.name, "client_secret": args.secret}
-    )
+    await daemon.call("providers.set_secret", {"provider": args.name, "client_secret": args.secret})
     print(f"The client secret for {args.name} is stored in the vault.")
     return 0
 

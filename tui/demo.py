@@ -145,7 +145,7 @@ class DemoProcesses:
         self.sandbox = subprocess.Popen(
             [sys.executable, "-m", "clientlink.sandbox", "--port", "0", "--orgs", str(orgs)],
             stdout=subprocess.PIPE,
-            stderr=open(self.log_dir / "sandbox.log", "w"),  # noqa: SIM115
+            stderr=open(self.log_dir / "sandbox.log", "w"),
             text=True,
             env=self.env,
         )
@@ -161,13 +161,16 @@ class DemoProcesses:
         threading.Thread(target=stdout.read, daemon=True, name="sandbox-stdout").start()
         return self.sandbox_url
 
-    async def start_daemon(self) -> None:
+    def spawn_daemon(self) -> None:
         self.daemon = subprocess.Popen(
             [sys.executable, "-m", "clientlink.daemon.main", "--home", str(self.home)],
             stdout=subprocess.DEVNULL,
-            stderr=open(self.log_dir / "clientlinkd.log", "w"),  # noqa: SIM115
+            stderr=open(self.log_dir / "clientlinkd.log", "w"),
             env=self.env,
         )
+
+    async def wait_for_daemon(self) -> None:
+        assert self.daemon is not None
         for _ in range(200):
             if self.daemon.poll() is not None:
                 raise RuntimeError(f"clientlinkd exited; see {self.log_dir / 'clientlinkd.log'}")
@@ -223,6 +226,7 @@ def run_demo(args: argparse.Namespace) -> int:
         sandbox_url = processes.start_sandbox(args.orgs)
         paths.config_file.write_text(demo_config_text(sandbox_url), encoding="utf-8")
         os.environ[PASSPHRASE_ENV] = processes.env[PASSPHRASE_ENV]
+        processes.spawn_daemon()
         seeded = asyncio.run(_start_and_seed(processes, sandbox_url, say))
         say(
             f"  {len(seeded.client_ids)} clients imported; "
@@ -254,7 +258,7 @@ def run_demo(args: argparse.Namespace) -> int:
 async def _start_and_seed(
     processes: DemoProcesses, sandbox_url: str, say: Callable[[str], None]
 ) -> SeededPractice:
-    await processes.start_daemon()
+    await processes.wait_for_daemon()
     async with DaemonClient(processes.paths.socket, client_name="demo") as daemon:
         return await seed_practice(daemon, sandbox_url, say=say)
 

@@ -1,0 +1,213 @@
+"""The clientlink TUI: renders what clientlinkd says and sends it a person's intents."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from clientlink.common import protocol
+from clientlink.common.client import DaemonClient, DaemonUnavailable, RpcError
+from clientlink.tui import messages
+from clientlink.tui.commands import ContextCommands
+from clientlink.tui.screens.base import DaemonScreen
+from clientlink.tui.screens.help import HelpScreen
+from clientlink.tui.screens.manage_clients import ManageClientsScreen
+
+AutoApprove = Callable[[str, list[str]], Awaitable[str]]
+"""Plays the person in the browser: (authorize_url, tenant_ids) -> the final redirect URL."""
+
+RECONNECT_FIRST_DELAY = 0.5
+RECONNECT_MAX_DELAY = 5.0
+CONNECT_TIMEOUT = 10.0
+
+OFFLINE_MESSAGE = (
+    "clientlinkd is not running — reconnecting in {delay}. "
+    "Start it with `clientlinkd` (or `clientlink service install`)"
+)
+UNUSABLE_MESSAGE = "Cannot use clientlinkd: {reason} — reconnecting in {delay}."
+
+
+def browser_is_local() -> bool:
+    """Whether a browser opened here would appear in front of the person (not over SSH)."""
+    if os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY"):
+        return False
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _seconds(delay: float) -> str:
+    return f"{delay:g}s"
+
+
+class ClientlinkApp(App[None]):
+    """The clientlink terminal app. It keeps one connection to clientlinkd alive."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "clientlink"
+    COMMANDS = App.COMMANDS | {ContextCommands}
+    BINDINGS = [
+        Binding("f1", "help", "Help", id="app.help"),
+        Binding(
+            "f2", "command_palette", "Command palette (also ctrl+p)", show=False, id="app.commands"
+        ),
+        Binding("f10", "quit", "Quit", id="app.quit"),
+    ]
+
+    offline_message: reactive[str] = reactive("")
+    """Why the daemon cannot be used right now; empty while connected."""
+
+    def __init__(
+        self,
+        socket_path: Path,
+        *,
+        auto_approve: AutoApprove | None = None,
+        open_browser: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.socket_path = Path(socket_path)
+        self.auto_approve = auto_approve
+        self.open_browser = browser_is_local() if open_browser is None else open_browser
+        self.provider_names: dict[str, str] = {}
+        """Display names of the accounting software, by provider key (``providers.list``)."""
+        self._daemon: DaemonClient | None = None
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def daemon(self) -> DaemonClient:
+        """The live connection; raises :class:`DaemonUnavailable` while offline."""
+        if self._daemon is None or self._daemon.closed.is_set():
+            raise DaemonUnavailable("clientlinkd is not running; the app keeps trying to reconnect")
+        return self._daemon
+
+    @property
+    def connected(self) -> bool:
+        """Whether calls can be made right now."""
+        return self._daemon is not None and not self._daemon.closed.is_set()
+
+    def provider_name(self, provider: str) -> str:
+        """The software's display name, or its key when the daemon did not name it."""
+        return self.provider_names.get(provider, provider)
+
+    def on_mount(self) -> None:
+        self.push_screen(ManageClientsScreen())
+        self.keep_connected()
+
+    @work(group="daemon-connection", exclusive=True, exit_on_error=False)
+    async def keep_connected(self) -> None:
+        """Connect, subscribe, relay events; on loss, say so and retry with backoff."""
+        delay = RECONNECT_FIRST_DELAY
+        while True:
+            client = DaemonClient(self.socket_path, client_name="clientlink-tui")
+            message = OFFLINE_MESSAGE
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    await client.connect()
+                    await client.subscribe()
+                    providers = await client.call("providers.list")
+                self.provider_names = {
+                    item.name: item.display_name
+                    for item in protocol.ProvidersListResult.model_validate(providers).items
+                }
+                self._daemon = client
+                self.offline_message = ""
+                delay = RECONNECT_FIRST_DELAY
+                self._broadcast(lambda hello=client.hello: messages.DaemonConnected(hello))
+                async for event in client.events():
+                    self._relay_event(event)
+            except DaemonUnavailable as exc:
+                self.log.warning(f"daemon unavailable: {exc}")
+                if "not running" not in str(exc) and "ended" not in str(exc):
+                    message = UNUSABLE_MESSAGE.replace("{reason}", str(exc))
+            except RpcError as exc:
+                message = UNUSABLE_MESSAGE.replace("{reason}", exc.message)
+            except TimeoutError:
+                message = UNUSABLE_MESSAGE.replace("{reason}", "it did not answer in time")
+            except (OSError, ValidationError) as exc:
+                message = UNUSABLE_MESSAGE.replace("{reason}", str(exc))
+            finally:
+                self._daemon = None
+                await client.close()
+            self.offline_message = message.format(delay=_seconds(delay))
+            self._broadcast(lambda reason=self.offline_message: messages.DaemonDisconnected(reason))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_DELAY)
+
+    def _relay_event(self, params: dict[str, Any]) -> None:
+        try:
+            topic = protocol.Topic(params.get("topic"))
+        except ValueError:
+            return  # a topic from a newer daemon
+        model = protocol.EVENT_MODELS.get(topic)
+        message_type = messages.EVENT_MESSAGES.get(topic)
+        if model is None or message_type is None:
+            return
+        try:
+            event = model.model_validate(params)
+        except ValidationError as exc:
+            self.log.warning(f"ignoring malformed {topic} event: {exc}")
+            return
+        self._broadcast(lambda: message_type(event))  # type: ignore[call-arg]
+
+    def _broadcast(self, make_message: Callable[[], Message]) -> None:
+        # Every screen on the stack hears it, so the list under a sign-in stays current.
+        for screen in self.screen_stack:
+            screen.post_message(make_message())
+
+    # ------------------------------------------------------------------ errors
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.report_worker_failure(event.worker)
+
+    def report_worker_failure(self, worker: Worker[Any]) -> None:
+        """The one handler for failed workers: the daemon's message as a toast."""
+        if worker.state != WorkerState.ERROR or worker.error is None:
+            return
+        error = worker.error
+        if isinstance(error, RpcError):
+            self.notify(error.message, title="clientlinkd refused", severity="error")
+        elif isinstance(error, DaemonUnavailable):
+            self.notify(str(error), title="Not connected", severity="warning")
+        else:
+            self.log.error(f"worker {worker.name} failed: {error!r}")
+            self.notify(
+                f"{type(error).__name__}: {error}", title="Unexpected error", severity="error"
+            )
+
+    # ------------------------------------------------------------------ actions
+
+    def action_help(self) -> None:
+        """Open help for the current screen."""
+        screen = self.screen
+        if isinstance(screen, HelpScreen):
+            return
+        title = screen.title or screen.__class__.__name__
+        about = screen.HELP if isinstance(screen, DaemonScreen) else ""
+        self.push_screen(HelpScreen(str(title), about, self._keys_for(screen)))
+
+    def _keys_for(self, screen: Screen[Any]) -> list[tuple[str, str]]:
+        keys: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            # Ours all carry an id; Textual's own (focus, copy) are listed by hand below.
+            if not binding.id or not binding.description:
+                continue
+            key = self.get_key_display(binding)
+            if key in seen:
+                continue
+            seen.add(key)
+            keys.append((key, binding.description))
+        keys.append(("Tab / Shift+Tab", "Move between fields and buttons"))
+        return keys

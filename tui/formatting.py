@@ -1,0 +1,49 @@
+"""How the TUI writes ABNs, expiry times and other values a person reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def format_abn(abn: str | None) -> str:
+    """An 11-digit ABN grouped as ``12 345 678 901``; anything else as given, or a dash."""
+    if not abn:
+        return "—"
+    digits = "".join(ch for ch in abn if ch.isdigit())
+    if len(digits) != 11:
+        return abn
+    return f"{digits[:2]} {digits[2:5]} {digits[5:8]} {digits[8:]}"
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO 8601 time from the daemon as an aware datetime (UTC when no zone is given)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def relative_expiry(value: str | None, now: datetime | None = None) -> str:
+    """When something ends, relative to now: ``in 24m``, ``in 3d``, ``expired`` or a dash."""
+    when = parse_time(value)
+    if when is None:
+        return "—"
+    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if seconds <= 0:
+        return "expired"
+    if seconds < 60:
+        return f"in {int(seconds)}s"
+    if seconds < 3600:
+        return f"in {int(seconds // 60)}m"
+    if seconds < 48 * 3600:
+        return f"in {int(seconds // 3600)}h"
+    return f"in {int(seconds // 86400)}d"
+
+
+def countdown(seconds: float) -> str:
+    """Seconds left as ``m:ss`` (``9:41``)."""
+    whole = max(0, int(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"

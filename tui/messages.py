@@ -1,0 +1,73 @@
+"""App-wide messages: the daemon's connection state and the events it pushes.
+
+The app posts a fresh instance to every screen on the stack; none of them bubble, so a
+screen handles each one once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.message import Message
+
+from clientlink.common import protocol
+
+
+@dataclass
+class DaemonConnected(Message, bubble=False):
+    """The app (re)connected to clientlinkd and subscribed to its events: reload your data."""
+
+    hello: dict[str, Any]
+
+
+@dataclass
+class DaemonDisconnected(Message, bubble=False):
+    """The connection to clientlinkd is gone; the app is trying again."""
+
+    reason: str
+
+
+@dataclass
+class ClientStatusChanged(Message, bubble=False):
+    """A client's connection status changed."""
+
+    event: protocol.ClientStatusChanged
+
+
+@dataclass
+class ClientReauthorised(Message, bubble=False):
+    """A client was bound to a fresh grant."""
+
+    event: protocol.ClientReauthorised
+
+
+@dataclass
+class ClientsImported(Message, bubble=False):
+    """Clients were created or updated from a grant."""
+
+    event: protocol.ClientsImported
+
+
+@dataclass
+class AuthCompleted(Message, bubble=False):
+    """A sign-in session finished and the daemon holds a new grant."""
+
+    event: protocol.AuthCompleted
+
+
+@dataclass
+class AuthFailed(Message, bubble=False):
+    """A sign-in session failed; the event says why."""
+
+    event: protocol.AuthFailed
+
+
+EVENT_MESSAGES: dict[protocol.Topic, type[Message]] = {
+    protocol.Topic.CLIENT_STATUS_CHANGED: ClientStatusChanged,
+    protocol.Topic.CLIENT_REAUTHORISED: ClientReauthorised,
+    protocol.Topic.CLIENTS_IMPORTED: ClientsImported,
+    protocol.Topic.AUTH_COMPLETED: AuthCompleted,
+    protocol.Topic.AUTH_FAILED: AuthFailed,
+}
+"""The message each event topic becomes; topics not listed are not shown by the TUI yet."""

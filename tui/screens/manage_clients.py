@@ -1,0 +1,356 @@
+"""Manage Clients: every client's connection, filtered by the daemon, re-authorised from here."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rich.text import Text
+from textual import events, on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Static
+
+from clientlink.common.protocol import Client, ClientsListResult, ConnectionStatus
+from clientlink.tui import messages
+from clientlink.tui.commands import PaletteCommand
+from clientlink.tui.formatting import format_abn, relative_expiry
+from clientlink.tui.screens.base import DaemonScreen
+from clientlink.tui.screens.sign_in import SignInScreen
+from clientlink.tui.widgets.offline_banner import OfflineBanner
+from clientlink.tui.widgets.status_cell import status_text
+
+PAGE_SIZE = 1000
+TYPING_DEBOUNCE = 0.15
+EXPIRY_REFRESH_SECONDS = 30.0
+
+ALL = "all"
+STATUS_FILTERS: list[tuple[str, str]] = [
+    ("All", ALL),
+    (ConnectionStatus.NEEDS_REAUTH.label, ConnectionStatus.NEEDS_REAUTH.value),
+    (ConnectionStatus.EXPIRING.label, ConnectionStatus.EXPIRING.value),
+    (ConnectionStatus.ERROR.label, ConnectionStatus.ERROR.value),
+    (ConnectionStatus.CONNECTED.label, ConnectionStatus.CONNECTED.value),
+    (ConnectionStatus.NOT_CONNECTED.label, ConnectionStatus.NOT_CONNECTED.value),
+]
+
+# Widths of the columns other than Name (content only; the table pads each by 2).
+ABN_WIDTH = 14
+STATUS_WIDTH = max(len(status.label) for status in ConnectionStatus)
+EXPIRY_WIDTH_NARROW = 8
+EXPIRY_WIDTH_WIDE = 12
+SOFTWARE_WIDTH_NARROW = 10
+SOFTWARE_WIDTH_WIDE = 17
+NAME_MIN_WIDTH = 12
+WIDE_TABLE = 100
+
+
+def _ellipsise(text: str, width: int, style: str = "") -> Text:
+    cell = Text(text, style=style, no_wrap=True)
+    cell.truncate(width, overflow="ellipsis")
+    return cell
+
+
+class ManageClientsScreen(DaemonScreen[None]):
+    """The main screen: the practice's clients and the state of their connections."""
+
+    TITLE = "Manage Clients"
+    HELP = (
+        "Every active client and the state of its connection to the accounting software. "
+        "The list is filtered by clientlinkd: type in the filter box to match names, or pick "
+        "a status. Rows change live when a connection changes.\n\n"
+        "Re-Authorise (r, or the button) opens a sign-in for the client on the focused row: "
+        "sign in to the software, tick the client's business, allow access."
+    )
+    BINDINGS = [
+        Binding("r", "reauthorise", "Re-Authorise", id="clients.reauthorise"),
+        Binding("slash", "focus_filter", "Filter", id="clients.focus_filter"),
+        Binding("n", "show_status('needs_reauth')", "Needs re-auth", id="clients.needs_reauth"),
+        Binding("a", "show_status('all')", "All", id="clients.show_all"),
+        Binding("f5", "reload", "Reload", id="clients.reload"),
+        Binding("ctrl+r", "reload", "Reload", show=False, id="clients.reload_ctrl"),
+        Binding("escape", "focus_table", "Back to list", show=False, id="clients.focus_table"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clients: dict[int, Client] = {}
+        """The rows shown, as the daemon last described them, by client id."""
+        self.counts: dict[str, int] = {}
+        self.total = 0
+        self._name_width = NAME_MIN_WIDTH
+        self._software_width = SOFTWARE_WIDTH_NARROW
+        self._widths = (0, 0, 0)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield OfflineBanner()
+        with Horizontal(id="clients-filters"):
+            yield Input(placeholder="Filter by name…  (/)", id="clients-filter-text", compact=True)
+            yield Select(
+                STATUS_FILTERS,
+                value=ALL,
+                allow_blank=False,
+                compact=True,
+                id="clients-filter-status",
+            )
+            yield Button("Re-Authorise", id="clients-reauthorise", variant="primary", compact=True)
+        yield Static("Connecting to clientlinkd…", id="clients-summary")
+        yield DataTable(cursor_type="row", zebra_stripes=True, id="clients-table")
+        yield Footer(show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self._build_columns()
+        self.set_interval(EXPIRY_REFRESH_SECONDS, self._refresh_expiry_cells)
+        self.query_one(DataTable).focus()
+        if self.clientlink.connected:
+            self.load_clients()
+
+    # ------------------------------------------------------------------ loading
+
+    def on_daemon_connected(self, message: messages.DaemonConnected) -> None:
+        self.load_clients()
+
+    def on_clients_imported(self, message: messages.ClientsImported) -> None:
+        self.load_clients()
+
+    def _filter_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        text = self.query_one("#clients-filter-text", Input).value.strip()
+        if text:
+            params["text"] = text
+        status = self.query_one("#clients-filter-status", Select).value
+        if status != ALL and isinstance(status, str):
+            params["status"] = status
+        return params
+
+    @work(exclusive=True, group="load-clients", exit_on_error=False)
+    async def load_clients(self, debounce: float = 0.0) -> None:
+        """Fetch every client matching the filter, a page at a time, and show them."""
+        if debounce:
+            await asyncio.sleep(debounce)  # a newer keystroke cancels this worker
+        if not self.clientlink.connected:
+            return  # the banner says why; the list reloads on reconnect
+        daemon = self.clientlink.daemon
+        filter_params = self._filter_params()
+        items: list[Client] = []
+        while True:
+            page = ClientsListResult.model_validate(
+                await daemon.call(
+                    "clients.list",
+                    {"filter": filter_params, "offset": len(items), "limit": PAGE_SIZE},
+                )
+            )
+            items.extend(page.items)
+            if not page.items or len(items) >= page.total:
+                break
+        self.counts = page.counts
+        self.total = page.total
+        self._show_clients(items)
+
+    def action_reload(self) -> None:
+        """Ask the daemon for the list again."""
+        self.load_clients()
+
+    @on(Input.Changed, "#clients-filter-text")
+    def _filter_text_changed(self) -> None:
+        self.load_clients(debounce=TYPING_DEBOUNCE)
+
+    @on(Input.Submitted, "#clients-filter-text")
+    def _filter_text_submitted(self) -> None:
+        self.action_focus_table()
+
+    @on(Select.Changed, "#clients-filter-status")
+    def _filter_status_changed(self) -> None:
+        self.load_clients()
+
+    # ------------------------------------------------------------------ the table
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._column_widths() != self._widths:
+            self._build_columns()
+            self._show_clients(list(self.clients.values()))
+
+    def _column_widths(self) -> tuple[int, int, int]:
+        """Name takes what the others leave; at 80 columns the others shrink first."""
+        width = self.size.width or 80
+        wide = width >= WIDE_TABLE
+        software = SOFTWARE_WIDTH_WIDE if wide else SOFTWARE_WIDTH_NARROW
+        expiry = EXPIRY_WIDTH_WIDE if wide else EXPIRY_WIDTH_NARROW
+        # Five columns padded by 2 each, plus the vertical scrollbar.
+        fixed = ABN_WIDTH + software + STATUS_WIDTH + expiry + 5 * 2 + 2
+        return max(NAME_MIN_WIDTH, width - fixed), software, expiry
+
+    def _build_columns(self) -> None:
+        self._widths = self._column_widths()
+        self._name_width, self._software_width, expiry_width = self._widths
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        table.add_column("Name", key="name", width=self._name_width)
+        table.add_column("ABN", key="abn", width=ABN_WIDTH)
+        table.add_column("Software", key="software", width=self._software_width)
+        table.add_column("Status", key="status", width=STATUS_WIDTH)
+        expiry_label = "Token expiry" if expiry_width >= len("Token expiry") else "Expiry"
+        table.add_column(expiry_label, key="expiry", width=expiry_width)
+
+    def _expiry(self, client: Client) -> str:
+        # Without a usable grant there is nothing left to expire.
+        if client.status in (ConnectionStatus.NEEDS_REAUTH, ConnectionStatus.NOT_CONNECTED):
+            return "—"
+        # The grant's end is what forces a re-authorisation; access tokens renew by themselves.
+        return relative_expiry(client.refresh_expires_at or client.access_expires_at)
+
+    def _cells(self, client: Client) -> tuple[Text | str, ...]:
+        return (
+            _ellipsise(client.name, self._name_width),
+            format_abn(client.abn),
+            _ellipsise(self.clientlink.provider_name(client.provider), self._software_width),
+            status_text(client.status),
+            self._expiry(client),
+        )
+
+    def _show_clients(self, items: list[Client]) -> None:
+        table = self.query_one(DataTable)
+        focused_id = self.focused_client_id()
+        focused_row = table.cursor_row
+        table.clear()
+        self.clients = {client.id: client for client in items}
+        for client in items:
+            table.add_row(*self._cells(client), key=str(client.id))
+        if focused_id in self.clients:
+            table.move_cursor(row=table.get_row_index(str(focused_id)))
+        elif items:
+            table.move_cursor(row=min(focused_row, len(items) - 1))
+        self._show_summary()
+
+    def _show_summary(self) -> None:
+        summary = Text()
+        everyone = sum(self.counts.values())
+        summary.append(f"{everyone} clients", style="bold")
+        for status in ConnectionStatus:
+            count = self.counts.get(status.value, 0)
+            if count:
+                summary.append("  ")
+                summary.append(f"{count} ")
+                summary.append_text(status_text(status))
+        if self._filter_params():
+            summary.append(f"  · showing {self.total}", style="italic")
+        self.query_one("#clients-summary", Static).update(summary)
+
+    def _refresh_expiry_cells(self) -> None:
+        table = self.query_one(DataTable)
+        for client in self.clients.values():
+            table.update_cell(str(client.id), "expiry", self._expiry(client))
+
+    def focused_client_id(self) -> int | None:
+        """The id of the client on the cursor row, if there is one."""
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return int(row_key.value) if row_key.value is not None else None
+
+    # ------------------------------------------------------------------ live updates
+
+    def on_client_status_changed(self, message: messages.ClientStatusChanged) -> None:
+        event = message.event
+        if event.old_status is not None and self.counts.get(event.old_status.value):
+            self.counts[event.old_status.value] -= 1
+        self.counts[event.status.value] = self.counts.get(event.status.value, 0) + 1
+        self._show_summary()
+        client = self.clients.get(event.client_id)
+        if client is None:
+            return
+        # The row stays where it is, even if it no longer matches the filter: no jumps.
+        self.clients[event.client_id] = client.model_copy(update={"status": event.status})
+        self.query_one(DataTable).update_cell(
+            str(event.client_id), "status", status_text(event.status)
+        )
+        self.refresh_client(event.client_id)
+
+    def on_client_reauthorised(self, message: messages.ClientReauthorised) -> None:
+        if message.event.client_id in self.clients:
+            self.refresh_client(message.event.client_id)
+
+    @work(group="refresh-client", exit_on_error=False)
+    async def refresh_client(self, client_id: int) -> None:
+        """Re-read one client (its expiry changes with its status) and update its row."""
+        client = Client.model_validate(
+            await self.clientlink.daemon.call("clients.get", {"client_id": client_id})
+        )
+        if client_id not in self.clients:
+            return
+        self.clients[client_id] = client
+        table = self.query_one(DataTable)
+        for column, value in zip(
+            ("name", "abn", "software", "status", "expiry"), self._cells(client), strict=True
+        ):
+            table.update_cell(str(client_id), column, value)
+
+    # ------------------------------------------------------------------ actions
+
+    def action_reauthorise(self) -> None:
+        """Open a sign-in for the client on the cursor row."""
+        client = self.clients.get(self.focused_client_id() or -1)
+        if client is None:
+            self.notify("No client selected: move to a row first.", severity="warning")
+            return
+
+        def refresh_after_sign_in(succeeded: bool | None) -> None:
+            if succeeded and client.id in self.clients:
+                self.refresh_client(client.id)
+
+        self.app.push_screen(
+            SignInScreen(client, self.clientlink.provider_name(client.provider)),
+            refresh_after_sign_in,
+        )
+
+    @on(Button.Pressed, "#clients-reauthorise")
+    def _reauthorise_pressed(self) -> None:
+        self.action_reauthorise()
+
+    def action_focus_filter(self) -> None:
+        """Put the cursor in the name filter."""
+        self.query_one("#clients-filter-text", Input).focus()
+
+    def action_focus_table(self) -> None:
+        """Back from the filters to the list."""
+        self.query_one(DataTable).focus()
+
+    def action_show_status(self, status: str) -> None:
+        """Show only clients in ``status`` (``all`` for everyone)."""
+        self.query_one("#clients-filter-status", Select).value = status
+        self.action_focus_table()
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        client = self.clients.get(self.focused_client_id() or -1)
+        commands = []
+        if client is not None:
+            commands.append(
+                PaletteCommand(
+                    "Client: re-authorise",
+                    f"Sign in again for {client.name}",
+                    self.action_reauthorise,
+                )
+            )
+        for label, value in STATUS_FILTERS:
+            if value == ALL:
+                title, help_text = "Clients: show all", "Clear the status filter"
+            else:
+                title = f"Clients: show {label.lower()}"
+                help_text = f"Only clients whose status is {label}"
+            commands.append(
+                PaletteCommand(title, help_text, lambda value=value: self.action_show_status(value))
+            )
+        commands.append(
+            PaletteCommand(
+                "Clients: filter by name", "Type part of a name (/)", self.action_focus_filter
+            )
+        )
+        commands.append(
+            PaletteCommand(
+                "Clients: reload", "Ask clientlinkd for the list again (F5)", self.action_reload
+            )
+        )
+        return commands
