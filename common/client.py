@@ -1,10 +1,10 @@
 """The one async client for the daemon's socket, used by the TUI, CLI, tests and benchmarks.
 
-    async with DaemonClient(paths.socket) as daemon:
-        clients = await daemon.call("clients.list", {"filter": {"status": "needs_reauth"}})
-        await daemon.subscribe(["client.status_changed"])
-        async for event in daemon.events():
-            ...
+async with DaemonClient(paths.socket) as daemon:
+    clients = await daemon.call("clients.list", {"filter": {"status": "needs_reauth"}})
+    await daemon.subscribe(["client.status_changed"])
+    async for event in daemon.events():
+        ...
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from clientlink.common.errors import describe_validation_error
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from clientlink.common.errors import describe_validation_error
 
 
 class ConfigError(Exception):

@@ -25,10 +25,10 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from clientlink.common.config import AuthConfig
+from clientlink.common.loopback import LoopbackServer
 from clientlink.common.protocol import AuthSessionState, ErrorCode
 from clientlink.common.timeutil import to_iso
 from clientlink.daemon.clock import Clock
-from clientlink.daemon.loopback import LoopbackServer
 from clientlink.daemon.rpc_errors import RpcFailure
 
 log = logging.getLogger(__name__)

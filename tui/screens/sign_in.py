@@ -205,7 +205,7 @@ class SignInScreen(DaemonScreen[bool]):
         if self.phase == Phase.DONE:
             return
         self.phase = Phase.DONE
-        self.app.notify(SUCCESS_MESSAGE, severity="information")
+        self.app.notify(SUCCESS_MESSAGE, title=self.client.name, severity="information")
         if self.is_current:
             self.dismiss(True)
         # Otherwise (help is open on top) on_screen_resume closes this screen.

@@ -1,0 +1,218 @@
+"""The sandbox's own admin API under `/_sandbox/`: what tests and the demo use to steer it."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from clientlink.sandbox.accounts import DEMO_PASSWORD, TOTP_SECRET
+from clientlink.sandbox.state import SandboxState
+from clientlink.sandbox.xero_api import CONNECTIONS_PATH, ORGANISATION_PATH
+from clientlink.sandbox.xero_identity import AUTHORIZE_PATH, REVOCATION_PATH, TOKEN_PATH
+
+ADMIN_PREFIX = "/_sandbox"
+
+
+def _state(request: Request) -> SandboxState:
+    return request.app.state.sandbox
+
+
+def _bad_request(message: str, status_code: int = 400) -> Response:
+    return JSONResponse({"error": message}, status_code=status_code)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object; an empty body is an empty object."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("the body must be a JSON object")
+    return data
+
+
+def base_url_of(request: Request) -> str:
+    """The sandbox's own base URL as the caller reached it."""
+    return str(request.base_url).rstrip("/")
+
+
+async def info(request: Request) -> Response:
+    """Credentials, apps, endpoint URLs and org count."""
+    state = _state(request)
+    base = base_url_of(request)
+    apps = [
+        {
+            "client_id": app.client_id,
+            "name": app.name,
+            "type": "public" if app.is_public else "confidential",
+            "client_secret": app.client_secret,
+            "redirect_uris": list(app.redirect_uris) or ["http://127.0.0.1:{any port}/{any path}"],
+            "any_loopback_port": True,
+        }
+        for app in state.xero.apps.values()
+    ]
+    return JSONResponse(
+        {
+            "base_url": base,
+            "admin_url": base + ADMIN_PREFIX,
+            "users": [user.email for user in state.xero.users.values()],
+            "password": DEMO_PASSWORD,
+            "totp_secret": TOTP_SECRET,
+            "apps": apps,
+            "xero": {
+                "authorize_url": base + AUTHORIZE_PATH,
+                "token_url": base + TOKEN_PATH,
+                "revocation_url": base + REVOCATION_PATH,
+                "connections_url": base + CONNECTIONS_PATH,
+                "api_base_url": base + "/xero/api.xro/2.0",
+                "organisation_url": base + ORGANISATION_PATH,
+            },
+            "org_count": len(state.orgs),
+            "seed": state.seed,
+            "enforce_limits": state.limits.enforce,
+        }
+    )
+
+
+def _clock_json(state: SandboxState) -> dict[str, Any]:
+    return {"now": state.clock.now().isoformat(), "offset_seconds": state.clock.offset_seconds}
+
+
+async def clock(request: Request) -> Response:
+    """GET the clock, or POST `{advance_seconds}` / `{set: ISO8601}` to move it."""
+    state = _state(request)
+    if request.method == "POST":
+        try:
+            body = await _json_body(request)
+            if "advance_seconds" in body:
+                state.clock.advance(float(body["advance_seconds"]))
+            elif "set" in body:
+                state.clock.set(datetime.fromisoformat(str(body["set"])))
+            else:
+                return _bad_request("send {advance_seconds: N} or {set: ISO8601}")
+        except (ValueError, TypeError) as exc:
+            return _bad_request(f"bad clock request: {exc}")
+    return JSONResponse(_clock_json(state))
+
+
+async def orgs(request: Request) -> Response:
+    """The seed organisations."""
+    return JSONResponse([org.to_dict() for org in _state(request).orgs])
+
+
+async def grants(request: Request) -> Response:
+    """Every grant created by a code exchange."""
+    xero = _state(request).xero
+    return JSONResponse([xero.grant_json(grant) for grant in xero.grants.values()])
+
+
+async def revoke_grant(request: Request) -> Response:
+    """As if the user revoked the app in Xero: tokens die, their connections go."""
+    xero = _state(request).xero
+    grant_id = request.path_params["grant_id"]
+    if grant_id not in xero.grants:
+        return _bad_request(f"unknown grant {grant_id}", 404)
+    grant = xero.revoke_grant(grant_id, remove_connections=True)
+    return JSONResponse(xero.grant_json(grant))
+
+
+async def expire_refresh(request: Request) -> Response:
+    """Make the grant's refresh token expired now (the next refresh gets invalid_grant)."""
+    xero = _state(request).xero
+    grant_id = request.path_params["grant_id"]
+    if grant_id not in xero.grants:
+        return _bad_request(f"unknown grant {grant_id}", 404)
+    return JSONResponse(xero.grant_json(xero.expire_refresh(grant_id)))
+
+
+async def disconnect(request: Request) -> Response:
+    """`{tenant_id, user?}`: remove that tenant's connections, as if disconnected in Xero."""
+    xero = _state(request).xero
+    try:
+        body = await _json_body(request)
+    except ValueError as exc:
+        return _bad_request(str(exc))
+    tenant_id = body.get("tenant_id")
+    if not tenant_id:
+        return _bad_request("tenant_id is required")
+    removed = xero.remove_connections(tenant_id=str(tenant_id), user=body.get("user"))
+    return JSONResponse({"removed": [xero.connection_json(conn) for conn in removed]})
+
+
+async def tokens(request: Request) -> Response:
+    """Every token ever issued, with its current state."""
+    xero = _state(request).xero
+    return JSONResponse([xero.token_json(token) for token in xero.tokens.values()])
+
+
+async def faults(request: Request) -> Response:
+    """GET the rules, POST a rule, DELETE all rules."""
+    state = _state(request)
+    if request.method == "POST":
+        try:
+            rule = state.faults.add(await _json_body(request))
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        return JSONResponse(rule.to_json(), status_code=201)
+    if request.method == "DELETE":
+        state.faults.clear()
+    return JSONResponse([rule.to_json() for rule in state.faults.rules])
+
+
+async def limits(request: Request) -> Response:
+    """GET or POST `{enforce?: bool, api_latency_seconds?: float}`."""
+    state = _state(request)
+    if request.method == "POST":
+        try:
+            body = await _json_body(request)
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        if "enforce" in body:
+            if not isinstance(body["enforce"], bool):
+                return _bad_request("enforce must be true or false")
+            state.limits.enforce = body["enforce"]
+        if "api_latency_seconds" in body:
+            latency = body["api_latency_seconds"]
+            if not isinstance(latency, int | float) or latency < 0:
+                return _bad_request("api_latency_seconds must be a non-negative number")
+            state.api_latency_seconds = float(latency)
+    return JSONResponse(
+        {"enforce": state.limits.enforce, "api_latency_seconds": state.api_latency_seconds}
+    )
+
+
+async def stats(request: Request) -> Response:
+    """Call counts, 429s served and peak per-tenant concurrency."""
+    return JSONResponse(_state(request).stats_json())
+
+
+async def reset(request: Request) -> Response:
+    """Forget everything issued and injected; the seed data stays."""
+    state = _state(request)
+    state.reset()
+    return JSONResponse({"reset": True} | _clock_json(state))
+
+
+def admin_routes() -> list[Route]:
+    """The admin API's routes."""
+    p = ADMIN_PREFIX
+    return [
+        Route(f"{p}/info", info, methods=["GET"]),
+        Route(f"{p}/clock", clock, methods=["GET", "POST"]),
+        Route(f"{p}/orgs", orgs, methods=["GET"]),
+        Route(f"{p}/grants", grants, methods=["GET"]),
+        Route(f"{p}/grants/{{grant_id}}/revoke", revoke_grant, methods=["POST"]),
+        Route(f"{p}/grants/{{grant_id}}/expire-refresh", expire_refresh, methods=["POST"]),
+        Route(f"{p}/connections/disconnect", disconnect, methods=["POST"]),
+        Route(f"{p}/tokens", tokens, methods=["GET"]),
+        Route(f"{p}/faults", faults, methods=["GET", "POST", "DELETE"]),
+        Route(f"{p}/limits", limits, methods=["GET", "POST"]),
+        Route(f"{p}/stats", stats, methods=["GET"]),
+        Route(f"{p}/reset", reset, methods=["POST"]),
+    ]

@@ -1,0 +1,131 @@
+"""Xero's API rate limits: fixed windows on the sandbox clock, per tenant and per app."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from clientlink.sandbox.clock import SandboxClock
+
+TENANT_CONCURRENT_LIMIT = 5
+TENANT_MINUTE_LIMIT = 60
+TENANT_DAY_LIMIT = 5_000
+APP_MINUTE_LIMIT = 10_000
+
+
+@dataclass
+class LimitDecision:
+    """The outcome of admitting one API call: headers always, a problem when refused."""
+
+    headers: dict[str, str]
+    problem: str | None = None
+    retry_after: int | None = None
+
+    @property
+    def allowed(self) -> bool:
+        """True when the call may proceed."""
+        return self.problem is None
+
+
+@dataclass
+class _Window:
+    key: object = None
+    count: int = 0
+
+    def current(self, key: object) -> int:
+        # Fixed windows: a new window key starts the count again from zero.
+        if key != self.key:
+            self.key, self.count = key, 0
+        return self.count
+
+
+@dataclass
+class RateLimiter:
+    """Counts calls per (app, tenant) and per app, and refuses them when `enforce` is on.
+
+    Refused calls are not counted, as Xero does not count them against the budget. With
+    enforcement off the counters and headers still move, so a client's pacing can be watched.
+    """
+
+    clock: SandboxClock
+    enforce: bool = True
+    _minute: dict[tuple[str, str], _Window] = field(default_factory=lambda: defaultdict(_Window))
+    _day: dict[tuple[str, str], _Window] = field(default_factory=lambda: defaultdict(_Window))
+    _app_minute: dict[str, _Window] = field(default_factory=lambda: defaultdict(_Window))
+    _in_flight: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    max_concurrency: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def admit(self, client_id: str, tenant_id: str | None) -> LimitDecision:
+        """Admit one call; a call without a tenant (GET /connections) counts app-wide only.
+
+        An admitted call with a tenant holds a concurrency slot until `release`.
+        """
+        now = self.clock.now()
+        minute_key = math.floor(now.timestamp() // 60)
+        day_key = now.date()
+        app_used = self._app_minute[client_id].current(minute_key)
+        minute_used = day_used = in_flight = 0
+        if tenant_id is not None:
+            pair = (client_id, tenant_id)
+            minute_used = self._minute[pair].current(minute_key)
+            day_used = self._day[pair].current(day_key)
+            in_flight = self._in_flight[pair]
+
+        problem, retry_after = self._problem(now, in_flight, minute_used, day_used, app_used)
+        if problem is not None and self.enforce:
+            return LimitDecision(
+                self._headers(minute_used, day_used, app_used), problem, retry_after
+            )
+
+        self._app_minute[client_id].count += 1
+        if tenant_id is not None:
+            pair = (client_id, tenant_id)
+            self._minute[pair].count += 1
+            self._day[pair].count += 1
+            self._in_flight[pair] += 1
+            self.max_concurrency[tenant_id] = max(
+                self.max_concurrency[tenant_id], self._in_flight[pair]
+            )
+            minute_used, day_used = minute_used + 1, day_used + 1
+        return LimitDecision(self._headers(minute_used, day_used, app_used + 1))
+
+    def release(self, client_id: str, tenant_id: str) -> None:
+        """Give back the concurrency slot an admitted tenant call held."""
+        self._in_flight[(client_id, tenant_id)] -= 1
+
+    def reset(self) -> None:
+        """Forget every counter (the admin API's reset)."""
+        self._minute.clear()
+        self._day.clear()
+        self._app_minute.clear()
+        self._in_flight.clear()
+        self.max_concurrency.clear()
+
+    @staticmethod
+    def _problem(
+        now: datetime, in_flight: int, minute_used: int, day_used: int, app_used: int
+    ) -> tuple[str | None, int | None]:
+        seconds_into_minute = now.timestamp() % 60
+        to_next_minute = max(1, math.ceil(60 - seconds_into_minute))
+        if in_flight >= TENANT_CONCURRENT_LIMIT:
+            return "concurrent", None
+        if day_used >= TENANT_DAY_LIMIT:
+            midnight = datetime.combine(
+                now.date() + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo
+            )
+            return "day", max(1, math.ceil((midnight - now).total_seconds()))
+        if minute_used >= TENANT_MINUTE_LIMIT:
+            return "minute", to_next_minute
+        if app_used >= APP_MINUTE_LIMIT:
+            return "appminute", to_next_minute
+        return None, None
+
+    @staticmethod
+    def _headers(minute_used: int, day_used: int, app_used: int) -> dict[str, str]:
+        return {
+            "X-DayLimit-Remaining": str(max(0, TENANT_DAY_LIMIT - day_used)),
+            "X-MinLimit-Remaining": str(max(0, TENANT_MINUTE_LIMIT - minute_used)),
+            "X-AppMinLimit-Remaining": str(max(0, APP_MINUTE_LIMIT - app_used)),
+        }

@@ -1,0 +1,44 @@
+"""Small helpers for code that drives the sandbox as an OAuth client (tests, benchmarks)."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlencode
+
+from clientlink.sandbox.accounts import PUBLIC_CLIENT_ID
+from clientlink.sandbox.xero import s256_challenge
+from clientlink.sandbox.xero_identity import AUTHORIZE_PATH
+
+DEFAULT_SCOPE = "openid profile email accounting.settings accounting.contacts offline_access"
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A fresh (code_verifier, S256 code_challenge) pair."""
+    verifier = secrets.token_urlsafe(48)
+    return verifier, s256_challenge(verifier)
+
+
+def authorize_url(
+    base_url: str,
+    *,
+    redirect_uri: str,
+    code_challenge: str | None,
+    client_id: str = PUBLIC_CLIENT_ID,
+    scope: str = DEFAULT_SCOPE,
+    state: str = "st-123",
+    method: str | None = "S256",
+    response_type: str = "code",
+) -> str:
+    """Build a sandbox authorize URL; None for `code_challenge`/`method` leaves them out."""
+    params = {
+        "response_type": response_type,
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": state,
+    }
+    if code_challenge is not None:
+        params["code_challenge"] = code_challenge
+    if method is not None:
+        params["code_challenge_method"] = method
+    return f"{base_url}{AUTHORIZE_PATH}?{urlencode(params)}"

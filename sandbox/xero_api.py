@@ -1,0 +1,168 @@
+"""HTTP side of the Xero-like API: `/xero/connections` and `/xero/api.xro/2.0/Organisation`."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from clientlink.sandbox.ratelimit import LimitDecision
+from clientlink.sandbox.state import SandboxState
+from clientlink.sandbox.xero import ApiAuthError, Grant
+
+CONNECTIONS_PATH = "/xero/connections"
+ORGANISATION_PATH = "/xero/api.xro/2.0/Organisation"
+
+Handler = Callable[[Grant], Awaitable[Response]]
+
+
+def _state(request: Request) -> SandboxState:
+    return request.app.state.sandbox
+
+
+def _problem(status: int, title: str, detail: str) -> dict[str, object]:
+    """Xero's RFC 7807-style problem body, as its API returns for 401 and 403."""
+    return {
+        "Type": None,
+        "Title": title,
+        "Status": status,
+        "Detail": detail,
+        "Instance": str(uuid.uuid4()),
+        "Extensions": {},
+    }
+
+
+async def _serve_api(
+    request: Request, kind: str, tenant_id: str | None, handler: Handler
+) -> Response:
+    """Shared pipeline: count, fault, authenticate, check tenant, rate-limit, handle."""
+    state = _state(request)
+    state.calls[kind] += 1
+    fault = await state.fault("connections" if kind == "connections" else "api")
+    if fault is not None:
+        return fault
+    try:
+        grant = state.xero.authenticate_bearer(request.headers.get("authorization"))
+    except ApiAuthError as exc:
+        return JSONResponse(
+            _problem(exc.status, exc.title, exc.detail),
+            status_code=exc.status,
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    if kind == "organisation" and (
+        not tenant_id or not state.xero.is_connected(grant.user, grant.client_id, tenant_id)
+    ):
+        return JSONResponse(
+            _problem(403, "Forbidden", "AuthenticationUnsuccessful"), status_code=403
+        )
+    decision = state.limits.admit(grant.client_id, tenant_id)
+    if not decision.allowed:
+        state.rate_limited += 1
+        return _rate_limited(decision)
+    try:
+        if state.api_latency_seconds > 0:
+            await asyncio.sleep(state.api_latency_seconds)
+        response = await handler(grant)
+    finally:
+        if tenant_id is not None:
+            state.limits.release(grant.client_id, tenant_id)
+    response.headers.update(decision.headers)
+    return response
+
+
+def _rate_limited(decision: LimitDecision) -> Response:
+    headers = dict(decision.headers)
+    assert decision.problem is not None
+    headers["X-Rate-Limit-Problem"] = decision.problem
+    if decision.retry_after is not None:
+        headers["Retry-After"] = str(decision.retry_after)
+    body = {
+        "Title": "Too Many Requests",
+        "Status": 429,
+        "Detail": f"Rate limit exceeded: {decision.problem}",
+    }
+    return JSONResponse(body, status_code=429, headers=headers)
+
+
+async def list_connections(request: Request) -> Response:
+    """GET /connections[?authEventId=]: the token's user+app connections."""
+    xero = _state(request).xero
+    auth_event_id = request.query_params.get("authEventId")
+
+    async def handle(grant: Grant) -> Response:
+        connections = xero.connections_of(grant.user, grant.client_id, auth_event_id)
+        return JSONResponse([xero.connection_json(conn) for conn in connections])
+
+    return await _serve_api(request, "connections", None, handle)
+
+
+async def delete_connection(request: Request) -> Response:
+    """DELETE /connections/{id}: 204, or 404 when this user+app has no such connection."""
+    xero = _state(request).xero
+    connection_id = request.path_params["connection_id"]
+
+    async def handle(grant: Grant) -> Response:
+        conn = xero.connections.get(connection_id)
+        if conn is None or (conn.user, conn.client_id) != (grant.user, grant.client_id):
+            return JSONResponse(_problem(404, "Not Found", "Connection not found"), status_code=404)
+        del xero.connections[connection_id]
+        return Response(status_code=204)
+
+    return await _serve_api(request, "connections", None, handle)
+
+
+async def organisation(request: Request) -> Response:
+    """GET Organisation for the tenant named in `xero-tenant-id`."""
+    state = _state(request)
+    tenant_id = request.headers.get("xero-tenant-id", "").strip().lower() or None
+
+    async def handle(grant: Grant) -> Response:
+        assert tenant_id is not None
+        org = state.xero.orgs[tenant_id]
+        app = state.xero.apps[grant.client_id]
+        now = state.clock.now()
+        body = {
+            "Id": str(uuid.uuid4()),
+            "Status": "OK",
+            "ProviderName": app.name,
+            "DateTimeUTC": f"/Date({int(now.timestamp() * 1000)})/",
+            "Organisations": [
+                {
+                    "OrganisationID": org.tenant_id,
+                    "Name": org.name,
+                    "LegalName": org.legal_name,
+                    "PaysTax": True,
+                    "Version": "AU",
+                    "OrganisationType": org.organisation_type,
+                    "BaseCurrency": "AUD",
+                    "CountryCode": "AU",
+                    "IsDemoCompany": False,
+                    "OrganisationStatus": "ACTIVE",
+                    "RegistrationNumber": org.abn,
+                    "TaxNumber": org.abn,
+                    "FinancialYearEndDay": 30,
+                    "FinancialYearEndMonth": 6,
+                    "SalesTaxBasis": "ACCRUALS",
+                    "Timezone": "AUSEASTERNSTANDARDTIME",
+                    "ShortCode": org.short_code,
+                    "Edition": "BUSINESS",
+                    "Class": "STANDARD",
+                }
+            ],
+        }
+        return JSONResponse(body)
+
+    return await _serve_api(request, "organisation", tenant_id, handle)
+
+
+def api_routes() -> list[Route]:
+    """The API's routes."""
+    return [
+        Route(CONNECTIONS_PATH, list_connections, methods=["GET"]),
+        Route(CONNECTIONS_PATH + "/{connection_id}", delete_connection, methods=["DELETE"]),
+        Route(ORGANISATION_PATH, organisation, methods=["GET"]),
+    ]
