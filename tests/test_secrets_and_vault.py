@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 import keyring
+import keyring.backend
 import keyring.backends.fail
 import pytest
 
@@ -107,3 +109,66 @@ async def test_wrong_passphrase_is_refused_without_touching_secrets(
         await second.start()
     assert "passphrase is wrong" in str(caught.value)
     assert b"vault_wrapped_key" in before
+
+
+class MemoryKeyring(keyring.backend.KeyringBackend):
+    """A keyring backend that keeps entries in this process (a stand-in Secret Service)."""
+
+    priority = 1
+
+    def __init__(self, block: threading.Event | None = None) -> None:
+        super().__init__()
+        self.entries: dict[tuple[str, str], str] = {}
+        self.block = block
+
+    def get_password(self, service, username):
+        if self.block is not None:
+            self.block.wait(30)  # a locked keyring waiting for a prompt nobody sees
+        return self.entries.get((service, username))
+
+    def set_password(self, service, username, password):
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service, username):
+        self.entries.pop((service, username), None)
+
+
+@pytest.fixture
+def keyring_config(home):
+    home.config_file.write_text(
+        home.config_file.read_text().replace('backend = "passphrase"', 'backend = "keyring"')
+    )
+    previous = keyring.get_keyring()
+    yield home
+    keyring.set_keyring(previous)
+
+
+async def test_keyring_holds_the_data_key_across_restarts(keyring_config):
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    first = Daemon(keyring_config, load_config(keyring_config.config_file))
+    await first.start()
+    await first.stop()
+    assert len(backend.entries) == 1
+    (stored,) = backend.entries.values()
+    assert stored.encode() not in database_bytes(keyring_config)
+    second = Daemon(keyring_config, load_config(keyring_config.config_file))
+    await second.start()  # the same key opens the vault check written by the first
+    assert second.vault is not None and second.vault.backend == "keyring"
+    await second.stop()
+
+
+async def test_a_keyring_that_never_answers_times_out_with_advice(keyring_config):
+    release = threading.Event()
+    keyring.set_keyring(MemoryKeyring(block=release))
+    text = keyring_config.config_file.read_text()
+    keyring_config.config_file.write_text(
+        text.replace('backend = "keyring"', 'backend = "keyring"\nkeyring_timeout_seconds = 0.2')
+    )
+    daemon = Daemon(keyring_config, load_config(keyring_config.config_file))
+    try:
+        with pytest.raises(VaultUnavailable) as caught:
+            await daemon.start()
+    finally:
+        release.set()
+    assert "did not answer within 0.2 s" in str(caught.value)
