@@ -50,7 +50,39 @@ class VaultConfig(_Section):
 
 
 class WatchConfig(_Section):
-    warning_days: int = Field(default=14, ge=0, le=365)
+    warning_days: int = Field(
+        default=14, ge=0, le=365, description="Warn this long before a grant's hard end."
+    )
+    refresh_margin_seconds: int = Field(
+        default=300, ge=30, le=3600, description="Refresh this long before an access token ends."
+    )
+    jitter_seconds: int = Field(
+        default=60, ge=0, le=3600, description="Spread refreshes by up to this much."
+    )
+    error_after_failure_days: int = Field(
+        default=3,
+        ge=1,
+        le=60,
+        description="Mark clients 'error' only after failures on this many separate days.",
+    )
+    backoff_max_seconds: int = Field(default=3600, ge=60, le=86400)
+
+
+class NotificationsConfig(_Section):
+    desktop: bool = Field(default=True, description="Show desktop notifications when possible.")
+    kinds: list[Literal["needs_reauth", "expiring", "error"]] = Field(
+        default_factory=lambda: ["needs_reauth", "expiring", "error"],
+        description="Which transitions notify.",
+    )
+    digest_threshold: int = Field(
+        default=3, ge=2, le=1000, description="This many together become one digest."
+    )
+    digest_window_seconds: float = Field(
+        default=5.0, ge=0, le=300, description="Transitions this close together are gathered."
+    )
+    open_command: list[str] | None = Field(
+        default=None, description="What the notification's Open action runs."
+    )
 
 
 class ProviderConfig(_Section):
@@ -65,6 +97,12 @@ class ProviderConfig(_Section):
     scopes: list[str] | None = None
 
 
+class NetworkConfig(_Section):
+    timeout_seconds: float = Field(
+        default=20.0, gt=0, le=300, description="Give up on a provider call after this long."
+    )
+
+
 class Config(_Section):
     """The whole configuration."""
 
@@ -72,6 +110,8 @@ class Config(_Section):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     vault: VaultConfig = Field(default_factory=VaultConfig)
     watch: WatchConfig = Field(default_factory=WatchConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
 
 

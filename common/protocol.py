@@ -173,6 +173,15 @@ class Client(_Result):
     active: bool = True
     grant_id: int | None = None
     last_verified_at: str | None = None
+    hard_expires_at: str | None = Field(
+        default=None, description="When the grant ends for good, whatever is refreshed."
+    )
+    authorised_by: str | None = None
+    authorised_at: str | None = None
+    last_refresh_at: str | None = None
+    next_check_at: str | None = Field(
+        default=None, description="When the watcher next refreshes or checks this connection."
+    )
 
 
 class ClientsListResult(_Result):
@@ -187,6 +196,13 @@ class ClientIdParams(_Params):
     client_id: int
 
 
+class ClientRefreshParams(_Params):
+    client_id: int
+    force: bool = Field(
+        default=False, description="Refresh even when the access token is still fresh."
+    )
+
+
 class ClientsImportParams(_Params):
     grant_id: int
     tenant_ids: list[str] | None = Field(
@@ -197,6 +213,66 @@ class ClientsImportParams(_Params):
 class ClientsImportResult(_Result):
     created: list[int]
     updated: list[int]
+
+
+class HistoryEntry(_Result):
+    at: str
+    kind: str = Field(description="status, reauthorised, refresh, refresh_failed, audit...")
+    status: ConnectionStatus | None = None
+    old_status: ConnectionStatus | None = None
+    reason: str | None = None
+    actor: str | None = None
+
+
+class ClientHistoryParams(_Params):
+    client_id: int
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
+class ClientHistoryResult(_Result):
+    items: list[HistoryEntry]
+
+
+class NotificationKind(StrEnum):
+    """What a notification is about."""
+
+    NEEDS_REAUTH = "needs_reauth"
+    EXPIRING = "expiring"
+    ERROR = "error"
+    RECOVERED = "recovered"
+    DIGEST = "digest"
+
+
+class Notification(_Result):
+    id: int
+    at: str
+    kind: NotificationKind
+    title: str
+    body: str
+    client_ids: list[int]
+    read: bool
+    desktop: str = Field(
+        description="Desktop delivery: 'sent', 'pending', 'disabled', 'no session bus', "
+        "'replaced' (by a digest or a recovery) or 'failed: <reason>'."
+    )
+
+
+class NotificationsListParams(_Params):
+    unread_only: bool = False
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class NotificationsListResult(_Result):
+    unread: int
+    items: list[Notification]
+
+
+class NotificationsAckParams(_Params):
+    ids: list[int] | None = Field(default=None, description="These; every unread one if absent.")
+
+
+class NotificationsAckResult(_Result):
+    unread: int
 
 
 class ClientsCheckParams(_Params):
@@ -319,6 +395,10 @@ class DaemonStatusResult(_Result):
     inactive_clients: int
     pending_auth_sessions: int
     providers: list[ProviderInfo]
+    attention: int = Field(default=0, description="Active clients that need a person.")
+    unread_notifications: int = 0
+    watched_grants: int = 0
+    next_wakeup_at: str | None = None
 
 
 class OkResult(_Result):
@@ -371,12 +451,22 @@ class AuthFailed(Event):
     message: str
 
 
+class NotificationEvent(Event):
+    id: int
+    kind: NotificationKind
+    title: str
+    body: str
+    client_ids: list[int]
+    unread: int
+
+
 EVENT_MODELS: dict[Topic, type[Event]] = {
     Topic.CLIENT_STATUS_CHANGED: ClientStatusChanged,
     Topic.CLIENT_REAUTHORISED: ClientReauthorised,
     Topic.CLIENTS_IMPORTED: ClientsImported,
     Topic.AUTH_COMPLETED: AuthCompleted,
     Topic.AUTH_FAILED: AuthFailed,
+    Topic.NOTIFICATION: NotificationEvent,
 }
 
 
@@ -421,6 +511,26 @@ METHODS: dict[str, MethodSpec] = {
         params=ClientsCheckParams,
         result=ClientsCheckResult,
         summary="Verify clients' connections now with one provider call each.",
+    ),
+    "clients.history": MethodSpec(
+        params=ClientHistoryParams,
+        result=ClientHistoryResult,
+        summary="A connection's history: status changes, refreshes, re-authorisations.",
+    ),
+    "clients.refresh": MethodSpec(
+        params=ClientRefreshParams,
+        result=Client,
+        summary="Refresh the client's grant now and verify it with one provider call.",
+    ),
+    "notifications.list": MethodSpec(
+        params=NotificationsListParams,
+        result=NotificationsListResult,
+        summary="Stored notifications, newest first, with the unread count.",
+    ),
+    "notifications.ack": MethodSpec(
+        params=NotificationsAckParams,
+        result=NotificationsAckResult,
+        summary="Mark notifications read.",
     ),
     "auth.begin": MethodSpec(
         params=AuthBeginParams, result=AuthBeginResult, summary="Open a sign-in session."

@@ -16,20 +16,20 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.routing import Route
-
 from clientlink.common.config import AuthConfig
-from clientlink.common.loopback import LoopbackServer
 from clientlink.common.protocol import AuthSessionState, ErrorCode
 from clientlink.common.timeutil import to_iso
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.rpc_errors import RpcFailure
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse
+
+    from clientlink.common.loopback import LoopbackServer
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +270,13 @@ class AuthSessions:
     async def _ensure_listener(self) -> int:
         async with self._listener_lock:
             if self._listener is None:
+                # Imported here: the web stack costs memory the daemon needs only while
+                # someone is signing in.
+                from starlette.applications import Starlette
+                from starlette.routing import Route
+
+                from clientlink.common.loopback import LoopbackServer
+
                 app = Starlette(routes=[Route(self._config.callback_path, self._on_redirect)])
                 listener = LoopbackServer(
                     app, self._config.callback_host, self._config.callback_port
@@ -343,6 +350,8 @@ def _redirect_params(redirect_url: str) -> dict[str, str]:
 
 
 def _page(status: int, title: str, message: str) -> HTMLResponse:
+    from starlette.responses import HTMLResponse
+
     body = (
         "<!doctype html><html><head><meta charset='utf-8'><title>clientlink</title></head>"
         f"<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from clientlink.common.protocol import ConnectionStatus, ErrorCode, Topic
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 VERIFY_CONCURRENCY = 5
 
+# Told of every status write: (client, old status, new status, reason).
+Transition = Callable[[dict[str, Any], str | None, ConnectionStatus, str | None], None]
+
 
 class ClientService:
     """What the daemon does to clients."""
@@ -46,6 +50,7 @@ class ClientService:
         self._adapters = adapters
         self._events = events
         self._clock = clock
+        self.on_transition: Transition | None = None
 
     async def require(self, client_id: int) -> dict[str, Any]:
         """The client, or a NOT_FOUND error that names the id."""
@@ -59,6 +64,8 @@ class ClientService:
     ) -> None:
         """Record a status (and why); announce it when it changed."""
         old = await self._store.set_client_status(client["id"], status, reason, self._clock.now())
+        if self.on_transition is not None:
+            self.on_transition(client, old, status, reason)
         if old is not None and old != status.value:
             self._events.publish(
                 Topic.CLIENT_STATUS_CHANGED,
@@ -159,6 +166,9 @@ class ClientService:
         await self._store.update_client_details(client_id, now, **fields)
         previous = client["status"]
         await self.set_status(client, ConnectionStatus.CONNECTED, None)
+        await self._store.add_history(
+            client_id, "reauthorised", now, status=ConnectionStatus.CONNECTED.value, actor=actor
+        )
         await self._store.add_audit(
             actor=actor,
             action="client.reauthorised",

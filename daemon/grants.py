@@ -107,13 +107,16 @@ class Grants:
             return tokens
         return await self.refresh(grant_id)
 
-    async def refresh(self, grant_id: int, *, force: bool = False) -> TokenSet:
-        """Refresh under the grant's lock; skipped when another caller just did it."""
+    async def refresh(
+        self, grant_id: int, *, force: bool = False, min_valid: timedelta = ACCESS_MARGIN
+    ) -> TokenSet:
+        """Refresh under the grant's lock, unless (re-read under the lock) the access token
+        is still good for ``min_valid``: then someone else just refreshed it."""
         async with self._lock(grant_id):
             grant, tokens = await self.tokens(grant_id)
             if grant.state == "revoked":
                 raise GrantRevoked(grant_id, grant.state_reason or "the authorisation was revoked")
-            if not force and tokens.access_expires_at - self._clock.now() > ACCESS_MARGIN:
+            if not force and tokens.access_expires_at - self._clock.now() > min_valid:
                 return tokens
             if not tokens.refresh_token:
                 reason = "the provider gave no refresh token (offline access was not granted)"

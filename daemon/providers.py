@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from authlib.integrations.base_client.errors import OAuthError
+from authlib.oauth2.client import DEFAULT_HEADERS as OAUTH_DEFAULT_HEADERS
 
 with warnings.catch_warnings():
     # authlib prefers the httpx2 fork and warns when it falls back to httpx, which is what
@@ -35,7 +36,6 @@ from clientlink.daemon.store import TenantRow
 
 log = logging.getLogger(__name__)
 
-HTTP_TIMEOUT = httpx.Timeout(20.0, connect=10.0)
 
 
 @dataclass(frozen=True)
@@ -199,6 +199,7 @@ class ProviderAdapter(ABC):
         client_id: str,
         client_secret: str | None,
         clock: Clock,
+        timeout_seconds: float = 20.0,
     ) -> None:
         self.name = name
         self.definition = definition
@@ -210,7 +211,7 @@ class ProviderAdapter(ABC):
             client_secret=client_secret,
             token_endpoint_auth_method="client_secret_basic" if client_secret else "none",
             code_challenge_method="S256",
-            timeout=HTTP_TIMEOUT,
+            timeout=httpx.Timeout(timeout_seconds),
         )
         self._oauth.register_compliance_hook("access_token_response", _raise_for_throttle)
         self._oauth.register_compliance_hook("refresh_token_response", _raise_for_throttle)
@@ -238,6 +239,7 @@ class ProviderAdapter(ABC):
                 code=code,
                 redirect_uri=redirect_uri,
                 code_verifier=code_verifier,
+                headers=self._token_headers(),
             )
         )
         return self._token_set(token)
@@ -245,7 +247,11 @@ class ProviderAdapter(ABC):
     async def refresh(self, refresh_token: str) -> TokenSet:
         """Use a refresh token; a response without a new refresh token keeps the old one."""
         token = await self._token_call(
-            self._oauth.refresh_token(self.definition.token_url, refresh_token=refresh_token)
+            self._oauth.refresh_token(
+                self.definition.token_url,
+                refresh_token=refresh_token,
+                headers=self._token_headers(),
+            )
         )
         tokens = self._token_set(token)
         if not tokens.refresh_token:
@@ -273,7 +279,15 @@ class ProviderAdapter(ABC):
     async def fetch_organisation(self, tokens: TokenSet, tenant_id: str) -> OrganisationDetails:
         """One API call that proves the grant works for ``tenant_id``."""
 
+    async def connected_tenants(self, tokens: TokenSet) -> set[str] | None:
+        """Every tenant the grant still reaches, when one call can tell; else None."""
+        return None
+
     # ------------------------------------------------------------------ helpers
+
+    def _token_headers(self) -> dict[str, str]:
+        """Headers for token-endpoint calls (a copy: authlib may add to them)."""
+        return dict(OAUTH_DEFAULT_HEADERS)
 
     def _token_set(self, token: dict[str, Any]) -> TokenSet:
         now = self._clock.now()
@@ -376,6 +390,13 @@ class XeroAdapter(ProviderAdapter):
         ]
         return auth_event_id, tenants
 
+    async def connected_tenants(self, tokens: TokenSet) -> set[str] | None:
+        # One call lists every connection of the token's user and app: a business that
+        # disconnected clientlink in Xero is missing from it.
+        assert self.definition.connections_url
+        response = await self._api_get(self.definition.connections_url, tokens)
+        return {item["tenantId"] for item in response.json()}
+
     async def fetch_organisation(self, tokens: TokenSet, tenant_id: str) -> OrganisationDetails:
         response = await self._api_get(
             f"{self.definition.api_base}/Organisation", tokens, {"xero-tenant-id": tenant_id}
@@ -393,6 +414,10 @@ class XeroAdapter(ProviderAdapter):
 
 class QuickBooksAdapter(ProviderAdapter):
     """QuickBooks Online: one grant per company, named by ``realmId`` on the callback."""
+
+    def _token_headers(self) -> dict[str, str]:
+        # Intuit tells a grant's hard end (the 5-year cap) only when asked.
+        return {**super()._token_headers(), "x-include-refresh-token-hard-expires-in": "true"}
 
     async def list_tenants(
         self, tokens: TokenSet, callback_params: dict[str, str]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Any
+from typing import Any, Literal
 
 from clientlink.common import protocol as p
 from clientlink.common.config import Config
@@ -22,6 +22,7 @@ from clientlink.daemon.clients import ClientService
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.grants import Grants
+from clientlink.daemon.notifications import DesktopChannel, LazyDesktop, Notifier
 from clientlink.daemon.providers import (
     ADAPTERS,
     ProviderAdapter,
@@ -34,6 +35,7 @@ from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.rpc_server import CallContext, Connection, RpcServer, hello_check
 from clientlink.daemon.store import Store
 from clientlink.daemon.vault import Vault
+from clientlink.daemon.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +43,15 @@ log = logging.getLogger(__name__)
 class Daemon:
     """One running clientlinkd."""
 
-    def __init__(self, paths: Paths, config: Config, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        paths: Paths,
+        config: Config,
+        clock: Clock | None = None,
+        desktop: Literal["default"] | DesktopChannel | None = "default",
+    ) -> None:
         self.paths = paths
+        self._desktop_choice = desktop
         self.config = config
         self.clock = clock or Clock()
         self.events = EventBus(self.clock)
@@ -75,6 +84,25 @@ class Daemon:
         self.auth = AuthSessions(
             self.config.auth, self.clock, self._exchange_code, self._announce_session
         )
+        desktop = (
+            _default_desktop(self.config)
+            if self._desktop_choice == "default"
+            else self._desktop_choice
+        )
+        self.notifier = Notifier(
+            self.store, self.events, self.clock, self.config.notifications, desktop
+        )
+        self.clients.on_transition = self.notifier.transition
+        self.watcher = Watcher(
+            self.store,
+            self.grants,
+            self.adapters,
+            self.clock,
+            self.config.watch,
+            self.clients.set_status,
+        )
+        watched = await self.watcher.start()
+        log.info("watching %d grants", watched)
         for name in dir(self):
             if name.startswith("_rpc_"):
                 self.rpc.register(name[5:].replace("__", "."), getattr(self, name))
@@ -84,6 +112,9 @@ class Daemon:
     async def stop(self) -> None:
         """Stop serving and close everything, in the reverse order of start."""
         await self.rpc.stop()
+        if hasattr(self, "watcher"):
+            await self.watcher.stop()
+            await self.notifier.close()
         if hasattr(self, "auth"):
             await self.auth.close()
         for adapter in self.adapters.values():
@@ -103,7 +134,12 @@ class Daemon:
                 continue
             secret = await self._provider_secret(name)
             self.adapters[name] = ADAPTERS[definition.kind](
-                name, definition, client_id, secret, self.clock
+                name,
+                definition,
+                client_id,
+                secret,
+                self.clock,
+                timeout_seconds=self.config.network.timeout_seconds,
             )
 
     async def _provider_secret(self, name: str) -> str | None:
@@ -179,7 +215,11 @@ class Daemon:
             now=self.clock.now(),
         )
         if session.client_id is not None:
+            previous = await self.clients.require(session.client_id)
             await self.clients.reauthorise(session.client_id, grant_id, tenants, session.actor)
+            await self.watcher.watch(grant_id)
+            if previous["grant_id"] is not None:
+                await self.watcher.watch(previous["grant_id"])
         listed = []
         for tenant in tenants:
             client = await self.store.find_client_by_tenant(session.provider, tenant.tenant_id)
@@ -245,6 +285,10 @@ class Daemon:
             inactive_clients=sum((await self.store.count_clients_by_status(active=False)).values()),
             pending_auth_sessions=self.auth.pending_count(),
             providers=providers,
+            attention=await self.store.count_attention(),
+            unread_notifications=await self.store.count_unread_notifications(),
+            watched_grants=self.watcher.watched,
+            next_wakeup_at=to_iso(self.watcher.next_wakeup()),
         )
 
     # ------------------------------------------------------------------ RPC: providers
@@ -327,13 +371,63 @@ class Daemon:
         result = await self.clients.import_tenants(
             params.grant_id, params.tenant_ids, ctx.peer.actor
         )
+        await self.watcher.watch(params.grant_id)
         return p.ClientsImportResult(**result)
+
+    async def _rpc_clients__history(
+        self, params: p.ClientHistoryParams, ctx: CallContext
+    ) -> p.ClientHistoryResult:
+        """A connection's history, newest first: status changes and re-authorisations."""
+        assert self.store is not None
+        await self.clients.require(params.client_id)
+        rows = await self.store.client_history(params.client_id, params.limit)
+        return p.ClientHistoryResult(items=[p.HistoryEntry.model_validate(r) for r in rows])
+
+    async def _rpc_clients__refresh(
+        self, params: p.ClientRefreshParams, ctx: CallContext
+    ) -> p.Client:
+        """Check the client's authorisation now, as the watcher would: refreshed when its
+        access token is near its end (or always with ``force``), then judged."""
+        client = await self.clients.require(params.client_id)
+        if client["grant_id"] is None:
+            raise RpcFailure(
+                ErrorCode.CONFLICT,
+                f"{client['name']} has never been authorised: re-authorise it first",
+            )
+        await self.watcher.run_now(client["grant_id"], force=params.force)
+        return p.Client.model_validate(await self.clients.require(params.client_id))
+
+    # ------------------------------------------------------------------ RPC: notifications
+
+    async def _rpc_notifications__list(
+        self, params: p.NotificationsListParams, ctx: CallContext
+    ) -> p.NotificationsListResult:
+        """Stored notifications, newest first, and how many are unread."""
+        return p.NotificationsListResult.model_validate(
+            await self.notifier.list(params.unread_only, params.limit)
+        )
+
+    async def _rpc_notifications__ack(
+        self, params: p.NotificationsAckParams, ctx: CallContext
+    ) -> p.NotificationsAckResult:
+        """Mark notifications read (all unread ones when no ids are given)."""
+        return p.NotificationsAckResult(unread=await self.notifier.ack(params.ids))
 
     async def _rpc_clients__check(
         self, params: p.ClientsCheckParams, ctx: CallContext
     ) -> p.ClientsCheckResult:
         """Verify connections now; a provider outage leaves statuses as they were."""
-        return p.ClientsCheckResult(**await self.clients.check(params.client_ids))
+        assert self.store is not None
+        result = await self.clients.check(params.client_ids)
+        ids = params.client_ids if params.client_ids is not None else await self.store.client_ids()
+        grant_ids = set()
+        for client_id in ids:
+            client = await self.store.get_client(client_id)
+            if client is not None and client["grant_id"] is not None:
+                grant_ids.add(client["grant_id"])
+        for grant_id in sorted(grant_ids):
+            await self.watcher.watch(grant_id)  # a grant found revoked stops being watched
+        return p.ClientsCheckResult(**result)
 
     # ------------------------------------------------------------------ RPC: auth
 
@@ -406,3 +500,10 @@ class Daemon:
         assert self.store is not None
         rows = await self.store.list_audit(params.client_id, params.limit)
         return p.AuditListResult(items=[p.AuditEntry.model_validate(row) for row in rows])
+
+
+def _default_desktop(config: Config) -> DesktopChannel | None:
+    """Desktop notifications through the session bus (None when switched off)."""
+    if not config.notifications.desktop:
+        return None
+    return LazyDesktop(config.notifications.open_command)

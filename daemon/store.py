@@ -91,12 +91,44 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_by_client ON audit (client_id, id);
     """,
+    # 2: the connection watcher
+    """
+    ALTER TABLE grants ADD COLUMN next_check_at TEXT;
+    ALTER TABLE grants ADD COLUMN failure_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE grants ADD COLUMN failure_days TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE grants ADD COLUMN last_error TEXT;
+    CREATE TABLE client_history (
+        id INTEGER PRIMARY KEY,
+        client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT,
+        old_status TEXT,
+        reason TEXT,
+        actor TEXT
+    );
+    CREATE INDEX client_history_by_client ON client_history (client_id, id);
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        client_ids TEXT NOT NULL DEFAULT '[]',
+        read INTEGER NOT NULL DEFAULT 0,
+        desktop TEXT NOT NULL DEFAULT 'pending',
+        desktop_id TEXT
+    );
+    CREATE INDEX notifications_unread ON notifications (read, id);
+    """,
 ]
 
 CLIENT_COLUMNS = (
     "c.id, c.provider, c.tenant_id, c.name, c.legal_name, c.abn, c.email, c.phone, "
     "c.grant_id, c.status, c.status_reason, c.status_since, c.active, c.last_verified_at, "
-    "g.access_expires_at, g.refresh_expires_at"
+    "g.access_expires_at, g.refresh_expires_at, g.hard_expires_at, "
+    "g.authorised_by, g.created_at AS authorised_at, g.refreshed_at AS last_refresh_at, "
+    "g.next_check_at"
 )
 CLIENT_FROM = "clients c LEFT JOIN grants g ON g.id = c.grant_id"
 
@@ -118,6 +150,21 @@ class GrantRow:
     authorised_by: str
     created_at: str
     refreshed_at: str | None
+    next_check_at: str | None = None
+    failure_count: int = 0
+    failure_days: str = "[]"
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class GrantTimes:
+    """Just the moments of a grant: what the watcher holds for every grant it watches."""
+
+    id: int
+    access_expires_at: str | None
+    refresh_expires_at: str | None
+    hard_expires_at: str | None
+    next_check_at: str | None
 
 
 @dataclass(frozen=True)
@@ -357,6 +404,15 @@ class Store:
         counts.update({row["status"]: row["n"] for row in rows})
         return counts
 
+    async def count_attention(self) -> int:
+        """Active clients whose status needs a person."""
+        row = await self._fetchone(
+            "SELECT count(*) FROM clients WHERE active = 1 AND status IN "
+            "('needs_reauth', 'expiring', 'error')"
+        )
+        assert row is not None
+        return int(row[0])
+
     async def get_client(self, client_id: int) -> dict[str, Any] | None:
         row = await self._fetchone(
             f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.id = ?", (client_id,)
@@ -451,7 +507,136 @@ class Store:
                     "updated_at = ? WHERE id = ?",
                     (status.value, reason, to_iso(now), to_iso(now), client_id),
                 )
+                await self.add_history(
+                    client_id, "status", now, status=status.value, old_status=old, reason=reason
+                )
             return old
+
+    # ------------------------------------------------------------------ watcher
+
+    async def watched_grants(self) -> list[GrantTimes]:
+        """When each active grant that an active client is bound to ends and is next due."""
+        rows = await self._fetchall(
+            "SELECT id, access_expires_at, refresh_expires_at, hard_expires_at, next_check_at "
+            "FROM grants g WHERE g.state = 'active' AND EXISTS "
+            "(SELECT 1 FROM clients c WHERE c.grant_id = g.id AND c.active = 1)"
+        )
+        return [GrantTimes(*row) for row in rows]
+
+    async def set_grant_schedule(
+        self,
+        grant_id: int,
+        *,
+        next_check_at: datetime | None,
+        failure_count: int | None = None,
+        failure_days: list[str] | None = None,
+        last_error: str | None = None,
+        clear_error: bool = False,
+    ) -> None:
+        """Record when the watcher looks at a grant next, and its run of failures."""
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE grants SET next_check_at = ?, "
+                "failure_count = COALESCE(?, failure_count), "
+                "failure_days = COALESCE(?, failure_days), "
+                "last_error = CASE WHEN ? THEN NULL ELSE COALESCE(?, last_error) END "
+                "WHERE id = ?",
+                (
+                    to_iso(next_check_at),
+                    failure_count,
+                    json.dumps(failure_days) if failure_days is not None else None,
+                    int(clear_error),
+                    last_error,
+                    grant_id,
+                ),
+            )
+
+    async def add_history(
+        self,
+        client_id: int,
+        kind: str,
+        now: datetime,
+        *,
+        status: str | None = None,
+        old_status: str | None = None,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO client_history (client_id, at, kind, status, old_status, reason, "
+                "actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (client_id, to_iso(now), kind, status, old_status, reason, actor),
+            )
+
+    async def client_history(self, client_id: int, limit: int) -> list[dict[str, Any]]:
+        rows = await self._fetchall(
+            "SELECT at, kind, status, old_status, reason, actor FROM client_history "
+            "WHERE client_id = ? ORDER BY id DESC LIMIT ?",
+            (client_id, limit),
+        )
+        return [dict(row) for row in rows]
+
+    # ------------------------------------------------------------------ notifications
+
+    async def add_notification(
+        self,
+        *,
+        kind: str,
+        title: str,
+        body: str,
+        client_ids: list[int],
+        desktop: str,
+        now: datetime,
+    ) -> int:
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO notifications (at, kind, title, body, client_ids, desktop) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (to_iso(now), kind, title, body, json.dumps(client_ids), desktop),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    async def set_notification_desktop(
+        self, notification_id: int, desktop: str, desktop_id: str | None = None
+    ) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE notifications SET desktop = ?, desktop_id = COALESCE(?, desktop_id) "
+                "WHERE id = ?",
+                (desktop, desktop_id, notification_id),
+            )
+
+    async def list_notifications(self, unread_only: bool, limit: int) -> list[dict[str, Any]]:
+        where = "WHERE read = 0" if unread_only else ""
+        rows = await self._fetchall(
+            f"SELECT * FROM notifications {where} ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        return [_notification_dict(row) for row in rows]
+
+    async def unread_notifications_for(self, client_id: int) -> list[dict[str, Any]]:
+        """Unread notifications that name this client (with or without others)."""
+        rows = await self._fetchall(
+            "SELECT n.* FROM notifications n, json_each(n.client_ids) j "
+            "WHERE n.read = 0 AND j.value = ? ORDER BY n.id",
+            (client_id,),
+        )
+        return [_notification_dict(row) for row in rows]
+
+    async def mark_notifications_read(self, ids: list[int] | None) -> None:
+        async with self.transaction() as db:
+            if ids is None:
+                await db.execute("UPDATE notifications SET read = 1 WHERE read = 0")
+            else:
+                await db.executemany(
+                    "UPDATE notifications SET read = 1 WHERE id = ?", [(i,) for i in ids]
+                )
+
+    async def count_unread_notifications(self) -> int:
+        row = await self._fetchone("SELECT count(*) FROM notifications WHERE read = 0")
+        assert row is not None
+        return int(row[0])
 
     # ------------------------------------------------------------------ audit
 
@@ -519,6 +704,13 @@ def _client_dict(row: sqlite3.Row) -> dict[str, Any]:
     client = dict(row)
     client["active"] = bool(client["active"])
     return client
+
+
+def _notification_dict(row: sqlite3.Row) -> dict[str, Any]:
+    item = dict(row)
+    item["client_ids"] = json.loads(item["client_ids"])
+    item["read"] = bool(item["read"])
+    return item
 
 
 def _split_statements(script: str) -> list[str]:

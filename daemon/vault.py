@@ -17,18 +17,17 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import keyring
-import keyring.backend
-import keyring.backends.chainer
-import keyring.backends.fail
-import keyring.errors
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from clientlink.common.config import VaultConfig
 from clientlink.daemon.store import Store
+
+if TYPE_CHECKING:
+    import keyring.backend
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,7 @@ class Vault:
             ) from exc
 
 
-async def _keyring_call(config: VaultConfig, func, *args):  # type: ignore[no-untyped-def]
+async def _keyring_call(config: VaultConfig, func: Any, *args: Any) -> Any:
     try:
         return await asyncio.wait_for(
             asyncio.to_thread(func, *args), timeout=config.keyring_timeout_seconds
@@ -106,6 +105,10 @@ async def _keyring_call(config: VaultConfig, func, *args):  # type: ignore[no-un
 
 
 async def _data_key_from_keyring(config: VaultConfig, store: Store, install_id: str) -> bytes:
+    # Imported here: a daemon on the passphrase fallback never needs the keyring stack.
+    import keyring
+    import keyring.errors
+
     backend = keyring.get_keyring()
     problem = _unusable_keyring(backend)
     if problem:
@@ -138,6 +141,9 @@ async def _data_key_from_keyring(config: VaultConfig, store: Store, install_id: 
 
 def _unusable_keyring(backend: keyring.backend.KeyringBackend) -> str | None:
     """Why ``backend`` cannot hold the data key, or None when it can."""
+    import keyring.backends.chainer
+    import keyring.backends.fail
+
     kind = f"{type(backend).__module__}.{type(backend).__name__}"
     if isinstance(backend, keyring.backends.fail.Keyring):
         return "no keyring backend is available"

@@ -1,4 +1,5 @@
-"""clientlink sandbox: a faithful local emulation of Xero's OAuth2 sign-in and API.
+"""clientlink sandbox: a faithful local emulation of Xero's and QuickBooks Online's OAuth2
+sign-in and API, over one practice's staff and businesses.
 
 Start it with `SandboxServer` (in-process) or `clientlink sandbox` / `python -m
 clientlink.sandbox`; drive the sign-in pages with `approve`.

@@ -18,6 +18,9 @@ TOTP_SECRET = "JBSWY3DPEHPK3PXPCLIENTLINKDEMO23"
 PUBLIC_CLIENT_ID = "clientlink-demo"
 CONFIDENTIAL_CLIENT_ID = "clientlink-confidential"
 CONFIDENTIAL_CLIENT_SECRET = "sandbox-secret"
+# QuickBooks Online: Intuit registers only confidential apps, so this one has a secret.
+QUICKBOOKS_CLIENT_ID = "clientlink-qbo"
+QUICKBOOKS_CLIENT_SECRET = "sandbox-qbo-secret"
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]", "::1"})
 
@@ -105,6 +108,18 @@ def default_apps() -> list[SandboxApp]:
             client_secret=CONFIDENTIAL_CLIENT_SECRET,
             redirect_uris=("http://127.0.0.1:8749/callback",),
         ),
+    ]
+
+
+def default_quickbooks_apps() -> list[SandboxApp]:
+    """The app every sandbox's QuickBooks Online starts with: confidential, any loopback port."""
+    return [
+        SandboxApp(
+            client_id=QUICKBOOKS_CLIENT_ID,
+            name="clientlink (QuickBooks)",
+            client_secret=QUICKBOOKS_CLIENT_SECRET,
+            any_loopback_path=True,
+        )
     ]
 
 

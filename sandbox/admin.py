@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from clientlink.sandbox.accounts import DEMO_PASSWORD, TOTP_SECRET
+from clientlink.sandbox import quickbooks_api, quickbooks_identity, xero_identity
+from clientlink.sandbox.accounts import DEMO_PASSWORD, TOTP_SECRET, SandboxApp
+from clientlink.sandbox.oauth import Grant, OAuthProvider
 from clientlink.sandbox.state import SandboxState
 from clientlink.sandbox.xero_api import CONNECTIONS_PATH, ORGANISATION_PATH
-from clientlink.sandbox.xero_identity import AUTHORIZE_PATH, REVOCATION_PATH, TOKEN_PATH
 
 ADMIN_PREFIX = "/_sandbox"
 
@@ -42,21 +43,26 @@ def base_url_of(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+def _app_json(app: SandboxApp, provider: OAuthProvider) -> dict[str, Any]:
+    return {
+        "client_id": app.client_id,
+        "provider": provider.name,
+        "name": app.name,
+        "type": "public" if app.is_public else "confidential",
+        "client_secret": app.client_secret,
+        "redirect_uris": list(app.redirect_uris) or ["http://127.0.0.1:{any port}/{any path}"],
+        "any_loopback_port": True,
+    }
+
+
 async def info(request: Request) -> Response:
-    """Credentials, apps, endpoint URLs and org count."""
+    """Credentials, apps, endpoint URLs and org count.
+
+    `apps` lists Xero's apps (as it always has); QuickBooks' are under `quickbooks.apps`.
+    """
     state = _state(request)
     base = base_url_of(request)
-    apps = [
-        {
-            "client_id": app.client_id,
-            "name": app.name,
-            "type": "public" if app.is_public else "confidential",
-            "client_secret": app.client_secret,
-            "redirect_uris": list(app.redirect_uris) or ["http://127.0.0.1:{any port}/{any path}"],
-            "any_loopback_port": True,
-        }
-        for app in state.xero.apps.values()
-    ]
+    qbo_api = base + quickbooks_api.API_BASE_PATH
     return JSONResponse(
         {
             "base_url": base,
@@ -64,14 +70,24 @@ async def info(request: Request) -> Response:
             "users": [user.email for user in state.xero.users.values()],
             "password": DEMO_PASSWORD,
             "totp_secret": TOTP_SECRET,
-            "apps": apps,
+            "apps": [_app_json(app, state.xero) for app in state.xero.apps.values()],
             "xero": {
-                "authorize_url": base + AUTHORIZE_PATH,
-                "token_url": base + TOKEN_PATH,
-                "revocation_url": base + REVOCATION_PATH,
+                "authorize_url": base + xero_identity.AUTHORIZE_PATH,
+                "token_url": base + xero_identity.TOKEN_PATH,
+                "revocation_url": base + xero_identity.REVOCATION_PATH,
                 "connections_url": base + CONNECTIONS_PATH,
                 "api_base_url": base + "/xero/api.xro/2.0",
                 "organisation_url": base + ORGANISATION_PATH,
+            },
+            "quickbooks": {
+                "authorize_url": base + quickbooks_identity.AUTHORIZE_PATH,
+                "token_url": base + quickbooks_identity.TOKEN_PATH,
+                "revocation_url": base + quickbooks_identity.REVOCATION_PATH,
+                "api_base_url": qbo_api,
+                "companyinfo_url": qbo_api + "/{realmId}/companyinfo/{realmId}",
+                "apps": [
+                    _app_json(app, state.quickbooks) for app in state.quickbooks.apps.values()
+                ],
             },
             "org_count": len(state.orgs),
             "seed": state.seed,
@@ -102,33 +118,61 @@ async def clock(request: Request) -> Response:
 
 
 async def orgs(request: Request) -> Response:
-    """The seed organisations."""
+    """The seed organisations (with each one's QuickBooks `realm_id`)."""
     return JSONResponse([org.to_dict() for org in _state(request).orgs])
 
 
 async def grants(request: Request) -> Response:
-    """Every grant created by a code exchange."""
-    xero = _state(request).xero
-    return JSONResponse([xero.grant_json(grant) for grant in xero.grants.values()])
+    """Every grant created by a code exchange, Xero's first, each naming its provider."""
+    state = _state(request)
+    return JSONResponse(
+        [
+            provider.grant_json(grant)
+            for provider in state.providers
+            for grant in provider.grants.values()
+        ]
+    )
+
+
+def _grant_of(request: Request) -> tuple[OAuthProvider, Grant] | Response:
+    grant_id = request.path_params["grant_id"]
+    found = _state(request).find_grant(grant_id)
+    return found if found is not None else _bad_request(f"unknown grant {grant_id}", 404)
 
 
 async def revoke_grant(request: Request) -> Response:
-    """As if the user revoked the app in Xero: tokens die, their connections go."""
-    xero = _state(request).xero
-    grant_id = request.path_params["grant_id"]
-    if grant_id not in xero.grants:
-        return _bad_request(f"unknown grant {grant_id}", 404)
-    grant = xero.revoke_grant(grant_id, remove_connections=True)
-    return JSONResponse(xero.grant_json(grant))
+    """As if the user revoked the app: tokens die (and Xero's connections go)."""
+    found = _grant_of(request)
+    if isinstance(found, Response):
+        return found
+    provider, grant = found
+    return JSONResponse(provider.grant_json(provider.revoke_grant(grant.grant_id, disconnect=True)))
 
 
 async def expire_refresh(request: Request) -> Response:
     """Make the grant's refresh token expired now (the next refresh gets invalid_grant)."""
-    xero = _state(request).xero
-    grant_id = request.path_params["grant_id"]
-    if grant_id not in xero.grants:
-        return _bad_request(f"unknown grant {grant_id}", 404)
-    return JSONResponse(xero.grant_json(xero.expire_refresh(grant_id)))
+    found = _grant_of(request)
+    if isinstance(found, Response):
+        return found
+    provider, grant = found
+    return JSONResponse(provider.grant_json(provider.expire_refresh(grant.grant_id)))
+
+
+async def hard_end(request: Request) -> Response:
+    """`{at: ISO8601}`: move a QuickBooks grant's hard end (refreshes stop there)."""
+    found = _grant_of(request)
+    if isinstance(found, Response):
+        return found
+    provider, grant = found
+    if provider.grant_hard_lifetime is None:
+        return _bad_request(f"{provider.display_name} grants have no hard end")
+    try:
+        moment = datetime.fromisoformat(str((await _json_body(request))["at"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        return _bad_request(f"send {{at: ISO8601}}: {exc}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return JSONResponse(provider.grant_json(provider.set_hard_end(grant.grant_id, moment)))
 
 
 async def disconnect(request: Request) -> Response:
@@ -146,9 +190,15 @@ async def disconnect(request: Request) -> Response:
 
 
 async def tokens(request: Request) -> Response:
-    """Every token ever issued, with its current state."""
-    xero = _state(request).xero
-    return JSONResponse([xero.token_json(token) for token in xero.tokens.values()])
+    """Every token ever issued by either provider, with its current state."""
+    state = _state(request)
+    return JSONResponse(
+        [
+            provider.token_json(token)
+            for provider in state.providers
+            for token in provider.tokens.values()
+        ]
+    )
 
 
 async def faults(request: Request) -> Response:
@@ -209,6 +259,7 @@ def admin_routes() -> list[Route]:
         Route(f"{p}/grants", grants, methods=["GET"]),
         Route(f"{p}/grants/{{grant_id}}/revoke", revoke_grant, methods=["POST"]),
         Route(f"{p}/grants/{{grant_id}}/expire-refresh", expire_refresh, methods=["POST"]),
+        Route(f"{p}/grants/{{grant_id}}/hard-end", hard_end, methods=["POST"]),
         Route(f"{p}/connections/disconnect", disconnect, methods=["POST"]),
         Route(f"{p}/tokens", tokens, methods=["GET"]),
         Route(f"{p}/faults", faults, methods=["GET", "POST", "DELETE"]),

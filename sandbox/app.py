@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
+from clientlink.sandbox import quickbooks_api, quickbooks_identity, xero_api, xero_identity
 from clientlink.sandbox.admin import admin_routes
 from clientlink.sandbox.state import SandboxState
-from clientlink.sandbox.xero_api import api_routes
-from clientlink.sandbox.xero_identity import identity_routes
 
 
 def build_app(state: SandboxState) -> Starlette:
-    """Return the Starlette app serving `state`: Xero routes under /xero, admin under /_sandbox."""
-    app = Starlette(routes=[*identity_routes(), *api_routes(), *admin_routes()])
+    """Return the Starlette app serving `state`: Xero under /xero, QuickBooks Online under
+    /quickbooks, the admin API under /_sandbox."""
+    routes = [
+        *xero_identity.identity_routes(),
+        *xero_api.api_routes(),
+        *quickbooks_identity.identity_routes(),
+        *quickbooks_api.api_routes(),
+        *admin_routes(),
+    ]
+    app = Starlette(routes=routes)
     app.state.sandbox = state
     return app

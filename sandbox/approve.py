@@ -1,7 +1,9 @@
 """Play the person in the browser: walk the sandbox's sign-in pages over plain HTTP.
 
 Used by `clientlink sandbox approve URL`, by the demo and by tests. It reads the pages the way
-a browser would (forms, hidden fields, checkboxes), so the pages stay honest HTML.
+a browser would (forms, hidden fields, checkboxes, radio buttons), so the pages stay honest
+HTML. The same walk serves Xero (tick several organisations) and QuickBooks Online (choose one
+company).
 """
 
 from __future__ import annotations
@@ -22,12 +24,26 @@ class ApproveError(Exception):
 
 
 @dataclass
+class _Choice:
+    """One organisation checkbox or company radio button."""
+
+    value: str
+    name: str
+    tenant_id: str
+
+    def matches(self, wanted: str) -> bool:
+        key = wanted.strip().casefold()
+        return key in (self.value.casefold(), self.name.casefold(), self.tenant_id.casefold())
+
+
+@dataclass
 class _Form:
     id: str
     action: str
     fields: dict[str, str] = field(default_factory=dict)
-    # (tenant id, organisation name) for each organisation checkbox.
-    checkboxes: list[tuple[str, str]] = field(default_factory=list)
+    choices: list[_Choice] = field(default_factory=list)
+    # Radio buttons: the page lets the person pick exactly one.
+    single_choice: bool = False
 
 
 class _PageParser(HTMLParser):
@@ -52,10 +68,16 @@ class _PageParser(HTMLParser):
             kind = attributes.get("type", "text")
             if kind == "hidden":
                 form.fields[attributes.get("name", "")] = attributes.get("value", "")
-            elif kind == "checkbox":
-                form.checkboxes.append(
-                    (attributes.get("value", ""), attributes.get("data-name", ""))
+            elif kind in ("checkbox", "radio"):
+                value = attributes.get("value", "")
+                form.choices.append(
+                    _Choice(
+                        value=value,
+                        name=attributes.get("data-name", ""),
+                        tenant_id=attributes.get("data-tenant-id", value),
+                    )
                 )
+                form.single_choice = kind == "radio"
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         # <input .../> has no end tag, so it must not deepen the error nesting.
@@ -89,25 +111,26 @@ def _parse(response: httpx.Response, expected_form: str, step: str) -> _Form:
 
 
 def _select_tenants(form: _Form, orgs: list[str] | None) -> list[str]:
-    """Map names or tenant ids (case-insensitive) to the tenant ids offered on the page."""
-    offered = form.checkboxes
+    """Map names or ids (case-insensitive) to the values the page posts.
+
+    None picks the first one offered; on a one-company page only the first of `orgs` counts.
+    """
+    offered = form.choices
     if not offered:
         raise ApproveError("the organisation page offered no organisations")
     if orgs is None:
-        return [offered[0][0]]
+        return [offered[0].value]
+    wanted_list = orgs[:1] if form.single_choice else orgs
     chosen: list[str] = []
-    for wanted in orgs:
-        key = wanted.strip().casefold()
-        match = next(
-            (tid for tid, name in offered if key in (tid.casefold(), name.casefold())), None
-        )
+    for wanted in wanted_list:
+        match = next((choice for choice in offered if choice.matches(wanted)), None)
         if match is None:
-            examples = ", ".join(name for _, name in offered[:5])
+            examples = ", ".join(choice.name for choice in offered[:5])
             raise ApproveError(
                 f"organisation {wanted!r} is not available to this user "
                 f"({len(offered)} are, e.g. {examples})"
             )
-        chosen.append(match)
+        chosen.append(match.value)
     return chosen
 
 
@@ -137,9 +160,11 @@ async def approve(
 ) -> str:
     """Sign in, pass the authenticator, tick `orgs`, allow (or cancel); return the redirect.
 
-    `orgs` are organisation names or tenant ids (case-insensitive); None ticks just the first
-    organisation offered. The returned URL is the `Location` of the final 302 to the app's
-    redirect URI, not followed (nothing need listen there). If the authorize request itself is
+    Works for every provider's authorize URL. `orgs` are organisation names, tenant ids or
+    QuickBooks realm ids (case-insensitive); None ticks just the first organisation offered.
+    Where a consent covers one company (QuickBooks) the first of `orgs` is chosen. The
+    returned URL is the `Location` of the final 302 to the app's redirect URI, not followed
+    (nothing need listen there). If the authorize request itself is
     redirected with an error, that redirect is returned as it is.
     """
     parts = urlsplit(authorize_url)

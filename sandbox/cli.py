@@ -7,18 +7,26 @@ import asyncio
 import sys
 from typing import Any
 
+from clientlink.sandbox import quickbooks_api, quickbooks_identity, xero_identity
 from clientlink.sandbox.accounts import (
     CONFIDENTIAL_CLIENT_ID,
     CONFIDENTIAL_CLIENT_SECRET,
     DEMO_PASSWORD,
     DEMO_USER,
     PUBLIC_CLIENT_ID,
+    QUICKBOOKS_CLIENT_ID,
+    QUICKBOOKS_CLIENT_SECRET,
     STAFF_USERS,
     TOTP_SECRET,
 )
 from clientlink.sandbox.approve import ApproveError, approve
 from clientlink.sandbox.seed import DEFAULT_ORG_COUNT, DEFAULT_SEED
 from clientlink.sandbox.server import SandboxServer
+
+DESCRIPTION = (
+    "Serve a local emulation of Xero's and QuickBooks Online's sign-in and API "
+    "for rehearsal and tests."
+)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +38,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--no-limits", action="store_true", help="do not enforce Xero's API rate limits"
+        "--no-limits", action="store_true", help="do not enforce the providers' API rate limits"
     )
     actions = parser.add_subparsers(dest="sandbox_action", metavar="{approve}")
     approve_parser = actions.add_parser(
@@ -42,7 +50,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         dest="approve_orgs",
         nargs="+",
         metavar="NAME_OR_ID",
-        help="organisations to connect (default: the first one offered)",
+        help="organisations to connect, by name or id; QuickBooks takes the first "
+        "(default: the first one offered)",
     )
     approve_parser.add_argument("--user", default=DEMO_USER, help="staff email to sign in as")
     approve_parser.add_argument("--password", default=DEMO_PASSWORD, help=argparse.SUPPRESS)
@@ -54,7 +63,7 @@ def add_sandbox_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "sandbox",
         help="serve the emulated providers on loopback (or approve a sign-in)",
-        description="Serve a local emulation of Xero's sign-in and API for rehearsal and tests.",
+        description=DESCRIPTION,
     )
     configure_parser(parser)
     return parser
@@ -87,15 +96,22 @@ def _print_banner(server: SandboxServer) -> None:
     lines = [
         f"Sandbox listening on {base}",
         f"  Admin API:      {base}/_sandbox/info",
-        f"  Authorize URL:  {base}/xero/identity/connect/authorize",
-        f"  Token URL:      {base}/xero/identity/connect/token",
-        f"  API base:       {base}/xero",
+        "  Xero",
+        f"    Authorize URL:  {base}{xero_identity.AUTHORIZE_PATH}",
+        f"    Token URL:      {base}{xero_identity.TOKEN_PATH}",
+        f"    API base:       {base}/xero",
+        f"    Apps:           {PUBLIC_CLIENT_ID} (PKCE, no secret), "
+        f"{CONFIDENTIAL_CLIENT_ID} (secret {CONFIDENTIAL_CLIENT_SECRET})",
+        "  QuickBooks Online",
+        f"    Authorize URL:  {base}{quickbooks_identity.AUTHORIZE_PATH}",
+        f"    Token URL:      {base}{quickbooks_identity.TOKEN_PATH}",
+        f"    Revoke URL:     {base}{quickbooks_identity.REVOCATION_PATH}",
+        f"    API base:       {base}{quickbooks_api.API_BASE_PATH}/{{realmId}}",
+        f"    App:            {QUICKBOOKS_CLIENT_ID} (secret {QUICKBOOKS_CLIENT_SECRET})",
         f"  Users:          {', '.join(STAFF_USERS)}",
         f"  Password:       {DEMO_PASSWORD}",
         f"  TOTP secret:    {TOTP_SECRET}",
-        f"  Apps:           {PUBLIC_CLIENT_ID} (PKCE, no secret), "
-        f"{CONFIDENTIAL_CLIENT_ID} (secret {CONFIDENTIAL_CLIENT_SECRET})",
-        f"  Organisations:  {len(server.state.orgs)}",
+        f"  Organisations:  {len(server.state.orgs)} (the same businesses in both providers)",
         "Press Ctrl-C to stop.",
     ]
     print("\n".join(lines), flush=True)
@@ -123,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point for `python -m clientlink.sandbox`."""
     parser = argparse.ArgumentParser(
         prog="python -m clientlink.sandbox",
-        description="Serve a local emulation of Xero's sign-in and API for rehearsal and tests.",
+        description=DESCRIPTION,
     )
     configure_parser(parser)
     return run_sandbox_command(parser.parse_args(argv))

@@ -1,8 +1,12 @@
-"""Fault injection: make chosen endpoints fail or stall so clients' retry paths get exercised."""
+"""Fault injection: make chosen endpoints fail or stall so clients' retry paths get exercised.
+
+Kinds: an HTTP error instead of processing (`429`, `500`, `502`, `503`), a `delay` before
+processing, or `hang_after`: process normally, then hold the answer, which lets a test kill a
+client after the provider rotated a token but before the client could store it.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import random
 from dataclasses import asdict, dataclass
@@ -10,8 +14,10 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-FAULT_KINDS = ("429", "500", "502", "503", "delay")
+FAULT_KINDS = ("429", "500", "502", "503", "delay", "hang_after")
+# `connections` exists only in Xero; the others cover both providers' matching endpoints.
 FAULT_TARGETS = ("token", "api", "connections", "revocation", "any")
+FAULT_PROVIDERS = ("xero", "quickbooks")
 RATE_LIMIT_PROBLEMS = ("minute", "day", "concurrent", "appminute")
 
 
@@ -19,12 +25,14 @@ RATE_LIMIT_PROBLEMS = ("minute", "day", "concurrent", "appminute")
 class FaultRule:
     """One rule. `count` limits how often it fires; `fraction` makes it fire at random.
 
-    With neither, it fires on every matching call until the faults are cleared.
+    With neither, it fires on every matching call until the faults are cleared. `provider`
+    (None for both) restricts it to one provider's endpoints.
     """
 
     id: int
     kind: str
     target: str = "any"
+    provider: str | None = None
     count: int | None = None
     fraction: float | None = None
     retry_after: int | None = None
@@ -38,6 +46,7 @@ class FaultRule:
         unknown = set(data) - {
             "kind",
             "target",
+            "provider",
             "count",
             "fraction",
             "retry_after",
@@ -52,6 +61,9 @@ class FaultRule:
         target = str(data.get("target") or "any")
         if target not in FAULT_TARGETS:
             raise ValueError(f"target must be one of {', '.join(FAULT_TARGETS)}")
+        provider = data.get("provider")
+        if provider is not None and provider not in FAULT_PROVIDERS:
+            raise ValueError(f"provider must be one of {', '.join(FAULT_PROVIDERS)} (or absent)")
         count = data.get("count")
         if count is not None and (not isinstance(count, int) or count < 1):
             raise ValueError("count must be a positive integer")
@@ -67,12 +79,13 @@ class FaultRule:
         delay = data.get("delay_seconds", 0.0)
         if not isinstance(delay, int | float) or delay < 0:
             raise ValueError("delay_seconds must be a non-negative number")
-        if kind == "delay" and delay == 0:
-            raise ValueError("a delay fault needs delay_seconds > 0")
+        if kind in ("delay", "hang_after") and delay == 0:
+            raise ValueError(f"a {kind} fault needs delay_seconds > 0")
         return cls(
             id=rule_id,
             kind=kind,
             target=target,
+            provider=provider,
             count=count,
             fraction=None if fraction is None else float(fraction),
             retry_after=retry_after,
@@ -104,10 +117,10 @@ class FaultInjector:
         """Remove every rule."""
         self.rules.clear()
 
-    def pick(self, target: str) -> FaultRule | None:
-        """Return the first rule that fires for a call to `target`, consuming its count."""
+    def pick(self, target: str, provider: str) -> FaultRule | None:
+        """Return the first rule that fires for `provider`'s `target`, consuming its count."""
         for rule in self.rules:
-            if rule.target not in ("any", target):
+            if rule.target not in ("any", target) or rule.provider not in (None, provider):
                 continue
             if rule.fraction is not None and self._rng.random() >= rule.fraction:
                 continue
@@ -118,19 +131,15 @@ class FaultInjector:
         return None
 
 
-async def apply_fault(injector: FaultInjector, target: str) -> Response | None:
-    """Fire a fault for a call to `target`: sleep for a delay, or return the error response.
-
-    Called before any normal processing, so a faulted call consumes no code or token.
-    """
-    rule = injector.pick(target)
-    if rule is None:
-        return None
-    if rule.kind == "delay":
-        await asyncio.sleep(rule.delay_seconds)
-        return None
+def error_response(rule: FaultRule, provider: str) -> Response:
+    """The HTTP error an error-kind rule answers with, shaped like `provider`'s errors."""
     status = int(rule.kind)
     headers: dict[str, str] = {}
+    if provider == "quickbooks":
+        # Intuit documents no Retry-After and no limit headers: only what the rule asks for.
+        if rule.retry_after is not None:
+            headers["Retry-After"] = str(rule.retry_after)
+        return JSONResponse(_quickbooks_fault(rule, status), status_code=status, headers=headers)
     if status == 429:
         headers["X-Rate-Limit-Problem"] = rule.problem
         if rule.problem in ("minute", "day", "appminute"):
@@ -143,6 +152,20 @@ async def apply_fault(injector: FaultInjector, target: str) -> Response | None:
         "Detail": f"Sandbox fault injected (rule {rule.id})",
     }
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def quickbooks_throttle_fault() -> dict[str, object]:
+    """QuickBooks Online's 429 body (error 003001), as its API throttling sends it."""
+    message = "message=ThrottleExceeded; errorCode=003001; statusCode=429"
+    return {"Fault": {"Error": [{"Message": message, "code": "003001"}], "type": "SERVICE"}}
+
+
+def _quickbooks_fault(rule: FaultRule, status: int) -> dict[str, object]:
+    if status == 429:
+        return quickbooks_throttle_fault()
+    message = f"message={_FAULT_TITLES[status]}; statusCode={status}"
+    error = {"Message": message, "Detail": f"Sandbox fault injected (rule {rule.id})"}
+    return {"Fault": {"Error": [error | {"code": str(status)}], "type": "SERVICE"}}
 
 
 _FAULT_TITLES = {

@@ -1,4 +1,8 @@
-"""Xero's API rate limits: fixed windows on the sandbox clock, per tenant and per app."""
+"""The providers' API rate limits: fixed windows on the sandbox clock, one on/off switch.
+
+Xero: per (app, tenant) 5 concurrent, 60/min, 5,000/day, and 10,000/min per app.
+QuickBooks Online: 500/min per realm (whatever the app) and 10 concurrent per (app, realm).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ TENANT_CONCURRENT_LIMIT = 5
 TENANT_MINUTE_LIMIT = 60
 TENANT_DAY_LIMIT = 5_000
 APP_MINUTE_LIMIT = 10_000
+QUICKBOOKS_REALM_MINUTE_LIMIT = 500
+QUICKBOOKS_CONCURRENT_LIMIT = 10
 
 
 @dataclass
@@ -43,10 +49,11 @@ class _Window:
 
 @dataclass
 class RateLimiter:
-    """Counts calls per (app, tenant) and per app, and refuses them when `enforce` is on.
+    """Counts calls per (app, tenant), per app and per realm; refuses them when `enforce` is on.
 
     Refused calls are not counted, as Xero does not count them against the budget. With
     enforcement off the counters and headers still move, so a client's pacing can be watched.
+    Realm ids (digits) and tenant ids (UUIDs) never collide, so concurrency is kept together.
     """
 
     clock: SandboxClock
@@ -54,6 +61,7 @@ class RateLimiter:
     _minute: dict[tuple[str, str], _Window] = field(default_factory=lambda: defaultdict(_Window))
     _day: dict[tuple[str, str], _Window] = field(default_factory=lambda: defaultdict(_Window))
     _app_minute: dict[str, _Window] = field(default_factory=lambda: defaultdict(_Window))
+    _realm_minute: dict[str, _Window] = field(default_factory=lambda: defaultdict(_Window))
     _in_flight: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     max_concurrency: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -84,22 +92,45 @@ class RateLimiter:
             pair = (client_id, tenant_id)
             self._minute[pair].count += 1
             self._day[pair].count += 1
-            self._in_flight[pair] += 1
-            self.max_concurrency[tenant_id] = max(
-                self.max_concurrency[tenant_id], self._in_flight[pair]
-            )
+            self._hold_slot(pair)
             minute_used, day_used = minute_used + 1, day_used + 1
         return LimitDecision(self._headers(minute_used, day_used, app_used + 1))
 
-    def release(self, client_id: str, tenant_id: str) -> None:
-        """Give back the concurrency slot an admitted tenant call held."""
-        self._in_flight[(client_id, tenant_id)] -= 1
+    def admit_quickbooks(self, client_id: str, realm_id: str) -> LimitDecision:
+        """Admit one QuickBooks call; it holds a concurrency slot until `release`.
+
+        QuickBooks sends no limit headers and no Retry-After, so the decision carries none.
+        """
+        minute_key = math.floor(self.clock.now().timestamp() // 60)
+        minute = self._realm_minute[realm_id]
+        minute_used = minute.current(minute_key)
+        pair = (client_id, realm_id)
+        problem = None
+        if self._in_flight[pair] >= QUICKBOOKS_CONCURRENT_LIMIT:
+            problem = "concurrent"
+        elif minute_used >= QUICKBOOKS_REALM_MINUTE_LIMIT:
+            problem = "minute"
+        if problem is not None and self.enforce:
+            return LimitDecision({}, problem)
+        minute.count += 1
+        self._hold_slot(pair)
+        return LimitDecision({})
+
+    def _hold_slot(self, pair: tuple[str, str]) -> None:
+        self._in_flight[pair] += 1
+        _client_id, company = pair
+        self.max_concurrency[company] = max(self.max_concurrency[company], self._in_flight[pair])
+
+    def release(self, client_id: str, company_id: str) -> None:
+        """Give back the concurrency slot an admitted tenant (or realm) call held."""
+        self._in_flight[(client_id, company_id)] -= 1
 
     def reset(self) -> None:
         """Forget every counter (the admin API's reset)."""
         self._minute.clear()
         self._day.clear()
         self._app_minute.clear()
+        self._realm_minute.clear()
         self._in_flight.clear()
         self.max_concurrency.clear()
 

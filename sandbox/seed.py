@@ -263,10 +263,23 @@ class SeedOrg:
     email: str
     phone: str
 
+    @property
+    def realm_id(self) -> str:
+        """QuickBooks Online's company id (realmId) for this business: 16 to 19 digits.
+
+        Derived from the tenant id, so the practice's businesses are the same companies in
+        both providers and keep their realm ids across restarts.
+        """
+        number = uuid.UUID(self.tenant_id).int
+        digits = 16 + number % 4
+        lowest = 10 ** (digits - 1)
+        return str(lowest + (number // 4) % (9 * lowest))
+
     def to_dict(self) -> dict[str, str]:
         """Plain dict for JSON (the admin API's `type` is the organisation type)."""
         data = asdict(self)
         data["type"] = self.organisation_type
+        data["realm_id"] = self.realm_id
         return data
 
 

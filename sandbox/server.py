@@ -31,6 +31,7 @@ class SandboxServer:
         clock: SandboxClock | None = None,
         enforce_limits: bool = True,
         apps: Iterable[SandboxApp] = (),
+        quickbooks_apps: Iterable[SandboxApp] = (),
     ) -> None:
         self.host = host
         self.port = port
@@ -40,6 +41,7 @@ class SandboxServer:
             clock=clock,
             enforce_limits=enforce_limits,
             apps=apps,
+            quickbooks_apps=quickbooks_apps,
         )
         self._http: LoopbackServer | None = None
 

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from starlette.responses import Response
 
-from clientlink.sandbox.accounts import SandboxApp, StaffUser, default_apps, default_users
+from clientlink.sandbox.accounts import (
+    SandboxApp,
+    StaffUser,
+    default_apps,
+    default_quickbooks_apps,
+    default_users,
+)
 from clientlink.sandbox.clock import SandboxClock
-from clientlink.sandbox.faults import FaultInjector, apply_fault
+from clientlink.sandbox.faults import FaultInjector, error_response
+from clientlink.sandbox.oauth import Grant, OAuthProvider
+from clientlink.sandbox.quickbooks import QuickBooksProvider
 from clientlink.sandbox.ratelimit import RateLimiter
 from clientlink.sandbox.seed import DEFAULT_ORG_COUNT, DEFAULT_SEED, generate_orgs
 from clientlink.sandbox.xero import XeroProvider
 
-# Endpoint kinds counted by GET /_sandbox/stats.
+# Endpoint kinds counted by GET /_sandbox/stats (always listed, even at zero).
 STAT_KINDS = (
     "authorize",
     "token.authorization_code",
@@ -22,11 +31,23 @@ STAT_KINDS = (
     "revocation",
     "connections",
     "organisation",
+    "quickbooks.authorize",
+    "quickbooks.token.authorization_code",
+    "quickbooks.token.refresh_token",
+    "quickbooks.revocation",
+    "quickbooks.companyinfo",
 )
+
+ProcessCall = Callable[[], Awaitable[Response]]
+
+
+def _merge_apps(defaults: list[SandboxApp], extra: list[SandboxApp]) -> list[SandboxApp]:
+    # Constructor apps override defaults with the same client_id.
+    return list({app.client_id: app for app in [*defaults, *extra]}.values())
 
 
 class SandboxState:
-    """Clock, seed data, the Xero-like provider, faults, limits and call statistics."""
+    """Clock, seed data, the Xero- and QuickBooks-like providers, faults, limits and stats."""
 
     def __init__(
         self,
@@ -36,28 +57,46 @@ class SandboxState:
         clock: SandboxClock | None = None,
         enforce_limits: bool = True,
         apps: Iterable[SandboxApp] = (),
+        quickbooks_apps: Iterable[SandboxApp] = (),
         users: Iterable[StaffUser] | None = None,
     ) -> None:
         self.org_count = org_count
         self.seed = seed
         self.clock = clock or SandboxClock()
         self._extra_apps = list(apps)
+        self._extra_quickbooks_apps = list(quickbooks_apps)
         self._users = list(users) if users is not None else None
         self.faults = FaultInjector(seed)
         self.limits = RateLimiter(self.clock, enforce=enforce_limits)
         # Extra seconds every admitted API call takes while holding its concurrency slot,
-        # so the per-tenant concurrency limit can be reached on a fast machine.
+        # so the concurrency limits can be reached on a fast machine.
         self.api_latency_seconds = 0.0
         self.calls: Counter[str] = Counter()
         self.rate_limited = 0
         self.orgs = generate_orgs(org_count, seed)
-        self.xero = self._new_provider()
+        self.xero, self.quickbooks = self._new_providers()
 
-    def _new_provider(self) -> XeroProvider:
-        # Constructor apps override defaults with the same client_id.
-        apps = {app.client_id: app for app in [*default_apps(), *self._extra_apps]}
+    def _new_providers(self) -> tuple[XeroProvider, QuickBooksProvider]:
+        # Both providers see the same practice: the same staff and the same businesses.
         users = self._users if self._users is not None else default_users()
-        return XeroProvider(self.clock, self.orgs, list(apps.values()), users)
+        xero_apps = _merge_apps(default_apps(), self._extra_apps)
+        qbo_apps = _merge_apps(default_quickbooks_apps(), self._extra_quickbooks_apps)
+        return (
+            XeroProvider(self.clock, self.orgs, xero_apps, users),
+            QuickBooksProvider(self.clock, self.orgs, qbo_apps, users),
+        )
+
+    @property
+    def providers(self) -> tuple[OAuthProvider, ...]:
+        """Every emulated provider, Xero first."""
+        return (self.xero, self.quickbooks)
+
+    def find_grant(self, grant_id: str) -> tuple[OAuthProvider, Grant] | None:
+        """The provider holding `grant_id` and the grant, or None if no provider has it."""
+        for provider in self.providers:
+            if grant_id in provider.grants:
+                return provider, provider.grants[grant_id]
+        return None
 
     def reset(self) -> None:
         """Forget every grant, token, connection, fault, counter, and go back to real time."""
@@ -67,10 +106,10 @@ class SandboxState:
         self.api_latency_seconds = 0.0
         self.calls.clear()
         self.rate_limited = 0
-        self.xero = self._new_provider()
+        self.xero, self.quickbooks = self._new_providers()
 
     def stats_json(self) -> dict[str, object]:
-        """Call counts by endpoint kind, 429s served and peak concurrency per tenant."""
+        """Call counts by endpoint kind, 429s served and peak concurrency per tenant or realm."""
         return {
             "calls": {kind: self.calls.get(kind, 0) for kind in STAT_KINDS}
             | {k: v for k, v in self.calls.items() if k not in STAT_KINDS},
@@ -78,9 +117,33 @@ class SandboxState:
             "max_concurrency": dict(self.limits.max_concurrency),
         }
 
-    async def fault(self, target: str) -> Response | None:
-        """Apply fault injection for a call to `target`; count a 429 if one is served."""
-        response = await apply_fault(self.faults, target)
-        if response is not None and response.status_code == 429:
-            self.rate_limited += 1
+    async def with_faults(self, target: str, provider: str, process: ProcessCall) -> Response:
+        """Run one call to `provider`'s `target` under the fault rules.
+
+        An error rule answers instead of processing (so a faulted call consumes no code or
+        token); `delay` sleeps before processing; `hang_after` processes, then holds the answer.
+        """
+        rule = self.faults.pick(target, provider)
+        if rule is not None and rule.kind == "delay":
+            await asyncio.sleep(rule.delay_seconds)
+        elif rule is not None and rule.kind != "hang_after":
+            response = error_response(rule, provider)
+            if response.status_code == 429:
+                self.rate_limited += 1
+            return response
+        response = await process()
+        if rule is not None and rule.kind == "hang_after":
+            await asyncio.sleep(rule.delay_seconds)
         return response
+
+    async def serve_admitted(
+        self, client_id: str, company_id: str | None, handler: ProcessCall
+    ) -> Response:
+        """Run an API call the limiter admitted, then give back its concurrency slot."""
+        try:
+            if self.api_latency_seconds > 0:
+                await asyncio.sleep(self.api_latency_seconds)
+            return await handler()
+        finally:
+            if company_id is not None:
+                self.limits.release(client_id, company_id)

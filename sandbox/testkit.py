@@ -5,11 +5,12 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlencode
 
-from clientlink.sandbox.accounts import PUBLIC_CLIENT_ID
-from clientlink.sandbox.xero import s256_challenge
-from clientlink.sandbox.xero_identity import AUTHORIZE_PATH
+from clientlink.sandbox import quickbooks_identity, xero_identity
+from clientlink.sandbox.accounts import PUBLIC_CLIENT_ID, QUICKBOOKS_CLIENT_ID
+from clientlink.sandbox.oauth import s256_challenge
 
 DEFAULT_SCOPE = "openid profile email accounting.settings accounting.contacts offline_access"
+QUICKBOOKS_SCOPE = "com.intuit.quickbooks.accounting"
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -29,7 +30,7 @@ def authorize_url(
     method: str | None = "S256",
     response_type: str = "code",
 ) -> str:
-    """Build a sandbox authorize URL; None for `code_challenge`/`method` leaves them out."""
+    """Build a sandbox Xero authorize URL; None for `code_challenge`/`method` leaves them out."""
     params = {
         "response_type": response_type,
         "client_id": client_id,
@@ -41,4 +42,30 @@ def authorize_url(
         params["code_challenge"] = code_challenge
     if method is not None:
         params["code_challenge_method"] = method
-    return f"{base_url}{AUTHORIZE_PATH}?{urlencode(params)}"
+    return f"{base_url}{xero_identity.AUTHORIZE_PATH}?{urlencode(params)}"
+
+
+def quickbooks_authorize_url(
+    base_url: str,
+    *,
+    redirect_uri: str,
+    code_challenge: str | None = None,
+    client_id: str = QUICKBOOKS_CLIENT_ID,
+    scope: str = QUICKBOOKS_SCOPE,
+    state: str = "st-qbo",
+    method: str | None = None,
+) -> str:
+    """Build a sandbox QuickBooks authorize URL (no PKCE unless a challenge is given)."""
+    params = {
+        "client_id": client_id,
+        "response_type": "code",
+        "scope": scope,
+        "redirect_uri": redirect_uri,
+        "state": state,
+    }
+    if code_challenge is not None:
+        params["code_challenge"] = code_challenge
+        params["code_challenge_method"] = method or "S256"
+    elif method is not None:
+        params["code_challenge_method"] = method
+    return f"{base_url}{quickbooks_identity.AUTHORIZE_PATH}?{urlencode(params)}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -10,9 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from clientlink.sandbox.oauth import ApiAuthError, Grant
 from clientlink.sandbox.ratelimit import LimitDecision
 from clientlink.sandbox.state import SandboxState
-from clientlink.sandbox.xero import ApiAuthError, Grant
 
 CONNECTIONS_PATH = "/xero/connections"
 ORGANISATION_PATH = "/xero/api.xro/2.0/Organisation"
@@ -42,36 +41,32 @@ async def _serve_api(
     """Shared pipeline: count, fault, authenticate, check tenant, rate-limit, handle."""
     state = _state(request)
     state.calls[kind] += 1
-    fault = await state.fault("connections" if kind == "connections" else "api")
-    if fault is not None:
-        return fault
-    try:
-        grant = state.xero.authenticate_bearer(request.headers.get("authorization"))
-    except ApiAuthError as exc:
-        return JSONResponse(
-            _problem(exc.status, exc.title, exc.detail),
-            status_code=exc.status,
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
-    if kind == "organisation" and (
-        not tenant_id or not state.xero.is_connected(grant.user, grant.client_id, tenant_id)
-    ):
-        return JSONResponse(
-            _problem(403, "Forbidden", "AuthenticationUnsuccessful"), status_code=403
-        )
-    decision = state.limits.admit(grant.client_id, tenant_id)
-    if not decision.allowed:
-        state.rate_limited += 1
-        return _rate_limited(decision)
-    try:
-        if state.api_latency_seconds > 0:
-            await asyncio.sleep(state.api_latency_seconds)
-        response = await handler(grant)
-    finally:
-        if tenant_id is not None:
-            state.limits.release(grant.client_id, tenant_id)
-    response.headers.update(decision.headers)
-    return response
+
+    async def process() -> Response:
+        try:
+            grant = state.xero.authenticate_bearer(request.headers.get("authorization"))
+        except ApiAuthError as exc:
+            return JSONResponse(
+                _problem(exc.status, exc.title, exc.detail),
+                status_code=exc.status,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        if kind == "organisation" and (
+            not tenant_id or not state.xero.is_connected(grant.user, grant.client_id, tenant_id)
+        ):
+            return JSONResponse(
+                _problem(403, "Forbidden", "AuthenticationUnsuccessful"), status_code=403
+            )
+        decision = state.limits.admit(grant.client_id, tenant_id)
+        if not decision.allowed:
+            state.rate_limited += 1
+            return _rate_limited(decision)
+        response = await state.serve_admitted(grant.client_id, tenant_id, lambda: handler(grant))
+        response.headers.update(decision.headers)
+        return response
+
+    target = "connections" if kind == "connections" else "api"
+    return await state.with_faults(target, state.xero.name, process)
 
 
 def _rate_limited(decision: LimitDecision) -> Response:

@@ -24,6 +24,8 @@ from clientlink.sandbox.approve import approve as sandbox_approve
 from clientlink.sandbox.server import SandboxServer
 from clientlink.tui.demo import PASSPHRASE_ENV, SeededPractice, demo_config_text, seed_practice
 
+pytest_plugins = ["tests.dbus_session"]
+
 TEST_ORGS = 40
 
 
@@ -87,7 +89,7 @@ class RunningDaemon:
 async def daemon(home: Paths, sandbox: SandboxServer) -> AsyncIterator[RunningDaemon]:
     """A started daemon with no clients yet."""
     clock = Clock()
-    instance = Daemon(home, load_config(home.config_file), clock=clock)
+    instance = Daemon(home, load_config(home.config_file), clock=clock, desktop=None)
     await instance.start()
     running = RunningDaemon(daemon=instance, paths=home, clock=clock, sandbox=sandbox)
     try:
@@ -108,6 +110,13 @@ class Practice(RunningDaemon):
     def client_ids_needing_reauth(self) -> list[int]:
         assert self.seeded is not None
         return self.seeded.needs_reauth_ids
+
+    @property
+    def connected_ids(self) -> list[int]:
+        """Clients whose connection works after seeding."""
+        assert self.seeded is not None
+        bad = set(self.seeded.needs_reauth_ids)
+        return [client_id for client_id in self.seeded.client_ids if client_id not in bad]
 
 
 @pytest.fixture

@@ -40,6 +40,13 @@ async def sandbox_post(base_url: str, path: str, body: dict[str, Any] | None = N
         return response.json()
 
 
+async def sandbox_delete(base_url: str, path: str) -> None:
+    """DELETE on one of the sandbox's admin endpoints."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        response = await http.delete(path)
+        response.raise_for_status()
+
+
 async def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
     """Whether something accepts TCP connections on ``host:port``."""
     try:
@@ -60,3 +67,27 @@ async def port_closes(port: int, within: float = 5.0) -> bool:
             return True
         await asyncio.sleep(0.02)
     return False
+
+
+async def wait_until(predicate, within: float = 10.0, what: str = "condition") -> None:
+    """Poll ``predicate`` (sync or async) until true; fail after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def advance_time(running: Any, seconds: float) -> None:
+    """Move the sandbox's and the daemon's clocks together, then let due work run."""
+    await sandbox_post(running.sandbox.base_url, "/_sandbox/clock", {"advance_seconds": seconds})
+    running.clock.advance(seconds)
+    watcher = running.daemon.watcher
+    await watcher.reschedule_all()
+    await asyncio.sleep(0)
+    await wait_until(watcher.idle, what="the watcher to finish what was due")

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from clientlink.sandbox import SandboxServer
-from clientlink.sandbox.testkit import authorize_url, pkce_pair
+from clientlink.sandbox.testkit import authorize_url, pkce_pair, quickbooks_authorize_url
 
 REDIRECT_URI = "http://127.0.0.1:53682/callback"
 
@@ -54,6 +54,10 @@ async def test_serve_prints_listening_line_first_and_stops_cleanly_on_sigterm() 
     first = (await asyncio.wait_for(proc.stdout.readline(), timeout=20)).decode()
     match = re.fullmatch(r"Sandbox listening on (http://127\.0\.0\.1:\d+)\n", first)
     assert match, first
+    banner = []
+    while not banner or not banner[-1].startswith("Press Ctrl-C"):
+        banner.append((await asyncio.wait_for(proc.stdout.readline(), timeout=20)).decode())
+    assert "  Xero\n" in banner and "  QuickBooks Online\n" in banner
     async with httpx.AsyncClient() as http:
         info = (await http.get(match.group(1) + "/_sandbox/info")).json()
     assert info["org_count"] == 5
@@ -78,3 +82,12 @@ async def test_approve_command_with_unknown_org_exits_1_with_a_clear_message(
     assert code == 1
     assert out == ""
     assert "'No Such Fund' is not available" in err
+
+
+async def test_approve_command_picks_the_named_quickbooks_company(sandbox: SandboxServer) -> None:
+    org = sandbox.state.orgs[3]
+    url = quickbooks_authorize_url(sandbox.base_url, redirect_uri=REDIRECT_URI)
+    code, out, _ = await run_cli("approve", url, "--orgs", org.realm_id)
+    assert code == 0
+    params = parse_qs(urlsplit(out.strip()).query)
+    assert params["realmId"] == [org.realm_id] and "code" in params

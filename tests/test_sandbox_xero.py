@@ -310,7 +310,7 @@ async def test_wrong_code_verifier_is_invalid_grant(
 
 
 async def test_rfc7636_test_vector_verifier_matches_its_challenge() -> None:
-    from clientlink.sandbox.xero import s256_challenge
+    from clientlink.sandbox.oauth import s256_challenge
 
     verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
     assert s256_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
@@ -661,6 +661,24 @@ async def test_delay_fault_lets_a_client_time_out(
     )
     with pytest.raises(httpx.ReadTimeout):
         await http.get(CONNECTIONS, headers={"Authorization": "Bearer x"}, timeout=0.2)
+
+
+async def test_hang_after_fault_rotates_the_refresh_token_before_holding_the_answer(
+    sandbox: SandboxServer, http: httpx.AsyncClient
+) -> None:
+    tokens = await connect(sandbox, http)
+    rule = {"kind": "hang_after", "delay_seconds": 0.5, "target": "token", "provider": "xero"}
+    await http.post("/_sandbox/faults", json=rule | {"count": 1})
+    with pytest.raises(httpx.ReadTimeout):
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": PUBLIC_CLIENT_ID,
+            "refresh_token": tokens["refresh_token"],
+        }
+        await http.post(TOKEN, data=form, timeout=0.1)
+    listed = {t["token"]: t for t in (await http.get("/_sandbox/tokens")).json()}
+    assert listed[tokens["refresh_token"]]["state"] == "rotated"
+    assert sum(t["state"] == "active" and t["kind"] == "refresh" for t in listed.values()) == 1
 
 
 async def test_fault_rule_with_bad_fields_is_refused(http: httpx.AsyncClient) -> None:

@@ -1,0 +1,151 @@
+"""HTTP side of the QuickBooks Online-like API: `/quickbooks/v3/company/{realmId}/companyinfo`.
+
+Errors use Intuit's `Fault` bodies: 401 AuthenticationFailed (3200), 403
+ApplicationAuthorizationFailed (3100), 429 ThrottleExceeded (003001, no Retry-After).
+"""
+
+from __future__ import annotations
+
+import random
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from clientlink.sandbox.faults import quickbooks_throttle_fault
+from clientlink.sandbox.oauth import ApiAuthError
+from clientlink.sandbox.seed import SURNAMES, SeedOrg
+from clientlink.sandbox.sign_in_pages import sandbox_state
+
+API_BASE_PATH = "/quickbooks/v3/company"
+COMPANY_INFO_PATH = API_BASE_PATH + "/{realm_id}/companyinfo/{company_info_id}"
+
+# (state, first postcode, city) for addresses that look Australian.
+_STATES = (
+    ("NSW", 2000, "Sydney"),
+    ("VIC", 3000, "Melbourne"),
+    ("QLD", 4000, "Brisbane"),
+    ("WA", 6000, "Perth"),
+    ("SA", 5000, "Adelaide"),
+    ("TAS", 7000, "Hobart"),
+)
+
+
+def _fault(kind: str, message: str, code: str, detail: str | None = None) -> dict[str, object]:
+    error: dict[str, str] = {"Message": message}
+    if detail is not None:
+        error["Detail"] = detail
+    error["code"] = code
+    return {"Fault": {"Error": [error], "type": kind}}
+
+
+def _authentication_failed(exc: ApiAuthError) -> Response:
+    message = "message=AuthenticationFailed; errorCode=003200; statusCode=401"
+    return JSONResponse(
+        _fault("AUTHENTICATION", message, "3200", exc.detail),
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer realm="Intuit", error="invalid_token"'},
+    )
+
+
+def _authorization_failed() -> Response:
+    message = "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403"
+    return JSONResponse(_fault("SERVICE", message, "3100"), status_code=403)
+
+
+def _object_not_found(company_info_id: str) -> Response:
+    detail = (
+        "Object Not Found : Something you're trying to use has been made inactive or is not "
+        f"found: CompanyInfo {company_info_id}"
+    )
+    return JSONResponse(
+        _fault("ValidationFault", "Object Not Found", "610", detail), status_code=400
+    )
+
+
+def _address(org: SeedOrg) -> dict[str, str]:
+    """A made-up but stable street address for `org`."""
+    rng = random.Random(org.tenant_id)
+    state, postcode, city = rng.choice(_STATES)
+    street = f"{rng.randrange(1, 400)} {rng.choice(SURNAMES)} {rng.choice(('St', 'Rd', 'Ave'))}"
+    return {
+        "Id": "1",
+        "Line1": street,
+        "City": city,
+        "CountrySubDivisionCode": state,
+        "PostalCode": str(postcode + rng.randrange(200)),
+        "Country": "AU",
+    }
+
+
+def company_info_json(org: SeedOrg) -> dict[str, object]:
+    """QuickBooks' CompanyInfo entity for `org` (Id is always "1" in a real company)."""
+    address = _address(org)
+    # A stable start year per company; the company was created in QuickBooks that day.
+    started = f"{2012 + int(org.realm_id) % 12}-07-01"
+    created = f"{started}T09:00:00+10:00"
+    return {
+        "CompanyName": org.name,
+        "LegalName": org.legal_name,
+        "CompanyAddr": address,
+        "CustomerCommunicationAddr": address,
+        "LegalAddr": address,
+        "PrimaryPhone": {"FreeFormNumber": org.phone},
+        "Email": {"Address": org.email},
+        "CompanyStartDate": started,
+        "FiscalYearStartMonth": "July",
+        "Country": "AU",
+        "SupportedLanguages": "en",
+        # Where AU companies keep an ABN is undocumented; the sandbox puts it here.
+        "NameValue": [
+            {"Name": "ABN", "Value": org.abn},
+            {"Name": "CompanyType", "Value": org.organisation_type},
+            {"Name": "NeoEnabled", "Value": "true"},
+        ],
+        "domain": "QBO",
+        "sparse": False,
+        "Id": "1",
+        "SyncToken": "1",
+        "MetaData": {"CreateTime": created, "LastUpdatedTime": created},
+    }
+
+
+async def company_info(request: Request) -> Response:
+    """GET CompanyInfo of the realm the bearer token's grant covers."""
+    state = sandbox_state(request)
+    qbo = state.quickbooks
+    realm_id = request.path_params["realm_id"]
+    company_info_id = request.path_params["company_info_id"]
+    state.calls["quickbooks.companyinfo"] += 1
+
+    async def process() -> Response:
+        try:
+            grant = qbo.authenticate_bearer(request.headers.get("authorization"))
+        except ApiAuthError as exc:
+            return _authentication_failed(exc)
+        if qbo.realm_of(grant) != realm_id:
+            return _authorization_failed()
+        decision = state.limits.admit_quickbooks(grant.client_id, realm_id)
+        if not decision.allowed:
+            state.rate_limited += 1
+            return JSONResponse(quickbooks_throttle_fault(), status_code=429)
+
+        async def handle() -> Response:
+            org = qbo.org_for_realm(realm_id)
+            assert org is not None
+            if company_info_id != realm_id:
+                return _object_not_found(company_info_id)
+            body = {
+                "CompanyInfo": company_info_json(org),
+                "time": state.clock.now().isoformat(timespec="milliseconds"),
+            }
+            return JSONResponse(body)
+
+        return await state.serve_admitted(grant.client_id, realm_id, handle)
+
+    return await state.with_faults("api", qbo.name, process)
+
+
+def api_routes() -> list[Route]:
+    """The API's routes."""
+    return [Route(COMPANY_INFO_PATH, company_info, methods=["GET"])]
