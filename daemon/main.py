@@ -8,11 +8,13 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import sys
 
 from clientlink.common.config import Config, ConfigError, load_config
 from clientlink.common.paths import Paths, resolve_paths
 from clientlink.common.version import VERSION
+from clientlink.daemon import systemd
 from clientlink.daemon.rpc_server import DaemonAlreadyRunning
 from clientlink.daemon.service import Daemon
 from clientlink.daemon.vault import VaultUnavailable
@@ -39,44 +41,69 @@ def main(argv: list[str] | None = None) -> int:
     )
     # httpx logs every request line; request URLs are ours but keep the journal quiet.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # APScheduler logs every job it adds or runs: thousands of lines a day for a practice.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Taken first: the LISTEN_* variables must not outlive this call (see listen_sockets).
+    inherited = _inherited_socket()
     paths = resolve_paths(args.home)
     try:
         config = load_config(paths.config_file)
     except ConfigError as exc:
-        log.error("%s", exc)
-        return EX_CONFIG
+        return _failed(EX_CONFIG, str(exc))
     paths.ensure()
     with open(paths.lock_file, "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log.error("another clientlinkd is already running for %s", paths.runtime_dir)
-            return 1
+            return _failed(1, f"another clientlinkd is already running for {paths.runtime_dir}")
         try:
-            return asyncio.run(_serve(paths, config))
+            return asyncio.run(_serve(paths, config, inherited))
         except KeyboardInterrupt:
             return 0
 
 
-async def _serve(paths: Paths, config: Config) -> int:
+def _inherited_socket() -> socket.socket | None:
+    sockets = systemd.listen_sockets()
+    for extra in sockets[1:]:
+        log.warning("ignoring an extra socket passed by systemd: %s", extra.getsockname())
+        extra.close()
+    return sockets[0] if sockets else None
+
+
+def _failed(exit_code: int, reason: str, *, traceback: bool = False) -> int:
+    """Log why the daemon cannot run and tell systemd (``systemctl status`` shows it)."""
+    log.error("%s", reason, exc_info=traceback)
+    systemd.notify(systemd.status_text(reason))
+    return exit_code
+
+
+async def _serve(paths: Paths, config: Config, inherited: socket.socket | None = None) -> int:
     daemon = Daemon(paths, config)
     try:
-        await daemon.start()
+        await daemon.start(inherited_socket=inherited)
     except VaultUnavailable as exc:
-        log.error("cannot open the vault: %s", exc)
-        return EX_CONFIG
+        return _failed(EX_CONFIG, f"cannot open the vault: {exc}")
     except DaemonAlreadyRunning as exc:
-        log.error("%s", exc)
-        return 1
+        return _failed(1, str(exc))
+    except Exception as exc:
+        return _failed(1, f"clientlinkd could not start: {exc}", traceback=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    assert daemon.store is not None
+    watching = sum((await daemon.store.count_clients_by_status(active=True)).values())
+    # Only now can the daemon really serve: store, vault, socket (and scheduler) are up.
+    systemd.notify("READY=1", systemd.status_text(f"Watching {watching} clients"))
     log.info("ready")
+    watchdog = asyncio.create_task(systemd.run_watchdog(stop), name="systemd-watchdog")
     try:
         await stop.wait()
     finally:
         log.info("stopping")
+        systemd.notify("STOPPING=1", systemd.status_text("Stopping"))
+        stop.set()
+        await watchdog
         await daemon.stop()
     return 0
 

@@ -37,7 +37,6 @@ from clientlink.daemon.store import TenantRow
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class ProviderDefinition:
     """What a provider publishes: endpoints, scopes, and how its grants age."""
@@ -437,11 +436,14 @@ class QuickBooksAdapter(ProviderAdapter):
             f"{self.definition.api_base}/{tenant_id}/companyinfo/{tenant_id}", tokens
         )
         info = response.json().get("CompanyInfo", {})
+        # QuickBooks documents no ABN field; AU companies carry it as a NameValue pair.
+        extra = {item.get("Name"): item.get("Value") for item in info.get("NameValue") or []}
+        abn = "".join(ch for ch in str(extra.get("ABN") or "") if ch.isdigit())
         return OrganisationDetails(
             tenant_id=tenant_id,
             name=info.get("CompanyName") or tenant_id,
             legal_name=info.get("LegalName"),
-            abn=None,
+            abn=abn or None,
         )
 
 

@@ -18,6 +18,7 @@ import os
 import pwd
 import socket
 import struct
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,8 @@ class RpcServer:
         self.allowed_uid = os.getuid() if allowed_uid is None else allowed_uid
         self._handlers: dict[str, Handler] = {}
         self._server: asyncio.AbstractServer | None = None
+        # Only a socket file we bound is ours to remove; systemd owns one it handed over.
+        self._bound_socket_file = False
         self._connections: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.on_disconnect: Callable[[Connection], None] | None = None
@@ -116,8 +119,10 @@ class RpcServer:
         """Listen on the socket path, or on a socket handed over by systemd."""
         if inherited is not None:
             inherited.setblocking(False)
+            # From Python 3.13 asyncio would unlink the socket file on close; systemd owns it.
+            keep_file = {"cleanup_socket": False} if sys.version_info >= (3, 13) else {}
             self._server = await asyncio.start_unix_server(
-                self._accept, sock=inherited, limit=MAX_FRAME_BYTES + 1
+                self._accept, sock=inherited, limit=MAX_FRAME_BYTES + 1, **keep_file
             )
             return
         ensure_private_dir(self.socket_path.parent)
@@ -129,10 +134,11 @@ class RpcServer:
             )
         finally:
             os.umask(old_umask)
+        self._bound_socket_file = True
         self.socket_path.chmod(0o600)
 
     async def stop(self) -> None:
-        """Stop accepting, close every connection, remove the socket file."""
+        """Stop accepting, close every connection, remove the socket file if we made it."""
         if self._server is not None:
             self._server.close()
             # Closing the transports ends each connection's read loop normally; cancelling
@@ -144,8 +150,10 @@ class RpcServer:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
+        if self._bound_socket_file:
+            self._bound_socket_file = False
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
 
     # ------------------------------------------------------------------ connections
 

@@ -57,6 +57,7 @@ from clientlink.daemon.store import GrantRow, GrantTimes, Store
 log = logging.getLogger(__name__)
 
 WAKE_JOB = "wake"
+MIN_INTERVAL = timedelta(seconds=60)
 RUN_CONCURRENCY = 8
 """At most this many grants are refreshed at once (after a suspend, many are due)."""
 
@@ -248,14 +249,15 @@ class Watcher:
         if access is not None:
             candidates.append(access - margin - jitter)
         refresh_end = from_iso(grant.refresh_expires_at)
-        if refresh_end is not None:
+        if refresh_end is not None and refresh_end - timedelta(days=1) > now:
             candidates.append(refresh_end - timedelta(days=1))
         hard_end = from_iso(grant.hard_expires_at)
         if hard_end is not None:
             warning = hard_end - timedelta(days=self._config.warning_days)
-            if warning > now:
-                candidates.append(warning)
-        return max(min(candidates, default=now), now)
+            candidates.append(warning if warning > now else hard_end)
+        # Never sooner than a minute away: a refresh that cannot move a deadline (a refresh
+        # token capped by a hard end) must not turn into a loop.
+        return max(min(candidates, default=now), now + MIN_INTERVAL)
 
     def _refresh_window(self) -> timedelta:
         """An access token with less left than this is refreshed when its moment comes."""

@@ -86,10 +86,17 @@ class RunningDaemon:
 
 
 @pytest.fixture
-async def daemon(home: Paths, sandbox: SandboxServer) -> AsyncIterator[RunningDaemon]:
-    """A started daemon with no clients yet."""
+async def daemon(
+    home: Paths, sandbox: SandboxServer, request: pytest.FixtureRequest
+) -> AsyncIterator[RunningDaemon]:
+    """A started daemon with no clients yet.
+
+    Desktop notifications go to the session bus only in tests that ask for the
+    ``notification_server`` (a private bus); elsewhere the daemon has no desktop channel.
+    """
     clock = Clock()
-    instance = Daemon(home, load_config(home.config_file), clock=clock, desktop=None)
+    desktop = "default" if "notification_server" in request.fixturenames else None
+    instance = Daemon(home, load_config(home.config_file), clock=clock, desktop=desktop)
     await instance.start()
     running = RunningDaemon(daemon=instance, paths=home, clock=clock, sandbox=sandbox)
     try:
@@ -118,12 +125,22 @@ class Practice(RunningDaemon):
         bad = set(self.seeded.needs_reauth_ids)
         return [client_id for client_id in self.seeded.client_ids if client_id not in bad]
 
+    @property
+    def xero_connected_ids(self) -> list[int]:
+        """Connected clients whose books are in (the sandbox's) Xero."""
+        assert self.seeded is not None
+        quickbooks = set(self.seeded.quickbooks_ids)
+        return [client_id for client_id in self.connected_ids if client_id not in quickbooks]
+
 
 @pytest.fixture
 async def practice(daemon: RunningDaemon) -> Practice:
     """The demo's practice, at test size: staff grants, one revoked, a few disconnected."""
     client = await daemon.connect("seed")
     seeded = await seed_practice(client, daemon.sandbox.base_url)
+    # What seeding broke is announced now and read, so each test starts with a quiet inbox.
+    await daemon.daemon.notifier.flush()
+    await client.call("notifications.ack", {})
     return Practice(**vars(daemon), seeded=seeded)
 
 

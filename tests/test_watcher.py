@@ -27,8 +27,9 @@ async def statuses(rpc) -> dict[str, int]:
 async def test_every_watched_grant_is_scheduled_at_start(practice):
     rpc = await practice.connect()
     status = await rpc.call("daemon.status")
-    assert status["watched_grants"] == 2  # the revoked staff grant is no longer watched
-    client = await rpc.call("clients.get", {"client_id": practice.connected_ids[-1]})
+    # Two Xero staff grants (the revoked one is no longer watched) and one per QBO company.
+    assert status["watched_grants"] == 2 + len(practice.seeded.quickbooks_ids)
+    client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[-1]})
     next_check = from_iso(client["next_check_at"])
     access_end = from_iso(client["access_expires_at"])
     assert next_check is not None and access_end is not None
@@ -37,7 +38,7 @@ async def test_every_watched_grant_is_scheduled_at_start(practice):
 
 async def test_access_tokens_are_refreshed_before_they_expire(practice):
     rpc = await practice.connect()
-    client_id = practice.connected_ids[-1]
+    client_id = practice.xero_connected_ids[-1]
     before = await rpc.call("clients.get", {"client_id": client_id})
     calls = await refresh_calls(practice)
     await advance_time(practice, 26 * 60)
@@ -63,7 +64,7 @@ async def test_an_unwatched_grant_dies_at_its_idle_end(practice):
     await practice.daemon.watcher.stop()
     practice.clock.advance(61 * DAY)
     await sandbox_post(practice.sandbox.base_url, "/_sandbox/clock", {"advance_seconds": 61 * DAY})
-    client_id = practice.connected_ids[-1]
+    client_id = practice.xero_connected_ids[-1]
     await rpc.call("clients.check", {"client_ids": [client_id]})
     client = await rpc.call("clients.get", {"client_id": client_id})
     assert client["status"] == "needs_reauth"
@@ -76,9 +77,7 @@ async def test_a_refused_refresh_marks_needs_reauth_with_reason_and_since(practi
     sam = next(g for g in grants if g["user"].startswith("sam") and not g["revoked"])
     await sandbox_post(practice.sandbox.base_url, f"/_sandbox/grants/{sam['grant_id']}/revoke")
     await advance_time(practice, 26 * 60)
-    listing = await rpc.call(
-        "clients.list", {"filter": {"status": "needs_reauth"}, "limit": 1000}
-    )
+    listing = await rpc.call("clients.list", {"filter": {"status": "needs_reauth"}, "limit": 1000})
     newly = [c for c in listing["items"] if c["id"] not in practice.client_ids_needing_reauth]
     assert len(newly) == len(sam["tenant_ids"])
     for client in newly:
@@ -99,9 +98,9 @@ async def test_a_long_outage_never_marks_needs_reauth_and_recovers(practice):
     counts = await statuses(rpc)
     assert counts["needs_reauth"] == len(practice.client_ids_needing_reauth)
     assert counts["error"] == len(practice.seeded.client_ids) - counts["needs_reauth"]
-    client = (await rpc.call("clients.list", {"filter": {"status": "error"}, "limit": 1}))[
-        "items"
-    ][0]
+    client = (await rpc.call("clients.list", {"filter": {"status": "error"}, "limit": 1}))["items"][
+        0
+    ]
     assert "failing since" in client["status_reason"]
     await sandbox_delete(practice.sandbox.base_url, "/_sandbox/faults")
     await advance_time(practice, 2 * 3600)
@@ -135,7 +134,7 @@ async def test_timeouts_count_as_an_outage_not_a_verdict(practice):
         {"kind": "delay", "delay_seconds": 1.0, "target": "token", "count": 2},
     )
     await advance_time(practice, 26 * 60)
-    grant_client = await rpc.call("clients.get", {"client_id": practice.connected_ids[-1]})
+    grant_client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[-1]})
     assert grant_client["status"] == "connected"
     status = await rpc.call("daemon.status")
     assert status["clients_by_status"]["needs_reauth"] == len(practice.client_ids_needing_reauth)
@@ -149,7 +148,7 @@ async def test_rate_limited_refresh_waits_as_retry_after_says(practice):
         {"kind": "429", "target": "token", "retry_after": 600, "problem": "minute", "count": 2},
     )
     await advance_time(practice, 26 * 60)
-    client = await rpc.call("clients.get", {"client_id": practice.connected_ids[-1]})
+    client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[-1]})
     assert client["status"] == "connected"
     wait = from_iso(client["next_check_at"]) - practice.clock.now()
     assert timedelta(seconds=590) <= wait <= timedelta(seconds=600)
@@ -165,7 +164,7 @@ async def refresh_tokens_issued(running, tenant_id: str) -> int:
 async def test_two_simultaneous_refresh_triggers_make_one_refresh_call(practice):
     rpc = await practice.connect()
     other = await practice.connect("second")
-    client = await rpc.call("clients.get", {"client_id": practice.connected_ids[-1]})
+    client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[-1]})
     practice.clock.advance(26 * 60)
     await sandbox_post(practice.sandbox.base_url, "/_sandbox/clock", {"advance_seconds": 26 * 60})
     issued = await refresh_tokens_issued(practice, client["tenant_id"])
@@ -178,7 +177,7 @@ async def test_two_simultaneous_refresh_triggers_make_one_refresh_call(practice)
 
 async def test_a_business_disconnected_in_xero_needs_reauth_alone(practice):
     rpc = await practice.connect()
-    client = await rpc.call("clients.get", {"client_id": practice.connected_ids[-1]})
+    client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[-1]})
     await sandbox_post(
         practice.sandbox.base_url,
         "/_sandbox/connections/disconnect",
@@ -213,3 +212,53 @@ async def test_wait_helper_is_bounded():
     task = asyncio.ensure_future(later())
     await wait_until(lambda: flag["set"], within=2)
     await task
+
+
+async def quickbooks_grant_of(practice, rpc, client_id):
+    client = await rpc.call("clients.get", {"client_id": client_id})
+    grants = await sandbox_get(practice.sandbox.base_url, "/_sandbox/grants")
+    grant = next(g for g in grants if g["realm_id"] == client["tenant_id"])
+    return client, grant
+
+
+async def test_quickbooks_grants_refresh_before_their_hour_is_up(practice):
+    rpc = await practice.connect()
+    stats = await sandbox_get(practice.sandbox.base_url, "/_sandbox/stats")
+    before = stats["calls"].get("quickbooks.token.refresh_token", 0)
+    await advance_time(practice, 26 * 60)  # Xero's half hour: QuickBooks tokens still good
+    stats = await sandbox_get(practice.sandbox.base_url, "/_sandbox/stats")
+    assert stats["calls"].get("quickbooks.token.refresh_token", 0) == before
+    await advance_time(practice, 30 * 60)
+    stats = await sandbox_get(practice.sandbox.base_url, "/_sandbox/stats")
+    assert stats["calls"]["quickbooks.token.refresh_token"] == before + len(
+        practice.seeded.quickbooks_ids
+    )
+    counts = await statuses(rpc)
+    assert counts["error"] == 0 and counts["expiring"] == 0
+
+
+async def test_a_hard_end_inside_the_warning_window_marks_expiring_then_needs_reauth(practice):
+    rpc = await practice.connect()
+    client_id = practice.seeded.quickbooks_ids[0]
+    client, grant = await quickbooks_grant_of(practice, rpc, client_id)
+    hard_end = practice.clock.now() + timedelta(days=10)
+    await sandbox_post(
+        practice.sandbox.base_url,
+        f"/_sandbox/grants/{grant['grant_id']}/hard-end",
+        {"at": hard_end.isoformat()},
+    )
+    await rpc.call("clients.refresh", {"client_id": client_id, "force": True})
+    client = await rpc.call("clients.get", {"client_id": client_id})
+    assert client["status"] == "expiring"
+    assert hard_end.strftime("%d %b %Y") in client["status_reason"]
+    assert abs(from_iso(client["hard_expires_at"]) - hard_end) < timedelta(seconds=2)
+    others = [i for i in practice.seeded.quickbooks_ids if i != client_id]
+    for other in others:
+        assert (await rpc.call("clients.get", {"client_id": other}))["status"] == "connected"
+
+    for _ in range(11):  # day by day past the hard end
+        await advance_time(practice, DAY)
+    client = await rpc.call("clients.get", {"client_id": client_id})
+    assert client["status"] == "needs_reauth"
+    for other in others:
+        assert (await rpc.call("clients.get", {"client_id": other}))["status"] == "connected"

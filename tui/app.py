@@ -20,10 +20,11 @@ from textual.worker import Worker, WorkerState
 from clientlink.common import protocol
 from clientlink.common.client import DaemonClient, DaemonUnavailable, RpcError
 from clientlink.tui import messages
-from clientlink.tui.commands import ContextCommands
+from clientlink.tui.commands import ContextCommands, PaletteCommand
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.screens.help import HelpScreen
 from clientlink.tui.screens.manage_clients import ManageClientsScreen
+from clientlink.tui.screens.notifications import NotificationsScreen
 
 AutoApprove = Callable[[str, list[str]], Awaitable[str]]
 """Plays the person in the browser: (authorize_url, tenant_ids) -> the final redirect URL."""
@@ -31,6 +32,10 @@ AutoApprove = Callable[[str, list[str]], Awaitable[str]]
 RECONNECT_FIRST_DELAY = 0.5
 RECONNECT_MAX_DELAY = 5.0
 CONNECT_TIMEOUT = 10.0
+NOTIFICATION_TOAST_SECONDS = 12.0
+UNREAD_REFRESH_SECONDS = 30.0
+"""How often the unread count is re-read: a recovered client's notifications are read
+without an event saying so."""
 
 OFFLINE_MESSAGE = (
     "clientlinkd is not running — reconnecting in {delay}. "
@@ -61,11 +66,16 @@ class ClientlinkApp(App[None]):
         Binding(
             "f2", "command_palette", "Command palette (also ctrl+p)", show=False, id="app.commands"
         ),
+        Binding("f3", "notifications", "Notifications", id="app.notifications"),
+        Binding("o", "notifications", "Notifications", show=False, id="app.notifications_o"),
         Binding("f10", "quit", "Quit", id="app.quit"),
     ]
 
     offline_message: reactive[str] = reactive("")
     """Why the daemon cannot be used right now; empty while connected."""
+
+    unread_notifications: reactive[int] = reactive(0)
+    """How many of the daemon's notifications nobody has read; shown in every header."""
 
     def __init__(
         self,
@@ -103,6 +113,10 @@ class ClientlinkApp(App[None]):
     def on_mount(self) -> None:
         self.push_screen(ManageClientsScreen())
         self.keep_connected()
+        self.set_interval(UNREAD_REFRESH_SECONDS, self.refresh_unread_count)
+
+    def watch_unread_notifications(self, unread: int) -> None:
+        self.sub_title = f"{unread} unread (press o)" if unread else ""
 
     @work(group="daemon-connection", exclusive=True, exit_on_error=False)
     async def keep_connected(self) -> None:
@@ -116,10 +130,16 @@ class ClientlinkApp(App[None]):
                     await client.connect()
                     await client.subscribe()
                     providers = await client.call("providers.list")
+                    unread = await client.call(
+                        "notifications.list", {"unread_only": True, "limit": 1}
+                    )
                 self.provider_names = {
                     item.name: item.display_name
                     for item in protocol.ProvidersListResult.model_validate(providers).items
                 }
+                self.unread_notifications = protocol.NotificationsListResult.model_validate(
+                    unread
+                ).unread
                 self._daemon = client
                 self.offline_message = ""
                 delay = RECONNECT_FIRST_DELAY
@@ -158,7 +178,29 @@ class ClientlinkApp(App[None]):
         except ValidationError as exc:
             self.log.warning(f"ignoring malformed {topic} event: {exc}")
             return
+        if isinstance(event, protocol.NotificationEvent):
+            self._announce(event)
         self._broadcast(lambda: message_type(event))  # type: ignore[call-arg]
+
+    def _announce(self, event: protocol.NotificationEvent) -> None:
+        self.unread_notifications = event.unread
+        severity = "information" if event.kind == protocol.NotificationKind.RECOVERED else "warning"
+        self.notify(
+            event.title,
+            title="Notification — o shows them all",
+            severity=severity,
+            timeout=NOTIFICATION_TOAST_SECONDS,
+        )
+
+    @work(group="unread-count", exclusive=True, exit_on_error=False)
+    async def refresh_unread_count(self) -> None:
+        """Re-read how many notifications are unread."""
+        if not self.connected:
+            return
+        result = protocol.NotificationsListResult.model_validate(
+            await self.daemon.call("notifications.list", {"unread_only": True, "limit": 1})
+        )
+        self.unread_notifications = result.unread
 
     def _broadcast(self, make_message: Callable[[], Message]) -> None:
         # Every screen on the stack hears it, so the list under a sign-in stays current.
@@ -195,6 +237,21 @@ class ClientlinkApp(App[None]):
         title = screen.title or screen.__class__.__name__
         about = screen.HELP if isinstance(screen, DaemonScreen) else ""
         self.push_screen(HelpScreen(str(title), about, self._keys_for(screen)))
+
+    def action_notifications(self) -> None:
+        """Open the notifications (unless they are already open)."""
+        if not isinstance(self.screen, NotificationsScreen):
+            self.push_screen(NotificationsScreen())
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        """Context actions offered on every screen."""
+        return [
+            PaletteCommand(
+                "Notifications: show",
+                f"What clientlinkd noticed; {self.unread_notifications} unread (F3 or o)",
+                self.action_notifications,
+            )
+        ]
 
     def _keys_for(self, screen: Screen[Any]) -> list[tuple[str, str]]:
         keys: list[tuple[str, str]] = []

@@ -7,6 +7,7 @@ clientlink clients [--json]     list clients (filter with --status, --text)
 clientlink rpc METHOD [JSON]    call the daemon; the result is printed as JSON
 clientlink provider set-secret NAME   store an app's client secret in the vault
 clientlink sandbox ...          the emulated providers (see `clientlink sandbox --help`)
+clientlink service install|uninstall|status   clientlinkd as a systemd user service
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from clientlink.sandbox.cli import add_sandbox_parser
     from clientlink.tui.demo import add_demo_parser
+    from clientlink.tui.service import add_service_parser
 
     add_demo_parser(commands)
 
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument("name", help="the provider's name in config.toml, e.g. quickbooks")
 
     add_sandbox_parser(commands)
+    add_service_parser(commands)
     return parser
 
 
@@ -85,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         from clientlink.sandbox.cli import run_sandbox_command
 
         return run_sandbox_command(args)
+    if args.command == "service":
+        from clientlink.tui.service import run_service_command
+
+        return run_service_command(args)
     handlers: dict[str, Callable[[DaemonClient, argparse.Namespace], Awaitable[int]]] = {
         "status": _status,
         "clients": _clients,

@@ -23,11 +23,14 @@ class PaletteCommand:
 
 
 class ContextCommands(Provider):
-    """Offers the current screen's actions, plus help."""
+    """Offers the current screen's actions, then the app's, plus help."""
 
     def _commands(self) -> list[PaletteCommand]:
-        provide = getattr(self.screen, "palette_commands", None)
-        commands: list[PaletteCommand] = list(provide()) if provide is not None else []
+        commands: list[PaletteCommand] = []
+        for source in (self.screen, self.app):
+            provide = getattr(source, "palette_commands", None)
+            if provide is not None:
+                commands.extend(provide())
         commands.append(
             PaletteCommand(
                 "Help: show keys", "What this screen does and every key (F1)", self.app.action_help

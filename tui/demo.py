@@ -28,7 +28,12 @@ import httpx
 
 from clientlink.common.client import DaemonClient, DaemonUnavailable
 from clientlink.common.paths import Paths, resolve_paths
-from clientlink.sandbox.accounts import PUBLIC_CLIENT_ID, STAFF_USERS
+from clientlink.sandbox.accounts import (
+    PUBLIC_CLIENT_ID,
+    QUICKBOOKS_CLIENT_ID,
+    QUICKBOOKS_CLIENT_SECRET,
+    STAFF_USERS,
+)
 from clientlink.sandbox.approve import approve
 
 PASSPHRASE_ENV = "CLIENTLINK_VAULT_PASSPHRASE"
@@ -37,6 +42,7 @@ PASSPHRASE_ENV = "CLIENTLINK_VAULT_PASSPHRASE"
 def demo_config_text(sandbox_url: str, *, callback_port: int = 0) -> str:
     """config.toml for a home whose Xero is the sandbox's (any loopback port is accepted)."""
     xero = f"{sandbox_url}/xero"
+    qbo = f"{sandbox_url}/quickbooks"
     return f"""\
 # Written by `clientlink demo`: Xero here is the local sandbox.
 [practice]
@@ -59,6 +65,15 @@ token_url = "{xero}/identity/connect/token"
 revoke_url = "{xero}/identity/connect/revocation"
 connections_url = "{xero}/connections"
 api_base = "{xero}/api.xro/2.0"
+
+[providers.quickbooks]
+kind = "quickbooks"
+display_name = "QuickBooks (sandbox)"
+client_id = "{QUICKBOOKS_CLIENT_ID}"
+authorize_url = "{qbo}/connect/oauth2"
+token_url = "{qbo}/oauth2/v1/tokens/bearer"
+revoke_url = "{qbo}/oauth2/v1/tokens/revoke"
+api_base = "{qbo}/v3/company"
 """
 
 
@@ -68,6 +83,7 @@ class SeededPractice:
 
     client_ids: list[int]
     needs_reauth_ids: list[int]
+    quickbooks_ids: list[int]
     revoked_user: str
     disconnected_tenants: list[str]
 
@@ -79,10 +95,16 @@ async def seed_practice(
     provider: str = "xero",
     say: Callable[[str], None] = lambda _: None,
 ) -> SeededPractice:
-    """Sign staff in, import every business, then let some authorisations die."""
+    """Sign staff in, import every business, then let some authorisations die.
+
+    Nine in ten businesses keep their books in Xero (three staff grants), the rest in
+    QuickBooks Online (one grant per company, as Intuit issues them).
+    """
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as admin:
         orgs = (await admin.get("/_sandbox/orgs")).json()
-        org_ids = [org["tenant_id"] for org in orgs]
+        quickbooks_count = len(orgs) // 10
+        qbo_orgs = orgs[len(orgs) - quickbooks_count :]
+        org_ids = [org["tenant_id"] for org in orgs[: len(orgs) - quickbooks_count]]
         demo_user, main_share, small_share = STAFF_USERS[0], STAFF_USERS[2], STAFF_USERS[1]
         first = round(len(org_ids) * 0.6)
         second = first + round(len(org_ids) * 0.325)
@@ -96,13 +118,19 @@ async def seed_practice(
             if not tenants:
                 continue
             say(f"  {user} signs in to Xero and connects {len(tenants)} businesses")
-            session = await daemon.call("auth.begin", {"provider": provider})
-            redirect = await approve(session["authorize_url"], orgs=tenants, user=user)
-            grant = await daemon.call(
-                "auth.complete", {"session_id": session["session_id"], "redirect_url": redirect}
+            client_ids += await _sign_in_and_import(daemon, provider, tenants, user)
+        if qbo_orgs:
+            say(f"  {demo_user} connects {len(qbo_orgs)} QuickBooks Online companies")
+            await daemon.call(
+                "providers.set_secret",
+                {"provider": "quickbooks", "client_secret": QUICKBOOKS_CLIENT_SECRET},
             )
-            imported = await daemon.call("clients.import", {"grant_id": grant["grant_id"]})
-            client_ids += imported["created"]
+        quickbooks_ids: list[int] = []
+        for org in qbo_orgs:  # Intuit grants one company per consent
+            quickbooks_ids += await _sign_in_and_import(
+                daemon, "quickbooks", [org["tenant_id"]], demo_user
+            )
+        client_ids += quickbooks_ids
         say(f"  {small_share} leaves the practice and their Xero access is revoked")
         for grant in (await admin.get("/_sandbox/grants")).json():
             if grant["user"] == small_share:
@@ -121,9 +149,23 @@ async def seed_practice(
     return SeededPractice(
         client_ids=sorted(client_ids),
         needs_reauth_ids=[item["id"] for item in listing["items"]],
+        quickbooks_ids=sorted(quickbooks_ids),
         revoked_user=small_share,
         disconnected_tenants=disconnected,
     )
+
+
+async def _sign_in_and_import(
+    daemon: DaemonClient, provider: str, orgs: list[str], user: str
+) -> list[int]:
+    """One sign-in through the sandbox ticking ``orgs``; returns the clients created."""
+    session = await daemon.call("auth.begin", {"provider": provider})
+    redirect = await approve(session["authorize_url"], orgs=orgs, user=user)
+    grant = await daemon.call(
+        "auth.complete", {"session_id": session["session_id"], "redirect_url": redirect}
+    )
+    imported = await daemon.call("clients.import", {"grant_id": grant["grant_id"]})
+    return list(imported["created"])
 
 
 # --------------------------------------------------------------------------- processes

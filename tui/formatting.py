@@ -26,21 +26,43 @@ def parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _span(seconds: float) -> str:
+    """A positive duration in its largest sensible unit: ``41s``, ``24m``, ``5h``, ``3d``."""
+    if seconds < 60:
+        return f"{int(seconds)}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m"
+    if seconds < 48 * 3600:
+        return f"{int(seconds // 3600)}h"
+    return f"{int(seconds // 86400)}d"
+
+
 def relative_expiry(value: str | None, now: datetime | None = None) -> str:
     """When something ends, relative to now: ``in 24m``, ``in 3d``, ``expired`` or a dash."""
     when = parse_time(value)
     if when is None:
         return "—"
     seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if seconds <= 0:
-        return "expired"
-    if seconds < 60:
-        return f"in {int(seconds)}s"
-    if seconds < 3600:
-        return f"in {int(seconds // 60)}m"
-    if seconds < 48 * 3600:
-        return f"in {int(seconds // 3600)}h"
-    return f"in {int(seconds // 86400)}d"
+    return f"in {_span(seconds)}" if seconds > 0 else "expired"
+
+
+def relative_time(value: str | None, now: datetime | None = None) -> str:
+    """A time relative to now, either way: ``3d ago``, ``just now``, ``in 24m`` or a dash."""
+    when = parse_time(value)
+    if when is None:
+        return "—"
+    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if abs(seconds) < 60:
+        return "just now"
+    return f"in {_span(seconds)}" if seconds > 0 else f"{_span(-seconds)} ago"
+
+
+def format_when(value: str | None, now: datetime | None = None) -> str:
+    """A time in the person's own zone, and how far off it is: ``22 Nov 2026 23:14 (3d ago)``."""
+    when = parse_time(value)
+    if when is None:
+        return "—"
+    return f"{when.astimezone():%d %b %Y %H:%M} ({relative_time(value, now)})"
 
 
 def countdown(seconds: float) -> str:

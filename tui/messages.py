@@ -63,11 +63,19 @@ class AuthFailed(Message, bubble=False):
     event: protocol.AuthFailed
 
 
+@dataclass
+class NotificationRaised(Message, bubble=False):
+    """clientlinkd stored a new notification; the event carries the unread count."""
+
+    event: protocol.NotificationEvent
+
+
 EVENT_MESSAGES: dict[protocol.Topic, type[Message]] = {
     protocol.Topic.CLIENT_STATUS_CHANGED: ClientStatusChanged,
     protocol.Topic.CLIENT_REAUTHORISED: ClientReauthorised,
     protocol.Topic.CLIENTS_IMPORTED: ClientsImported,
     protocol.Topic.AUTH_COMPLETED: AuthCompleted,
     protocol.Topic.AUTH_FAILED: AuthFailed,
+    protocol.Topic.NOTIFICATION: NotificationRaised,
 }
 """The message each event topic becomes; topics not listed are not shown by the TUI yet."""

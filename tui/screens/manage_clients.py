@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from rich.console import Group
 from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
@@ -15,8 +16,9 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Select, St
 from clientlink.common.protocol import Client, ClientsListResult, ConnectionStatus
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
-from clientlink.tui.formatting import format_abn, relative_expiry
+from clientlink.tui.formatting import format_abn, relative_expiry, relative_time
 from clientlink.tui.screens.base import DaemonScreen
+from clientlink.tui.screens.client_detail import ClientDetailScreen
 from clientlink.tui.screens.sign_in import SignInScreen
 from clientlink.tui.widgets.offline_banner import OfflineBanner
 from clientlink.tui.widgets.status_cell import status_text
@@ -26,8 +28,11 @@ TYPING_DEBOUNCE = 0.15
 EXPIRY_REFRESH_SECONDS = 30.0
 
 ALL = "all"
+ATTENTION = "attention"
+ATTENTION_STATUSES = [status.value for status in ConnectionStatus if status.needs_attention]
 STATUS_FILTERS: list[tuple[str, str]] = [
     ("All", ALL),
+    ("Needs attention", ATTENTION),
     (ConnectionStatus.NEEDS_REAUTH.label, ConnectionStatus.NEEDS_REAUTH.value),
     (ConnectionStatus.EXPIRING.label, ConnectionStatus.EXPIRING.value),
     (ConnectionStatus.ERROR.label, ConnectionStatus.ERROR.value),
@@ -43,7 +48,12 @@ EXPIRY_WIDTH_WIDE = 12
 SOFTWARE_WIDTH_NARROW = 10
 SOFTWARE_WIDTH_WIDE = 17
 NAME_MIN_WIDTH = 12
+SINCE_WIDTH = 8
+REASON_MIN_WIDTH = 12
 WIDE_TABLE = 100
+
+Column = tuple[str, str, int]
+"""A table column: its key, its heading and its content width."""
 
 
 def _ellipsise(text: str, width: int, style: str = "") -> Text:
@@ -59,16 +69,36 @@ class ManageClientsScreen(DaemonScreen[None]):
     HELP = (
         "Every active client and the state of its connection to the accounting software. "
         "The list is filtered by clientlinkd: type in the filter box to match names, or pick "
-        "a status. Rows change live when a connection changes.\n\n"
-        "Re-Authorise (r, or the button) opens a sign-in for the client on the focused row: "
-        "sign in to the software, tick the client's business, allow access."
+        "a status. Rows change live when a connection changes, and the pane under the list "
+        "says why the highlighted client is in its status.\n\n"
+        "Needs attention (t or !) lists every client that needs a person — needs re-auth, "
+        "expiring or in error — with the reason and since when.\n\n"
+        "Enter (or d) opens the highlighted client's connection: who authorised it, its "
+        "tokens, its history, Refresh now. Re-Authorise (r, or the button) opens a sign-in "
+        "for the client on the focused row: sign in to the software, tick the client's "
+        "business, allow access. The header shows unread notifications; o (or F3) opens them."
     )
     BINDINGS = [
         Binding("r", "reauthorise", "Re-Authorise", id="clients.reauthorise"),
-        Binding("slash", "focus_filter", "Filter", id="clients.focus_filter"),
-        Binding("n", "show_status('needs_reauth')", "Needs re-auth", id="clients.needs_reauth"),
+        Binding("d", "details", "Details (also Enter)", show=False, id="clients.details"),
+        Binding("t", "show_status('attention')", "Attention", id="clients.attention"),
+        Binding(
+            "exclamation_mark",
+            "show_status('attention')",
+            "Needs attention",
+            show=False,
+            id="clients.attention_bang",
+        ),
+        Binding(
+            "n",
+            "show_status('needs_reauth')",
+            "Needs re-auth",
+            show=False,
+            id="clients.needs_reauth",
+        ),
         Binding("a", "show_status('all')", "All", id="clients.show_all"),
-        Binding("f5", "reload", "Reload", id="clients.reload"),
+        Binding("slash", "focus_filter", "Filter", show=False, id="clients.focus_filter"),
+        Binding("f5", "reload", "Reload", show=False, id="clients.reload"),
         Binding("ctrl+r", "reload", "Reload", show=False, id="clients.reload_ctrl"),
         Binding("escape", "focus_table", "Back to list", show=False, id="clients.focus_table"),
     ]
@@ -79,9 +109,7 @@ class ManageClientsScreen(DaemonScreen[None]):
         """The rows shown, as the daemon last described them, by client id."""
         self.counts: dict[str, int] = {}
         self.total = 0
-        self._name_width = NAME_MIN_WIDTH
-        self._software_width = SOFTWARE_WIDTH_NARROW
-        self._widths = (0, 0, 0)
+        self._columns: list[Column] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -98,6 +126,7 @@ class ManageClientsScreen(DaemonScreen[None]):
             yield Button("Re-Authorise", id="clients-reauthorise", variant="primary", compact=True)
         yield Static("Connecting to clientlinkd…", id="clients-summary")
         yield DataTable(cursor_type="row", zebra_stripes=True, id="clients-table")
+        yield Static("", id="clients-detail")
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -121,9 +150,16 @@ class ManageClientsScreen(DaemonScreen[None]):
         if text:
             params["text"] = text
         status = self.query_one("#clients-filter-status", Select).value
-        if status != ALL and isinstance(status, str):
+        if status == ATTENTION:
+            params["status"] = ATTENTION_STATUSES
+        elif status != ALL and isinstance(status, str):
             params["status"] = status
         return params
+
+    @property
+    def attention_view(self) -> bool:
+        """Whether the list shows the clients needing attention (Reason and Since columns)."""
+        return self.query_one("#clients-filter-status", Select).value == ATTENTION
 
     @work(exclusive=True, group="load-clients", exit_on_error=False)
     async def load_clients(self, debounce: float = 0.0) -> None:
@@ -163,36 +199,58 @@ class ManageClientsScreen(DaemonScreen[None]):
 
     @on(Select.Changed, "#clients-filter-status")
     def _filter_status_changed(self) -> None:
+        self.set_class(self.attention_view, "-attention")
+        if self._layout() != self._columns:
+            self._build_columns()
+            self._show_clients(list(self.clients.values()))
         self.load_clients()
 
     # ------------------------------------------------------------------ the table
 
     def on_resize(self, event: events.Resize) -> None:
-        if self._column_widths() != self._widths:
+        if self._layout() != self._columns:
             self._build_columns()
             self._show_clients(list(self.clients.values()))
 
-    def _column_widths(self) -> tuple[int, int, int]:
-        """Name takes what the others leave; at 80 columns the others shrink first."""
+    def _layout(self) -> list[Column]:
+        """The columns for this width and view: Name (and Reason) take what the rest leave.
+
+        At 80 columns the fixed ones shrink first; the needs-attention view trades ABN,
+        Software and Expiry for Since and Reason.
+        """
         width = self.size.width or 80
         wide = width >= WIDE_TABLE
-        software = SOFTWARE_WIDTH_WIDE if wide else SOFTWARE_WIDTH_NARROW
         expiry = EXPIRY_WIDTH_WIDE if wide else EXPIRY_WIDTH_NARROW
+        expiry_column = ("expiry", "Token expiry" if wide else "Expiry", expiry)
+        status_column = ("status", "Status", STATUS_WIDTH)
+        if self.attention_view:
+            # Four columns padded by 2 each, plus the vertical scrollbar. No expiry: the
+            # reason says when an expiring grant ends, and the others have nothing left.
+            room = width - 4 * 2 - 2 - STATUS_WIDTH - SINCE_WIDTH
+            name = max(NAME_MIN_WIDTH, room * 2 // 5)
+            return [
+                ("name", "Name", name),
+                status_column,
+                ("since", "Since", SINCE_WIDTH),
+                ("reason", "Reason", max(REASON_MIN_WIDTH, room - name)),
+            ]
+        software = SOFTWARE_WIDTH_WIDE if wide else SOFTWARE_WIDTH_NARROW
         # Five columns padded by 2 each, plus the vertical scrollbar.
-        fixed = ABN_WIDTH + software + STATUS_WIDTH + expiry + 5 * 2 + 2
-        return max(NAME_MIN_WIDTH, width - fixed), software, expiry
+        room = width - 5 * 2 - 2 - STATUS_WIDTH - expiry
+        return [
+            ("name", "Name", max(NAME_MIN_WIDTH, room - ABN_WIDTH - software)),
+            ("abn", "ABN", ABN_WIDTH),
+            ("software", "Software", software),
+            status_column,
+            expiry_column,
+        ]
 
     def _build_columns(self) -> None:
-        self._widths = self._column_widths()
-        self._name_width, self._software_width, expiry_width = self._widths
+        self._columns = self._layout()
         table = self.query_one(DataTable)
         table.clear(columns=True)
-        table.add_column("Name", key="name", width=self._name_width)
-        table.add_column("ABN", key="abn", width=ABN_WIDTH)
-        table.add_column("Software", key="software", width=self._software_width)
-        table.add_column("Status", key="status", width=STATUS_WIDTH)
-        expiry_label = "Token expiry" if expiry_width >= len("Token expiry") else "Expiry"
-        table.add_column(expiry_label, key="expiry", width=expiry_width)
+        for key, label, width in self._columns:
+            table.add_column(label, key=key, width=width)
 
     def _expiry(self, client: Client) -> str:
         # Without a usable grant there is nothing left to expire.
@@ -201,14 +259,39 @@ class ManageClientsScreen(DaemonScreen[None]):
         # The grant's end is what forces a re-authorisation; access tokens renew by themselves.
         return relative_expiry(client.refresh_expires_at or client.access_expires_at)
 
-    def _cells(self, client: Client) -> tuple[Text | str, ...]:
-        return (
-            _ellipsise(client.name, self._name_width),
-            format_abn(client.abn),
-            _ellipsise(self.clientlink.provider_name(client.provider), self._software_width),
-            status_text(client.status),
-            self._expiry(client),
-        )
+    def _cell(self, client: Client, key: str, width: int) -> Text | str:
+        if key == "name":
+            return _ellipsise(client.name, width)
+        if key == "abn":
+            return format_abn(client.abn)
+        if key == "software":
+            return _ellipsise(self.clientlink.provider_name(client.provider), width)
+        if key == "status":
+            return status_text(client.status)
+        if key == "since":
+            return relative_time(client.status_since)
+        if key == "reason":
+            return _ellipsise(self._short_reason(client), width)
+        return self._expiry(client)
+
+    def _short_reason(self, client: Client) -> str:
+        """The reason without the software's name it starts with: the column is narrow."""
+        reason = client.status_reason or "—"
+        software = self.clientlink.provider_name(client.provider)
+        if reason.startswith(f"{software} "):
+            reason = reason.removeprefix(f"{software} ")
+            return reason[:1].upper() + reason[1:]
+        return reason
+
+    def _cells(self, client: Client) -> list[Text | str]:
+        return [self._cell(client, key, width) for key, _, width in self._columns]
+
+    def _update_row(self, client: Client) -> None:
+        table = self.query_one(DataTable)
+        for (key, _, _), value in zip(self._columns, self._cells(client), strict=True):
+            table.update_cell(str(client.id), key, value)
+        if client.id == self.focused_client_id():
+            self._show_detail()
 
     def _show_clients(self, items: list[Client]) -> None:
         table = self.query_one(DataTable)
@@ -223,6 +306,7 @@ class ManageClientsScreen(DaemonScreen[None]):
         elif items:
             table.move_cursor(row=min(focused_row, len(items) - 1))
         self._show_summary()
+        self._show_detail()
 
     def _show_summary(self) -> None:
         summary = Text()
@@ -238,10 +322,40 @@ class ManageClientsScreen(DaemonScreen[None]):
             summary.append(f"  · showing {self.total}", style="italic")
         self.query_one("#clients-summary", Static).update(summary)
 
+    def _show_detail(self) -> None:
+        """The pane under the list: the highlighted client's status, since when and why."""
+        client = self.clients.get(self.focused_client_id() or -1)
+        pane = self.query_one("#clients-detail", Static)
+        if client is None:
+            pane.update("")
+            return
+        heading = Text(client.name, style="bold", no_wrap=True, overflow="ellipsis")
+        heading.append("  ")
+        heading.append_text(status_text(client.status))
+        if client.status_since:
+            heading.append(f" since {relative_time(client.status_since)}")
+        heading.append("  · Enter: details", style="dim")
+        if client.status_reason:
+            why = Text(client.status_reason, style="italic")
+        elif client.authorised_at:
+            why = Text(
+                f"Authorised by {client.authorised_by or 'someone'} "
+                f"{relative_time(client.authorised_at)}; next check "
+                f"{relative_time(client.next_check_at)}",
+                style="dim",
+            )
+        else:
+            why = Text("Never authorised: press r to sign in for it.", style="dim")
+        pane.update(Group(heading, why))
+
+    @on(DataTable.RowHighlighted, "#clients-table")
+    def _row_highlighted(self) -> None:
+        self._show_detail()
+
     def _refresh_expiry_cells(self) -> None:
-        table = self.query_one(DataTable)
+        # Relative times age: expiry, and (in the needs-attention view) since when.
         for client in self.clients.values():
-            table.update_cell(str(client.id), "expiry", self._expiry(client))
+            self._update_row(client)
 
     def focused_client_id(self) -> int | None:
         """The id of the client on the cursor row, if there is one."""
@@ -263,10 +377,11 @@ class ManageClientsScreen(DaemonScreen[None]):
         if client is None:
             return
         # The row stays where it is, even if it no longer matches the filter: no jumps.
-        self.clients[event.client_id] = client.model_copy(update={"status": event.status})
-        self.query_one(DataTable).update_cell(
-            str(event.client_id), "status", status_text(event.status)
+        client = client.model_copy(
+            update={"status": event.status, "status_reason": event.reason, "status_since": event.at}
         )
+        self.clients[event.client_id] = client
+        self._update_row(client)
         self.refresh_client(event.client_id)
 
     def on_client_reauthorised(self, message: messages.ClientReauthorised) -> None:
@@ -282,11 +397,7 @@ class ManageClientsScreen(DaemonScreen[None]):
         if client_id not in self.clients:
             return
         self.clients[client_id] = client
-        table = self.query_one(DataTable)
-        for column, value in zip(
-            ("name", "abn", "software", "status", "expiry"), self._cells(client), strict=True
-        ):
-            table.update_cell(str(client_id), column, value)
+        self._update_row(client)
 
     # ------------------------------------------------------------------ actions
 
@@ -306,6 +417,24 @@ class ManageClientsScreen(DaemonScreen[None]):
             refresh_after_sign_in,
         )
 
+    def action_details(self) -> None:
+        """Open the connection of the client on the cursor row."""
+        client = self.clients.get(self.focused_client_id() or -1)
+        if client is None:
+            self.notify("No client selected: move to a row first.", severity="warning")
+            return
+
+        def refresh_after_detail(_: None) -> None:
+            # A Refresh now there may have changed the reason without a status event.
+            if client.id in self.clients:
+                self.refresh_client(client.id)
+
+        self.app.push_screen(ClientDetailScreen(client.id, client), refresh_after_detail)
+
+    @on(DataTable.RowSelected, "#clients-table")
+    def _row_selected(self) -> None:
+        self.action_details()
+
     @on(Button.Pressed, "#clients-reauthorise")
     def _reauthorise_pressed(self) -> None:
         self.action_reauthorise()
@@ -319,8 +448,11 @@ class ManageClientsScreen(DaemonScreen[None]):
         self.query_one(DataTable).focus()
 
     def action_show_status(self, status: str) -> None:
-        """Show only clients in ``status`` (``all`` for everyone)."""
-        self.query_one("#clients-filter-status", Select).value = status
+        """Show only clients in ``status`` (``all`` for everyone); again reloads the list."""
+        select = self.query_one("#clients-filter-status", Select)
+        if select.value == status:
+            self.load_clients()
+        select.value = status
         self.action_focus_table()
 
     def palette_commands(self) -> list[PaletteCommand]:
@@ -334,9 +466,19 @@ class ManageClientsScreen(DaemonScreen[None]):
                     self.action_reauthorise,
                 )
             )
+            commands.append(
+                PaletteCommand(
+                    "Client: details",
+                    f"{client.name}'s connection and history (Enter)",
+                    self.action_details,
+                )
+            )
         for label, value in STATUS_FILTERS:
             if value == ALL:
                 title, help_text = "Clients: show all", "Clear the status filter"
+            elif value == ATTENTION:
+                title = "Clients: needs attention"
+                help_text = "Needs re-auth, expiring or in error, with the reason (t or !)"
             else:
                 title = f"Clients: show {label.lower()}"
                 help_text = f"Only clients whose status is {label}"

@@ -1,0 +1,108 @@
+"""A daemon killed mid-refresh loses nothing: the provider's grace period covers it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+
+import pytest
+
+from clientlink.common.client import DaemonClient, DaemonUnavailable
+from clientlink.tui.demo import PASSPHRASE_ENV, seed_practice
+from tests.helpers import sandbox_delete, sandbox_get, sandbox_post, wait_until
+
+
+class DaemonProcess:
+    """clientlinkd as a real child process on a test home."""
+
+    def __init__(self, home) -> None:
+        self.home = home
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> DaemonClient:
+        log = (self.home.state_dir / "clientlinkd.log").open("a")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "clientlink.daemon.main",
+            "--home",
+            str(self.home.config_dir.parent),
+            stderr=log,
+            env=dict(os.environ),
+        )
+        client = DaemonClient(self.home.socket, client_name="crash-test")
+
+        async def answers() -> bool:
+            try:
+                await client.connect()
+            except (DaemonUnavailable, OSError):
+                return False
+            return True
+
+        await wait_until(answers, within=20, what="clientlinkd to answer")
+        return client
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(self.process.wait(), 30)
+
+
+@pytest.fixture
+async def daemon_process(home):
+    process = DaemonProcess(home)
+    yield process
+    with contextlib.suppress(ProcessLookupError):
+        await process.stop()
+
+
+async def test_killed_after_the_provider_rotated_a_token_needs_no_reauthorisation(
+    home, sandbox, daemon_process, monkeypatch
+):
+    assert os.environ[PASSPHRASE_ENV]
+    rpc = await daemon_process.start()
+    seeded = await seed_practice(rpc, sandbox.base_url)
+    quickbooks = set(seeded.quickbooks_ids)
+    client_id = next(
+        c for c in seeded.client_ids if c not in quickbooks and c not in seeded.needs_reauth_ids
+    )
+    stats = await sandbox_get(sandbox.base_url, "/_sandbox/stats")
+    refreshes = stats["calls"].get("token.refresh_token", 0)
+    await sandbox_post(
+        sandbox.base_url,
+        "/_sandbox/faults",
+        {"kind": "hang_after", "delay_seconds": 30, "target": "token", "count": 1},
+    )
+    pending = asyncio.ensure_future(
+        rpc.call("clients.refresh", {"client_id": client_id, "force": True})
+    )
+
+    async def rotated() -> bool:
+        stats = await sandbox_get(sandbox.base_url, "/_sandbox/stats")
+        return stats["calls"].get("token.refresh_token", 0) > refreshes
+
+    await wait_until(rotated, what="the sandbox to rotate the refresh token")
+    daemon_process.kill()  # the new token never reached the database
+    with pytest.raises(DaemonUnavailable):
+        await pending
+    await daemon_process.process.wait()
+    await sandbox_delete(sandbox.base_url, "/_sandbox/faults")
+
+    rpc = await daemon_process.start()
+    client = await rpc.call("clients.refresh", {"client_id": client_id, "force": True})
+    assert client["status"] == "connected"
+    # The refresh after the restart used the old token inside Xero's 30-minute grace and
+    # committed the new pair: past the grace, the grant still works.
+    await sandbox_post(sandbox.base_url, "/_sandbox/clock", {"advance_seconds": 31 * 60})
+    client = await rpc.call("clients.refresh", {"client_id": client_id, "force": True})
+    assert client["status"] == "connected"
+    counts = (await rpc.call("clients.list", {"limit": 1}))["counts"]
+    assert counts["needs_reauth"] == len(seeded.needs_reauth_ids)
+    await rpc.close()

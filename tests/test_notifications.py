@@ -1,0 +1,101 @@
+"""Notifications: a digest for many transitions, a clear for a recovery, every one stored.
+
+Desktop delivery goes to a private D-Bus session whose notification server records what
+it is asked to show (tests/dbus_session.py).
+"""
+
+from __future__ import annotations
+
+from tests.helpers import advance_time, next_event, sandbox_get, sandbox_post
+
+
+async def revoke_staff_grant(practice, user_prefix: str) -> list[str]:
+    grants = await sandbox_get(practice.sandbox.base_url, "/_sandbox/grants")
+    grant = next(g for g in grants if g["user"].startswith(user_prefix) and not g["revoked"])
+    await sandbox_post(practice.sandbox.base_url, f"/_sandbox/grants/{grant['grant_id']}/revoke")
+    return grant["tenant_ids"]
+
+
+async def test_many_clients_changing_together_make_one_digest(notification_server, practice):
+    rpc = await practice.connect()
+    await rpc.subscribe(["notification"])
+    before = len(notification_server.notifications)  # seeding's own digest
+    tenants = await revoke_staff_grant(practice, "sam")
+    await advance_time(practice, 26 * 60)
+    await practice.daemon.notifier.flush()
+
+    (shown,) = notification_server.notifications[before:]
+    assert shown.summary == f"{len(tenants)} clients need re-authorisation"
+    assert "Open clientlink" in shown.action_titles.values()
+    event = await next_event(rpc, "notification")
+    assert event["kind"] == "digest" and len(event["client_ids"]) == len(tenants)
+    stored = await rpc.call("notifications.list", {})
+    assert stored["unread"] == 1
+    assert stored["items"][0]["desktop"] == "sent"
+    assert stored["items"][0]["title"] == shown.summary
+
+
+async def test_one_client_gets_its_own_notification_and_recovery_only_clears_it(
+    notification_server, practice
+):
+    rpc = await practice.connect()
+    client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[0]})
+    await sandbox_post(
+        practice.sandbox.base_url,
+        "/_sandbox/connections/disconnect",
+        {"tenant_id": client["tenant_id"]},
+    )
+    before = len(notification_server.notifications)
+    await rpc.call("clients.refresh", {"client_id": client["id"], "force": True})
+    await practice.daemon.notifier.flush()
+    (shown,) = notification_server.notifications[before:]
+    assert shown.summary == f"Re-authorise {client['name']}"
+    assert "disconnected" in shown.body
+
+    session = await rpc.call("auth.begin", {"provider": "xero", "client_id": client["id"]})
+    redirect = await practice.approve(session["authorize_url"], [client["tenant_id"]])
+    await rpc.call("auth.complete", {"session_id": session["session_id"], "redirect_url": redirect})
+    await practice.daemon.notifier.flush()
+
+    assert len(notification_server.notifications) == before + 1  # nothing for a recovery
+    assert [close.id for close in notification_server.closes] == [shown.id]
+    stored = await rpc.call("notifications.list", {})
+    assert stored["unread"] == 0
+    assert stored["items"][0]["desktop"] == "withdrawn"
+
+
+async def test_without_a_session_bus_notifications_are_stored_and_say_why(practice, monkeypatch):
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    from clientlink.daemon.notifications import LazyDesktop
+
+    practice.daemon.notifier._desktop = LazyDesktop(None)
+    rpc = await practice.connect()
+    await revoke_staff_grant(practice, "sam")
+    await advance_time(practice, 26 * 60)
+    await practice.daemon.notifier.flush()
+    stored = await rpc.call("notifications.list", {"unread_only": True})
+    assert stored["unread"] == 1
+    assert stored["items"][0]["desktop"] == "no session bus"
+
+
+async def test_a_delivery_failure_is_recorded_not_swallowed(notification_server, practice):
+    rpc = await practice.connect()
+    notification_server.stop_answering()
+    practice.daemon.notifier._desktop._get()._timeout = 0.3
+    await revoke_staff_grant(practice, "sam")
+    await advance_time(practice, 26 * 60)
+    await practice.daemon.notifier.flush()
+    stored = await rpc.call("notifications.list", {})
+    assert stored["items"][0]["desktop"].startswith(("failed", "no notification server"))
+    assert stored["items"][0]["desktop"] != "sent"
+    notification_server.resume_answering()
+
+
+async def test_acknowledging_clears_the_unread_count(practice):
+    rpc = await practice.connect()
+    await revoke_staff_grant(practice, "sam")
+    await advance_time(practice, 26 * 60)
+    await practice.daemon.notifier.flush()
+    assert (await rpc.call("daemon.status"))["unread_notifications"] == 1
+    assert (await rpc.call("notifications.ack", {}))["unread"] == 0
+    assert (await rpc.call("notifications.list", {"unread_only": True}))["items"] == []
