@@ -105,7 +105,7 @@ class Watcher:
         self._scheduler.add_listener(
             self._on_job_event, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
         )
-        self._wall_mark = (time.time(), time.monotonic())
+        self._wall_mark = (self._clock.now().timestamp(), time.monotonic())
 
     # ------------------------------------------------------------------ life cycle
 
@@ -276,13 +276,23 @@ class Watcher:
         await asyncio.shield(task)
 
     def _heartbeat(self) -> None:
-        """Catch up after a suspend or a wall-clock jump: monotonic time stops in suspend."""
-        wall, mono = time.time(), time.monotonic()
+        self.check_clock()
+
+    def check_clock(self) -> bool:
+        """Catch up after a suspend or a wall-clock jump; returns whether one was seen.
+
+        The wake-up job waits on the event loop's monotonic clock, which stands still while
+        the machine sleeps; the heartbeat notices the wall clock moving away from it and
+        re-arms for whatever became due meanwhile.
+        """
+        wall, mono = self._clock.now().timestamp(), time.monotonic()
         drift = (wall - self._wall_mark[0]) - (mono - self._wall_mark[1])
         self._wall_mark = (wall, mono)
-        if abs(drift) > 30:
-            log.info("wall clock moved %+.0f s against the monotonic clock; catching up", drift)
-            self._arm()
+        if abs(drift) <= 30:
+            return False
+        log.info("wall clock moved %+.0f s against the monotonic clock; catching up", drift)
+        self._arm()
+        return True
 
     # ------------------------------------------------------------------ one run
 

@@ -106,3 +106,39 @@ async def test_killed_after_the_provider_rotated_a_token_needs_no_reauthorisatio
     counts = (await rpc.call("clients.list", {"limit": 1}))["counts"]
     assert counts["needs_reauth"] == len(seeded.needs_reauth_ids)
     await rpc.close()
+
+
+async def test_sigterm_waits_for_an_in_flight_refresh_and_commits_it(home, sandbox, daemon_process):
+    rpc = await daemon_process.start()
+    seeded = await seed_practice(rpc, sandbox.base_url)
+    quickbooks = set(seeded.quickbooks_ids)
+    client_id = next(
+        c for c in seeded.client_ids if c not in quickbooks and c not in seeded.needs_reauth_ids
+    )
+    stats = await sandbox_get(sandbox.base_url, "/_sandbox/stats")
+    refreshes = stats["calls"].get("token.refresh_token", 0)
+    await sandbox_post(
+        sandbox.base_url,
+        "/_sandbox/faults",
+        {"kind": "hang_after", "delay_seconds": 2, "target": "token", "count": 1},
+    )
+    pending = asyncio.ensure_future(
+        rpc.call("clients.refresh", {"client_id": client_id, "force": True})
+    )
+
+    async def rotated() -> bool:
+        stats = await sandbox_get(sandbox.base_url, "/_sandbox/stats")
+        return stats["calls"].get("token.refresh_token", 0) > refreshes
+
+    await wait_until(rotated, what="the sandbox to rotate the refresh token")
+    daemon_process.process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(daemon_process.process.wait(), 30) == 0
+    with contextlib.suppress(DaemonUnavailable):
+        await pending
+
+    # Past the grace period only the rotated token works: it must have been committed.
+    await sandbox_post(sandbox.base_url, "/_sandbox/clock", {"advance_seconds": 31 * 60})
+    rpc = await daemon_process.start()
+    client = await rpc.call("clients.refresh", {"client_id": client_id, "force": True})
+    assert client["status"] == "connected"
+    await rpc.close()

@@ -262,3 +262,18 @@ async def test_a_hard_end_inside_the_warning_window_marks_expiring_then_needs_re
     assert client["status"] == "needs_reauth"
     for other in others:
         assert (await rpc.call("clients.get", {"client_id": other}))["status"] == "connected"
+
+
+async def test_a_wake_up_after_suspend_catches_up_what_became_due(practice):
+    """Suspend: the wall clock jumps while the loop's timers stood still."""
+    rpc = await practice.connect()
+    client_id = practice.xero_connected_ids[-1]
+    before = await rpc.call("clients.get", {"client_id": client_id})
+    practice.clock.advance(3 * 3600)
+    await sandbox_post(practice.sandbox.base_url, "/_sandbox/clock", {"advance_seconds": 3 * 3600})
+    assert practice.daemon.watcher.check_clock()  # what the heartbeat does every minute
+    await wait_until(practice.daemon.watcher.idle, what="the catch-up")
+    after = await rpc.call("clients.get", {"client_id": client_id})
+    assert after["status"] == "connected"
+    assert from_iso(after["access_expires_at"]) > from_iso(before["access_expires_at"])
+    assert not practice.daemon.watcher.check_clock()  # no jump since
