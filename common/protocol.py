@@ -275,6 +275,154 @@ class NotificationsAckResult(_Result):
     unread: int
 
 
+class JobKind(StrEnum):
+    """What a bulk job does to each of its items."""
+
+    REAUTHORISE = "reauthorise"
+    REIMPORT = "reimport"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.CANCELLED, JobState.COMPLETED, JobState.FAILED)
+
+
+class ItemState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class JobStartParams(_Params):
+    kind: JobKind
+    client_ids: list[int] = Field(min_length=1, max_length=100_000)
+    grant_id: int | None = Field(
+        default=None, description="reauthorise: the grant from the bulk sign-in."
+    )
+
+
+class JobStartResult(_Result):
+    job_id: int
+
+
+class JobItem(_Result):
+    id: int
+    client_id: int
+    name: str
+    state: ItemState
+    attempts: int
+    error: str | None = None
+    changes: dict[str, list[str | None]] | None = Field(
+        default=None, description="reimport: {field: [stored, provider's]} for review."
+    )
+    finished_at: str | None = None
+
+
+class Job(_Result):
+    id: int
+    kind: JobKind
+    state: JobState
+    total: int
+    done: int
+    failed: int
+    actor: str
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    current: str | None = Field(default=None, description="The client being worked on.")
+    rate_per_minute: float | None = None
+    eta_seconds: float | None = None
+    retry_of: int | None = None
+    items: list[JobItem] | None = None
+
+
+class JobsListParams(_Params):
+    state: JobState | None = None
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
+class JobsListResult(_Result):
+    items: list[Job]
+
+
+class JobGetParams(_Params):
+    job_id: int
+    items: bool = False
+    item_state: ItemState | None = None
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=500, ge=1, le=2000)
+
+
+class JobIdParams(_Params):
+    job_id: int
+
+
+class JobExportParams(_Params):
+    job_id: int
+    path: str = Field(description="Absolute path of the CSV file to write.")
+    overwrite: bool = False
+
+
+class ExportResult(_Result):
+    path: str
+    rows: int
+
+
+CLIENT_EXPORT_COLUMNS = (
+    "id",
+    "name",
+    "legal_name",
+    "abn",
+    "provider",
+    "tenant_id",
+    "status",
+    "status_reason",
+    "status_since",
+    "email",
+    "phone",
+    "active",
+    "access_expires_at",
+    "refresh_expires_at",
+    "authorised_by",
+    "authorised_at",
+)
+
+
+class ClientsExportParams(_Params):
+    path: str = Field(description="Absolute path of the CSV file to write.")
+    columns: list[str] = Field(
+        default_factory=lambda: ["name", "abn", "provider", "status", "status_reason"],
+        min_length=1,
+    )
+    filter: ClientFilter = Field(default_factory=ClientFilter)
+    overwrite: bool = False
+
+
+class ClientIdsParams(_Params):
+    client_ids: list[int] = Field(min_length=1, max_length=100_000)
+
+
+class ClientsChangedResult(_Result):
+    changed: list[int]
+
+
+class ReimportApplyParams(_Params):
+    job_id: int
+    client_ids: list[int] | None = Field(
+        default=None, description="Apply these clients' reviewed changes; all by default."
+    )
+
+
 class ClientsCheckParams(_Params):
     client_ids: list[int] | None = Field(
         default=None, description="Check only these clients; every active client by default."
@@ -460,6 +608,18 @@ class NotificationEvent(Event):
     unread: int
 
 
+class JobProgress(Event):
+    job_id: int
+    kind: JobKind
+    state: JobState
+    total: int
+    done: int
+    failed: int
+    current: str | None = None
+    rate_per_minute: float | None = None
+    eta_seconds: float | None = None
+
+
 EVENT_MODELS: dict[Topic, type[Event]] = {
     Topic.CLIENT_STATUS_CHANGED: ClientStatusChanged,
     Topic.CLIENT_REAUTHORISED: ClientReauthorised,
@@ -467,6 +627,8 @@ EVENT_MODELS: dict[Topic, type[Event]] = {
     Topic.AUTH_COMPLETED: AuthCompleted,
     Topic.AUTH_FAILED: AuthFailed,
     Topic.NOTIFICATION: NotificationEvent,
+    Topic.JOB_PROGRESS: JobProgress,
+    Topic.JOB_FINISHED: JobProgress,
 }
 
 
@@ -521,6 +683,50 @@ METHODS: dict[str, MethodSpec] = {
         params=ClientRefreshParams,
         result=Client,
         summary="Refresh the client's grant now and verify it with one provider call.",
+    ),
+    "clients.export": MethodSpec(
+        params=ClientsExportParams,
+        result=ExportResult,
+        summary="Write clients to a CSV file with the chosen columns.",
+    ),
+    "clients.deactivate": MethodSpec(
+        params=ClientIdsParams,
+        result=ClientsChangedResult,
+        summary="Stop watching clients; their data is kept and they are listed as inactive.",
+    ),
+    "clients.reactivate": MethodSpec(
+        params=ClientIdsParams,
+        result=ClientsChangedResult,
+        summary="Watch deactivated clients again.",
+    ),
+    "clients.apply_reimport": MethodSpec(
+        params=ReimportApplyParams,
+        result=ClientsChangedResult,
+        summary="Apply the differences a re-import job found, after review.",
+    ),
+    "jobs.start": MethodSpec(
+        params=JobStartParams, result=JobStartResult, summary="Start a persistent bulk job."
+    ),
+    "jobs.list": MethodSpec(
+        params=JobsListParams, result=JobsListResult, summary="Jobs, newest first."
+    ),
+    "jobs.get": MethodSpec(
+        params=JobGetParams, result=Job, summary="One job, with its items if asked."
+    ),
+    "jobs.cancel": MethodSpec(
+        params=JobIdParams, result=Job, summary="Stop a job; items not started are skipped."
+    ),
+    "jobs.pause": MethodSpec(params=JobIdParams, result=Job, summary="Pause a running job."),
+    "jobs.resume": MethodSpec(params=JobIdParams, result=Job, summary="Resume a paused job."),
+    "jobs.retry": MethodSpec(
+        params=JobIdParams,
+        result=JobStartResult,
+        summary="A new job for the failed items of a finished job.",
+    ),
+    "jobs.export": MethodSpec(
+        params=JobExportParams,
+        result=ExportResult,
+        summary="Write a job's per-client outcome to a CSV file.",
     ),
     "notifications.list": MethodSpec(
         params=NotificationsListParams,

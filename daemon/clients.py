@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from clientlink.common.protocol import ConnectionStatus, ErrorCode, Topic
@@ -145,6 +145,14 @@ class ClientService:
     ) -> None:
         """Bind the client's business to a new grant, verify it, mark it connected."""
         client = await self.require(client_id)
+        tenant = self.selected_tenant(client, tenants, grant_id)
+        details = await self._verify_or_fail(client["provider"], grant_id, tenant)
+        await self.commit_reauthorisation(client, grant_id, details, actor)
+
+    def selected_tenant(
+        self, client: dict[str, Any], tenants: list[TenantRow], grant_id: int
+    ) -> TenantRow:
+        """The client's business among a sign-in's tenants, or a clear error."""
         selected = {tenant.tenant_id: tenant for tenant in tenants}
         tenant = selected.get(client["tenant_id"] or "")
         if tenant is None:
@@ -156,32 +164,59 @@ class ClientService:
                 "that lists the organisations.",
                 {"grant_id": grant_id},
             )
-        details = await self._verify_or_fail(client["provider"], grant_id, tenant)
+        return tenant
+
+    async def commit_reauthorisation(
+        self,
+        client: dict[str, Any],
+        grant_id: int,
+        details: OrganisationDetails,
+        actor: str,
+        also: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Write a verified re-authorisation — binding, status, history, audit, and
+        ``also`` (a job item's outcome) — in one transaction, then announce it."""
         now = self._clock.now()
         fields: dict[str, Any] = {"grant_id": grant_id, "last_verified_at": to_iso(now)}
         if details.abn and not client["abn"]:
             fields["abn"] = details.abn
         if details.legal_name and not client["legal_name"]:
             fields["legal_name"] = details.legal_name
-        await self._store.update_client_details(client_id, now, **fields)
-        previous = client["status"]
-        await self.set_status(client, ConnectionStatus.CONNECTED, None)
-        await self._store.add_history(
-            client_id, "reauthorised", now, status=ConnectionStatus.CONNECTED.value, actor=actor
-        )
-        await self._store.add_audit(
-            actor=actor,
-            action="client.reauthorised",
-            client_id=client_id,
-            detail={
-                "grant_id": grant_id,
-                "provider": client["provider"],
-                "previous_status": previous,
-            },
-            now=now,
-        )
+        async with self._store.transaction():
+            await self._store.update_client_details(client["id"], now, **fields)
+            await self.set_status(client, ConnectionStatus.CONNECTED, None)
+            await self._store.add_history(
+                client["id"],
+                "reauthorised",
+                now,
+                status=ConnectionStatus.CONNECTED.value,
+                actor=actor,
+            )
+            await self._store.add_audit(
+                actor=actor,
+                action="client.reauthorised",
+                client_id=client["id"],
+                detail={
+                    "grant_id": grant_id,
+                    "provider": client["provider"],
+                    "previous_status": client["status"],
+                },
+                now=now,
+            )
+            if also is not None:
+                await also()
         self._events.publish(
-            Topic.CLIENT_REAUTHORISED, client_id=client_id, name=client["name"], grant_id=grant_id
+            Topic.CLIENT_REAUTHORISED,
+            client_id=client["id"],
+            name=client["name"],
+            grant_id=grant_id,
+        )
+
+    async def verify(self, provider: str, grant_id: int, tenant_id: str) -> OrganisationDetails:
+        """One verifying provider call; provider errors propagate as they are."""
+        adapter = self._adapters[provider]
+        return await self._grants.call(
+            grant_id, lambda tokens: adapter.fetch_organisation(tokens, tenant_id)
         )
 
     async def _verify_or_fail(

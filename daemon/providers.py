@@ -32,6 +32,7 @@ with warnings.catch_warnings():
     from authlib.integrations.httpx_client._compat import httpx2 as httpx
 from clientlink.common.config import ProviderConfig
 from clientlink.daemon.clock import Clock
+from clientlink.daemon.limits import QUICKBOOKS_LIMITS, XERO_LIMITS, ProviderLimits, RateLimiter
 from clientlink.daemon.store import TenantRow
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,8 @@ class TenantForbidden(ProviderError):
 class ProviderAdapter(ABC):
     """Talks OAuth2 and the one verifying API call to one configured provider."""
 
+    limits: ProviderLimits = ProviderLimits()
+
     def __init__(
         self,
         name: str,
@@ -212,6 +215,7 @@ class ProviderAdapter(ABC):
             code_challenge_method="S256",
             timeout=httpx.Timeout(timeout_seconds),
         )
+        self.limiter = RateLimiter(self.limits)
         self._oauth.register_compliance_hook("access_token_response", _raise_for_throttle)
         self._oauth.register_compliance_hook("refresh_token_response", _raise_for_throttle)
 
@@ -347,26 +351,41 @@ class ProviderAdapter(ABC):
             raise ProviderUnavailable(f"{display} sent an unreadable answer: {exc}") from exc
 
     async def _api_get(
-        self, url: str, tokens: TokenSet, headers: dict[str, str] | None = None
+        self,
+        url: str,
+        tokens: TokenSet,
+        headers: dict[str, str] | None = None,
+        *,
+        tenant: str | None = None,
     ) -> httpx.Response:
+        """One API call inside the provider's limits for ``tenant`` (None: app-level)."""
         display = self.definition.display_name
         request_headers = {"Authorization": f"Bearer {tokens.access_token}"}
         request_headers.update(headers or {})
         request_headers.setdefault("Accept", "application/json")
+        async with self.limiter.slot(tenant):
+            try:
+                response = await self._oauth.request(
+                    "GET", url, headers=request_headers, withhold_token=True
+                )
+            except httpx.TimeoutException as exc:
+                raise ProviderUnavailable(f"{display} did not answer in time") from exc
+            except httpx.TransportError as exc:
+                raise ProviderUnavailable(f"cannot reach {display}: {exc}") from exc
+        self.limiter.observe(tenant, response.headers)
         try:
-            response = await self._oauth.request(
-                "GET", url, headers=request_headers, withhold_token=True
-            )
-        except httpx.TimeoutException as exc:
-            raise ProviderUnavailable(f"{display} did not answer in time") from exc
-        except httpx.TransportError as exc:
-            raise ProviderUnavailable(f"cannot reach {display}: {exc}") from exc
-        _raise_for_api_status(response, display)
+            _raise_for_api_status(response, display)
+        except RateLimited as exc:
+            scope = None if exc.problem and exc.problem.lower().startswith("app") else tenant
+            self.limiter.block(scope, exc.retry_after if exc.retry_after is not None else 60)
+            raise
         return response
 
 
 class XeroAdapter(ProviderAdapter):
     """Xero: one token set reaches every organisation the user connected."""
+
+    limits = XERO_LIMITS
 
     async def list_tenants(
         self, tokens: TokenSet, callback_params: dict[str, str]
@@ -398,7 +417,10 @@ class XeroAdapter(ProviderAdapter):
 
     async def fetch_organisation(self, tokens: TokenSet, tenant_id: str) -> OrganisationDetails:
         response = await self._api_get(
-            f"{self.definition.api_base}/Organisation", tokens, {"xero-tenant-id": tenant_id}
+            f"{self.definition.api_base}/Organisation",
+            tokens,
+            {"xero-tenant-id": tenant_id},
+            tenant=tenant_id,
         )
         organisation = response.json()["Organisations"][0]
         # Xero documents no ABN field; for AU organisations RegistrationNumber holds it.
@@ -413,6 +435,8 @@ class XeroAdapter(ProviderAdapter):
 
 class QuickBooksAdapter(ProviderAdapter):
     """QuickBooks Online: one grant per company, named by ``realmId`` on the callback."""
+
+    limits = QUICKBOOKS_LIMITS
 
     def _token_headers(self) -> dict[str, str]:
         # Intuit tells a grant's hard end (the 5-year cap) only when asked.
@@ -433,7 +457,9 @@ class QuickBooksAdapter(ProviderAdapter):
 
     async def fetch_organisation(self, tokens: TokenSet, tenant_id: str) -> OrganisationDetails:
         response = await self._api_get(
-            f"{self.definition.api_base}/{tenant_id}/companyinfo/{tenant_id}", tokens
+            f"{self.definition.api_base}/{tenant_id}/companyinfo/{tenant_id}",
+            tokens,
+            tenant=tenant_id,
         )
         info = response.json().get("CompanyInfo", {})
         # QuickBooks documents no ABN field; AU companies carry it as a NameValue pair.

@@ -14,14 +14,17 @@ from typing import Any, Literal
 from clientlink.common import protocol as p
 from clientlink.common.config import Config
 from clientlink.common.paths import Paths
-from clientlink.common.protocol import AuthSessionState, ErrorCode, Topic
+from clientlink.common.protocol import AuthSessionState, ErrorCode, JobKind, Topic
 from clientlink.common.timeutil import to_iso
 from clientlink.common.version import VERSION
 from clientlink.daemon.auth import AuthSession, AuthSessions
 from clientlink.daemon.clients import ClientService
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
+from clientlink.daemon.export import check_target, write_csv
 from clientlink.daemon.grants import Grants
+from clientlink.daemon.job_kinds import ReauthoriseJob, ReimportJob
+from clientlink.daemon.jobs import JobEngine
 from clientlink.daemon.notifications import DesktopChannel, LazyDesktop, Notifier
 from clientlink.daemon.providers import (
     ADAPTERS,
@@ -103,6 +106,18 @@ class Daemon:
         )
         watched = await self.watcher.start()
         log.info("watching %d grants", watched)
+        self.jobs = JobEngine(
+            self.store,
+            self.events,
+            self.clock,
+            {
+                JobKind.REAUTHORISE: ReauthoriseJob(self.store, self.clients, self.watcher.watch),
+                JobKind.REIMPORT: ReimportJob(self.store, self.clients),
+            },
+        )
+        resumed = await self.jobs.start()
+        if resumed:
+            log.info("resumed %d jobs", resumed)
         for name in dir(self):
             if name.startswith("_rpc_"):
                 self.rpc.register(name[5:].replace("__", "."), getattr(self, name))
@@ -112,6 +127,8 @@ class Daemon:
     async def stop(self) -> None:
         """Stop serving and close everything, in the reverse order of start."""
         await self.rpc.stop()
+        if hasattr(self, "jobs"):
+            await self.jobs.stop()
         if hasattr(self, "watcher"):
             await self.watcher.stop()
             await self.notifier.close()
@@ -396,6 +413,203 @@ class Daemon:
             )
         await self.watcher.run_now(client["grant_id"], force=params.force)
         return p.Client.model_validate(await self.clients.require(params.client_id))
+
+    async def _rpc_clients__export(
+        self, params: p.ClientsExportParams, ctx: CallContext
+    ) -> p.ExportResult:
+        """Write the filtered clients to a CSV file with the chosen columns."""
+        assert self.store is not None
+        unknown = [c for c in params.columns if c not in p.CLIENT_EXPORT_COLUMNS]
+        if unknown:
+            raise RpcFailure(
+                ErrorCode.INVALID_PARAMS,
+                f"unknown columns {', '.join(unknown)}; choose from "
+                f"{', '.join(p.CLIENT_EXPORT_COLUMNS)}",
+            )
+        path = check_target(params.path, params.overwrite)
+        rows: list[dict[str, Any]] = []
+        flt = params.filter
+        statuses = None
+        if flt.status is not None:
+            raw = flt.status if isinstance(flt.status, list) else [flt.status]
+            statuses = [status.value for status in raw]
+        while True:
+            total, page = await self.store.list_clients(
+                statuses=statuses,
+                provider=flt.provider,
+                text=flt.text,
+                active=flt.active,
+                offset=len(rows),
+                limit=5000,
+            )
+            rows += page
+            if not page or len(rows) >= total:
+                break
+        count = write_csv(path, params.columns, ([r[c] for c in params.columns] for r in rows))
+        await self.store.add_audit(
+            actor=ctx.peer.actor,
+            action="clients.export",
+            client_id=None,
+            detail={"path": str(path), "rows": count},
+            now=self.clock.now(),
+        )
+        return p.ExportResult(path=str(path), rows=count)
+
+    async def _set_active(self, client_ids: list[int], active: bool, actor: str) -> list[int]:
+        assert self.store is not None
+        for client_id in client_ids:
+            await self.clients.require(client_id)
+        grants = set()
+        for client_id in client_ids:
+            client = await self.store.get_client(client_id)
+            if client is not None and client["grant_id"] is not None:
+                grants.add(client["grant_id"])
+        changed = await self.store.set_clients_active(client_ids, active, self.clock.now())
+        for client_id in changed:
+            await self.store.add_audit(
+                actor=actor,
+                action="client.reactivated" if active else "client.deactivated",
+                client_id=client_id,
+                detail={},
+                now=self.clock.now(),
+            )
+        for grant_id in sorted(grants):
+            await self.watcher.watch(grant_id)
+        return changed
+
+    async def _rpc_clients__deactivate(
+        self, params: p.ClientIdsParams, ctx: CallContext
+    ) -> p.ClientsChangedResult:
+        """Stop watching clients; their data is kept and they are listed as inactive."""
+        changed = await self._set_active(params.client_ids, False, ctx.peer.actor)
+        return p.ClientsChangedResult(changed=changed)
+
+    async def _rpc_clients__reactivate(
+        self, params: p.ClientIdsParams, ctx: CallContext
+    ) -> p.ClientsChangedResult:
+        """Watch deactivated clients again."""
+        changed = await self._set_active(params.client_ids, True, ctx.peer.actor)
+        return p.ClientsChangedResult(changed=changed)
+
+    async def _rpc_clients__apply_reimport(
+        self, params: p.ReimportApplyParams, ctx: CallContext
+    ) -> p.ClientsChangedResult:
+        """Apply the differences a finished re-import found (the person reviewed them)."""
+        assert self.store is not None
+        job = await self.store.get_job(params.job_id)
+        if job is None or job["kind"] != p.JobKind.REIMPORT.value:
+            raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no re-import job {params.job_id}")
+        if not p.JobState(job["state"]).finished:
+            raise RpcFailure(ErrorCode.CONFLICT, f"job {params.job_id} has not finished")
+        wanted = set(params.client_ids) if params.client_ids is not None else None
+        changed = []
+        for item in await self.store.items_in_state(params.job_id, p.ItemState.DONE.value):
+            changes = (item["result"] or {}).get("changes") or {}
+            if not changes or (wanted is not None and item["client_id"] not in wanted):
+                continue
+            fields = {field: values[1] for field, values in changes.items()}
+            async with self.store.transaction():
+                await self.store.update_client_details(
+                    item["client_id"], self.clock.now(), **fields
+                )
+                await self.store.add_audit(
+                    actor=ctx.peer.actor,
+                    action="client.details_updated",
+                    client_id=item["client_id"],
+                    detail={"job_id": params.job_id, "changes": changes},
+                    now=self.clock.now(),
+                )
+            changed.append(item["client_id"])
+        return p.ClientsChangedResult(changed=changed)
+
+    # ------------------------------------------------------------------ RPC: jobs
+
+    async def _rpc_jobs__start(
+        self, params: p.JobStartParams, ctx: CallContext
+    ) -> p.JobStartResult:
+        """Record a bulk job with one item per client, then run it."""
+        assert self.store is not None
+        for client_id in params.client_ids:
+            await self.clients.require(client_id)
+        if len(set(params.client_ids)) != len(params.client_ids):
+            raise RpcFailure(ErrorCode.INVALID_PARAMS, "a client is listed twice")
+        job_params: dict[str, Any] = {}
+        if params.kind == p.JobKind.REAUTHORISE:
+            if params.grant_id is None:
+                raise RpcFailure(
+                    ErrorCode.INVALID_PARAMS,
+                    "a re-authorisation job needs the grant_id of the bulk sign-in",
+                )
+            grant = await self.store.get_grant(params.grant_id)
+            if grant is None or grant.state != "active":
+                raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no usable grant {params.grant_id}")
+            job_params["grant_id"] = params.grant_id
+        job_id = await self.jobs.submit(params.kind, params.client_ids, job_params, ctx.peer.actor)
+        return p.JobStartResult(job_id=job_id)
+
+    async def _rpc_jobs__list(self, params: p.JobsListParams, ctx: CallContext) -> p.JobsListResult:
+        """Jobs, newest first (optionally in one state)."""
+        assert self.store is not None
+        jobs = await self.store.list_jobs(
+            params.state.value if params.state else None, params.limit
+        )
+        return p.JobsListResult(
+            items=[p.Job.model_validate(await self.jobs.describe(job["id"])) for job in jobs]
+        )
+
+    async def _rpc_jobs__get(self, params: p.JobGetParams, ctx: CallContext) -> p.Job:
+        """One job; with ``items`` its items (filtered by state, paged)."""
+        assert self.store is not None
+        job = await self.jobs.describe(params.job_id)
+        if params.items:
+            rows = await self.store.job_items(
+                params.job_id,
+                params.item_state.value if params.item_state else None,
+                params.offset,
+                params.limit,
+            )
+            job["items"] = [
+                {**row, "changes": (row["result"] or {}).get("changes")} for row in rows
+            ]
+        return p.Job.model_validate(job)
+
+    async def _rpc_jobs__cancel(self, params: p.JobIdParams, ctx: CallContext) -> p.Job:
+        """Stop a job: items under way finish, the rest are skipped."""
+        await self.jobs.cancel(params.job_id)
+        return p.Job.model_validate(await self.jobs.describe(params.job_id))
+
+    async def _rpc_jobs__pause(self, params: p.JobIdParams, ctx: CallContext) -> p.Job:
+        """Pause a job after the items under way."""
+        await self.jobs.pause(params.job_id)
+        return p.Job.model_validate(await self.jobs.describe(params.job_id))
+
+    async def _rpc_jobs__resume(self, params: p.JobIdParams, ctx: CallContext) -> p.Job:
+        """Resume a paused job."""
+        await self.jobs.resume(params.job_id)
+        return p.Job.model_validate(await self.jobs.describe(params.job_id))
+
+    async def _rpc_jobs__retry(self, params: p.JobIdParams, ctx: CallContext) -> p.JobStartResult:
+        """A new job for the failed items of a finished job."""
+        return p.JobStartResult(job_id=await self.jobs.retry(params.job_id, ctx.peer.actor))
+
+    async def _rpc_jobs__export(
+        self, params: p.JobExportParams, ctx: CallContext
+    ) -> p.ExportResult:
+        """Write a job's per-client outcome to a CSV file."""
+        assert self.store is not None
+        await self.jobs.describe(params.job_id)
+        path = check_target(params.path, params.overwrite)
+        rows = await self.store.job_items(params.job_id, None, 0, 1_000_000)
+        header = ["client_id", "name", "outcome", "attempts", "error", "finished_at"]
+        count = write_csv(
+            path,
+            header,
+            (
+                [r["client_id"], r["name"], r["state"], r["attempts"], r["error"], r["finished_at"]]
+                for r in rows
+            ),
+        )
+        return p.ExportResult(path=str(path), rows=count)
 
     # ------------------------------------------------------------------ RPC: notifications
 

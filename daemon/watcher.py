@@ -152,7 +152,11 @@ class Watcher:
     async def watch(self, grant_id: int) -> None:
         """(Re)schedule one grant after it was created or changed."""
         grant = await self._store.get_grant(grant_id)
-        if grant is None or grant.state != "active":
+        if (
+            grant is None
+            or grant.state != "active"
+            or not await self._store.clients_of_grant(grant_id)
+        ):
             self._unschedule(grant_id)
             return
         moment = self._next_moment(grant)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 from typing import Any
 
 import httpx
 
-from clientlink.common.client import DaemonClient
+from clientlink.common.client import DaemonClient, DaemonUnavailable
 
 
 async def next_event(
@@ -91,3 +94,43 @@ async def advance_time(running: Any, seconds: float) -> None:
     await watcher.reschedule_all()
     await asyncio.sleep(0)
     await wait_until(watcher.idle, what="the watcher to finish what was due")
+
+
+class DaemonProcess:
+    """clientlinkd as a real child process on a test home."""
+
+    def __init__(self, home) -> None:
+        self.home = home
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> DaemonClient:
+        log = (self.home.state_dir / "clientlinkd.log").open("a")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "clientlink.daemon.main",
+            "--home",
+            str(self.home.config_dir.parent),
+            stderr=log,
+            env=dict(os.environ),
+        )
+        client = DaemonClient(self.home.socket, client_name="crash-test")
+
+        async def answers() -> bool:
+            try:
+                await client.connect()
+            except (DaemonUnavailable, OSError):
+                return False
+            return True
+
+        await wait_until(answers, within=20, what="clientlinkd to answer")
+        return client
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(self.process.wait(), 30)

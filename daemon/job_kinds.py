@@ -1,0 +1,108 @@
+"""The job kinds: what a bulk re-authorisation and a re-import do to each client."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from clientlink.daemon.clients import ClientService
+from clientlink.daemon.grants import GrantRevoked
+from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry
+from clientlink.daemon.providers import ProviderError, ProviderUnavailable, RateLimited
+from clientlink.daemon.rpc_errors import RpcFailure
+from clientlink.daemon.store import Store
+
+REVIEWED_FIELDS = ("name", "legal_name", "abn")
+
+
+async def _verify(
+    clients: ClientService, client: dict[str, Any], grant_id: int, tenant_id: str
+) -> Any:
+    """The verifying call, with provider failures turned into retry or failure."""
+    try:
+        return await clients.verify(client["provider"], grant_id, tenant_id)
+    except RateLimited as exc:
+        raise ItemRetry(str(exc), after=exc.retry_after or 5.0) from exc
+    except ProviderUnavailable as exc:
+        raise ItemRetry(str(exc)) from exc
+    except GrantRevoked as exc:
+        raise ItemFailed(exc.reason) from exc
+    except ProviderError as exc:
+        raise ItemFailed(str(exc)) from exc
+
+
+class ReauthoriseJob:
+    """Bind each client's business to the grant of one bulk sign-in, verified by one call."""
+
+    concurrency = 10  # the provider limiter decides the real pace per tenant and app
+
+    def __init__(
+        self, store: Store, clients: ClientService, watch: Callable[[int], Awaitable[None]]
+    ) -> None:
+        self._store = store
+        self._clients = clients
+        self._watch = watch
+
+    async def run(self, job: dict[str, Any], item: dict[str, Any], finish: Finish) -> None:
+        grant_id = job["params"]["grant_id"]
+        client = await self._store.get_client(item["client_id"])
+        if client is None:
+            raise ItemFailed("the client no longer exists")
+        tenants = await self._store.grant_tenants(grant_id)
+        try:
+            tenant = self._clients.selected_tenant(client, tenants, grant_id)
+        except RpcFailure as exc:
+            raise ItemFailed(
+                f"{client['name']} was not among the businesses selected at this sign-in"
+            ) from exc
+        details = await _verify(self._clients, client, grant_id, tenant.tenant_id)
+        await self._clients.commit_reauthorisation(
+            client,
+            grant_id,
+            details,
+            job["actor"],
+            also=lambda: finish({"grant_id": grant_id}),
+        )
+
+    async def recover(self, job: dict[str, Any], item: dict[str, Any]) -> str:
+        # The re-authorisation and the item's outcome commit together: an item still
+        # "running" did not happen, and doing it is safe.
+        return "redo"
+
+    async def finished(self, job: dict[str, Any]) -> None:
+        await self._watch(job["params"]["grant_id"])
+
+
+class ReimportJob:
+    """Fetch each client's details from the provider; differences are kept for review."""
+
+    concurrency = 10
+
+    def __init__(self, store: Store, clients: ClientService) -> None:
+        self._store = store
+        self._clients = clients
+
+    async def run(self, job: dict[str, Any], item: dict[str, Any], finish: Finish) -> None:
+        client = await self._store.get_client(item["client_id"])
+        if client is None:
+            raise ItemFailed("the client no longer exists")
+        if client["grant_id"] is None or client["tenant_id"] is None:
+            raise ItemFailed(f"{client['name']} has never been authorised: re-authorise it")
+        details = await _verify(self._clients, client, client["grant_id"], client["tenant_id"])
+        provider_values = {
+            "name": details.name,
+            "legal_name": details.legal_name,
+            "abn": details.abn,
+        }
+        changes = {
+            field: [client[field], provider_values[field]]
+            for field in REVIEWED_FIELDS
+            if provider_values[field] and provider_values[field] != client[field]
+        }
+        await finish({"changes": changes})
+
+    async def recover(self, job: dict[str, Any], item: dict[str, Any]) -> str:
+        return "redo"  # reading is always safe to repeat
+
+    async def finished(self, job: dict[str, Any]) -> None:
+        return None

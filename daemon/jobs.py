@@ -1,0 +1,341 @@
+"""The job engine: every bulk action is a persistent job that survives a killed daemon.
+
+A job and all of its items are written to SQLite before any work starts. A worker claims
+an item by marking it ``running`` (committed), does the work, and records the outcome
+together with the work's own database effect in one transaction — so an item is either
+wholly done or not done at all. After a crash, items left ``running`` are handed to their
+job kind's ``recover``: for work that is safe to redo they simply run again; a kind whose
+effect leaves the machine (a message sent) says otherwise. Nothing is done twice.
+
+Progress is announced as ``job.progress`` events at most ten times a second per job
+(the final ``job.finished`` is never dropped); the event bus never waits on a subscriber,
+so a slow reader cannot slow a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from clientlink.common.protocol import ErrorCode, ItemState, JobKind, JobState, Topic
+from clientlink.daemon.clock import Clock
+from clientlink.daemon.events import EventBus
+from clientlink.daemon.rpc_errors import RpcFailure
+from clientlink.daemon.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6
+"""Transient failures (outages, 429s) are retried this many times before an item fails."""
+
+PROGRESS_INTERVAL = 0.1
+"""At most ten progress events a second per job."""
+
+Finish = Callable[[dict[str, Any] | None], Awaitable[None]]
+
+
+class ItemFailed(Exception):
+    """The item cannot be done: its reason is shown to the person."""
+
+
+class ItemRetry(Exception):
+    """A transient failure: try the item again later."""
+
+    def __init__(self, reason: str, after: float = 1.0) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
+class JobHandler(Protocol):
+    """What one job kind does to each item."""
+
+    concurrency: int
+
+    async def run(self, job: dict[str, Any], item: dict[str, Any], finish: Finish) -> None:
+        """Do the item's work, then call ``finish(result)`` inside the transaction that
+        writes the work's own effect (so both commit together)."""
+
+    async def recover(self, job: dict[str, Any], item: dict[str, Any]) -> str:
+        """An item found ``running`` after a crash: ``"redo"`` or ``"uncertain"``."""
+
+    async def finished(self, job: dict[str, Any]) -> None:
+        """After the job's last item (e.g. start watching a grant)."""
+
+
+class JobEngine:
+    """Runs jobs, resumes them after a restart, and reports their progress."""
+
+    def __init__(
+        self,
+        store: Store,
+        events: EventBus,
+        clock: Clock,
+        handlers: dict[JobKind, JobHandler],
+    ) -> None:
+        self._store = store
+        self._events = events
+        self._clock = clock
+        self._handlers = handlers
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._control: dict[int, JobState] = {}
+        self._current: dict[int, str] = {}
+        self._finished_at: dict[int, deque[float]] = {}
+        self._started_at: dict[int, float] = {}
+        self._dirty: set[int] = set()
+        self._publisher: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._random = random.Random()
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def start(self) -> int:
+        """Resume every queued or running job; returns how many."""
+        jobs = await self._store.jobs_in_states((JobState.QUEUED.value, JobState.RUNNING.value))
+        for job in jobs:
+            handler = self._handlers[JobKind(job["kind"])]
+            for item in await self._store.items_in_state(job["id"], ItemState.RUNNING.value):
+                verdict = await handler.recover(job, item)
+                if verdict == "redo":
+                    await self._store.release_item(item["id"])
+                else:
+                    await self._store.finish_item(
+                        item,
+                        ItemState.FAILED.value,
+                        self._clock.now(),
+                        error="Uncertain: the daemon stopped while this was under way and "
+                        "cannot tell whether it happened; check before retrying",
+                    )
+            log.info("resuming job %s (%s)", job["id"], job["kind"])
+            self._spawn(job["id"])
+        return len(jobs)
+
+    async def stop(self, drain_seconds: float = 20.0) -> None:
+        """Let items under way finish; jobs stay resumable for the next start."""
+        self._stopping = True
+        tasks = list(self._tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=drain_seconds)
+        if self._publisher is not None:
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher
+
+    # ------------------------------------------------------------------ requests
+
+    async def submit(
+        self,
+        kind: JobKind,
+        client_ids: list[int],
+        params: dict[str, Any],
+        actor: str,
+        retry_of: int | None = None,
+    ) -> int:
+        """Record a job with its items, then start it."""
+        job_id = await self._store.create_job(
+            kind=kind.value,
+            params=params,
+            actor=actor,
+            client_ids=client_ids,
+            now=self._clock.now(),
+            retry_of=retry_of,
+        )
+        self._spawn(job_id)
+        return job_id
+
+    async def cancel(self, job_id: int) -> None:
+        job = await self._require(job_id)
+        if JobState(job["state"]).finished:
+            return
+        self._control[job_id] = JobState.CANCELLED
+        if job_id not in self._tasks:  # paused: nothing runs, finish it here
+            await self._close(job_id)
+
+    async def pause(self, job_id: int) -> None:
+        job = await self._require(job_id)
+        if job["state"] in (JobState.QUEUED.value, JobState.RUNNING.value):
+            self._control[job_id] = JobState.PAUSED
+
+    async def resume(self, job_id: int) -> None:
+        job = await self._require(job_id)
+        if job["state"] == JobState.PAUSED.value:
+            self._control.pop(job_id, None)
+            await self._store.set_job_state(job_id, JobState.QUEUED.value, self._clock.now())
+            self._spawn(job_id)
+
+    async def retry(self, job_id: int, actor: str) -> int:
+        """A new job for the failed items of a finished job."""
+        job = await self._require(job_id)
+        if not JobState(job["state"]).finished:
+            raise RpcFailure(
+                ErrorCode.CONFLICT, f"job {job_id} is still {job['state']}: wait for it to end"
+            )
+        failed = await self._store.items_in_state(job_id, ItemState.FAILED.value)
+        if not failed:
+            raise RpcFailure(ErrorCode.CONFLICT, f"job {job_id} has no failed items to retry")
+        return await self.submit(
+            JobKind(job["kind"]),
+            [item["client_id"] for item in failed],
+            job["params"],
+            actor,
+            retry_of=job_id,
+        )
+
+    async def describe(self, job_id: int) -> dict[str, Any]:
+        """The job as ``jobs.get`` reports it (without items)."""
+        job = await self._require(job_id)
+        return self._describe(job)
+
+    async def _require(self, job_id: int) -> dict[str, Any]:
+        job = await self._store.get_job(job_id)
+        if job is None:
+            raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no job with id {job_id}")
+        return job
+
+    # ------------------------------------------------------------------ running
+
+    def _spawn(self, job_id: int) -> None:
+        if job_id in self._tasks or self._stopping:
+            return
+        task = asyncio.create_task(self._run(job_id), name=f"job-{job_id}")
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+
+    async def _run(self, job_id: int) -> None:
+        job = await self._require(job_id)
+        handler = self._handlers[JobKind(job["kind"])]
+        await self._store.set_job_state(
+            job_id, JobState.RUNNING.value, self._clock.now(), started=True
+        )
+        self._started_at.setdefault(job_id, time.monotonic())
+        self._finished_at.setdefault(job_id, deque(maxlen=500))
+        self._mark(job_id)
+        workers = [
+            asyncio.create_task(self._work(job, handler)) for _ in range(handler.concurrency)
+        ]
+        await asyncio.gather(*workers)
+        if self._stopping and job_id not in self._control:
+            return  # resumed at the next start
+        if self._control.get(job_id) == JobState.PAUSED:
+            self._control.pop(job_id)
+            await self._store.set_job_state(job_id, JobState.PAUSED.value, self._clock.now())
+            self._current.pop(job_id, None)
+            self._publish(job_id, Topic.JOB_PROGRESS, await self._require(job_id))
+            return
+        await self._close(job_id)
+        await handler.finished(await self._require(job_id))
+
+    async def _close(self, job_id: int) -> None:
+        now = self._clock.now()
+        if self._control.pop(job_id, None) == JobState.CANCELLED:
+            await self._store.skip_pending_items(job_id, now)
+            state = JobState.CANCELLED
+        else:
+            job = await self._require(job_id)
+            all_failed = job["total"] > 0 and job["failed"] == job["total"]
+            state = JobState.FAILED if all_failed else JobState.COMPLETED
+        await self._store.set_job_state(job_id, state.value, now, finished=True)
+        self._current.pop(job_id, None)
+        job = await self._require(job_id)
+        self._dirty.discard(job_id)
+        self._publish(job_id, Topic.JOB_PROGRESS, job)
+        self._publish(job_id, Topic.JOB_FINISHED, job)
+        log.info("job %s %s: %s done, %s failed", job_id, state.value, job["done"], job["failed"])
+
+    async def _work(self, job: dict[str, Any], handler: JobHandler) -> None:
+        job_id = job["id"]
+        while not self._stopping and job_id not in self._control:
+            item = await self._store.claim_item(job_id, self._clock.now())
+            if item is None:
+                return
+            client = await self._store.get_client(item["client_id"])
+            self._current[job_id] = client["name"] if client else f"client {item['client_id']}"
+            self._mark(job_id)
+            await self._one(job, handler, item)
+            self._mark(job_id)
+
+    async def _one(self, job: dict[str, Any], handler: JobHandler, item: dict[str, Any]) -> None:
+        async def finish(result: dict[str, Any] | None) -> None:
+            await self._store.finish_item(
+                item, ItemState.DONE.value, self._clock.now(), result=result
+            )
+
+        try:
+            await handler.run(job, item, finish)
+        except ItemRetry as retry:
+            if item["attempts"] >= MAX_ATTEMPTS:
+                await self._fail(item, f"{retry} (gave up after {item['attempts']} attempts)")
+                return
+            delay = retry.after * (2 ** (item["attempts"] - 1)) * self._random.uniform(0.8, 1.2)
+            await asyncio.sleep(min(delay, 60))
+            await self._store.release_item(item["id"])
+            return
+        except ItemFailed as failure:
+            await self._fail(item, str(failure))
+            return
+        except Exception as exc:
+            log.exception("job %s item %s failed", job["id"], item["id"])
+            await self._fail(item, f"internal error: {exc}")
+            return
+        self._finished_at[job["id"]].append(time.monotonic())
+
+    async def _fail(self, item: dict[str, Any], reason: str) -> None:
+        await self._store.finish_item(item, ItemState.FAILED.value, self._clock.now(), error=reason)
+        self._finished_at.setdefault(item["job_id"], deque(maxlen=500)).append(time.monotonic())
+
+    # ------------------------------------------------------------------ progress
+
+    def _mark(self, job_id: int) -> None:
+        self._dirty.add(job_id)
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.create_task(self._publish_dirty(), name="job-progress")
+
+    async def _publish_dirty(self) -> None:
+        # Coalesce: whatever changed within one interval becomes one event per job.
+        while self._dirty:
+            dirty, self._dirty = self._dirty, set()
+            for job_id in dirty:
+                job = await self._store.get_job(job_id)
+                if job is not None and not JobState(job["state"]).finished:
+                    self._publish(job_id, Topic.JOB_PROGRESS, job)
+            await asyncio.sleep(PROGRESS_INTERVAL)
+
+    def _publish(self, job_id: int, topic: Topic, job: dict[str, Any]) -> None:
+        described = self._describe(job)
+        self._events.publish(
+            topic,
+            job_id=job_id,
+            kind=described["kind"],
+            state=described["state"],
+            total=described["total"],
+            done=described["done"],
+            failed=described["failed"],
+            current=described["current"],
+            rate_per_minute=described["rate_per_minute"],
+            eta_seconds=described["eta_seconds"],
+        )
+
+    def _describe(self, job: dict[str, Any]) -> dict[str, Any]:
+        job_id = job["id"]
+        rate = eta = None
+        finished = self._finished_at.get(job_id)
+        started = self._started_at.get(job_id)
+        if finished and started is not None and not JobState(job["state"]).finished:
+            now = time.monotonic()
+            recent = [t for t in finished if t > now - 60]
+            span = min(60.0, now - started)
+            if recent and span > 0:
+                rate = len(recent) / span * 60
+                remaining = job["total"] - job["done"] - job["failed"]
+                eta = remaining / rate * 60 if rate else None
+        return {
+            **job,
+            "current": self._current.get(job_id),
+            "rate_per_minute": rate,
+            "eta_seconds": eta,
+        }
