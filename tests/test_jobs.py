@@ -13,7 +13,7 @@ from clientlink.common.client import RpcError
 from clientlink.common.protocol import ErrorCode
 from clientlink.daemon.export import neutralise
 from clientlink.tui.demo import seed_practice
-from tests.helpers import DaemonProcess, sandbox_post, wait_until
+from tests.helpers import DaemonProcess, sandbox_get, sandbox_post, wait_until
 
 
 async def bulk_sign_in(practice_like, rpc, client_ids: list[int], provider: str = "xero"):
@@ -276,3 +276,55 @@ async def test_a_killed_daemon_resumes_the_job_and_does_no_client_twice(home, sa
         await rpc.close()
     finally:
         await process.stop()
+
+
+async def test_progress_is_coalesced_and_a_stuck_subscriber_does_not_slow_the_job(practice):
+    import json
+    import socket
+    import time
+
+    rpc = await practice.connect()
+    await rpc.subscribe(["job.progress", "job.finished"])
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    stuck.connect(str(practice.socket_path))
+    for number, method in enumerate(("daemon.hello", "events.subscribe"), start=1):
+        params = {"protocol": 1} if method == "daemon.hello" else {}
+        frame = {"jsonrpc": "2.0", "id": number, "method": method, "params": params}
+        stuck.sendall(json.dumps(frame).encode() + b"\n")  # and never reads again
+
+    targets = xero_needing_reauth(practice)
+    result = await bulk_sign_in(practice, rpc, targets)
+    await sandbox_post(practice.sandbox.base_url, "/_sandbox/limits", {"api_latency_seconds": 0.2})
+    began = time.monotonic()
+    started = await rpc.call(
+        "jobs.start",
+        {"kind": "reauthorise", "grant_id": result["grant_id"], "client_ids": targets},
+    )
+    progress = 0
+    async for event in rpc.events():
+        if event.get("job_id") != started["job_id"]:
+            continue
+        if event["topic"] == "job.progress":
+            progress += 1
+        if event["topic"] == "job.finished":
+            break
+    elapsed = time.monotonic() - began
+    assert event["done"] == len(targets)
+    assert progress <= elapsed * 10 + 3  # about ten a second at most
+    stuck.close()
+
+
+async def test_calls_to_one_business_respect_xeros_concurrency_limit(practice):
+    """Twenty checks of one business at once: never more than five in flight, no 429."""
+    rpc = await practice.connect()
+    client_id = practice.xero_connected_ids[0]
+    client = await rpc.call("clients.get", {"client_id": client_id})
+    await sandbox_post(practice.sandbox.base_url, "/_sandbox/limits", {"api_latency_seconds": 0.2})
+    before = await sandbox_get(practice.sandbox.base_url, "/_sandbox/stats")
+    await asyncio.gather(
+        *(rpc.call("clients.check", {"client_ids": [client_id]}) for _ in range(20))
+    )
+    stats = await sandbox_get(practice.sandbox.base_url, "/_sandbox/stats")
+    assert stats["max_concurrency"][client["tenant_id"]] == 5
+    assert stats["rate_limited"] == before["rate_limited"]

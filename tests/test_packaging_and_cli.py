@@ -93,3 +93,17 @@ async def test_commands_say_how_to_start_a_missing_daemon(short_tmp, command):
     code, _, err = await clientlink("--home", str(short_tmp), *command)
     assert code == 3
     assert "clientlinkd is not running" in err and "Start it with" in err
+
+
+async def test_jobs_lists_bulk_jobs_and_refuses_a_bad_state(practice):
+    home = str(practice.paths.config_dir.parent)
+    rpc = await practice.connect()
+    await rpc.call("jobs.start", {"kind": "reimport", "client_ids": practice.connected_ids[:2]})
+    code, out, _ = await clientlink("--home", home, "jobs", "--json")
+    assert code == 0
+    (job,) = json.loads(out)["items"]
+    assert job["kind"] == "reimport" and job["total"] == 2
+    code, out, _ = await clientlink("--home", home, "jobs")
+    assert "reimport" in out and "1 jobs" in out
+    code, _, err = await clientlink("--home", home, "jobs", "--state", "sleeping")
+    assert code != 0 and "state" in err

@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     clients.add_argument("--text", help="name, legal name, email or ABN contains this")
 
+    jobs = commands.add_parser("jobs", help="list bulk jobs, newest first")
+    jobs.add_argument("--json", action="store_true", help="print JSON")
+    jobs.add_argument("--state", help="only jobs in this state (running, completed, ...)")
+
     rpc = commands.add_parser("rpc", help="call a daemon method and print the result as JSON")
     rpc.add_argument("method", help="e.g. clients.list")
     rpc.add_argument("params", nargs="?", default="{}", help="the params as a JSON object")
@@ -97,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         "clients": _clients,
         "rpc": _rpc,
         "provider": _set_secret,
+        "jobs": _jobs,
     }
     if args.command == "rpc":
         try:
@@ -193,6 +198,24 @@ async def _clients(daemon: DaemonClient, args: argparse.Namespace) -> int:
         label = STATUS_LABELS[ConnectionStatus(item["status"])]
         print(f"{item['id']:>6}  {label:<14} {item['provider']:<10} {item['name']}")
     print(f"{total} clients")
+    return 0
+
+
+async def _jobs(daemon: DaemonClient, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": 200}
+    if args.state:
+        params["state"] = args.state
+    listing = await daemon.call("jobs.list", params)
+    if args.json:
+        print(json.dumps(listing, indent=2, ensure_ascii=False))
+        return 0
+    for job in listing["items"]:
+        print(
+            f"{job['id']:>6}  {job['kind']:<12} {job['state']:<10} "
+            f"{job['done']}/{job['total']} done, {job['failed']} failed  "
+            f"{job['created_at']} by {job['actor']}"
+        )
+    print(f"{len(listing['items'])} jobs")
     return 0
 
 
