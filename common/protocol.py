@@ -423,6 +423,66 @@ class ReimportApplyParams(_Params):
     )
 
 
+class ClientUpdateParams(_Params):
+    client_id: int
+    email: str | None = Field(default=None, max_length=320, description="'' clears it.")
+    phone: str | None = Field(default=None, max_length=40, description="'' clears it.")
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class InvitationTemplate(_Result):
+    id: str
+    name: str
+    channel: Channel
+    subject: str | None = None
+    body: str
+    builtin: bool = False
+
+
+class TemplatesListResult(_Result):
+    items: list[InvitationTemplate]
+    placeholders: dict[str, str]
+
+
+class TemplateIdParams(_Params):
+    template_id: str
+
+
+class TemplateCreateParams(_Params):
+    name: str = Field(min_length=1, max_length=200)
+    channel: Channel
+    subject: str | None = Field(default=None, max_length=300)
+    body: str = Field(min_length=1, max_length=20_000)
+
+
+class TemplateUpdateParams(_Params):
+    template_id: str
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    subject: str | None = Field(default=None, max_length=300)
+    body: str | None = Field(default=None, min_length=1, max_length=20_000)
+
+
+class TemplatePreviewParams(_Params):
+    client_id: int
+    template_id: str | None = None
+    channel: Channel | None = Field(default=None, description="With subject/body: unsaved.")
+    subject: str | None = None
+    body: str | None = Field(default=None, max_length=20_000)
+    bank_ids: list[str] = Field(default_factory=list)
+
+
+class TemplatePreviewResult(_Result):
+    channel: Channel
+    subject: str | None
+    body: str
+    sms_encoding: str | None = None
+    sms_segments: int | None = None
+
+
 class ClientsCheckParams(_Params):
     client_ids: list[int] | None = Field(
         default=None, description="Check only these clients; every active client by default."
@@ -703,6 +763,34 @@ METHODS: dict[str, MethodSpec] = {
         params=ReimportApplyParams,
         result=ClientsChangedResult,
         summary="Apply the differences a re-import job found, after review.",
+    ),
+    "clients.update": MethodSpec(
+        params=ClientUpdateParams,
+        result=Client,
+        summary="Correct a client's email or phone (validated; nothing saved when invalid).",
+    ),
+    "templates.list": MethodSpec(
+        params=Empty,
+        result=TemplatesListResult,
+        summary="Invitation templates: the built-in defaults and the practice's own.",
+    ),
+    "templates.create": MethodSpec(
+        params=TemplateCreateParams,
+        result=InvitationTemplate,
+        summary="Save a new invitation template (placeholders checked).",
+    ),
+    "templates.update": MethodSpec(
+        params=TemplateUpdateParams,
+        result=InvitationTemplate,
+        summary="Change a template of the practice's own.",
+    ),
+    "templates.delete": MethodSpec(
+        params=TemplateIdParams, result=OkResult, summary="Delete a template of the practice's own."
+    ),
+    "templates.preview": MethodSpec(
+        params=TemplatePreviewParams,
+        result=TemplatePreviewResult,
+        summary="Render a template for one client, with SMS segment count.",
     ),
     "jobs.start": MethodSpec(
         params=JobStartParams, result=JobStartResult, summary="Start a persistent bulk job."

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from clientlink.common import protocol as p
@@ -20,6 +21,7 @@ from clientlink.common.version import VERSION
 from clientlink.daemon.auth import AuthSession, AuthSessions
 from clientlink.daemon.clients import ClientService
 from clientlink.daemon.clock import Clock
+from clientlink.daemon.contacts import normalise_email, normalise_phone
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.export import check_target, write_csv
 from clientlink.daemon.grants import Grants
@@ -37,6 +39,14 @@ from clientlink.daemon.providers import (
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.rpc_server import CallContext, Connection, RpcServer, hello_check
 from clientlink.daemon.store import Store
+from clientlink.daemon.templates import (
+    BUILTIN_TEMPLATES,
+    PLACEHOLDERS,
+    Template,
+    check_template,
+    render_text,
+    sms_segments,
+)
 from clientlink.daemon.vault import Vault
 from clientlink.daemon.watcher import Watcher
 
@@ -521,6 +531,167 @@ class Daemon:
                 )
             changed.append(item["client_id"])
         return p.ClientsChangedResult(changed=changed)
+
+    async def _rpc_clients__update(
+        self, params: p.ClientUpdateParams, ctx: CallContext
+    ) -> p.Client:
+        """Correct a client's email or phone: validated, stored normalised (phone E.164);
+        an invalid value is refused and nothing is saved."""
+        assert self.store is not None
+        client = await self.clients.require(params.client_id)
+        fields: dict[str, Any] = {}
+        if params.email is not None:
+            fields["email"] = normalise_email(params.email) if params.email.strip() else None
+        if params.phone is not None:
+            fields["phone"] = normalise_phone(params.phone) if params.phone.strip() else None
+        if fields:
+            async with self.store.transaction():
+                await self.store.update_client_details(client["id"], self.clock.now(), **fields)
+                await self.store.add_audit(
+                    actor=ctx.peer.actor,
+                    action="client.contact_updated",
+                    client_id=client["id"],
+                    detail={name: [client[name], value] for name, value in fields.items()},
+                    now=self.clock.now(),
+                )
+        return p.Client.model_validate(await self.clients.require(client["id"]))
+
+    # ------------------------------------------------------------------ RPC: templates
+
+    async def _template(self, template_id: str) -> Template:
+        assert self.store is not None
+        if template_id in BUILTIN_TEMPLATES:
+            return BUILTIN_TEMPLATES[template_id]
+        row = await self.store.get_template(int(template_id)) if template_id.isdigit() else None
+        if row is None:
+            raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no template {template_id!r}")
+        return Template(
+            id=str(row["id"]),
+            name=row["name"],
+            channel=row["channel"],
+            subject=row["subject"],
+            body=row["body"],
+        )
+
+    async def _rpc_templates__list(
+        self, params: p.Empty, ctx: CallContext
+    ) -> p.TemplatesListResult:
+        """The built-in invitations first, then the practice's own, with the placeholders."""
+        assert self.store is not None
+        own = [await self._template(str(row["id"])) for row in await self.store.list_templates()]
+        items = [*BUILTIN_TEMPLATES.values(), *own]
+        return p.TemplatesListResult(
+            items=[p.InvitationTemplate.model_validate(vars(t)) for t in items],
+            placeholders=PLACEHOLDERS,
+        )
+
+    async def _rpc_templates__create(
+        self, params: p.TemplateCreateParams, ctx: CallContext
+    ) -> p.InvitationTemplate:
+        """Save a new template; unknown placeholders or a missing {link} are refused."""
+        assert self.store is not None
+        subject = params.subject if params.channel == p.Channel.EMAIL else params.subject or None
+        check_template(params.channel.value, subject, params.body)
+        template_id = await self.store.save_template(
+            None,
+            name=params.name.strip(),
+            channel=params.channel.value,
+            subject=subject,
+            body=params.body,
+            now=self.clock.now(),
+        )
+        await self.store.add_audit(
+            actor=ctx.peer.actor,
+            action="template.created",
+            client_id=None,
+            detail={"template_id": template_id, "name": params.name},
+            now=self.clock.now(),
+        )
+        return p.InvitationTemplate.model_validate(vars(await self._template(str(template_id))))
+
+    async def _rpc_templates__update(
+        self, params: p.TemplateUpdateParams, ctx: CallContext
+    ) -> p.InvitationTemplate:
+        """Change a template of the practice's own (the built-in ones stay as they are)."""
+        assert self.store is not None
+        current = await self._template(params.template_id)
+        if current.builtin:
+            raise RpcFailure(
+                ErrorCode.CONFLICT,
+                "the built-in templates cannot be changed: create your own from them",
+            )
+        subject = params.subject if params.subject is not None else current.subject
+        body = params.body if params.body is not None else current.body
+        check_template(current.channel, subject, body)
+        await self.store.save_template(
+            int(current.id),
+            name=(params.name or current.name).strip(),
+            channel=current.channel,
+            subject=subject,
+            body=body,
+            now=self.clock.now(),
+        )
+        return p.InvitationTemplate.model_validate(vars(await self._template(current.id)))
+
+    async def _rpc_templates__delete(
+        self, params: p.TemplateIdParams, ctx: CallContext
+    ) -> p.OkResult:
+        """Delete a template of the practice's own."""
+        assert self.store is not None
+        current = await self._template(params.template_id)
+        if current.builtin:
+            raise RpcFailure(ErrorCode.CONFLICT, "the built-in templates cannot be deleted")
+        await self.store.delete_template(int(current.id))
+        return p.OkResult()
+
+    async def _rpc_templates__preview(
+        self, params: p.TemplatePreviewParams, ctx: CallContext
+    ) -> p.TemplatePreviewResult:
+        """Render a saved or unsaved template for one client (example link), with the SMS
+        segment count."""
+        client = await self.clients.require(params.client_id)
+        if params.template_id is not None:
+            template = await self._template(params.template_id)
+            channel, subject, body = template.channel, template.subject, template.body
+        else:
+            if params.channel is None or params.body is None:
+                raise RpcFailure(
+                    ErrorCode.INVALID_PARAMS, "give a template_id, or a channel and a body"
+                )
+            channel, subject, body = params.channel.value, params.subject, params.body
+        check_template(channel, subject, body)
+        values = self._placeholder_values(
+            client, params.bank_ids, "https://example.invalid/your-personal-link", None
+        )
+        rendered_body = render_text(body, values)
+        encoding = segments = None
+        if channel == "sms":
+            encoding, segments = sms_segments(rendered_body)
+        return p.TemplatePreviewResult(
+            channel=p.Channel(channel),
+            subject=render_text(subject, values, one_line=True) if subject else None,
+            body=rendered_body,
+            sms_encoding=encoding,
+            sms_segments=segments,
+        )
+
+    def _placeholder_values(
+        self,
+        client: dict[str, Any],
+        bank_names: list[str],
+        link: str,
+        link_expires: datetime | None,
+    ) -> dict[str, str]:
+        expires = link_expires or self.clock.now() + timedelta(days=7)
+        names = [name for name in bank_names if name]
+        joined = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+        return {
+            "client_name": client["name"],
+            "practice_name": self.config.practice.name,
+            "bank_names": joined or "your bank accounts",
+            "link": link,
+            "link_expires": expires.strftime("%d %b %Y"),
+        }
 
     # ------------------------------------------------------------------ RPC: jobs
 

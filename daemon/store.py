@@ -152,6 +152,18 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX job_items_by_job ON job_items (job_id, state, position);
     """,
+    # 4: invitation templates
+    """
+    CREATE TABLE templates (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        channel TEXT NOT NULL CHECK (channel IN ('email', 'sms')),
+        subject TEXT,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]
 
 CLIENT_COLUMNS = (
@@ -822,6 +834,45 @@ class Store:
                 if cursor.rowcount:
                     changed.append(client_id)
         return changed
+
+    # ------------------------------------------------------------------ templates
+
+    async def list_templates(self) -> list[dict[str, Any]]:
+        rows = await self._fetchall("SELECT * FROM templates ORDER BY name COLLATE NOCASE")
+        return [dict(row) for row in rows]
+
+    async def get_template(self, template_id: int) -> dict[str, Any] | None:
+        row = await self._fetchone("SELECT * FROM templates WHERE id = ?", (template_id,))
+        return dict(row) if row else None
+
+    async def save_template(
+        self,
+        template_id: int | None,
+        *,
+        name: str,
+        channel: str,
+        subject: str | None,
+        body: str,
+        now: datetime,
+    ) -> int:
+        async with self.transaction() as db:
+            if template_id is None:
+                cursor = await db.execute(
+                    "INSERT INTO templates (name, channel, subject, body, created_at, "
+                    "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, channel, subject, body, to_iso(now), to_iso(now)),
+                )
+                assert cursor.lastrowid is not None
+                return cursor.lastrowid
+            await db.execute(
+                "UPDATE templates SET name = ?, subject = ?, body = ?, updated_at = ? WHERE id = ?",
+                (name, subject, body, to_iso(now), template_id),
+            )
+            return template_id
+
+    async def delete_template(self, template_id: int) -> None:
+        async with self.transaction() as db:
+            await db.execute("DELETE FROM templates WHERE id = ?", (template_id,))
 
     # ------------------------------------------------------------------ audit
 

@@ -1,0 +1,153 @@
+"""Invitation templates: what placeholders exist, checking a template, rendering it.
+
+Rendering substitutes known placeholders only — a template is parsed into literal text and
+``{name}`` fields, and each field is replaced by its value as plain text. No attribute
+access, indexing, conversion or format spec is allowed, so a template can never run code
+(``{client_name.__class__}`` is refused when the template is saved). Subjects and values
+that end up in a mail header lose line breaks, so nothing can inject a header.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+from clientlink.common.protocol import ErrorCode
+from clientlink.daemon.rpc_errors import RpcFailure
+
+PLACEHOLDERS: dict[str, str] = {
+    "client_name": "the client's name",
+    "practice_name": "your practice's name",
+    "bank_names": "the banks to connect, e.g. 'ANZ and Westpac'",
+    "link": "the client's personal link to connect those banks",
+    "link_expires": "when the link stops working, e.g. '29 Nov 2026'",
+}
+
+SMS_MAX_CHARACTERS = 1600
+"""Twilio refuses longer bodies."""
+
+_GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENDED = set("^{}\\[~]|€")
+
+
+@dataclass(frozen=True)
+class Template:
+    """An invitation template (built-in or the practice's own)."""
+
+    id: str
+    name: str
+    channel: str
+    subject: str | None
+    body: str
+    builtin: bool = False
+
+
+DEFAULT_EMAIL = Template(
+    id="default-email",
+    name="Default email invitation",
+    channel="email",
+    subject="{practice_name}: please connect your bank feeds",
+    body=(
+        "Dear {client_name},\n\n"
+        "To keep your books up to date, {practice_name} needs you to connect the bank feeds "
+        "for {bank_names}.\n\n"
+        "Use this personal link (it works once, until {link_expires}):\n{link}\n\n"
+        "It takes a few minutes: choose each bank, sign in with your internet banking "
+        "details, and allow read-only access.\n\n"
+        "Thank you,\n{practice_name}"
+    ),
+    builtin=True,
+)
+
+DEFAULT_SMS = Template(
+    id="default-sms",
+    name="Default SMS invitation",
+    channel="sms",
+    subject=None,
+    body=(
+        "{practice_name}: please connect your bank feeds for {bank_names}. "
+        "Your link (until {link_expires}): {link}"
+    ),
+    builtin=True,
+)
+
+BUILTIN_TEMPLATES = {DEFAULT_EMAIL.id: DEFAULT_EMAIL, DEFAULT_SMS.id: DEFAULT_SMS}
+
+
+def _fields(text: str, where: str) -> list[tuple[str, str | None]]:
+    """The template as (literal, field) pairs, refusing anything but plain placeholders."""
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise RpcFailure(
+            ErrorCode.INVALID_PARAMS,
+            f"the {where} has an unmatched brace ({exc}); write a literal brace as {{{{ or }}}}",
+        ) from exc
+    pieces: list[tuple[str, str | None]] = []
+    for literal, field, spec, conversion in parsed:
+        if field is not None:
+            if field not in PLACEHOLDERS or spec or conversion:
+                shown = (
+                    "{"
+                    + field
+                    + (f"!{conversion}" if conversion else "")
+                    + (f":{spec}" if spec else "")
+                    + "}"
+                )
+                raise RpcFailure(
+                    ErrorCode.INVALID_PARAMS,
+                    f"the {where} uses {shown}, which is not a placeholder; use one of "
+                    + ", ".join("{" + name + "}" for name in PLACEHOLDERS),
+                )
+        pieces.append((literal, field))
+    return pieces
+
+
+def check_template(channel: str, subject: str | None, body: str) -> None:
+    """Refuse a template that cannot work: unknown placeholders, no link, a bad subject."""
+    if not body.strip():
+        raise RpcFailure(ErrorCode.INVALID_PARAMS, "the text is empty")
+    body_fields = {field for _, field in _fields(body, "text") if field}
+    if "link" not in body_fields:
+        raise RpcFailure(
+            ErrorCode.INVALID_PARAMS,
+            "the text has no {link}: without it the client cannot connect the banks",
+        )
+    if channel == "email":
+        if not subject or not subject.strip():
+            raise RpcFailure(ErrorCode.INVALID_PARAMS, "an email template needs a subject")
+        if "\r" in subject or "\n" in subject:
+            raise RpcFailure(ErrorCode.INVALID_PARAMS, "the subject must be one line")
+        _fields(subject, "subject")
+    elif subject:
+        raise RpcFailure(ErrorCode.INVALID_PARAMS, "an SMS template has no subject")
+
+
+def render_text(text: str, values: dict[str, str], *, one_line: bool = False) -> str:
+    """Substitute the placeholders of an already checked text."""
+    out = []
+    for literal, field in _fields(text, "text"):
+        out.append(literal)
+        if field:
+            value = values.get(field, "")
+            if one_line:
+                value = " ".join(value.split())
+            out.append(value)
+    result = "".join(out)
+    return " ".join(result.split()) if one_line else result
+
+
+def sms_segments(text: str) -> tuple[str, int]:
+    """(encoding, segments) as carriers count them: GSM-7 160/153, else UCS-2 70/67."""
+    if all(ch in _GSM7 or ch in _GSM7_EXTENDED for ch in text):
+        units = sum(2 if ch in _GSM7_EXTENDED else 1 for ch in text)
+        single, multi, encoding = 160, 153, "GSM-7"
+    else:
+        units = sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
+        single, multi, encoding = 70, 67, "UCS-2"
+    if units <= single:
+        return encoding, 1 if units else 0
+    return encoding, -(-units // multi)
