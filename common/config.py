@@ -97,6 +97,39 @@ class ProviderConfig(_Section):
     scopes: list[str] | None = None
 
 
+class EmailConfig(_Section):
+    host: str = ""
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    verify_tls: bool = Field(
+        default=True, description="Check the server's certificate (off only for a local test)."
+    )
+    username: str = ""
+    from_address: str = ""
+    timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    per_minute: int = Field(default=60, ge=1, le=10_000, description="Sending pace.")
+
+
+class SmsConfig(_Section):
+    api_base: str = "https://api.twilio.com"
+    account_sid: str = ""
+    from_number: str = ""
+    timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    per_minute: int = Field(default=60, ge=1, le=10_000, description="Sending pace.")
+
+
+class BanksConfig(_Section):
+    api_base: str = "https://au-api.basiq.io"
+    timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+
+
+class InvitesConfig(_Section):
+    reminder_days: int = Field(
+        default=3, ge=0, le=60, description="Remind a client who has not acted (0: never)."
+    )
+    poll_seconds: int = Field(default=60, ge=5, le=3600, description="Follow-up pace.")
+
+
 class NetworkConfig(_Section):
     timeout_seconds: float = Field(
         default=20.0, gt=0, le=300, description="Give up on a provider call after this long."
@@ -112,6 +145,10 @@ class Config(_Section):
     watch: WatchConfig = Field(default_factory=WatchConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
+    email: EmailConfig = Field(default_factory=EmailConfig)
+    sms: SmsConfig = Field(default_factory=SmsConfig)
+    banks: BanksConfig = Field(default_factory=BanksConfig)
+    invites: InvitesConfig = Field(default_factory=InvitesConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
 
 

@@ -12,7 +12,7 @@ error codes and event topics. It must never import Textual or anything daemon-si
 from __future__ import annotations
 
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -110,6 +110,7 @@ class Topic(StrEnum):
     JOB_PROGRESS = "job.progress"
     JOB_FINISHED = "job.finished"
     NOTIFICATION = "notification"
+    INVITATION_CHANGED = "invitation.changed"
 
 
 # --------------------------------------------------------------------------- shapes
@@ -275,11 +276,17 @@ class NotificationsAckResult(_Result):
     unread: int
 
 
+class Channel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
 class JobKind(StrEnum):
     """What a bulk job does to each of its items."""
 
     REAUTHORISE = "reauthorise"
     REIMPORT = "reimport"
+    INVITE = "invite"
 
 
 class JobState(StrEnum):
@@ -308,6 +315,13 @@ class JobStartParams(_Params):
     client_ids: list[int] = Field(min_length=1, max_length=100_000)
     grant_id: int | None = Field(
         default=None, description="reauthorise: the grant from the bulk sign-in."
+    )
+    channel: Channel | None = Field(default=None, description="invite: email or sms.")
+    template_id: str | None = Field(
+        default=None, description="invite: the template; the channel's default if absent."
+    )
+    bank_ids: list[str] = Field(
+        default_factory=list, description="invite: the banks the link pre-selects."
     )
 
 
@@ -429,11 +443,6 @@ class ClientUpdateParams(_Params):
     phone: str | None = Field(default=None, max_length=40, description="'' clears it.")
 
 
-class Channel(StrEnum):
-    EMAIL = "email"
-    SMS = "sms"
-
-
 class InvitationTemplate(_Result):
     id: str
     name: str
@@ -481,6 +490,68 @@ class TemplatePreviewResult(_Result):
     body: str
     sms_encoding: str | None = None
     sms_segments: int | None = None
+
+
+class InviteParams(_Params):
+    client_id: int
+    channel: Channel
+    template_id: str | None = None
+    bank_ids: list[str] = Field(default_factory=list, max_length=50)
+
+
+class Invitation(_Result):
+    id: int
+    client_id: int
+    client_name: str
+    channel: Channel
+    template_id: str
+    bank_ids: list[str]
+    state: str = Field(
+        description="sending, sent, delivered, opened, connected, failed or uncertain"
+    )
+    error: str | None = None
+    actor: str
+    reminder_of: int | None = None
+    created_at: str
+    sent_at: str | None = None
+    delivered_at: str | None = None
+    opened_at: str | None = None
+    connected_at: str | None = None
+    link_expires_at: str | None = None
+
+
+class InvitesListParams(_Params):
+    client_id: int | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class InvitesListResult(_Result):
+    items: list[Invitation]
+
+
+class InvitationIdParams(_Params):
+    invitation_id: int
+
+
+class FollowUpResult(_Result):
+    checked: int
+    changed: int
+    reminded: int
+
+
+class Bank(_Result):
+    id: str
+    name: str
+    short_name: str | None = None
+
+
+class BanksListResult(_Result):
+    items: list[Bank]
+
+
+class ChannelSecretParams(_Params):
+    channel: Literal["email", "sms", "banks"]
+    secret: str = Field(min_length=1, max_length=4096)
 
 
 class ClientsCheckParams(_Params):
@@ -791,6 +862,34 @@ METHODS: dict[str, MethodSpec] = {
         params=TemplatePreviewParams,
         result=TemplatePreviewResult,
         summary="Render a template for one client, with SMS segment count.",
+    ),
+    "invites.send": MethodSpec(
+        params=InviteParams,
+        result=JobStartResult,
+        summary="Invite one client (a persistent job of one).",
+    ),
+    "invites.list": MethodSpec(
+        params=InvitesListParams,
+        result=InvitesListResult,
+        summary="Invitations, newest first: a client's communication timeline.",
+    ),
+    "invites.resend": MethodSpec(
+        params=InvitationIdParams,
+        result=JobStartResult,
+        summary="Send an invitation again with a new link (the old one stops working).",
+    ),
+    "invites.follow_up": MethodSpec(
+        params=Empty,
+        result=FollowUpResult,
+        summary="Ask the SMS and bank-feed services what became of open invitations now.",
+    ),
+    "banks.list": MethodSpec(
+        params=Empty, result=BanksListResult, summary="The banks clients can connect."
+    ),
+    "channels.set_secret": MethodSpec(
+        params=ChannelSecretParams,
+        result=OkResult,
+        summary="Store the SMTP password, SMS token or bank-feed API key in the vault.",
     ),
     "jobs.start": MethodSpec(
         params=JobStartParams, result=JobStartResult, summary="Start a persistent bulk job."

@@ -19,12 +19,15 @@ from clientlink.common.protocol import AuthSessionState, ErrorCode, JobKind, Top
 from clientlink.common.timeutil import to_iso
 from clientlink.common.version import VERSION
 from clientlink.daemon.auth import AuthSession, AuthSessions
+from clientlink.daemon.banks import BankFeeds, BanksUnavailable
+from clientlink.daemon.channels import EmailChannel, SmsChannel
 from clientlink.daemon.clients import ClientService
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.contacts import normalise_email, normalise_phone
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.export import check_target, write_csv
 from clientlink.daemon.grants import Grants
+from clientlink.daemon.invitations import Invitations, InviteJob
 from clientlink.daemon.job_kinds import ReauthoriseJob, ReimportJob
 from clientlink.daemon.jobs import JobEngine
 from clientlink.daemon.notifications import DesktopChannel, LazyDesktop, Notifier
@@ -116,6 +119,17 @@ class Daemon:
         )
         watched = await self.watcher.start()
         log.info("watching %d grants", watched)
+        self.invitations = Invitations(
+            self.store,
+            self.vault,
+            self.events,
+            self.clock,
+            self.config,
+            EmailChannel(self.config.email, await self._channel_secret("email")),
+            SmsChannel(self.config.sms, await self._channel_secret("sms")),
+            BankFeeds(self.config.banks, await self._channel_secret("banks")),
+            self._template,
+        )
         self.jobs = JobEngine(
             self.store,
             self.events,
@@ -123,8 +137,11 @@ class Daemon:
             {
                 JobKind.REAUTHORISE: ReauthoriseJob(self.store, self.clients, self.watcher.watch),
                 JobKind.REIMPORT: ReimportJob(self.store, self.clients),
+                JobKind.INVITE: InviteJob(self.invitations),
             },
         )
+        self.invitations.jobs = self.jobs
+        self.invitations.start()
         resumed = await self.jobs.start()
         if resumed:
             log.info("resumed %d jobs", resumed)
@@ -138,6 +155,7 @@ class Daemon:
         """Stop serving and close everything, in the reverse order of start."""
         await self.rpc.stop()
         if hasattr(self, "jobs"):
+            await self.invitations.stop()
             await self.jobs.stop()
         if hasattr(self, "watcher"):
             await self.watcher.stop()
@@ -175,6 +193,13 @@ class Daemon:
         if sealed is None:
             return None
         return self.vault.decrypt(sealed, f"provider-secret:{name}").decode()
+
+    async def _channel_secret(self, channel: str) -> str | None:
+        assert self.store is not None and self.vault is not None
+        sealed = await self.store.get_secret(f"channel:{channel}")
+        if sealed is None:
+            return None
+        return self.vault.decrypt(sealed, f"channel-secret:{channel}").decode()
 
     def _forget_connection(self, connection: Connection) -> None:
         for subscription in connection.subscriptions:
@@ -660,8 +685,14 @@ class Daemon:
                 )
             channel, subject, body = params.channel.value, params.subject, params.body
         check_template(channel, subject, body)
+        bank_names: list[str] = []
+        if params.bank_ids:
+            try:
+                bank_names = await self.invitations.banks.bank_names(params.bank_ids)
+            except BanksUnavailable as exc:
+                raise RpcFailure(ErrorCode.INVALID_PARAMS, str(exc)) from exc
         values = self._placeholder_values(
-            client, params.bank_ids, "https://example.invalid/your-personal-link", None
+            client, bank_names, "https://example.invalid/your-personal-link", None
         )
         rendered_body = render_text(body, values)
         encoding = segments = None
@@ -705,6 +736,10 @@ class Daemon:
         if len(set(params.client_ids)) != len(params.client_ids):
             raise RpcFailure(ErrorCode.INVALID_PARAMS, "a client is listed twice")
         job_params: dict[str, Any] = {}
+        if params.kind == p.JobKind.INVITE:
+            job_params = await self._invite_params(
+                params.channel, params.template_id, params.bank_ids
+            )
         if params.kind == p.JobKind.REAUTHORISE:
             if params.grant_id is None:
                 raise RpcFailure(
@@ -781,6 +816,107 @@ class Daemon:
             ),
         )
         return p.ExportResult(path=str(path), rows=count)
+
+    # ------------------------------------------------------------------ RPC: invitations
+
+    async def _invite_params(
+        self, channel: p.Channel | None, template_id: str | None, bank_ids: list[str]
+    ) -> dict[str, Any]:
+        """Check an invitation's channel, template and banks before any job is recorded."""
+        if channel is None:
+            raise RpcFailure(ErrorCode.INVALID_PARAMS, "an invitation needs a channel")
+        problem = self.invitations.channel_problem(channel.value)
+        if problem:
+            raise RpcFailure(ErrorCode.PROVIDER_NOT_CONFIGURED, problem)
+        template = await self._template(template_id or f"default-{channel.value}")
+        if template.channel != channel.value:
+            raise RpcFailure(
+                ErrorCode.INVALID_PARAMS,
+                f"template {template.name!r} is for {template.channel}, not {channel.value}",
+            )
+        try:
+            await self.invitations.banks.bank_names(bank_ids)
+        except BanksUnavailable as exc:
+            raise RpcFailure(ErrorCode.INVALID_PARAMS, str(exc)) from exc
+        return {"channel": channel.value, "template_id": template.id, "bank_ids": bank_ids}
+
+    async def _rpc_invites__send(
+        self, params: p.InviteParams, ctx: CallContext
+    ) -> p.JobStartResult:
+        """Invite one client by email or SMS (as a job of one: sent at most once)."""
+        client = await self.clients.require(params.client_id)
+        address = client["email"] if params.channel == p.Channel.EMAIL else client["phone"]
+        if not address:
+            what = "email address" if params.channel == p.Channel.EMAIL else "mobile number"
+            raise RpcFailure(
+                ErrorCode.INVALID_PARAMS, f"{client['name']} has no {what}: add it first"
+            )
+        job_params = await self._invite_params(params.channel, params.template_id, params.bank_ids)
+        job_id = await self.jobs.submit(
+            p.JobKind.INVITE, [client["id"]], job_params, ctx.peer.actor
+        )
+        return p.JobStartResult(job_id=job_id)
+
+    async def _rpc_invites__list(
+        self, params: p.InvitesListParams, ctx: CallContext
+    ) -> p.InvitesListResult:
+        """Invitations newest first (one client's timeline when client_id is given)."""
+        assert self.store is not None
+        if params.client_id is not None:
+            await self.clients.require(params.client_id)
+        rows = await self.store.list_invitations(params.client_id, None, params.limit)
+        return p.InvitesListResult(items=[p.Invitation.model_validate(row) for row in rows])
+
+    async def _rpc_invites__resend(
+        self, params: p.InvitationIdParams, ctx: CallContext
+    ) -> p.JobStartResult:
+        """Send an invitation again with a fresh link (only the newest link works)."""
+        assert self.store is not None
+        invitation = await self.store.get_invitation(params.invitation_id)
+        if invitation is None:
+            raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no invitation {params.invitation_id}")
+        job_params = await self._invite_params(
+            p.Channel(invitation["channel"]), invitation["template_id"], invitation["bank_ids"]
+        )
+        job_id = await self.jobs.submit(
+            p.JobKind.INVITE, [invitation["client_id"]], job_params, ctx.peer.actor
+        )
+        return p.JobStartResult(job_id=job_id)
+
+    async def _rpc_invites__follow_up(self, params: p.Empty, ctx: CallContext) -> p.FollowUpResult:
+        """Follow up open invitations now (the daemon also does it on its own)."""
+        return p.FollowUpResult(**await self.invitations.follow_up())
+
+    async def _rpc_banks__list(self, params: p.Empty, ctx: CallContext) -> p.BanksListResult:
+        """The banks a client can be asked to connect."""
+        try:
+            banks = await self.invitations.banks.institutions()
+        except BanksUnavailable as exc:
+            raise RpcFailure(ErrorCode.PROVIDER_UNAVAILABLE, str(exc)) from exc
+        return p.BanksListResult(items=[p.Bank.model_validate(bank) for bank in banks])
+
+    async def _rpc_channels__set_secret(
+        self, params: p.ChannelSecretParams, ctx: CallContext
+    ) -> p.OkResult:
+        """Seal the SMTP password, SMS token or bank-feed API key; never returned."""
+        assert self.store is not None and self.vault is not None
+        sealed = self.vault.encrypt(params.secret.encode(), f"channel-secret:{params.channel}")
+        await self.store.put_secret(f"channel:{params.channel}", sealed, self.clock.now())
+        secret = params.secret
+        if params.channel == "email":
+            self.invitations.email = EmailChannel(self.config.email, secret)
+        elif params.channel == "sms":
+            self.invitations.sms = SmsChannel(self.config.sms, secret)
+        else:
+            self.invitations.banks = BankFeeds(self.config.banks, secret)
+        await self.store.add_audit(
+            actor=ctx.peer.actor,
+            action="channel.secret_set",
+            client_id=None,
+            detail={"channel": params.channel},
+            now=self.clock.now(),
+        )
+        return p.OkResult()
 
     # ------------------------------------------------------------------ RPC: notifications
 

@@ -164,6 +164,44 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 5: invitations
+    """
+    CREATE TABLE bank_users (
+        client_id INTEGER PRIMARY KEY REFERENCES clients(id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL
+    );
+    CREATE TABLE invitations (
+        id INTEGER PRIMARY KEY,
+        client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+        job_item_id INTEGER,
+        channel TEXT NOT NULL,
+        template_id TEXT NOT NULL,
+        bank_ids TEXT NOT NULL DEFAULT '[]',
+        link_sealed BLOB,
+        link_expires_at TEXT,
+        state TEXT NOT NULL,
+        provider_ref TEXT,
+        error TEXT,
+        actor TEXT NOT NULL,
+        reminder_of INTEGER REFERENCES invitations(id),
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        delivered_at TEXT,
+        opened_at TEXT,
+        connected_at TEXT,
+        reminded_at TEXT
+    );
+    CREATE INDEX invitations_by_client ON invitations (client_id, id);
+    CREATE INDEX invitations_by_state ON invitations (state);
+    CREATE UNIQUE INDEX invitations_by_item ON invitations (job_item_id);
+    CREATE TABLE bank_connections (
+        id TEXT PRIMARY KEY,
+        client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+        institution_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]
 
 CLIENT_COLUMNS = (
@@ -874,6 +912,91 @@ class Store:
         async with self.transaction() as db:
             await db.execute("DELETE FROM templates WHERE id = ?", (template_id,))
 
+    # ------------------------------------------------------------------ invitations
+
+    async def bank_user(self, client_id: int) -> str | None:
+        row = await self._fetchone(
+            "SELECT user_id FROM bank_users WHERE client_id = ?", (client_id,)
+        )
+        return row["user_id"] if row else None
+
+    async def set_bank_user(self, client_id: int, user_id: str) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO bank_users (client_id, user_id) VALUES (?, ?)",
+                (client_id, user_id),
+            )
+
+    async def add_invitation(self, **fields: Any) -> int:
+        columns = ", ".join(fields)
+        marks = ", ".join("?" * len(fields))
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                f"INSERT INTO invitations ({columns}) VALUES ({marks})", list(fields.values())
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    async def update_invitation(self, invitation_id: int, **fields: Any) -> None:
+        assignments = ", ".join(f"{column} = ?" for column in fields)
+        async with self.transaction() as db:
+            await db.execute(
+                f"UPDATE invitations SET {assignments} WHERE id = ?",
+                [*fields.values(), invitation_id],
+            )
+
+    async def delete_invitation(self, invitation_id: int) -> None:
+        async with self.transaction() as db:
+            await db.execute("DELETE FROM invitations WHERE id = ?", (invitation_id,))
+
+    async def get_invitation(self, invitation_id: int) -> dict[str, Any] | None:
+        row = await self._fetchone("SELECT * FROM invitations WHERE id = ?", (invitation_id,))
+        return _invitation_dict(row) if row else None
+
+    async def invitation_for_item(self, item_id: int) -> dict[str, Any] | None:
+        row = await self._fetchone("SELECT * FROM invitations WHERE job_item_id = ?", (item_id,))
+        return _invitation_dict(row) if row else None
+
+    async def list_invitations(
+        self, client_id: int | None, states: tuple[str, ...] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        if client_id is not None:
+            clauses.append("i.client_id = ?")
+            params.append(client_id)
+        if states:
+            clauses.append(f"i.state IN ({', '.join('?' * len(states))})")
+            params.extend(states)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = await self._fetchall(
+            "SELECT i.*, c.name AS client_name FROM invitations i "
+            f"JOIN clients c ON c.id = i.client_id {where} ORDER BY i.id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [_invitation_dict(row) for row in rows]
+
+    async def set_bank_connection(
+        self, connection_id: str, client_id: int, institution_id: str, status: str, now: datetime
+    ) -> str | None:
+        """Record a bank connection's status; returns the previous one."""
+        async with self.transaction() as db:
+            row = await self._fetchone(
+                "SELECT status FROM bank_connections WHERE id = ?", (connection_id,)
+            )
+            await db.execute(
+                "INSERT OR REPLACE INTO bank_connections (id, client_id, institution_id, status, "
+                "updated_at) VALUES (?, ?, ?, ?, ?)",
+                (connection_id, client_id, institution_id, status, to_iso(now)),
+            )
+        return row["status"] if row else None
+
+    async def bank_connections(self, client_id: int) -> list[dict[str, Any]]:
+        rows = await self._fetchall(
+            "SELECT * FROM bank_connections WHERE client_id = ? ORDER BY institution_id",
+            (client_id,),
+        )
+        return [dict(row) for row in rows]
+
     # ------------------------------------------------------------------ audit
 
     async def add_audit(
@@ -951,6 +1074,12 @@ def _job_dict(row: sqlite3.Row) -> dict[str, Any]:
 def _item_dict(row: sqlite3.Row) -> dict[str, Any]:
     item = dict(row)
     item["result"] = json.loads(item["result"]) if item.get("result") else None
+    return item
+
+
+def _invitation_dict(row: sqlite3.Row) -> dict[str, Any]:
+    item = dict(row)
+    item["bank_ids"] = json.loads(item["bank_ids"])
     return item
 
 

@@ -10,9 +10,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from clientlink.sandbox import quickbooks_api, quickbooks_identity, xero_identity
+from clientlink.sandbox import (
+    basiq_api,
+    quickbooks_api,
+    quickbooks_identity,
+    twilio_api,
+    xero_identity,
+)
 from clientlink.sandbox.accounts import DEMO_PASSWORD, TOTP_SECRET, SandboxApp
+from clientlink.sandbox.basiq import BANK_LOGIN, BANK_PASSWORD, BASIQ_API_KEY, BASIQ_VERSION
+from clientlink.sandbox.mail import SMTP_PASSWORD, SMTP_USER
 from clientlink.sandbox.oauth import Grant, OAuthProvider
+from clientlink.sandbox.sms import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN
 from clientlink.sandbox.state import SandboxState
 from clientlink.sandbox.xero_api import CONNECTIONS_PATH, ORGANISATION_PATH
 
@@ -89,11 +98,44 @@ async def info(request: Request) -> Response:
                     _app_json(app, state.quickbooks) for app in state.quickbooks.apps.values()
                 ],
             },
+            "smtp": _smtp_json(state),
+            "twilio": {
+                "api_base_url": base + twilio_api.API_BASE_PATH,
+                "messages_url": base
+                + twilio_api.MESSAGES_PATH.format(account_sid=TWILIO_ACCOUNT_SID),
+                "account_sid": TWILIO_ACCOUNT_SID,
+                "auth_token": TWILIO_AUTH_TOKEN,
+            },
+            "basiq": {
+                "api_base_url": base + basiq_api.API_BASE_PATH,
+                "token_url": base + basiq_api.API_BASE_PATH + "/token",
+                "consent_url_prefix": base + basiq_api.CONSENT_PATH + "/",
+                "api_key": BASIQ_API_KEY,
+                "basiq_version": BASIQ_VERSION,
+                "bank_login": BANK_LOGIN,
+                "bank_password": BANK_PASSWORD,
+            },
+            "outbox_url": base + ADMIN_PREFIX + "/outbox",
             "org_count": len(state.orgs),
             "seed": state.seed,
             "enforce_limits": state.limits.enforce,
         }
     )
+
+
+def _smtp_json(state: SandboxState) -> dict[str, Any] | None:
+    """SMTP host, port and login; None when the app runs without `SandboxServer`."""
+    if state.smtp is None:
+        return None
+    return {
+        "host": state.smtp.host,
+        "port": state.smtp.port,
+        "user": SMTP_USER,
+        "password": SMTP_PASSWORD,
+        "starttls": state.smtp.certificate_pem is not None,
+        # Self-signed: trust this PEM, or skip verification for the sandbox only.
+        "certificate_pem": state.smtp.certificate_pem,
+    }
 
 
 def _clock_json(state: SandboxState) -> dict[str, Any]:
@@ -114,6 +156,8 @@ async def clock(request: Request) -> Response:
                 return _bad_request("send {advance_seconds: N} or {set: ISO8601}")
         except (ValueError, TypeError) as exc:
             return _bad_request(f"bad clock request: {exc}")
+        # SMS statuses (and their callbacks) follow the jump at once, not at the next tick.
+        state.tick()
     return JSONResponse(_clock_json(state))
 
 
@@ -242,6 +286,36 @@ async def stats(request: Request) -> Response:
     return JSONResponse(_state(request).stats_json())
 
 
+OUTBOX_CHANNELS = ("email", "sms")
+
+
+async def outbox(request: Request) -> Response:
+    """GET the messages sent (`?channel=email|sms`, both by default, oldest first); DELETE
+    forgets them (for one channel with `?channel=`)."""
+    state = _state(request)
+    channel = request.query_params.get("channel")
+    if channel is not None and channel not in OUTBOX_CHANNELS:
+        return _bad_request(f"channel must be one of {', '.join(OUTBOX_CHANNELS)}")
+    if request.method == "DELETE":
+        if channel in (None, "email"):
+            state.mail.clear()
+        if channel in (None, "sms"):
+            state.sms.clear()
+        return JSONResponse({"cleared": channel or "all"})
+    state.tick()
+    messages: list[dict[str, Any]] = []
+    if channel in (None, "email"):
+        messages.extend(state.mail.messages)
+    if channel in (None, "sms"):
+        messages.extend(state.sms.outbox_json())
+    return JSONResponse(sorted(messages, key=lambda message: message["received_at"]))
+
+
+async def callbacks(request: Request) -> Response:
+    """Every status callback and webhook POST the sandbox made, with its outcome."""
+    return JSONResponse(_state(request).callbacks.deliveries)
+
+
 async def reset(request: Request) -> Response:
     """Forget everything issued and injected; the seed data stays."""
     state = _state(request)
@@ -265,5 +339,7 @@ def admin_routes() -> list[Route]:
         Route(f"{p}/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route(f"{p}/limits", limits, methods=["GET", "POST"]),
         Route(f"{p}/stats", stats, methods=["GET"]),
+        Route(f"{p}/outbox", outbox, methods=["GET", "DELETE"]),
+        Route(f"{p}/callbacks", callbacks, methods=["GET"]),
         Route(f"{p}/reset", reset, methods=["POST"]),
     ]

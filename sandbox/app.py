@@ -4,19 +4,29 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from clientlink.sandbox import quickbooks_api, quickbooks_identity, xero_api, xero_identity
+from clientlink.sandbox import (
+    basiq_api,
+    quickbooks_api,
+    quickbooks_identity,
+    twilio_api,
+    xero_api,
+    xero_identity,
+)
 from clientlink.sandbox.admin import admin_routes
 from clientlink.sandbox.state import SandboxState
 
 
 def build_app(state: SandboxState) -> Starlette:
     """Return the Starlette app serving `state`: Xero under /xero, QuickBooks Online under
-    /quickbooks, the admin API under /_sandbox."""
+    /quickbooks, the SMS gateway under /twilio, the bank feeds under /basiq, the admin API
+    under /_sandbox."""
     routes = [
         *xero_identity.identity_routes(),
         *xero_api.api_routes(),
         *quickbooks_identity.identity_routes(),
         *quickbooks_api.api_routes(),
+        *twilio_api.api_routes(),
+        *basiq_api.api_routes(),
         *admin_routes(),
     ]
     app = Starlette(routes=routes)

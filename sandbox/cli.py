@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import sys
 from typing import Any
 
-from clientlink.sandbox import quickbooks_api, quickbooks_identity, xero_identity
+import httpx
+
+from clientlink.sandbox import basiq_api, quickbooks_api, quickbooks_identity, xero_identity
 from clientlink.sandbox.accounts import (
     CONFIDENTIAL_CLIENT_ID,
     CONFIDENTIAL_CLIENT_SECRET,
@@ -20,13 +24,19 @@ from clientlink.sandbox.accounts import (
     TOTP_SECRET,
 )
 from clientlink.sandbox.approve import ApproveError, approve
+from clientlink.sandbox.basiq import BANK_LOGIN, BANK_PASSWORD, BASIQ_API_KEY
+from clientlink.sandbox.mail import SMTP_PASSWORD, SMTP_USER
 from clientlink.sandbox.seed import DEFAULT_ORG_COUNT, DEFAULT_SEED
 from clientlink.sandbox.server import SandboxServer
+from clientlink.sandbox.sms import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN
+from clientlink.sandbox.twilio_api import MESSAGES_PATH
 
 DESCRIPTION = (
-    "Serve a local emulation of Xero's and QuickBooks Online's sign-in and API "
-    "for rehearsal and tests."
+    "Serve a local emulation of Xero's and QuickBooks Online's sign-in and API, an SMTP "
+    "server, a Twilio-like SMS gateway and a Basiq-like bank-feed provider, for rehearsal "
+    "and tests."
 )
+URL_ENV = "CLIENTLINK_SANDBOX_URL"
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +50,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-limits", action="store_true", help="do not enforce the providers' API rate limits"
     )
-    actions = parser.add_subparsers(dest="sandbox_action", metavar="{approve}")
+    parser.add_argument("--smtp-port", type=int, default=0, help="SMTP port (0 picks a free one)")
+    parser.add_argument(
+        "--no-starttls", action="store_true", help="do not offer STARTTLS on the SMTP server"
+    )
+    actions = parser.add_subparsers(dest="sandbox_action", metavar="{approve,outbox}")
     approve_parser = actions.add_parser(
         "approve", help="walk an authorize URL's sign-in pages and print the final redirect"
     )
@@ -56,6 +70,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     approve_parser.add_argument("--user", default=DEMO_USER, help="staff email to sign in as")
     approve_parser.add_argument("--password", default=DEMO_PASSWORD, help=argparse.SUPPRESS)
     approve_parser.add_argument("--deny", action="store_true", help="press Cancel instead")
+    outbox_parser = actions.add_parser(
+        "outbox", help="print the emails and SMS a running sandbox has received"
+    )
+    outbox_parser.add_argument(
+        "--url",
+        default=os.environ.get(URL_ENV),
+        help=f"the running sandbox's base URL (default: ${URL_ENV})",
+    )
+    outbox_parser.add_argument("--channel", choices=("email", "sms"), help="one channel only")
+    outbox_parser.add_argument("--json", action="store_true", help="print JSON")
 
 
 def add_sandbox_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -71,14 +95,19 @@ def add_sandbox_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_sandbox_command(args: argparse.Namespace) -> int:
     """Run `clientlink sandbox` or `clientlink sandbox approve`; return the exit status."""
-    if getattr(args, "sandbox_action", None) == "approve":
+    action = getattr(args, "sandbox_action", None)
+    if action == "approve":
         return _run_approve(args)
+    if action == "outbox":
+        return _run_outbox(args)
     server = SandboxServer(
         args.host,
         args.port,
         org_count=args.orgs,
         seed=args.seed,
         enforce_limits=not args.no_limits,
+        smtp_port=args.smtp_port,
+        smtp_starttls=not args.no_starttls,
     )
     try:
         server.run_forever(on_ready=_print_banner)
@@ -108,6 +137,19 @@ def _print_banner(server: SandboxServer) -> None:
         f"    Revoke URL:     {base}{quickbooks_identity.REVOCATION_PATH}",
         f"    API base:       {base}{quickbooks_api.API_BASE_PATH}/{{realmId}}",
         f"    App:            {QUICKBOOKS_CLIENT_ID} (secret {QUICKBOOKS_CLIENT_SECRET})",
+        "  SMTP",
+        f"    Host:           {server.host} port {server.smtp_port}"
+        + (" (STARTTLS, self-signed: skip verification)" if _offers_starttls(server) else ""),
+        f"    Login:          {SMTP_USER} / {SMTP_PASSWORD}",
+        "  SMS (Twilio Messages)",
+        f"    Messages URL:   {base}{MESSAGES_PATH.format(account_sid=TWILIO_ACCOUNT_SID)}",
+        f"    Account SID:    {TWILIO_ACCOUNT_SID}",
+        f"    Auth token:     {TWILIO_AUTH_TOKEN}",
+        "  Bank feeds (Basiq)",
+        f"    API base:       {base}{basiq_api.API_BASE_PATH}",
+        f"    API key:        {BASIQ_API_KEY}",
+        f"    Bank login:     {BANK_LOGIN} / {BANK_PASSWORD}",
+        f"  Outbox:         {base}/_sandbox/outbox",
         f"  Users:          {', '.join(STAFF_USERS)}",
         f"  Password:       {DEMO_PASSWORD}",
         f"  TOTP secret:    {TOTP_SECRET}",
@@ -115,6 +157,43 @@ def _print_banner(server: SandboxServer) -> None:
         "Press Ctrl-C to stop.",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _offers_starttls(server: SandboxServer) -> bool:
+    return server.state.smtp is not None and server.state.smtp.certificate_pem is not None
+
+
+def _run_outbox(args: argparse.Namespace) -> int:
+    if not args.url:
+        print(f"clientlink sandbox outbox: give --url or set ${URL_ENV}", file=sys.stderr)
+        return 2
+    params = {"channel": args.channel} if args.channel else {}
+    try:
+        response = httpx.get(args.url.rstrip("/") + "/_sandbox/outbox", params=params, timeout=10)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        print(f"clientlink sandbox outbox: cannot read {args.url}: {exc}", file=sys.stderr)
+        return 1
+    messages = response.json()
+    if args.json:
+        print(json.dumps(messages, indent=2), flush=True)
+        return 0
+    if not messages:
+        print("The outbox is empty.")
+    for message in messages:
+        print(_outbox_line(message))
+    return 0
+
+
+def _outbox_line(message: dict[str, Any]) -> str:
+    when = message["received_at"][:19].replace("T", " ")
+    if message["channel"] == "email":
+        to = ", ".join(message["rcpt_tos"])
+        return f"{when}  email  {to}  {message['subject']!r}  {message['message_id']}"
+    body = message["body"].replace("\n", " ")
+    excerpt = body if len(body) <= 60 else body[:57] + "..."
+    segments = message["num_segments"]
+    return f"{when}  sms    {message['to']}  {message['status']} ({segments} seg)  {excerpt!r}"
 
 
 def _run_approve(args: argparse.Namespace) -> int:

@@ -1,8 +1,10 @@
-"""Run the sandbox in-process with uvicorn, on a pre-bound socket so port 0 works."""
+"""Run the sandbox in-process: uvicorn on a pre-bound socket (so port 0 works), the SMTP
+server beside it, and a ticker that moves SMS deliveries along the sandbox clock."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -11,14 +13,20 @@ from clientlink.common.loopback import LoopbackServer
 from clientlink.sandbox.accounts import SandboxApp
 from clientlink.sandbox.app import build_app
 from clientlink.sandbox.clock import SandboxClock
+from clientlink.sandbox.mail import SandboxSmtp
 from clientlink.sandbox.seed import DEFAULT_ORG_COUNT, DEFAULT_SEED
-from clientlink.sandbox.state import SandboxState
+from clientlink.sandbox.state import SandboxState, SmtpEndpoint
+
+# How often time-driven state is brought up to the clock (SMS status changes, callbacks).
+TICK_SECONDS = 0.1
 
 
 class SandboxServer:
     """The emulated providers on loopback.
 
     `state` is the in-memory world, available for in-process tests once constructed.
+    The SMTP server listens on `host:smtp_port` (0 picks a free port; `.smtp_port` once
+    started); `smtp_starttls` offers STARTTLS with a self-signed certificate.
     """
 
     def __init__(
@@ -32,9 +40,13 @@ class SandboxServer:
         enforce_limits: bool = True,
         apps: Iterable[SandboxApp] = (),
         quickbooks_apps: Iterable[SandboxApp] = (),
+        smtp_port: int = 0,
+        smtp_starttls: bool = True,
     ) -> None:
         self.host = host
         self.port = port
+        self.smtp_port = smtp_port
+        self._smtp_starttls = smtp_starttls
         self.state = SandboxState(
             org_count=org_count,
             seed=seed,
@@ -44,6 +56,8 @@ class SandboxServer:
             quickbooks_apps=quickbooks_apps,
         )
         self._http: LoopbackServer | None = None
+        self._smtp: SandboxSmtp | None = None
+        self._ticker: asyncio.Task[None] | None = None
 
     @property
     def base_url(self) -> str:
@@ -62,14 +76,42 @@ class SandboxServer:
             build_app(self.state), self.host, self.port, graceful_shutdown_seconds=1
         )
         await http.start()
-        self._http = http
-        self.port = http.port
+        smtp = SandboxSmtp(
+            self.state.mail,
+            self.state.faults,
+            self.state.calls,
+            self.host,
+            self.smtp_port,
+            starttls=self._smtp_starttls,
+        )
+        try:
+            await smtp.start()
+        except BaseException:
+            await http.stop()
+            raise
+        self._http, self._smtp = http, smtp
+        self.port, self.smtp_port = http.port, smtp.port
+        self.state.smtp = SmtpEndpoint(self.host, smtp.port, smtp.certificate_pem)
+        self._ticker = asyncio.create_task(self._tick_forever(), name="sandbox-ticker")
+
+    async def _tick_forever(self) -> None:
+        while True:
+            self.state.tick()
+            await asyncio.sleep(TICK_SECONDS)
 
     async def stop(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving and release the ports."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._smtp is not None:
+            await self._smtp.stop()
         if self._http is not None:
             await self._http.stop()
-        self._http = None
+        await self.state.callbacks.aclose()
+        self._http = self._smtp = self._ticker = None
+        self.state.smtp = None
 
     async def __aenter__(self) -> SandboxServer:
         await self.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 from starlette.responses import Response
 
@@ -15,12 +16,16 @@ from clientlink.sandbox.accounts import (
     default_quickbooks_apps,
     default_users,
 )
+from clientlink.sandbox.basiq import BasiqProvider
+from clientlink.sandbox.callbacks import CallbackSender
 from clientlink.sandbox.clock import SandboxClock
 from clientlink.sandbox.faults import FaultInjector, error_response
+from clientlink.sandbox.mail import MailOutbox
 from clientlink.sandbox.oauth import Grant, OAuthProvider
 from clientlink.sandbox.quickbooks import QuickBooksProvider
 from clientlink.sandbox.ratelimit import RateLimiter
 from clientlink.sandbox.seed import DEFAULT_ORG_COUNT, DEFAULT_SEED, generate_orgs
+from clientlink.sandbox.sms import SmsGateway
 from clientlink.sandbox.xero import XeroProvider
 
 # Endpoint kinds counted by GET /_sandbox/stats (always listed, even at zero).
@@ -46,8 +51,18 @@ def _merge_apps(defaults: list[SandboxApp], extra: list[SandboxApp]) -> list[San
     return list({app.client_id: app for app in [*defaults, *extra]}.values())
 
 
+@dataclass
+class SmtpEndpoint:
+    """Where the SMTP server listens, once `SandboxServer` started it."""
+
+    host: str
+    port: int
+    certificate_pem: str | None
+
+
 class SandboxState:
-    """Clock, seed data, the Xero- and QuickBooks-like providers, faults, limits and stats."""
+    """Clock, seed data, the Xero- and QuickBooks-like providers, the SMTP outbox, the SMS
+    gateway, the bank-feed provider, faults, limits and stats."""
 
     def __init__(
         self,
@@ -75,6 +90,11 @@ class SandboxState:
         self.rate_limited = 0
         self.orgs = generate_orgs(org_count, seed)
         self.xero, self.quickbooks = self._new_providers()
+        self.callbacks = CallbackSender(self.clock)
+        self.mail = MailOutbox(self.clock)
+        self.sms = SmsGateway(self.clock, self.callbacks)
+        self.basiq = BasiqProvider(self.clock, self.callbacks)
+        self.smtp: SmtpEndpoint | None = None
 
     def _new_providers(self) -> tuple[XeroProvider, QuickBooksProvider]:
         # Both providers see the same practice: the same staff and the same businesses.
@@ -107,6 +127,14 @@ class SandboxState:
         self.calls.clear()
         self.rate_limited = 0
         self.xero, self.quickbooks = self._new_providers()
+        self.mail.clear()
+        self.sms.clear()
+        self.basiq.reset()
+        self.callbacks.clear()
+
+    def tick(self) -> None:
+        """Bring time-driven state (SMS delivery) up to the sandbox clock's now."""
+        self.sms.tick()
 
     def stats_json(self) -> dict[str, object]:
         """Call counts by endpoint kind, 429s served and peak concurrency per tenant or realm."""

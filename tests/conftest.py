@@ -50,7 +50,9 @@ def home(short_tmp: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(PASSPHRASE_ENV, "test passphrase, not a secret")
     paths = resolve_paths(short_tmp / "home")
     paths.ensure()
-    paths.config_file.write_text(demo_config_text(sandbox.base_url), encoding="utf-8")
+    paths.config_file.write_text(
+        demo_config_text(sandbox.base_url, smtp_port=sandbox.smtp_port), encoding="utf-8"
+    )
     return paths
 
 

@@ -35,12 +35,18 @@ from clientlink.sandbox.accounts import (
     STAFF_USERS,
 )
 from clientlink.sandbox.approve import approve
+from clientlink.sandbox.basiq import BASIQ_API_KEY
+from clientlink.sandbox.mail import SMTP_PASSWORD, SMTP_USER
+from clientlink.sandbox.sms import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN
 
 PASSPHRASE_ENV = "CLIENTLINK_VAULT_PASSPHRASE"
 
 
-def demo_config_text(sandbox_url: str, *, callback_port: int = 0) -> str:
-    """config.toml for a home whose Xero is the sandbox's (any loopback port is accepted)."""
+def demo_config_text(
+    sandbox_url: str, *, smtp_port: int | None = None, callback_port: int = 0
+) -> str:
+    """config.toml for a home whose outside world is the sandbox: Xero and QuickBooks
+    (any loopback port is accepted), and with ``smtp_port`` its mail, SMS and bank feeds."""
     xero = f"{sandbox_url}/xero"
     qbo = f"{sandbox_url}/quickbooks"
     return f"""\
@@ -74,6 +80,27 @@ authorize_url = "{qbo}/connect/oauth2"
 token_url = "{qbo}/oauth2/v1/tokens/bearer"
 revoke_url = "{qbo}/oauth2/v1/tokens/revoke"
 api_base = "{qbo}/v3/company"
+""" + (_messaging_config(sandbox_url, smtp_port) if smtp_port else "")
+
+
+def _messaging_config(sandbox_url: str, smtp_port: int) -> str:
+    return f"""
+[email]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "starttls"
+# The sandbox's certificate is self-signed; never switch this off for a real server.
+verify_tls = false
+username = "{SMTP_USER}"
+from_address = "practice@harbourside.example"
+
+[sms]
+api_base = "{sandbox_url}/twilio"
+account_sid = "{TWILIO_ACCOUNT_SID}"
+from_number = "+61491570110"
+
+[banks]
+api_base = "{sandbox_url}/basiq"
 """
 
 
@@ -141,6 +168,7 @@ async def seed_practice(
             await admin.post(
                 "/_sandbox/connections/disconnect", json={"tenant_id": tenant_id, "user": demo_user}
             )
+    await _seed_contacts(daemon, orgs, provider_of={"xero", "quickbooks"})
     say("  clientlink checks every connection")
     await daemon.call("clients.check", {})
     listing = await daemon.call(
@@ -153,6 +181,28 @@ async def seed_practice(
         revoked_user=small_share,
         disconnected_tenants=disconnected,
     )
+
+
+async def _seed_contacts(
+    daemon: DaemonClient, orgs: list[dict[str, Any]], provider_of: set[str]
+) -> None:
+    """Contact details from the practice's records, and the channels' secrets."""
+    by_tenant = {org["tenant_id"]: org for org in orgs}
+    by_realm = {org.get("realm_id"): org for org in orgs if org.get("realm_id")}
+    listing = await daemon.call("clients.list", {"limit": 1000})
+    for client in listing["items"]:
+        org = by_tenant.get(client["tenant_id"]) or by_realm.get(client["tenant_id"])
+        if org is not None and client["provider"] in provider_of:
+            await daemon.call(
+                "clients.update",
+                {"client_id": client["id"], "email": org["email"], "phone": org["phone"]},
+            )
+    for channel, secret in (
+        ("email", SMTP_PASSWORD),
+        ("sms", TWILIO_AUTH_TOKEN),
+        ("banks", BASIQ_API_KEY),
+    ):
+        await daemon.call("channels.set_secret", {"channel": channel, "secret": secret})
 
 
 async def _sign_in_and_import(
@@ -266,7 +316,10 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         say("clientlink demo — setting up a practice on the local sandbox")
         sandbox_url = processes.start_sandbox(args.orgs)
-        paths.config_file.write_text(demo_config_text(sandbox_url), encoding="utf-8")
+        info = httpx.get(f"{sandbox_url}/_sandbox/info", timeout=10).json()
+        paths.config_file.write_text(
+            demo_config_text(sandbox_url, smtp_port=info["smtp"]["port"]), encoding="utf-8"
+        )
         os.environ[PASSPHRASE_ENV] = processes.env[PASSPHRASE_ENV]
         processes.spawn_daemon()
         seeded = asyncio.run(_start_and_seed(processes, sandbox_url, say))

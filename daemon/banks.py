@@ -1,0 +1,135 @@
+"""The bank-feed aggregator (Basiq's API): institutions, users, consent links, connections."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from clientlink.common.config import BanksConfig
+
+
+class BanksUnavailable(Exception):
+    """The bank-feed service could not be used; ``str()`` says why."""
+
+
+class BankFeeds:
+    """A client for the aggregator's server API, with its own short-lived token."""
+
+    def __init__(self, config: BanksConfig, api_key: str | None) -> None:
+        self._config = config
+        self._api_key = api_key
+        self._token: tuple[str, float] | None = None
+        self._institutions: list[dict[str, Any]] | None = None
+
+    def problem(self) -> str | None:
+        if not self._api_key:
+            return "the bank-feed API key is missing: run `clientlink channel set-secret banks`"
+        return None
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self.problem():
+            raise BanksUnavailable(self.problem() or "")
+        token = await self._server_token()
+        headers = {"Authorization": f"Bearer {token}", "basiq-version": "3.0"}
+        try:
+            async with httpx.AsyncClient(
+                base_url=self._config.api_base, timeout=self._config.timeout_seconds
+            ) as http:
+                response = await http.request(method, path, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise BanksUnavailable(f"cannot reach the bank-feed service: {exc}") from exc
+        if response.status_code >= 400:
+            raise BanksUnavailable(
+                f"the bank-feed service refused {method} {path} (HTTP {response.status_code}: "
+                f"{_detail(response)})"
+            )
+        return response.json() if response.content else None
+
+    async def _server_token(self) -> str:
+        if self._token and self._token[1] > time.monotonic() + 60:
+            return self._token[0]
+        try:
+            async with httpx.AsyncClient(
+                base_url=self._config.api_base, timeout=self._config.timeout_seconds
+            ) as http:
+                response = await http.post(
+                    "/token",
+                    data={"scope": "SERVER_ACCESS"},
+                    headers={"Authorization": f"Basic {self._api_key}", "basiq-version": "3.0"},
+                )
+        except httpx.HTTPError as exc:
+            raise BanksUnavailable(f"cannot reach the bank-feed service: {exc}") from exc
+        if response.status_code != 200:
+            raise BanksUnavailable(
+                f"the bank-feed service refused the API key (HTTP {response.status_code})"
+            )
+        body = response.json()
+        self._token = (body["access_token"], time.monotonic() + float(body["expires_in"]))
+        return self._token[0]
+
+    async def institutions(self) -> list[dict[str, Any]]:
+        """The catalogue of banks (cached for the daemon's life)."""
+        if self._institutions is None:
+            body = await self._request("GET", "/institutions")
+            self._institutions = [
+                {"id": item["id"], "name": item["name"], "short_name": item.get("shortName")}
+                for item in body["data"]
+            ]
+        return self._institutions
+
+    async def bank_names(self, ids: list[str]) -> list[str]:
+        """Names for institution ids, refusing unknown ids."""
+        by_id = {bank["id"]: bank["name"] for bank in await self.institutions()}
+        unknown = [bank_id for bank_id in ids if bank_id not in by_id]
+        if unknown:
+            raise BanksUnavailable(f"unknown bank ids: {', '.join(unknown)}")
+        return [by_id[bank_id] for bank_id in ids]
+
+    async def create_user(self, email: str | None, mobile: str | None, name: str) -> str:
+        body = await self._request(
+            "POST",
+            "/users",
+            json={"email": email or "", "mobile": mobile or "", "businessName": name},
+        )
+        return str(body["id"])
+
+    async def create_link(
+        self, user_id: str, institutions: list[str], practice: str
+    ) -> tuple[str, datetime]:
+        """A new single-use consent link pre-selecting ``institutions`` (older ones die)."""
+        body = await self._request(
+            "POST",
+            f"/users/{user_id}/auth_link",
+            json={"institutions": institutions, "practice": practice},
+        )
+        return str(body["url"]), _parse_time(body["expiresAt"])
+
+    async def link_state(self, user_id: str) -> dict[str, Any]:
+        """The user's current link: ``opened``, ``used``, times."""
+        return await self._request("GET", f"/users/{user_id}/auth_link")
+
+    async def connections(self, user_id: str) -> list[dict[str, Any]]:
+        body = await self._request("GET", f"/users/{user_id}/connections")
+        return list(body["data"])
+
+
+def _parse_time(text: str) -> datetime:
+    from clientlink.common.timeutil import from_iso
+
+    moment = from_iso(text)
+    assert moment is not None
+    return moment
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase
+    if isinstance(body, dict) and body.get("data"):
+        first = body["data"][0]
+        return str(first.get("detail") or first.get("title") or body)
+    return str(body)

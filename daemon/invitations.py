@@ -1,0 +1,363 @@
+"""Invitations: a personal bank-connection link sent by email or SMS, then followed up.
+
+Sending is a job item, and each (invitation, channel) is sent at most once: the
+invitation is recorded as ``sending`` (committed) before the message leaves, and marked
+``sent`` together with the item's outcome after. A daemon that dies in between finds the
+``sending`` record at its next start and marks the invitation ``uncertain`` — shown to the
+person, never resent silently.
+
+The follow-up asks the SMS service whether a message was delivered and the bank-feed
+service whether the link was opened and which banks were connected; an invitation moves
+sent → delivered → opened → bank connected, and a client who has not acted after
+``reminder_days`` is reminded once with the same link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from clientlink.common.config import Config
+from clientlink.common.protocol import JobKind, Topic
+from clientlink.common.timeutil import from_iso, to_iso
+from clientlink.daemon.banks import BankFeeds, BanksUnavailable
+from clientlink.daemon.channels import (
+    EmailChannel,
+    OutgoingEmail,
+    SendFailed,
+    SendRetry,
+    SendUncertain,
+    SmsChannel,
+)
+from clientlink.daemon.clock import Clock
+from clientlink.daemon.contacts import is_mobile
+from clientlink.daemon.events import EventBus
+from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry, JobEngine
+from clientlink.daemon.limits import LimitSpec, ProviderLimits, RateLimiter
+from clientlink.daemon.store import Store
+from clientlink.daemon.templates import Template, render_text
+from clientlink.daemon.vault import Vault
+
+log = logging.getLogger(__name__)
+
+OPEN_STATES = ("sent", "delivered", "opened")
+UNCERTAIN = "uncertain"
+
+
+class InviteJob:
+    """Send one invitation per client with a fresh consent link for the chosen banks."""
+
+    concurrency = 4
+
+    def __init__(self, invitations: Invitations) -> None:
+        self._invitations = invitations
+
+    async def run(self, job: dict[str, Any], item: dict[str, Any], finish: Finish) -> None:
+        await self._invitations.send_item(job, item, finish)
+
+    async def recover(self, job: dict[str, Any], item: dict[str, Any]) -> str:
+        return await self._invitations.recover_item(item)
+
+    async def finished(self, job: dict[str, Any]) -> None:
+        return None
+
+
+class Invitations:
+    """Everything about invitations: sending, recovering, following up, reminding."""
+
+    def __init__(
+        self,
+        store: Store,
+        vault: Vault,
+        events: EventBus,
+        clock: Clock,
+        config: Config,
+        email: EmailChannel,
+        sms: SmsChannel,
+        banks: BankFeeds,
+        template: Any,
+    ) -> None:
+        self._store = store
+        self._vault = vault
+        self._events = events
+        self._clock = clock
+        self._config = config
+        self.email = email
+        self.sms = sms
+        self.banks = banks
+        self._template = template  # async (template_id) -> Template
+        self._pace = {
+            "email": RateLimiter(ProviderLimits(app=LimitSpec(per_minute=config.email.per_minute))),
+            "sms": RateLimiter(ProviderLimits(app=LimitSpec(per_minute=config.sms.per_minute))),
+        }
+        self.jobs: JobEngine | None = None
+        self._follow_up: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ sending
+
+    def channel_problem(self, channel: str) -> str | None:
+        sender = self.email if channel == "email" else self.sms
+        return sender.problem() or self.banks.problem()
+
+    async def send_item(self, job: dict[str, Any], item: dict[str, Any], finish: Finish) -> None:
+        params = job["params"]
+        channel = params["channel"]
+        client = await self._store.get_client(item["client_id"])
+        if client is None:
+            raise ItemFailed("the client no longer exists")
+        problem = self.channel_problem(channel)
+        if problem:
+            raise ItemFailed(problem)
+        address = client["email"] if channel == "email" else client["phone"]
+        if not address:
+            what = "email address" if channel == "email" else "mobile number"
+            raise ItemFailed(f"{client['name']} has no {what}: add it in the client's details")
+        if channel == "sms" and not is_mobile(address):
+            raise ItemFailed(f"{address} is not a mobile number and cannot receive SMS")
+        template: Template = await self._template(params["template_id"])
+        reminder_of = params.get("reminder_of")
+        try:
+            if reminder_of:
+                link, expires, bank_ids = await self._reuse_link(reminder_of)
+            else:
+                bank_ids = list(params.get("bank_ids") or [])
+                link, expires = await self._new_link(client, bank_ids)
+            bank_names = await self.banks.bank_names(bank_ids)
+        except BanksUnavailable as exc:
+            raise ItemRetry(str(exc)) from exc
+        values = {
+            "client_name": client["name"],
+            "practice_name": self._config.practice.name,
+            "bank_names": _join(bank_names) or "your bank accounts",
+            "link": link,
+            "link_expires": expires.strftime("%d %b %Y"),
+        }
+        body = render_text(template.body, values)
+        subject = render_text(template.subject or "", values, one_line=True)
+        if reminder_of:
+            subject = f"Reminder: {subject}"
+        now = self._clock.now()
+        invitation_id = await self._store.add_invitation(
+            client_id=client["id"],
+            job_item_id=item["id"],
+            channel=channel,
+            template_id=template.id,
+            bank_ids=_json(bank_ids),
+            link_sealed=self._seal(link, client["id"]),
+            link_expires_at=to_iso(expires),
+            state="sending",
+            actor=job["actor"],
+            reminder_of=reminder_of,
+            created_at=to_iso(now),
+        )
+        try:
+            async with self._pace[channel].slot(None):
+                if channel == "email":
+                    mail = self.email.compose(OutgoingEmail(address, subject, body))
+                    reference = await self.email.send(mail)
+                else:
+                    reference = await self.sms.send(address, body)
+        except SendRetry as exc:
+            await self._store.delete_invitation(invitation_id)  # nothing left the machine
+            raise ItemRetry(str(exc), after=exc.after) from exc
+        except SendFailed as exc:
+            await self._store.update_invitation(invitation_id, state="failed", error=str(exc))
+            self._announce(invitation_id, client, "failed")
+            raise ItemFailed(str(exc)) from exc
+        except SendUncertain as exc:
+            reason = f"Uncertain: {exc}; check with the client before sending again"
+            await self._store.update_invitation(invitation_id, state=UNCERTAIN, error=reason)
+            self._announce(invitation_id, client, UNCERTAIN)
+            raise ItemFailed(reason) from exc
+        async with self._store.transaction():
+            await self._store.update_invitation(
+                invitation_id, state="sent", provider_ref=reference, sent_at=to_iso(now)
+            )
+            if reminder_of:
+                await self._store.update_invitation(reminder_of, reminded_at=to_iso(now))
+            await self._store.add_audit(
+                actor=job["actor"],
+                action="invitation.sent",
+                client_id=client["id"],
+                detail={"invitation_id": invitation_id, "channel": channel, "banks": bank_ids},
+                now=now,
+            )
+            await finish({"invitation_id": invitation_id})
+        self._announce(invitation_id, client, "sent")
+
+    async def recover_item(self, item: dict[str, Any]) -> str:
+        invitation = await self._store.invitation_for_item(item["id"])
+        if invitation is None:
+            return "redo"  # it never got as far as sending
+        if invitation["state"] == "sending":
+            await self._store.update_invitation(
+                invitation["id"],
+                state=UNCERTAIN,
+                error="Uncertain: clientlinkd stopped while sending; check with the client "
+                "before sending again",
+            )
+            return "uncertain"
+        return "redo"
+
+    async def _new_link(self, client: dict[str, Any], bank_ids: list[str]) -> tuple[str, datetime]:
+        user_id = await self._store.bank_user(client["id"])
+        if user_id is None:
+            user_id = await self.banks.create_user(client["email"], client["phone"], client["name"])
+            await self._store.set_bank_user(client["id"], user_id)
+        return await self.banks.create_link(user_id, bank_ids, self._config.practice.name)
+
+    async def _reuse_link(self, invitation_id: int) -> tuple[str, datetime, list[str]]:
+        original = await self._store.get_invitation(invitation_id)
+        if original is None or not original["link_sealed"]:
+            raise ItemFailed("the invitation to remind about is gone")
+        expires = from_iso(original["link_expires_at"])
+        assert expires is not None
+        if expires <= self._clock.now():
+            raise ItemFailed("the link has expired: send a new invitation instead")
+        link = self._vault.decrypt(
+            original["link_sealed"], f"invite-link:{original['client_id']}"
+        ).decode()
+        return link, expires, original["bank_ids"]
+
+    def _seal(self, link: str, client_id: int) -> bytes:
+        # A consent link is a bearer credential for the client's banks: never stored bare.
+        return self._vault.encrypt(link.encode(), f"invite-link:{client_id}")
+
+    def _announce(self, invitation_id: int, client: dict[str, Any], state: str) -> None:
+        self._events.publish(
+            Topic.INVITATION_CHANGED,
+            invitation_id=invitation_id,
+            client_id=client["id"],
+            name=client["name"],
+            state=state,
+        )
+
+    # ------------------------------------------------------------------ following up
+
+    def start(self) -> None:
+        self._follow_up = asyncio.create_task(self._follow_up_loop(), name="invite-follow-up")
+
+    async def stop(self) -> None:
+        if self._follow_up is not None:
+            self._follow_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow_up
+
+    async def _follow_up_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.invites.poll_seconds)
+            try:
+                await self.follow_up()
+            except Exception:
+                log.exception("following up invitations failed")
+
+    async def follow_up(self) -> dict[str, int]:
+        """Learn what happened to open invitations; remind the ones due. Returns counts."""
+        counts = {"checked": 0, "changed": 0, "reminded": 0}
+        for invitation in await self._store.list_invitations(None, OPEN_STATES, 10_000):
+            counts["checked"] += 1
+            if await self._follow_one(invitation):
+                counts["changed"] += 1
+        counts["reminded"] = await self._remind_due()
+        return counts
+
+    async def _follow_one(self, invitation: dict[str, Any]) -> bool:
+        now = self._clock.now()
+        changes: dict[str, Any] = {}
+        if (
+            invitation["channel"] == "sms"
+            and invitation["state"] == "sent"
+            and not self.sms.problem()
+        ):
+            with contextlib.suppress(Exception):
+                status = await self.sms.status(invitation["provider_ref"])
+                if status == "delivered":
+                    changes.update(state="delivered", delivered_at=to_iso(now))
+                elif status in ("undelivered", "failed"):
+                    changes.update(state="failed", error=f"the SMS was {status}")
+        user_id = await self._store.bank_user(invitation["client_id"])
+        if user_id and not changes.get("state") == "failed":
+            try:
+                link = await self.banks.link_state(user_id)
+                connections = await self.banks.connections(user_id)
+            except BanksUnavailable as exc:
+                log.info("bank-feed follow-up skipped: %s", exc)
+                return False
+            for connection in connections:
+                await self._store.set_bank_connection(
+                    connection["id"],
+                    invitation["client_id"],
+                    connection["institution"]["id"],
+                    connection["status"],
+                    now,
+                )
+            if link.get("opened") and not invitation["opened_at"]:
+                changes.update(state="opened", opened_at=link.get("openedAt") or to_iso(now))
+            wanted = set(invitation["bank_ids"])
+            active = {c["institution"]["id"] for c in connections if c["status"] == "active"}
+            if wanted and wanted <= active:
+                changes.update(state="connected", connected_at=to_iso(now))
+        if not changes or changes.get("state") == invitation["state"]:
+            return False
+        await self._store.update_invitation(invitation["id"], **changes)
+        client = await self._store.get_client(invitation["client_id"])
+        if client is not None:
+            self._announce(invitation["id"], client, changes["state"])
+            if changes["state"] == "connected":
+                await self._store.add_audit(
+                    actor="clientlinkd",
+                    action="invitation.bank_connected",
+                    client_id=client["id"],
+                    detail={"invitation_id": invitation["id"], "banks": invitation["bank_ids"]},
+                    now=now,
+                )
+        return True
+
+    async def _remind_due(self) -> int:
+        days = self._config.invites.reminder_days
+        if not days or self.jobs is None:
+            return 0
+        due = self._clock.now() - timedelta(days=days)
+        reminded = 0
+        for invitation in await self._store.list_invitations(None, ("sent", "delivered"), 10_000):
+            sent = from_iso(invitation["sent_at"])
+            expires = from_iso(invitation["link_expires_at"])
+            if (
+                invitation["reminder_of"] is None
+                and invitation["reminded_at"] is None
+                and sent is not None
+                and sent <= due
+                and expires is not None
+                and expires > self._clock.now()
+            ):
+                # Recorded first, so a crash cannot turn into a second reminder.
+                await self._store.update_invitation(
+                    invitation["id"], reminded_at=to_iso(self._clock.now())
+                )
+                await self.jobs.submit(
+                    JobKind.INVITE,
+                    [invitation["client_id"]],
+                    {
+                        "channel": invitation["channel"],
+                        "template_id": invitation["template_id"],
+                        "reminder_of": invitation["id"],
+                    },
+                    "clientlinkd (reminder)",
+                )
+                reminded += 1
+        return reminded
+
+
+def _join(names: list[str]) -> str:
+    if len(names) > 1:
+        return ", ".join(names[:-1]) + " and " + names[-1]
+    return "".join(names)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)

@@ -1,0 +1,196 @@
+"""Invitations: email over real SMTP, SMS through the gateway, links to the bank feeds."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from clientlink.common.client import RpcError
+from clientlink.common.protocol import ErrorCode
+from tests.helpers import DaemonProcess, sandbox_get, sandbox_post, wait_until
+from tests.test_jobs import finished
+
+LINK = re.compile(r"https?://\S+/basiq/consent/\S+")
+
+
+async def outbox(practice, channel: str) -> list[dict]:
+    return await sandbox_get(practice.sandbox.base_url, f"/_sandbox/outbox?channel={channel}")
+
+
+async def two_banks(rpc) -> list[dict]:
+    return (await rpc.call("banks.list"))["items"][1:3]
+
+
+async def test_one_client_gets_the_default_email_with_a_personal_link(practice):
+    rpc = await practice.connect()
+    client = await rpc.call("clients.get", {"client_id": practice.connected_ids[0]})
+    banks = await two_banks(rpc)
+    started = await rpc.call(
+        "invites.send",
+        {"client_id": client["id"], "channel": "email", "bank_ids": [b["id"] for b in banks]},
+    )
+    job = await finished(rpc, started["job_id"])
+    assert job["done"] == 1
+    (mail,) = await outbox(practice, "email")
+    assert mail["rcpt_tos"] == [client["email"]]
+    assert mail["message_id"]
+    assert client["name"] in mail["text"]
+    assert banks[0]["name"] in mail["text"] and banks[1]["name"] in mail["text"]
+    assert LINK.search(mail["text"])
+    (invitation,) = (await rpc.call("invites.list", {"client_id": client["id"]}))["items"]
+    assert invitation["state"] == "sent" and invitation["channel"] == "email"
+    assert invitation["actor"] == rpc.hello["user"]
+
+
+async def test_bulk_custom_template_reaches_each_client_and_follows_them_to_connected(practice):
+    rpc = await practice.connect()
+    template = await rpc.call(
+        "templates.create",
+        {
+            "name": "New banks",
+            "channel": "email",
+            "subject": "{client_name}: please add {bank_names}",
+            "body": "Hello {client_name}, {practice_name} asks you to add {bank_names}: {link}",
+        },
+    )
+    banks = await two_banks(rpc)
+    clients = practice.connected_ids[:3]
+    started = await rpc.call(
+        "jobs.start",
+        {
+            "kind": "invite",
+            "client_ids": clients,
+            "channel": "email",
+            "template_id": template["id"],
+            "bank_ids": [b["id"] for b in banks],
+        },
+    )
+    job = await finished(rpc, started["job_id"])
+    assert (job["done"], job["failed"]) == (3, 0)
+    mails = await outbox(practice, "email")
+    links = {LINK.search(mail["text"]).group(0) for mail in mails}
+    assert len(mails) == 3 and len(links) == 3  # a personal link each
+    assert all(
+        mail["subject"].endswith(f"{banks[0]['name']} and {banks[1]['name']}") for mail in mails
+    )
+
+    users = await sandbox_get(practice.sandbox.base_url, "/_sandbox/basiq/users")
+    opaque = users[0]["auth_link"]["opaque"]
+    await sandbox_post(practice.sandbox.base_url, f"/_sandbox/basiq/consent/{opaque}/complete")
+    await rpc.call("invites.follow_up")
+    states = sorted(i["state"] for i in (await rpc.call("invites.list", {}))["items"])
+    assert states == ["connected", "sent", "sent"]
+
+
+async def test_sms_invitation_is_delivered_and_an_invalid_number_is_refused(practice):
+    rpc = await practice.connect()
+    client_id = practice.connected_ids[0]
+    started = await rpc.call("invites.send", {"client_id": client_id, "channel": "sms"})
+    await finished(rpc, started["job_id"])
+    (sms,) = await outbox(practice, "sms")
+    assert LINK.search(sms["body"])
+    await sandbox_post(practice.sandbox.base_url, "/_sandbox/clock", {"advance_seconds": 10})
+    await rpc.call("invites.follow_up")
+    (invitation,) = (await rpc.call("invites.list", {"client_id": client_id}))["items"]
+    assert invitation["state"] == "delivered"
+
+    with pytest.raises(RpcError) as caught:
+        await rpc.call("clients.update", {"client_id": client_id, "phone": "0491 57"})
+    assert caught.value.code == ErrorCode.INVALID_PARAMS
+    await rpc.call("clients.update", {"client_id": client_id, "phone": "(02) 9876 5432"})
+    started = await rpc.call("invites.send", {"client_id": client_id, "channel": "sms"})
+    job = await finished(rpc, started["job_id"], within=10)
+    assert "not a mobile" in job["items"][0]["error"]
+    assert len(await outbox(practice, "sms")) == 1
+
+
+async def test_missing_contact_or_wrong_template_is_refused_up_front(practice):
+    rpc = await practice.connect()
+    client_id = practice.connected_ids[0]
+    await rpc.call("clients.update", {"client_id": client_id, "email": ""})
+    before = await rpc.call("jobs.list", {})
+    with pytest.raises(RpcError) as caught:
+        await rpc.call("invites.send", {"client_id": client_id, "channel": "email"})
+    assert "no email address" in caught.value.message
+    with pytest.raises(RpcError) as caught:
+        await rpc.call(
+            "invites.send",
+            {"client_id": client_id, "channel": "sms", "template_id": "default-email"},
+        )
+    assert "is for email" in caught.value.message
+    with pytest.raises(RpcError) as caught:
+        await rpc.call(
+            "invites.send", {"client_id": client_id, "channel": "sms", "bank_ids": ["AU99999"]}
+        )
+    assert "unknown bank" in caught.value.message
+    assert await rpc.call("jobs.list", {}) == before
+
+
+async def test_a_dropped_connection_after_data_is_uncertain_and_never_resent(practice):
+    rpc = await practice.connect()
+    await sandbox_post(
+        practice.sandbox.base_url, "/_sandbox/faults", {"kind": "smtp_drop_after_data", "count": 1}
+    )
+    started = await rpc.call(
+        "invites.send", {"client_id": practice.connected_ids[0], "channel": "email"}
+    )
+    job = await finished(rpc, started["job_id"])
+    assert job["failed"] == 1 and job["items"][0]["error"].startswith("Uncertain")
+    assert job["items"][0]["attempts"] == 1
+    (invitation,) = (await rpc.call("invites.list", {}))["items"]
+    assert invitation["state"] == "uncertain"
+    assert len(await outbox(practice, "email")) == 1  # it did arrive: a resend would duplicate
+
+
+async def test_a_client_who_has_not_acted_is_reminded_once(practice):
+    rpc = await practice.connect()
+    started = await rpc.call(
+        "invites.send", {"client_id": practice.connected_ids[0], "channel": "email"}
+    )
+    await finished(rpc, started["job_id"])
+    practice.clock.advance(4 * 24 * 3600)
+    await sandbox_post(practice.sandbox.base_url, "/_sandbox/clock", {"advance_seconds": 4 * 86400})
+    assert (await rpc.call("invites.follow_up"))["reminded"] == 1
+
+    async def two_mails():
+        return len(await outbox(practice, "email")) == 2
+
+    await wait_until(two_mails, what="the reminder")
+    first, reminder = await outbox(practice, "email")
+    assert reminder["subject"].startswith("Reminder: ")
+    assert LINK.search(first["text"]).group(0) == LINK.search(reminder["text"]).group(0)
+    assert (await rpc.call("invites.follow_up"))["reminded"] == 0
+
+
+async def test_a_daemon_killed_mid_send_marks_it_uncertain_and_sends_nothing_twice(home, sandbox):
+    from tests.test_jobs import seed_practice
+
+    process = DaemonProcess(home)
+    try:
+        rpc = await process.start()
+        seeded = await seed_practice(rpc, sandbox.base_url)
+        await sandbox_post(
+            sandbox.base_url,
+            "/_sandbox/faults",
+            {"kind": "hang_after", "delay_seconds": 30, "target": "sms", "count": 1},
+        )
+        started = await rpc.call(
+            "invites.send", {"client_id": seeded.client_ids[0], "channel": "sms"}
+        )
+
+        async def sent_by_gateway():
+            return len(await sandbox_get(sandbox.base_url, "/_sandbox/outbox?channel=sms")) == 1
+
+        await wait_until(sent_by_gateway, what="the gateway to accept the SMS")
+        process.kill()
+        await process.process.wait()
+        rpc = await process.start()
+        job = await finished(rpc, started["job_id"])
+        assert job["failed"] == 1 and job["items"][0]["error"].startswith("Uncertain")
+        (invitation,) = (await rpc.call("invites.list", {}))["items"]
+        assert invitation["state"] == "uncertain"
+        assert len(await sandbox_get(sandbox.base_url, "/_sandbox/outbox?channel=sms")) == 1
+        await rpc.close()
+    finally:
+        await process.stop()
