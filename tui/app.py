@@ -21,8 +21,8 @@ from clientlink.common import protocol
 from clientlink.common.client import DaemonClient, DaemonUnavailable, RpcError
 from clientlink.tui import messages
 from clientlink.tui.commands import ContextCommands, PaletteCommand
-from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.screens.help import HelpScreen
+from clientlink.tui.screens.jobs import JobsScreen
 from clientlink.tui.screens.manage_clients import ManageClientsScreen
 from clientlink.tui.screens.notifications import NotificationsScreen
 
@@ -67,6 +67,7 @@ class ClientlinkApp(App[None]):
             "f2", "command_palette", "Command palette (also ctrl+p)", show=False, id="app.commands"
         ),
         Binding("f3", "notifications", "Notifications", id="app.notifications"),
+        Binding("f4", "jobs", "Jobs", show=False, id="app.jobs"),
         Binding("o", "notifications", "Notifications", show=False, id="app.notifications_o"),
         Binding("f10", "quit", "Quit", id="app.quit"),
     ]
@@ -235,13 +236,25 @@ class ClientlinkApp(App[None]):
         if isinstance(screen, HelpScreen):
             return
         title = screen.title or screen.__class__.__name__
-        about = screen.HELP if isinstance(screen, DaemonScreen) else ""
+        about = screen.HELP or ""
         self.push_screen(HelpScreen(str(title), about, self._keys_for(screen)))
 
     def action_notifications(self) -> None:
         """Open the notifications (unless they are already open)."""
         if not isinstance(self.screen, NotificationsScreen):
             self.push_screen(NotificationsScreen())
+
+    def action_jobs(self) -> None:
+        """Open the Jobs screen (unless it is already open)."""
+        if not isinstance(self.screen, JobsScreen):
+            self.push_screen(JobsScreen())
+
+    def show_manage_clients(self) -> None:
+        """Close every screen above Manage Clients and reload its list."""
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, ManageClientsScreen):
+            self.pop_screen()
+        if isinstance(self.screen, ManageClientsScreen):
+            self.screen.load_clients()
 
     def palette_commands(self) -> list[PaletteCommand]:
         """Context actions offered on every screen."""
@@ -250,7 +263,12 @@ class ClientlinkApp(App[None]):
                 "Notifications: show",
                 f"What clientlinkd noticed; {self.unread_notifications} unread (F3 or o)",
                 self.action_notifications,
-            )
+            ),
+            PaletteCommand(
+                "Jobs: show",
+                "Bulk jobs running and finished, and the audit log (F4, or j on Manage Clients)",
+                self.action_jobs,
+            ),
         ]
 
     def _keys_for(self, screen: Screen[Any]) -> list[tuple[str, str]]:

@@ -69,3 +69,15 @@ def countdown(seconds: float) -> str:
     """Seconds left as ``m:ss`` (``9:41``)."""
     whole = max(0, int(seconds))
     return f"{whole // 60}:{whole % 60:02d}"
+
+
+def duration(seconds: float | None) -> str:
+    """A duration a person reads at a glance: ``41s``, ``3m 20s``, ``2h 05m``, or a dash."""
+    if seconds is None or seconds < 0:
+        return "—"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"

@@ -70,6 +70,23 @@ class NotificationRaised(Message, bubble=False):
     event: protocol.NotificationEvent
 
 
+@dataclass
+class JobProgressed(Message, bubble=False):
+    """A job moved on. A flood collapses: only the newest pending one per job is handled."""
+
+    event: protocol.JobProgress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, JobProgressed) and message.event.job_id == self.event.job_id
+
+
+@dataclass
+class JobFinished(Message, bubble=False):
+    """A job ended: completed, failed or cancelled. Never collapsed."""
+
+    event: protocol.JobProgress
+
+
 EVENT_MESSAGES: dict[protocol.Topic, type[Message]] = {
     protocol.Topic.CLIENT_STATUS_CHANGED: ClientStatusChanged,
     protocol.Topic.CLIENT_REAUTHORISED: ClientReauthorised,
@@ -77,5 +94,7 @@ EVENT_MESSAGES: dict[protocol.Topic, type[Message]] = {
     protocol.Topic.AUTH_COMPLETED: AuthCompleted,
     protocol.Topic.AUTH_FAILED: AuthFailed,
     protocol.Topic.NOTIFICATION: NotificationRaised,
+    protocol.Topic.JOB_PROGRESS: JobProgressed,
+    protocol.Topic.JOB_FINISHED: JobFinished,
 }
 """The message each event topic becomes; topics not listed are not shown by the TUI yet."""

@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header, Static
 
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import (
+    AuthCompleteResult,
     Client,
     ClientHistoryResult,
     ConnectionStatus,
@@ -215,8 +216,8 @@ class ClientDetailScreen(DaemonScreen[None]):
             self.notify("This client has not loaded yet.", severity="warning")
             return
 
-        def reload_after_sign_in(succeeded: bool | None) -> None:
-            if succeeded:
+        def reload_after_sign_in(result: AuthCompleteResult | None) -> None:
+            if result is not None:
                 self.load_client()
 
         self.app.push_screen(

@@ -13,12 +13,26 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Static
 
-from clientlink.common.protocol import Client, ClientsListResult, ConnectionStatus
+from clientlink.common.protocol import (
+    AuthCompleteResult,
+    Client,
+    ClientsChangedResult,
+    ClientsListResult,
+    ConnectionStatus,
+    JobKind,
+    JobStartResult,
+    ProviderInfo,
+)
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.formatting import format_abn, relative_expiry, relative_time
 from clientlink.tui.screens.base import DaemonScreen
+from clientlink.tui.screens.bulk_actions import BulkAction, BulkActionsScreen
+from clientlink.tui.screens.bulk_reauth import BulkReauthScreen, ChooseSoftwareScreen
 from clientlink.tui.screens.client_detail import ClientDetailScreen
+from clientlink.tui.screens.confirm import ConfirmScreen
+from clientlink.tui.screens.export_clients import ExportClientsScreen
+from clientlink.tui.screens.job_progress import JobProgressScreen
 from clientlink.tui.screens.sign_in import SignInScreen
 from clientlink.tui.widgets.offline_banner import OfflineBanner
 from clientlink.tui.widgets.status_cell import status_text
@@ -29,6 +43,7 @@ EXPIRY_REFRESH_SECONDS = 30.0
 
 ALL = "all"
 ATTENTION = "attention"
+INACTIVE = "inactive"
 ATTENTION_STATUSES = [status.value for status in ConnectionStatus if status.needs_attention]
 STATUS_FILTERS: list[tuple[str, str]] = [
     ("All", ALL),
@@ -38,7 +53,10 @@ STATUS_FILTERS: list[tuple[str, str]] = [
     (ConnectionStatus.ERROR.label, ConnectionStatus.ERROR.value),
     (ConnectionStatus.CONNECTED.label, ConnectionStatus.CONNECTED.value),
     (ConnectionStatus.NOT_CONNECTED.label, ConnectionStatus.NOT_CONNECTED.value),
+    ("Inactive", INACTIVE),
 ]
+MARK = "✓"
+NAMES_IN_CONFIRM = 3
 
 # Widths of the columns other than Name (content only; the table pads each by 2).
 ABN_WIDTH = 14
@@ -51,6 +69,8 @@ NAME_MIN_WIDTH = 12
 SINCE_WIDTH = 8
 REASON_MIN_WIDTH = 12
 WIDE_TABLE = 100
+
+MARK_COLUMN = ("mark", "✓", 1)
 
 Column = tuple[str, str, int]
 """A table column: its key, its heading and its content width."""
@@ -77,9 +97,20 @@ class ManageClientsScreen(DaemonScreen[None]):
         "tokens, its history, Refresh now. Re-Authorise (r, or the button) opens a sign-in "
         "for the client on the focused row: sign in to the software, tick the client's "
         "business, allow access. The header shows unread notifications; o (or F3) opens them."
+        "\n\nspace marks the highlighted client (✓) and moves down; * marks every client "
+        "shown, u unmarks all. Bulk Actions (b, or the button) works on the marked clients: "
+        "re-authorise many clients after one sign-in, re-import their details, export the "
+        "list to CSV, deactivate or reactivate. Deactivated clients are kept and listed under "
+        "the Inactive status filter. j (or F4) shows the jobs clientlinkd runs and the audit "
+        "log."
     )
     BINDINGS = [
         Binding("r", "reauthorise", "Re-Authorise", id="clients.reauthorise"),
+        Binding("b", "bulk_actions", "Bulk", id="clients.bulk_actions"),
+        Binding("space", "toggle_mark", "Mark", show=False, id="clients.mark"),
+        Binding("asterisk", "mark_all", "Mark all shown", show=False, id="clients.mark_all"),
+        Binding("u", "unmark_all", "Unmark all", show=False, id="clients.unmark_all"),
+        Binding("j", "app.jobs", "Jobs", id="clients.jobs"),
         Binding("d", "details", "Details (also Enter)", show=False, id="clients.details"),
         Binding("t", "show_status('attention')", "Attention", id="clients.attention"),
         Binding(
@@ -109,6 +140,8 @@ class ManageClientsScreen(DaemonScreen[None]):
         """The rows shown, as the daemon last described them, by client id."""
         self.counts: dict[str, int] = {}
         self.total = 0
+        self.marked: set[int] = set()
+        """Clients marked with space for a bulk action; only ever ones that are shown."""
         self._columns: list[Column] = []
 
     def compose(self) -> ComposeResult:
@@ -124,6 +157,7 @@ class ManageClientsScreen(DaemonScreen[None]):
                 id="clients-filter-status",
             )
             yield Button("Re-Authorise", id="clients-reauthorise", variant="primary", compact=True)
+            yield Button("Bulk Actions", id="clients-bulk", compact=True)
         yield Static("Connecting to clientlinkd…", id="clients-summary")
         yield DataTable(cursor_type="row", zebra_stripes=True, id="clients-table")
         yield Static("", id="clients-detail")
@@ -150,7 +184,9 @@ class ManageClientsScreen(DaemonScreen[None]):
         if text:
             params["text"] = text
         status = self.query_one("#clients-filter-status", Select).value
-        if status == ATTENTION:
+        if status == INACTIVE:
+            params["active"] = False
+        elif status == ATTENTION:
             params["status"] = ATTENTION_STATUSES
         elif status != ALL and isinstance(status, str):
             params["status"] = status
@@ -226,18 +262,20 @@ class ManageClientsScreen(DaemonScreen[None]):
         if self.attention_view:
             # Four columns padded by 2 each, plus the vertical scrollbar. No expiry: the
             # reason says when an expiring grant ends, and the others have nothing left.
-            room = width - 4 * 2 - 2 - STATUS_WIDTH - SINCE_WIDTH
+            room = width - 5 * 2 - 2 - STATUS_WIDTH - SINCE_WIDTH - MARK_COLUMN[2]
             name = max(NAME_MIN_WIDTH, room * 2 // 5)
             return [
+                MARK_COLUMN,
                 ("name", "Name", name),
                 status_column,
                 ("since", "Since", SINCE_WIDTH),
                 ("reason", "Reason", max(REASON_MIN_WIDTH, room - name)),
             ]
         software = SOFTWARE_WIDTH_WIDE if wide else SOFTWARE_WIDTH_NARROW
-        # Five columns padded by 2 each, plus the vertical scrollbar.
-        room = width - 5 * 2 - 2 - STATUS_WIDTH - expiry
+        # Six columns padded by 2 each, plus the vertical scrollbar.
+        room = width - 6 * 2 - 2 - STATUS_WIDTH - expiry - MARK_COLUMN[2]
         return [
+            MARK_COLUMN,
             ("name", "Name", max(NAME_MIN_WIDTH, room - ABN_WIDTH - software)),
             ("abn", "ABN", ABN_WIDTH),
             ("software", "Software", software),
@@ -260,6 +298,8 @@ class ManageClientsScreen(DaemonScreen[None]):
         return relative_expiry(client.refresh_expires_at or client.access_expires_at)
 
     def _cell(self, client: Client, key: str, width: int) -> Text | str:
+        if key == "mark":
+            return Text(MARK, style="bold green") if client.id in self.marked else ""
         if key == "name":
             return _ellipsise(client.name, width)
         if key == "abn":
@@ -299,6 +339,7 @@ class ManageClientsScreen(DaemonScreen[None]):
         focused_row = table.cursor_row
         table.clear()
         self.clients = {client.id: client for client in items}
+        self.marked &= set(self.clients)
         for client in items:
             table.add_row(*self._cells(client), key=str(client.id))
         if focused_id in self.clients:
@@ -318,8 +359,13 @@ class ManageClientsScreen(DaemonScreen[None]):
                 summary.append("  ")
                 summary.append(f"{count} ")
                 summary.append_text(status_text(status))
-        if self._filter_params():
+        if self.inactive_view:
+            summary.append(f"  · {self.total} inactive, not watched", style="italic")
+            summary.append("  (b 4 reactivates)", style="dim")
+        elif self._filter_params():
             summary.append(f"  · showing {self.total}", style="italic")
+        if self.marked:
+            summary.append(f"  · {len(self.marked)} marked", style="bold reverse")
         self.query_one("#clients-summary", Static).update(summary)
 
     def _show_detail(self) -> None:
@@ -408,8 +454,8 @@ class ManageClientsScreen(DaemonScreen[None]):
             self.notify("No client selected: move to a row first.", severity="warning")
             return
 
-        def refresh_after_sign_in(succeeded: bool | None) -> None:
-            if succeeded and client.id in self.clients:
+        def refresh_after_sign_in(result: AuthCompleteResult | None) -> None:
+            if result is not None and client.id in self.clients:
                 self.refresh_client(client.id)
 
         self.app.push_screen(
@@ -455,9 +501,198 @@ class ManageClientsScreen(DaemonScreen[None]):
         select.value = status
         self.action_focus_table()
 
+    # ------------------------------------------------------------------ marks
+
+    @property
+    def inactive_view(self) -> bool:
+        """Whether the list shows deactivated clients."""
+        return self.query_one("#clients-filter-status", Select).value == INACTIVE
+
+    def _show_mark(self, client_id: int) -> None:
+        client = self.clients.get(client_id)
+        if client is not None:
+            self._update_row(client)
+        self._show_summary()
+
+    def action_toggle_mark(self) -> None:
+        """Mark or unmark the highlighted client, then move down a row."""
+        client_id = self.focused_client_id()
+        if client_id is None:
+            return
+        self.marked ^= {client_id}
+        self._show_mark(client_id)
+        self.query_one(DataTable).action_cursor_down()
+
+    def action_mark_all(self) -> None:
+        """Mark every client shown."""
+        self.marked = set(self.clients)
+        self._refresh_marks()
+
+    def action_unmark_all(self) -> None:
+        """Clear every mark."""
+        self.marked = set()
+        self._refresh_marks()
+
+    def _refresh_marks(self) -> None:
+        table = self.query_one(DataTable)
+        for client in self.clients.values():
+            table.update_cell(str(client.id), "mark", self._cell(client, "mark", 1))
+        self._show_summary()
+
+    def _marked_or_focused(self) -> list[Client]:
+        """The marked clients, or else the highlighted one."""
+        if self.marked:
+            return [self.clients[client_id] for client_id in sorted(self.marked)]
+        client = self.clients.get(self.focused_client_id() or -1)
+        return [client] if client is not None else []
+
+    def _scope(self) -> str:
+        if self.marked:
+            return (
+                f"For the {len(self.marked)} marked clients (export writes all {self.total} shown)."
+            )
+        verb = "reactivate" if self.inactive_view else "deactivate"
+        return (
+            f"No clients marked (space marks one): re-import and export use all "
+            f"{self.total} shown; {verb} uses the highlighted one."
+        )
+
+    # ------------------------------------------------------------------ bulk actions
+
+    def action_bulk_actions(self) -> None:
+        """Open the Bulk Actions menu."""
+        self.app.push_screen(
+            BulkActionsScreen(self._scope(), inactive_view=self.inactive_view), self._run_bulk
+        )
+
+    @on(Button.Pressed, "#clients-bulk")
+    def _bulk_pressed(self) -> None:
+        self.action_bulk_actions()
+
+    def _run_bulk(self, action: BulkAction | None) -> None:
+        if action == BulkAction.REAUTHORISE:
+            self.action_bulk_reauthorise()
+        elif action == BulkAction.REIMPORT:
+            self.action_reimport()
+        elif action == BulkAction.EXPORT:
+            self.action_export()
+        elif action == BulkAction.DEACTIVATE:
+            self.action_set_active(False)
+        elif action == BulkAction.REACTIVATE:
+            self.action_set_active(True)
+
+    def action_bulk_reauthorise(self) -> None:
+        """Re-authorise Bulk Clients: choose the software, sign in once, tick clients."""
+
+        def open_wizard(provider: ProviderInfo | None) -> None:
+            if provider is not None:
+                self.app.push_screen(BulkReauthScreen(provider))
+
+        self.app.push_screen(ChooseSoftwareScreen(), open_wizard)
+
+    def action_reimport(self) -> None:
+        """Re-read the marked (or all shown) clients' details from the software, as a job."""
+        client_ids = sorted(self.marked) if self.marked else list(self.clients)
+        if not client_ids:
+            self.notify("No clients shown to re-import.", severity="warning")
+            return
+        self.start_reimport(client_ids)
+
+    @work(exclusive=True, group="start-job", exit_on_error=False)
+    async def start_reimport(self, client_ids: list[int]) -> None:
+        """``jobs.start {kind: reimport}``, then its progress screen."""
+        started = JobStartResult.model_validate(
+            await self.clientlink.daemon.call(
+                "jobs.start", {"kind": JobKind.REIMPORT.value, "client_ids": client_ids}
+            )
+        )
+        self.app.push_screen(JobProgressScreen(started.job_id, kind=JobKind.REIMPORT))
+
+    def action_export(self) -> None:
+        """Write the clients shown to a CSV file."""
+        self.app.push_screen(
+            ExportClientsScreen(self._filter_params_for_export(), f"the {self.total} clients shown")
+        )
+
+    def _filter_params_for_export(self) -> dict[str, Any]:
+        params = self._filter_params()
+        params.setdefault("active", True)
+        return params
+
+    def action_set_active(self, active: bool) -> None:
+        """Deactivate (or reactivate) the marked or highlighted clients, after a confirm."""
+        clients = self._marked_or_focused()
+        if not clients:
+            self.notify("No client selected: move to a row or mark some first.", severity="warning")
+            return
+        names = ", ".join(client.name for client in clients[:NAMES_IN_CONFIRM])
+        if len(clients) > NAMES_IN_CONFIRM:
+            names += f" and {len(clients) - NAMES_IN_CONFIRM} more"
+        one = len(clients) == 1
+        count = "1 client" if one else f"{len(clients)} clients"
+        them, their = ("it", "its") if one else ("them", "their")
+        if active:
+            question = f"Reactivate {count} ({names})? clientlinkd watches {them} again."
+        else:
+            question = (
+                f"Deactivate {count} ({names})? clientlinkd stops watching {them}; {their} "
+                f"data is kept, and the Inactive status filter lists {them} for reactivation."
+            )
+        verb = "Reactivate" if active else "Deactivate"
+
+        def change_if_confirmed(confirmed: bool | None) -> None:
+            if confirmed:
+                self.set_active([client.id for client in clients], active)
+
+        self.app.push_screen(ConfirmScreen(question, yes_label=verb), change_if_confirmed)
+
+    @work(exclusive=True, group="set-active", exit_on_error=False)
+    async def set_active(self, client_ids: list[int], active: bool) -> None:
+        """``clients.reactivate`` or ``clients.deactivate``, then the list again."""
+        method = "clients.reactivate" if active else "clients.deactivate"
+        result = ClientsChangedResult.model_validate(
+            await self.clientlink.daemon.call(method, {"client_ids": client_ids})
+        )
+        self.marked -= set(client_ids)
+        done = len(result.changed)
+        if active:
+            self.notify(f"{done} clients reactivated: clientlinkd watches them again.")
+        else:
+            self.notify(f"{done} clients deactivated: the Inactive status filter lists them.")
+        self.load_clients()
+
+    def on_job_finished(self, message: messages.JobFinished) -> None:
+        self.load_clients()  # a bulk job changed statuses and details
+
     def palette_commands(self) -> list[PaletteCommand]:
         client = self.clients.get(self.focused_client_id() or -1)
-        commands = []
+        commands = [
+            PaletteCommand(
+                "Clients: bulk actions", "The Bulk Actions menu (b)", self.action_bulk_actions
+            ),
+            PaletteCommand(
+                "Clients: re-authorise in bulk",
+                "One sign-in, then tick the clients to re-authorise",
+                self.action_bulk_reauthorise,
+            ),
+            PaletteCommand(
+                "Clients: re-import details",
+                "Read the marked (or shown) clients' details from the software again",
+                self.action_reimport,
+            ),
+            PaletteCommand(
+                "Clients: export to CSV", "The clients shown, chosen columns", self.action_export
+            ),
+            PaletteCommand(
+                "Clients: reactivate" if self.inactive_view else "Clients: deactivate",
+                "The marked clients, or the highlighted one",
+                lambda: self.action_set_active(self.inactive_view),
+            ),
+            PaletteCommand(
+                "Clients: mark all shown", "Mark every client listed (*)", self.action_mark_all
+            ),
+            PaletteCommand("Clients: unmark all", "Clear the marks (u)", self.action_unmark_all),
+        ]
         if client is not None:
             commands.append(
                 PaletteCommand(
@@ -479,6 +714,8 @@ class ManageClientsScreen(DaemonScreen[None]):
             elif value == ATTENTION:
                 title = "Clients: needs attention"
                 help_text = "Needs re-auth, expiring or in error, with the reason (t or !)"
+            elif value == INACTIVE:
+                title, help_text = "Clients: show inactive", "Deactivated clients, to reactivate"
             else:
                 title = f"Clients: show {label.lower()}"
                 help_text = f"Only clients whose status is {label}"

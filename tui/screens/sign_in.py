@@ -1,4 +1,4 @@
-"""One sign-in session: re-authorise one client with its accounting software."""
+"""One sign-in session: re-authorise one client, or sign in once for many (bulk mode)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 from clientlink.common.client import DaemonUnavailable, RpcError
 from clientlink.common.protocol import (
     AuthBeginResult,
+    AuthCompleteResult,
     AuthSessionState,
     AuthStatusResult,
     Client,
@@ -70,8 +71,12 @@ class AuthorizeUrl(Static, can_focus=True):
     """The sign-in address, wrapped to fit and focusable so its keys (c, q) work."""
 
 
-class SignInScreen(DaemonScreen[bool]):
-    """Re-authorise one client: open the address, sign in, tick the business, allow."""
+class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
+    """Re-authorise one client: open the address, sign in, tick the business, allow.
+
+    Without a client it is the bulk sign-in: the grant and the businesses it covers go back
+    to the caller (the dismiss result) instead of a toast.
+    """
 
     TITLE = "Re-Authorise"
     HELP = (
@@ -81,6 +86,14 @@ class SignInScreen(DaemonScreen[bool]):
         "on another computer, either forward the port with the ssh command shown, or paste "
         "the address your browser ended on (even an error page) into the field and press "
         "Enter."
+    )
+    BULK_HELP = (
+        "One sign-in for Re-authorise Bulk Clients. Open the address in a browser, sign in "
+        "to the accounting software, enter the authenticator code, tick every business you "
+        "want to re-authorise (the ones whose clients need it) and allow access. Next you "
+        "choose which of those clients to re-authorise. If your browser is on another "
+        "computer, either forward the port with the ssh command shown, or paste the address "
+        "your browser ended on (even an error page) into the field and press Enter."
     )
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="sign_in.cancel"),
@@ -94,10 +107,30 @@ class SignInScreen(DaemonScreen[bool]):
     phase: reactive[Phase] = reactive(Phase.STARTING)
     show_qr: reactive[bool] = reactive(False)
 
-    def __init__(self, client: Client, software: str) -> None:
+    def __init__(
+        self,
+        client: Client | None,
+        software: str,
+        *,
+        provider: str | None = None,
+        approve_orgs: list[str] | None = None,
+    ) -> None:
+        """``client`` to re-authorise; or None with ``provider`` for a bulk sign-in.
+
+        ``approve_orgs`` are the businesses the demo's auto-approve ticks in bulk mode.
+        """
         super().__init__()
         self.client = client
         self.software = software
+        self.provider = client.provider if client is not None else provider
+        if self.provider is None:
+            raise ValueError("a bulk sign-in needs the provider")
+        self.approve_orgs = approve_orgs or []
+        if client is None:
+            self.HELP = self.BULK_HELP
+            self.title = "Re-authorise Bulk Clients: sign in"
+        self.result: AuthCompleteResult | None = None
+        """The grant and the businesses it covers, once the sign-in completed."""
         self.session: AuthBeginResult | None = None
         self._lost_to_outage = False
         self.error_code: int | None = None
@@ -130,6 +163,11 @@ class SignInScreen(DaemonScreen[bool]):
         yield Footer(show_command_palette=False)
 
     def _title_text(self) -> Text:
+        if self.client is None:
+            title = Text("Sign in to ", style="bold")
+            title.append(self.software, style="bold reverse")
+            title.append("  and tick every business to re-authorise")
+            return title
         title = Text("Re-authorise ", style="bold")
         title.append(self.client.name, style="bold reverse")
         title.append(f"  with {self.software}")
@@ -201,18 +239,20 @@ class SignInScreen(DaemonScreen[bool]):
         self.phase = Phase.FAILED
         self.query_one("#sign-in-start-again", Button).focus()
 
-    def _succeed(self) -> None:
+    def _succeed(self, result: AuthCompleteResult) -> None:
         if self.phase == Phase.DONE:
             return
+        self.result = result
         self.phase = Phase.DONE
-        self.app.notify(SUCCESS_MESSAGE, title=self.client.name, severity="information")
+        if self.client is not None:
+            self.app.notify(SUCCESS_MESSAGE, title=self.client.name, severity="information")
         if self.is_current:
-            self.dismiss(True)
+            self.dismiss(result)
         # Otherwise (help is open on top) on_screen_resume closes this screen.
 
     def on_screen_resume(self) -> None:
         if self.phase == Phase.DONE:
-            self.dismiss(True)
+            self.dismiss(self.result)
 
     # ------------------------------------------------------------------ the session
 
@@ -223,10 +263,11 @@ class SignInScreen(DaemonScreen[bool]):
         self._lost_to_outage = False
         self.show_qr = False
         self.phase = Phase.STARTING
+        params: dict[str, Any] = {"provider": self.provider}
+        if self.client is not None:
+            params["client_id"] = self.client.id
         try:
-            result = await self.clientlink.daemon.call(
-                "auth.begin", {"provider": self.client.provider, "client_id": self.client.id}
-            )
+            result = await self.clientlink.daemon.call("auth.begin", params)
         except RpcError as exc:
             self._fail(exc.message, exc.code)
             return
@@ -264,7 +305,7 @@ class SignInScreen(DaemonScreen[bool]):
         """Hand the address the browser ended on to the daemon to finish the sign-in."""
         self.phase = Phase.COMPLETING
         try:
-            await self.clientlink.daemon.call(
+            result = await self.clientlink.daemon.call(
                 "auth.complete", {"session_id": session_id, "redirect_url": redirect_url}
             )
         except RpcError as exc:
@@ -272,13 +313,16 @@ class SignInScreen(DaemonScreen[bool]):
                 return
             self._fail(exc.message, exc.code)
             return
-        self._succeed()
+        self._succeed(AuthCompleteResult.model_validate(result))
 
     @work(exclusive=True, group="auto-approve", exit_on_error=False)
     async def sign_in_automatically(self, session: AuthBeginResult) -> None:
         """The demo's --auto-approve: the sandbox plays the person in the browser."""
         assert self.clientlink.auto_approve is not None
-        tenants = [self.client.tenant_id] if self.client.tenant_id else []
+        if self.client is None:
+            tenants = self.approve_orgs
+        else:
+            tenants = [self.client.tenant_id] if self.client.tenant_id else []
         try:
             redirect_url = await self.clientlink.auto_approve(session.authorize_url, tenants)
         except Exception as exc:
@@ -297,8 +341,8 @@ class SignInScreen(DaemonScreen[bool]):
         except RpcError as exc:
             self._fail(exc.message, exc.code)
             return
-        if status.state == AuthSessionState.COMPLETED:
-            self._succeed()
+        if status.state == AuthSessionState.COMPLETED and status.result is not None:
+            self._succeed(status.result)
         elif status.state == AuthSessionState.PENDING and self.phase == Phase.COMPLETING:
             self.phase = Phase.WAITING  # our auth.complete was lost with the connection
         elif status.state == AuthSessionState.FAILED:
@@ -310,8 +354,13 @@ class SignInScreen(DaemonScreen[bool]):
     # ------------------------------------------------------------------ daemon events
 
     def on_auth_completed(self, message: messages.AuthCompleted) -> None:
-        if self.session and message.event.session_id == self.session.session_id:
-            self._succeed()
+        event = message.event
+        if self.session and event.session_id == self.session.session_id:
+            self._succeed(
+                AuthCompleteResult(
+                    grant_id=event.grant_id, tenants=event.tenants, client_id=event.client_id
+                )
+            )
 
     def on_auth_failed(self, message: messages.AuthFailed) -> None:
         if self.session and message.event.session_id == self.session.session_id:
@@ -394,7 +443,7 @@ class SignInScreen(DaemonScreen[bool]):
                 await self.clientlink.daemon.call("auth.cancel", {"session_id": session.session_id})
             except (RpcError, DaemonUnavailable) as exc:
                 self.log.warning(f"could not cancel sign-in {session.session_id}: {exc}")
-        self.dismiss(False)
+        self.dismiss(None)
 
     def palette_commands(self) -> list[PaletteCommand]:
         commands = [
@@ -409,7 +458,7 @@ class SignInScreen(DaemonScreen[bool]):
                 "Finish with the address your browser ended on (p)",
                 self.action_focus_paste,
             ),
-            PaletteCommand("Sign-in: cancel", "Back to Manage Clients (Esc)", self.action_cancel),
+            PaletteCommand("Sign-in: cancel", "Back (Esc)", self.action_cancel),
         ]
         if self.phase == Phase.FAILED:
             commands.append(
