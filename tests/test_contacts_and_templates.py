@@ -66,7 +66,7 @@ async def test_a_custom_template_is_saved_previewed_edited_and_deleted(practice)
         {
             "name": "New bank",
             "channel": "email",
-            "subject": "{practice_name} – one more bank, {client_name}",
+            "subject": "{practice_name}: one more bank, {client_name}",
             "body": "Hi {client_name}, please add {bank_names}: {link} (until {link_expires})",
         },
     )
