@@ -53,6 +53,9 @@ class Grants:
         self._adapters = adapters
         self._clock = clock
         self._locks: dict[int, asyncio.Lock] = {}
+        # Opened token sets, keyed by grant and the ciphertext they came from: a bulk job
+        # makes hundreds of calls on one grant, and each would otherwise decrypt it again.
+        self._opened: dict[int, tuple[bytes, TokenSet]] = {}
 
     def _lock(self, grant_id: int) -> asyncio.Lock:
         return self._locks.setdefault(grant_id, asyncio.Lock())
@@ -88,15 +91,20 @@ class Grants:
         return grant, self._open(grant)
 
     def _open(self, grant: GrantRow) -> TokenSet:
+        cached = self._opened.get(grant.id)
+        if cached is not None and cached[0] == grant.token_ciphertext:
+            return cached[1]
         plaintext = self._vault.decrypt(grant.token_ciphertext, _context(grant.uid))
         access_expires_at = from_iso(grant.access_expires_at)
         assert access_expires_at is not None
-        return TokenSet.from_secret_json(
+        tokens = TokenSet.from_secret_json(
             plaintext,
             access_expires_at=access_expires_at,
             refresh_expires_at=from_iso(grant.refresh_expires_at),
             hard_expires_at=from_iso(grant.hard_expires_at),
         )
+        self._opened[grant.id] = (grant.token_ciphertext, tokens)
+        return tokens
 
     async def fresh_tokens(self, grant_id: int) -> TokenSet:
         """Tokens whose access token is good for at least a minute, refreshing if needed."""

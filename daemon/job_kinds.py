@@ -9,7 +9,6 @@ from clientlink.daemon.clients import ClientService
 from clientlink.daemon.grants import GrantRevoked
 from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry
 from clientlink.daemon.providers import ProviderError, ProviderUnavailable, RateLimited
-from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.store import Store
 
 REVIEWED_FIELDS = ("name", "legal_name", "abn")
@@ -48,13 +47,11 @@ class ReauthoriseJob:
         client = await self._store.get_client(item["client_id"])
         if client is None:
             raise ItemFailed("the client no longer exists")
-        tenants = await self._store.grant_tenants(grant_id)
-        try:
-            tenant = self._clients.selected_tenant(client, tenants, grant_id)
-        except RpcFailure as exc:
+        tenant = await self._store.grant_tenant(grant_id, client["tenant_id"] or "")
+        if tenant is None:
             raise ItemFailed(
                 f"{client['name']} was not among the businesses selected at this sign-in"
-            ) from exc
+            )
         details = await _verify(self._clients, client, grant_id, tenant.tenant_id)
         await self._clients.commit_reauthorisation(
             client,

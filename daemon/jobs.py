@@ -221,7 +221,9 @@ class JobEngine:
         await asyncio.gather(*workers)
         if self._stopping and job_id not in self._control:
             return  # resumed at the next start
-        if self._control.get(job_id) == JobState.PAUSED:
+        if self._control.get(job_id) == JobState.PAUSED and await self._store.items_in_state(
+            job_id, ItemState.PENDING.value
+        ):
             self._control.pop(job_id)
             await self._store.set_job_state(job_id, JobState.PAUSED.value, self._clock.now())
             self._current.pop(job_id, None)
@@ -232,6 +234,7 @@ class JobEngine:
 
     async def _close(self, job_id: int) -> None:
         now = self._clock.now()
+        # A pause that came after the last item was handed out has nothing left to hold.
         if self._control.pop(job_id, None) == JobState.CANCELLED:
             await self._store.skip_pending_items(job_id, now)
             state = JobState.CANCELLED
@@ -253,8 +256,7 @@ class JobEngine:
             item = await self._store.claim_item(job_id, self._clock.now())
             if item is None:
                 return
-            client = await self._store.get_client(item["client_id"])
-            self._current[job_id] = client["name"] if client else f"client {item['client_id']}"
+            self._current[job_id] = item.get("name") or f"client {item['client_id']}"
             self._mark(job_id)
             await self._one(job, handler, item)
             self._mark(job_id)

@@ -320,12 +320,12 @@ class Store:
                 await self._db.execute("COMMIT")
 
     async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        async with self._db.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        # One trip to the database thread (execute + fetch + close), not three.
+        return list(await self._db.execute_fetchall(sql, tuple(params)))
 
     async def _fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
-        async with self._db.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+        rows = await self._db.execute_fetchall(sql, tuple(params))
+        return next(iter(rows), None)
 
     # ------------------------------------------------------------------ meta and secrets
 
@@ -444,6 +444,15 @@ class Store:
                 "UPDATE grants SET state = 'revoked', state_reason = ? WHERE id = ?",
                 (reason, grant_id),
             )
+
+    async def grant_tenant(self, grant_id: int, tenant_id: str) -> TenantRow | None:
+        """One tenant of a grant (by the table's primary key)."""
+        row = await self._fetchone(
+            "SELECT tenant_id, tenant_name, tenant_type, connection_id, auth_event_id "
+            "FROM grant_tenants WHERE grant_id = ? AND tenant_id = ?",
+            (grant_id, tenant_id),
+        )
+        return TenantRow(**dict(row)) if row else None
 
     async def grant_tenants(self, grant_id: int) -> list[TenantRow]:
         rows = await self._fetchall(
@@ -784,15 +793,21 @@ class Store:
             )
 
     async def claim_item(self, job_id: int, now: datetime) -> dict[str, Any] | None:
-        """Take the next pending item: it is marked running (committed) before work starts."""
-        async with self.transaction() as db:
-            async with db.execute(
+        """Take the next pending item: it is marked running (committed) before work starts.
+
+        One statement is atomic on its own, so it runs in autocommit under the write lock
+        (the lock keeps it out of another task's open transaction): one trip, not three.
+        """
+        async with self._write_lock as depth:
+            assert depth == 1, "claim_item must not run inside another transaction"
+            rows = await self._db.execute_fetchall(
                 "UPDATE job_items SET state = 'running', attempts = attempts + 1, "
                 "started_at = ? WHERE id = (SELECT id FROM job_items WHERE job_id = ? AND "
-                "state = 'pending' ORDER BY position LIMIT 1) RETURNING *",
+                "state = 'pending' ORDER BY position LIMIT 1) RETURNING *, "
+                "(SELECT name FROM clients WHERE id = client_id) AS name",
                 (to_iso(now), job_id),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
+        row = next(iter(rows), None)
         return _item_dict(row) if row else None
 
     async def release_item(self, item_id: int) -> None:

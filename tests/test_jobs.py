@@ -328,3 +328,27 @@ async def test_calls_to_one_business_respect_xeros_concurrency_limit(practice):
     stats = await sandbox_get(practice.sandbox.base_url, "/_sandbox/stats")
     assert stats["max_concurrency"][client["tenant_id"]] == 5
     assert stats["rate_limited"] == before["rate_limited"]
+
+
+async def test_pause_holds_a_job_and_resume_finishes_it(practice):
+    rpc = await practice.connect()
+    targets = xero_needing_reauth(practice)
+    result = await bulk_sign_in(practice, rpc, targets)
+    await sandbox_post(practice.sandbox.base_url, "/_sandbox/limits", {"api_latency_seconds": 0.3})
+    practice.daemon.jobs._handlers["reauthorise"].concurrency = 1
+    started = await rpc.call(
+        "jobs.start",
+        {"kind": "reauthorise", "grant_id": result["grant_id"], "client_ids": targets},
+    )
+    await rpc.call("jobs.pause", {"job_id": started["job_id"]})
+
+    async def paused():
+        job = await rpc.call("jobs.get", {"job_id": started["job_id"]})
+        return job["state"] == "paused"
+
+    await wait_until(paused, what="the job to pause")
+    held = await rpc.call("jobs.get", {"job_id": started["job_id"]})
+    assert held["done"] < len(targets)
+    await rpc.call("jobs.resume", {"job_id": started["job_id"]})
+    job = await finished(rpc, started["job_id"])
+    assert (job["state"], job["done"]) == ("completed", len(targets))
