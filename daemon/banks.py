@@ -23,6 +23,11 @@ class BankFeeds:
         self._api_key = api_key
         self._token: tuple[str, float] | None = None
         self._institutions: list[dict[str, Any]] | None = None
+        # One client for the daemon's life: its connections are reused between calls.
+        self._http = httpx.AsyncClient(base_url=config.api_base, timeout=config.timeout_seconds)
+
+    async def close(self) -> None:
+        await self._http.aclose()
 
     def problem(self) -> str | None:
         if not self._api_key:
@@ -35,10 +40,7 @@ class BankFeeds:
         token = await self._server_token()
         headers = {"Authorization": f"Bearer {token}", "basiq-version": "3.0"}
         try:
-            async with httpx.AsyncClient(
-                base_url=self._config.api_base, timeout=self._config.timeout_seconds
-            ) as http:
-                response = await http.request(method, path, headers=headers, **kwargs)
+            response = await self._http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise BanksUnavailable(f"cannot reach the bank-feed service: {exc}") from exc
         if response.status_code >= 400:
@@ -52,14 +54,11 @@ class BankFeeds:
         if self._token and self._token[1] > time.monotonic() + 60:
             return self._token[0]
         try:
-            async with httpx.AsyncClient(
-                base_url=self._config.api_base, timeout=self._config.timeout_seconds
-            ) as http:
-                response = await http.post(
-                    "/token",
-                    data={"scope": "SERVER_ACCESS"},
-                    headers={"Authorization": f"Basic {self._api_key}", "basiq-version": "3.0"},
-                )
+            response = await self._http.post(
+                "/token",
+                data={"scope": "SERVER_ACCESS"},
+                headers={"Authorization": f"Basic {self._api_key}", "basiq-version": "3.0"},
+            )
         except httpx.HTTPError as exc:
             raise BanksUnavailable(f"cannot reach the bank-feed service: {exc}") from exc
         if response.status_code != 200:

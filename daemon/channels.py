@@ -7,6 +7,8 @@ Each send either returns the provider's identifier (Message-ID, message SID) or 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email.utils
 import ssl
 from dataclasses import dataclass
@@ -55,11 +57,15 @@ class OutgoingEmail:
 
 
 class EmailChannel:
-    """Email through the practice's SMTP server."""
+    """Email through the practice's SMTP server, over a few reused connections."""
+
+    POOL_SIZE = 4
 
     def __init__(self, config: EmailConfig, password: str | None) -> None:
         self._config = config
         self._password = password
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._available = asyncio.Semaphore(self.POOL_SIZE)
 
     def problem(self) -> str | None:
         """Why email cannot be sent, or None."""
@@ -81,40 +87,67 @@ class EmailChannel:
         mail.set_content(message.body)
         return mail
 
-    async def send(self, mail: EmailMessage) -> str:
-        """Send one composed message; returns its Message-ID."""
+    async def _connect(self) -> aiosmtplib.SMTP:
         context = None
         if self._config.security != "none":
             context = ssl.create_default_context()
             if not self._config.verify_tls:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
-        try:
-            await aiosmtplib.send(
-                mail,
-                hostname=self._config.host,
-                port=self._config.port,
-                username=self._config.username or None,
-                password=self._password if self._config.username else None,
-                use_tls=self._config.security == "tls",
-                start_tls=self._config.security == "starttls",
-                tls_context=context,
-                timeout=self._config.timeout_seconds,
-            )
-        except aiosmtplib.SMTPResponseException as exc:
-            if 400 <= exc.code < 500:
-                raise SendRetry(
-                    f"the mail server said try later ({exc.code} {exc.message})"
-                ) from exc
-            if exc.code == 535:
-                raise SendFailed("the mail server refused the username or password") from exc
-            raise SendFailed(f"the mail server refused it ({exc.code} {exc.message})") from exc
-        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPConnectTimeoutError) as exc:
-            raise SendRetry(f"cannot reach the mail server: {exc}") from exc
-        except aiosmtplib.SMTPException as exc:
-            # Cut off mid-conversation: whether it went out is unknown to us.
-            raise SendUncertain(f"the mail server stopped answering: {exc}") from exc
+        client = aiosmtplib.SMTP(
+            hostname=self._config.host,
+            port=self._config.port,
+            use_tls=self._config.security == "tls",
+            start_tls=self._config.security == "starttls",
+            tls_context=context,
+            timeout=self._config.timeout_seconds,
+        )
+        await client.connect()
+        if self._config.username:
+            await client.login(self._config.username, self._password or "")
+        return client
+
+    async def send(self, mail: EmailMessage) -> str:
+        """Send one composed message; returns its Message-ID."""
+        async with self._available:
+            client = self._idle.pop() if self._idle else None
+            try:
+                if client is None or not client.is_connected:
+                    client = await self._connect()
+                await client.send_message(mail)
+            except aiosmtplib.SMTPResponseException as exc:
+                self._discard(client, keep=exc.code < 500 or exc.code == 550)
+                if exc.code == 535:
+                    raise SendFailed("the mail server refused the username or password") from exc
+                if 400 <= exc.code < 500:
+                    raise SendRetry(
+                        f"the mail server said try later ({exc.code} {exc.message})"
+                    ) from exc
+                raise SendFailed(f"the mail server refused it ({exc.code} {exc.message})") from exc
+            except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPConnectTimeoutError) as exc:
+                self._discard(client, keep=False)
+                raise SendRetry(f"cannot reach the mail server: {exc}") from exc
+            except aiosmtplib.SMTPException as exc:
+                self._discard(client, keep=False)
+                # Cut off mid-conversation: whether it went out is unknown to us.
+                raise SendUncertain(f"the mail server stopped answering: {exc}") from exc
+            self._idle.append(client)
         return str(mail["Message-ID"])
+
+    def _discard(self, client: aiosmtplib.SMTP | None, *, keep: bool) -> None:
+        """After a refusal the connection may still serve; after a break it may not."""
+        if client is None:
+            return
+        if keep and client.is_connected:
+            self._idle.append(client)
+        else:
+            client.close()
+
+    async def close(self) -> None:
+        while self._idle:
+            client = self._idle.pop()
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit()
 
 
 class SmsChannel:

@@ -50,7 +50,7 @@ UNCERTAIN = "uncertain"
 class InviteJob:
     """Send one invitation per client with a fresh consent link for the chosen banks."""
 
-    concurrency = 4
+    concurrency = 8  # link creation is I/O; the email pool bounds SMTP connections
 
     def __init__(self, invitations: Invitations) -> None:
         self._invitations = invitations
@@ -245,6 +245,8 @@ class Invitations:
             self._follow_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follow_up
+        await self.email.close()
+        await self.banks.close()
 
     async def _follow_up_loop(self) -> None:
         while True:

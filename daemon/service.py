@@ -904,10 +904,12 @@ class Daemon:
         await self.store.put_secret(f"channel:{params.channel}", sealed, self.clock.now())
         secret = params.secret
         if params.channel == "email":
+            await self.invitations.email.close()
             self.invitations.email = EmailChannel(self.config.email, secret)
         elif params.channel == "sms":
             self.invitations.sms = SmsChannel(self.config.sms, secret)
         else:
+            await self.invitations.banks.close()
             self.invitations.banks = BankFeeds(self.config.banks, secret)
         await self.store.add_audit(
             actor=ctx.peer.actor,
