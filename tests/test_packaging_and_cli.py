@@ -107,3 +107,25 @@ async def test_jobs_lists_bulk_jobs_and_refuses_a_bad_state(practice):
     assert "reimport" in out and "1 jobs" in out
     code, _, err = await clientlink("--home", home, "jobs", "--state", "sleeping")
     assert code != 0 and "state" in err
+
+
+async def test_channel_secret_is_read_from_stdin_and_never_echoed(daemon, short_tmp):
+    home = str(daemon.paths.config_dir.parent)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "clientlink.tui.cli",
+        "--home",
+        home,
+        "channel",
+        "set-secret",
+        "sms",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(b"token-that-stays-secret\n"), 60)
+    assert process.returncode == 0, err
+    assert b"token-that-stays-secret" not in out + err
+    audit = await (await daemon.connect()).call("audit.list", {})
+    assert audit["items"][0]["action"] == "channel.secret_set"

@@ -73,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     secret.add_argument("name", help="the provider's name in config.toml, e.g. quickbooks")
 
+    channel = commands.add_parser("channel", help="set up email, SMS and bank feeds")
+    channel_commands = channel.add_subparsers(dest="channel_command", required=True)
+    channel_secret = channel_commands.add_parser(
+        "set-secret",
+        help="store the SMTP password, SMS auth token or bank-feed API key (read from stdin)",
+    )
+    channel_secret.add_argument("name", choices=["email", "sms", "banks"])
+
     add_sandbox_parser(commands)
     add_service_parser(commands)
     return parser
@@ -102,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "rpc": _rpc,
         "provider": _set_secret,
         "jobs": _jobs,
+        "channel": _set_channel_secret,
     }
     if args.command == "rpc":
         try:
@@ -109,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         except json.JSONDecodeError as exc:
             print(f"clientlink rpc: params are not valid JSON: {exc}", file=sys.stderr)
             return EXIT_ERROR
-    if args.command == "provider":
+    if args.command in ("provider", "channel"):
         args.secret = _read_secret(args.name)
         if not args.secret:
-            print("clientlink provider set-secret: no secret given", file=sys.stderr)
+            print(f"clientlink {args.command} set-secret: no secret given", file=sys.stderr)
             return EXIT_ERROR
     return asyncio.run(_with_daemon(args, handlers[args.command]))
 
@@ -216,6 +225,12 @@ async def _jobs(daemon: DaemonClient, args: argparse.Namespace) -> int:
             f"{job['created_at']} by {job['actor']}"
         )
     print(f"{len(listing['items'])} jobs")
+    return 0
+
+
+async def _set_channel_secret(daemon: DaemonClient, args: argparse.Namespace) -> int:
+    await daemon.call("channels.set_secret", {"channel": args.name, "secret": args.secret})
+    print(f"The {args.name} secret is stored in the vault.")
     return 0
 
 
