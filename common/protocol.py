@@ -751,6 +751,15 @@ class JobProgress(Event):
     eta_seconds: float | None = None
 
 
+class InvitationChanged(Event):
+    """An invitation moved on: sent, delivered, opened, connected, failed or uncertain."""
+
+    invitation_id: int
+    client_id: int
+    name: str
+    state: str
+
+
 EVENT_MODELS: dict[Topic, type[Event]] = {
     Topic.CLIENT_STATUS_CHANGED: ClientStatusChanged,
     Topic.CLIENT_REAUTHORISED: ClientReauthorised,
@@ -760,6 +769,7 @@ EVENT_MODELS: dict[Topic, type[Event]] = {
     Topic.NOTIFICATION: NotificationEvent,
     Topic.JOB_PROGRESS: JobProgress,
     Topic.JOB_FINISHED: JobProgress,
+    Topic.INVITATION_CHANGED: InvitationChanged,
 }
 
 

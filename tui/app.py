@@ -21,10 +21,12 @@ from clientlink.common import protocol
 from clientlink.common.client import DaemonClient, DaemonUnavailable, RpcError
 from clientlink.tui import messages
 from clientlink.tui.commands import ContextCommands, PaletteCommand
+from clientlink.tui.screens.communication_center import CommunicationCenterScreen
 from clientlink.tui.screens.help import HelpScreen
 from clientlink.tui.screens.jobs import JobsScreen
 from clientlink.tui.screens.manage_clients import ManageClientsScreen
 from clientlink.tui.screens.notifications import NotificationsScreen
+from clientlink.tui.screens.reconnect_banks import ReconnectBanksScreen, marked_client_ids
 
 AutoApprove = Callable[[str, list[str]], Awaitable[str]]
 """Plays the person in the browser: (authorize_url, tenant_ids) -> the final redirect URL."""
@@ -68,6 +70,9 @@ class ClientlinkApp(App[None]):
         ),
         Binding("f3", "notifications", "Notifications", id="app.notifications"),
         Binding("f4", "jobs", "Jobs", show=False, id="app.jobs"),
+        Binding(
+            "f6", "communication_center", "Communication Center", show=False, id="app.communication"
+        ),
         Binding("o", "notifications", "Notifications", show=False, id="app.notifications_o"),
         Binding("f10", "quit", "Quit", id="app.quit"),
     ]
@@ -170,7 +175,7 @@ class ClientlinkApp(App[None]):
             topic = protocol.Topic(params.get("topic"))
         except ValueError:
             return  # a topic from a newer daemon
-        model = protocol.EVENT_MODELS.get(topic)
+        model = messages.EVENT_MODELS.get(topic)
         message_type = messages.EVENT_MESSAGES.get(topic)
         if model is None or message_type is None:
             return
@@ -249,6 +254,15 @@ class ClientlinkApp(App[None]):
         if not isinstance(self.screen, JobsScreen):
             self.push_screen(JobsScreen())
 
+    def action_communication_center(self) -> None:
+        """Open the Communication Center (unless it is already open)."""
+        if not isinstance(self.screen, CommunicationCenterScreen):
+            self.push_screen(CommunicationCenterScreen())
+
+    def action_reconnect_banks(self) -> None:
+        """Reconnect and Add New Banks, for the clients marked on Manage Clients if any."""
+        self.push_screen(ReconnectBanksScreen(marked_client_ids(self.screen_stack)))
+
     def show_manage_clients(self) -> None:
         """Close every screen above Manage Clients and reload its list."""
         while len(self.screen_stack) > 1 and not isinstance(self.screen, ManageClientsScreen):
@@ -268,6 +282,16 @@ class ClientlinkApp(App[None]):
                 "Jobs: show",
                 "Bulk jobs running and finished, and the audit log (F4, or j on Manage Clients)",
                 self.action_jobs,
+            ),
+            PaletteCommand(
+                "Templates: show",
+                "The Communication Center: invitation templates (F6)",
+                self.action_communication_center,
+            ),
+            PaletteCommand(
+                "Invitations: reconnect and add new banks",
+                "Invite clients to connect banks, by email or SMS (also in Bulk Actions)",
+                self.action_reconnect_banks,
             ),
         ]
 

@@ -87,6 +87,13 @@ class JobFinished(Message, bubble=False):
     event: protocol.JobProgress
 
 
+@dataclass
+class InvitationChanged(Message, bubble=False):
+    """An invitation's state changed: timelines showing its client reload."""
+
+    event: protocol.InvitationChanged
+
+
 EVENT_MESSAGES: dict[protocol.Topic, type[Message]] = {
     protocol.Topic.CLIENT_STATUS_CHANGED: ClientStatusChanged,
     protocol.Topic.CLIENT_REAUTHORISED: ClientReauthorised,
@@ -96,5 +103,9 @@ EVENT_MESSAGES: dict[protocol.Topic, type[Message]] = {
     protocol.Topic.NOTIFICATION: NotificationRaised,
     protocol.Topic.JOB_PROGRESS: JobProgressed,
     protocol.Topic.JOB_FINISHED: JobFinished,
+    protocol.Topic.INVITATION_CHANGED: InvitationChanged,
 }
 """The message each event topic becomes; topics not listed are not shown by the TUI yet."""
+
+EVENT_MODELS: dict[protocol.Topic, type[protocol.Event]] = protocol.EVENT_MODELS
+"""How each topic's fields are read."""

@@ -13,6 +13,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from clientlink.tui.screens.base import DaemonModalScreen
+from clientlink.tui.screens.reconnect_banks import ReconnectBanksScreen, marked_client_ids
 
 
 class BulkAction(StrEnum):
@@ -23,6 +24,7 @@ class BulkAction(StrEnum):
     EXPORT = "export"
     DEACTIVATE = "deactivate"
     REACTIVATE = "reactivate"
+    RECONNECT_BANKS = "reconnect_banks"
 
 
 class BulkActionsScreen(DaemonModalScreen[BulkAction | None]):
@@ -39,7 +41,9 @@ class BulkActionsScreen(DaemonModalScreen[BulkAction | None]):
         "review the differences before anything changes.\n"
         "Export clients to CSV: the clients the list shows, with the columns you choose.\n"
         "Deactivate / Reactivate: stop (or resume) watching the marked clients; their data is "
-        "kept. Inactive clients are listed under the Inactive status filter.\n\n"
+        "kept. Inactive clients are listed under the Inactive status filter.\n"
+        "Reconnect and Add New Banks: invite the marked clients (or those you tick) by email "
+        "or SMS to connect the banks you choose.\n\n"
         "The actions work on the marked clients (space marks a row on Manage Clients); with "
         "none marked, re-import uses every client shown and deactivate the highlighted one."
     )
@@ -49,6 +53,7 @@ class BulkActionsScreen(DaemonModalScreen[BulkAction | None]):
         Binding("2", "pick('reimport')", "Re-import", show=False, id="bulk_actions.2"),
         Binding("3", "pick('export')", "Export", show=False, id="bulk_actions.3"),
         Binding("4", "pick_activation", "(De)activate", show=False, id="bulk_actions.4"),
+        Binding("5", "pick('reconnect_banks')", "Reconnect banks", show=False, id="bulk_actions.5"),
     ]
 
     def __init__(self, scope: str, *, inactive_view: bool) -> None:
@@ -72,6 +77,7 @@ class BulkActionsScreen(DaemonModalScreen[BulkAction | None]):
             (BulkAction.REIMPORT, "Re-import client details", "review, then apply"),
             (BulkAction.EXPORT, "Export clients to CSV", "the clients shown"),
             (self.activation, *activation),
+            (BulkAction.RECONNECT_BANKS, "Reconnect and Add New Banks", "invite by email/SMS"),
         ]
         title_width = max(len(title) for _, title, _ in entries)
         options = []
@@ -91,11 +97,21 @@ class BulkActionsScreen(DaemonModalScreen[BulkAction | None]):
 
     @on(OptionList.OptionSelected, "#bulk-actions-menu")
     def _picked(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(BulkAction(str(event.option.id)))
+        self.action_pick(str(event.option.id))
 
     def action_pick(self, action: str) -> None:
         """Choose an entry by its number."""
+        if action == BulkAction.RECONNECT_BANKS:
+            self._reconnect_banks()
+            return
         self.dismiss(BulkAction(action))
+
+    def _reconnect_banks(self) -> None:
+        # The wizard needs nothing from the list but its marks, so the menu opens it
+        # itself (over the screen it was opened from) and closes with no action to run.
+        marked = marked_client_ids(self.app.screen_stack[:-1])
+        self.dismiss(None)
+        self.app.push_screen(ReconnectBanksScreen(marked))
 
     def action_pick_activation(self) -> None:
         """Deactivate, or in the Inactive view reactivate."""

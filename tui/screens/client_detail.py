@@ -1,29 +1,41 @@
-"""One client's connection: who authorised it, when it was last refreshed, its history."""
+"""One client: the connection (who authorised it, when it was refreshed, its history), the
+contact details, and the communication timeline (invitations to connect bank feeds)."""
 
 from __future__ import annotations
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.reactive import reactive
-from textual.widgets import Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header, Static
 
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import (
     AuthCompleteResult,
+    Bank,
+    BanksListResult,
+    Channel,
     Client,
     ClientHistoryResult,
     ConnectionStatus,
     HistoryEntry,
+    Invitation,
+    InvitesListResult,
+    Job,
+    JobStartResult,
+    TemplatesListResult,
 )
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.formatting import format_abn, format_when, relative_expiry, relative_time
 from clientlink.tui.screens.base import DaemonScreen
+from clientlink.tui.screens.confirm import ConfirmScreen
+from clientlink.tui.screens.edit_contact import EditContactScreen
+from clientlink.tui.screens.invite_client import CHANNEL_WORDS, InviteClientScreen
 from clientlink.tui.screens.sign_in import SignInScreen
 from clientlink.tui.widgets.offline_banner import OfflineBanner
 from clientlink.tui.widgets.status_cell import status_text
@@ -36,6 +48,33 @@ HISTORY_KINDS = {
 }
 """Words for the daemon's history kinds; others are shown as their name."""
 CLOCK_REFRESH_SECONDS = 30.0
+TIMELINE_LIMIT = 100
+TIMELINE_COLUMNS = (
+    ("When", "when", 8),
+    ("Via", "channel", 5),
+    ("Template", "template", 14),
+    ("Banks", "banks", 14),
+    ("State", "state", 14),
+    ("By", "actor", 8),
+)
+"""Fits 80 columns; the line under the table shows the highlighted invitation in full."""
+
+INVITATION_STATES = {
+    "sending": ("Sending", "cyan"),
+    "sent": ("Sent", ""),
+    "delivered": ("Delivered", ""),
+    "opened": ("Opened", "bold"),
+    "connected": ("Bank connected", "bold green"),
+    "failed": ("Failed", "bold red"),
+    "uncertain": ("Uncertain", "bold yellow"),
+}
+"""Each invitation state in words and colour; uncertain is yellow: a person must check."""
+
+
+def invitation_state_text(state: str) -> Text:
+    """An invitation's state in its colour: ``Bank connected`` in green."""
+    label, style = INVITATION_STATES.get(state, (state.capitalize(), ""))
+    return Text(label, style=style)
 
 
 def history_event(entry: HistoryEntry) -> Text:
@@ -67,7 +106,8 @@ def history_table(entries: list[HistoryEntry]) -> Table | Text:
 
 
 class ClientDetailScreen(DaemonScreen[None]):
-    """A client's connection in full, live, with Re-Authorise and Refresh now."""
+    """A client's connection in full, live, with Re-Authorise and Refresh now; its contact
+    details and invitations, with Edit contact, Invite and Resend."""
 
     TITLE = "Connection"
     HELP = (
@@ -77,12 +117,23 @@ class ClientDetailScreen(DaemonScreen[None]):
         "itself when the connection changes.\n\n"
         "Refresh now (f) asks clientlinkd to refresh the tokens and check the connection at "
         "once. Re-Authorise (r) opens a sign-in for this client. Arrow keys and PgUp/PgDn "
-        "scroll; Esc goes back."
+        "scroll; Esc goes back.\n\n"
+        "Contact details: e corrects the email address and mobile number (clientlinkd "
+        "checks them). Invite (i) sends the client a personal link to connect bank feeds, "
+        "by email or SMS; a toast says when it has gone.\n\n"
+        "Communication: every invitation sent to this client, newest first — when, how, "
+        "the template, the banks, where it stands (sent, delivered, opened, bank connected, "
+        "failed, or uncertain: clientlinkd could not confirm it left, so check with the "
+        "client before sending again) and who sent it. Tab moves into the list; s sends the "
+        "highlighted invitation again with a new link (the old link stops working)."
     )
     BINDINGS = [
         Binding("escape", "back", "Back", id="client_detail.back"),
         Binding("r", "reauthorise", "Re-Authorise", id="client_detail.reauthorise"),
         Binding("f", "refresh_now", "Refresh now", id="client_detail.refresh_now"),
+        Binding("e", "edit_contact", "Contact", id="client_detail.edit_contact"),
+        Binding("i", "invite", "Invite", id="client_detail.invite"),
+        Binding("s", "resend", "Resend", id="client_detail.resend"),
         Binding("f5", "reload", "Reload", show=False, id="client_detail.reload"),
         Binding("ctrl+r", "reload", "Reload", show=False, id="client_detail.reload_ctrl"),
     ]
@@ -97,6 +148,12 @@ class ClientDetailScreen(DaemonScreen[None]):
         """The client as the daemon last described it (None until it answers)."""
         self.history: list[HistoryEntry] | None = None
         """Newest first; None until the daemon answers."""
+        self.invitations: list[Invitation] | None = None
+        """The communication timeline, newest first; None until the daemon answers."""
+        self.template_names: dict[str, str] = {}
+        self.banks: dict[str, Bank] = {}
+        self.pending_invites: set[int] = set()
+        """Invite jobs started here whose outcome has not been told yet."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -104,21 +161,30 @@ class ClientDetailScreen(DaemonScreen[None]):
         with VerticalScroll(id="detail-body"):
             yield Static("Loading…", id="detail-fields")
             yield Static("Refreshing…", id="detail-refreshing")
+            yield Static(Text("Communication", style="bold underline"), id="detail-timeline-title")
+            yield Static("Loading…", id="detail-timeline-empty")
+            yield DataTable(cursor_type="row", zebra_stripes=True, id="detail-timeline")
+            yield Static("", id="detail-invitation")
             yield Static(Text("History", style="bold underline"), id="detail-history-title")
             yield Static("Loading…", id="detail-history")
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
+        timeline = self.query_one("#detail-timeline", DataTable)
+        for label, key, width in TIMELINE_COLUMNS:
+            timeline.add_column(label, key=key, width=width)
         self._show_client()
         self.set_interval(CLOCK_REFRESH_SECONDS, self._show_all)
         self.query_one("#detail-body").focus()
         if self.clientlink.connected:
             self.load_client()
+            self.load_timeline()
 
     # ------------------------------------------------------------------ loading
 
     def on_daemon_connected(self, message: messages.DaemonConnected) -> None:
         self.load_client()
+        self.load_timeline()
 
     @work(exclusive=True, group="load-client", exit_on_error=False)
     async def load_client(self) -> None:
@@ -141,6 +207,31 @@ class ClientDetailScreen(DaemonScreen[None]):
     def action_reload(self) -> None:
         """Ask the daemon for this client again."""
         self.load_client()
+        self.load_timeline()
+
+    @work(exclusive=True, group="load-timeline", exit_on_error=False)
+    async def load_timeline(self) -> None:
+        """``invites.list`` for this client, with template and bank names to show."""
+        if not self.clientlink.connected:
+            return
+        daemon = self.clientlink.daemon
+        listed = InvitesListResult.model_validate(
+            await daemon.call(
+                "invites.list", {"client_id": self.client_id, "limit": TIMELINE_LIMIT}
+            )
+        )
+        # Templates are renamed and created elsewhere: read their names every time.
+        templates = TemplatesListResult.model_validate(await daemon.call("templates.list"))
+        self.template_names = {template.id: template.name for template in templates.items}
+        if not self.banks and any(item.bank_ids for item in listed.items):
+            try:
+                banks = BanksListResult.model_validate(await daemon.call("banks.list"))
+            except RpcError as exc:
+                self.log.warning(f"bank names unavailable: {exc.message}")
+            else:
+                self.banks = {bank.id: bank for bank in banks.items}
+        self.invitations = listed.items
+        self._show_timeline()
 
     # ------------------------------------------------------------------ showing
 
@@ -148,6 +239,78 @@ class ClientDetailScreen(DaemonScreen[None]):
         self._show_client()
         if self.history is not None:
             self.query_one("#detail-history", Static).update(history_table(self.history))
+        if self.invitations is not None:
+            self._show_timeline()
+
+    def _banks_in_words(self, invitation: Invitation, *, short: bool = False) -> str:
+        if not invitation.bank_ids:
+            return "client chooses"
+        names = []
+        for bank_id in invitation.bank_ids:
+            bank = self.banks.get(bank_id)
+            if bank is None:
+                names.append(bank_id)  # the bank-feed service could not be asked
+            else:
+                names.append((bank.short_name or bank.name) if short else bank.name)
+        return ", ".join(names)
+
+    def _show_timeline(self) -> None:
+        invitations = self.invitations or []
+        table = self.query_one("#detail-timeline", DataTable)
+        highlighted = self.highlighted_invitation()
+        table.clear()
+        for invitation in invitations:
+            table.add_row(
+                relative_time(invitation.sent_at or invitation.created_at),
+                CHANNEL_WORDS.get(invitation.channel, invitation.channel),
+                self.template_names.get(invitation.template_id, invitation.template_id),
+                self._banks_in_words(invitation, short=True),
+                invitation_state_text(invitation.state),
+                invitation.actor,
+                key=str(invitation.id),
+            )
+        if highlighted is not None and str(highlighted.id) in table.rows:
+            table.move_cursor(row=table.get_row_index(str(highlighted.id)))
+        self.set_class(bool(invitations), "-has-invitations")
+        empty = "No invitations sent yet: i invites this client to connect bank feeds."
+        self.query_one("#detail-timeline-empty", Static).update(Text(empty, style="dim"))
+        self._show_invitation()
+
+    def highlighted_invitation(self) -> Invitation | None:
+        """The invitation under the timeline's cursor (the newest until it moves)."""
+        table = self.query_one("#detail-timeline", DataTable)
+        if not table.row_count:
+            return None
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return next(
+            (each for each in self.invitations or [] if str(each.id) == row_key.value), None
+        )
+
+    @on(DataTable.RowHighlighted, "#detail-timeline")
+    def _show_invitation(self) -> None:
+        """The highlighted invitation in full: the columns cut it short."""
+        detail = self.query_one("#detail-invitation", Static)
+        invitation = self.highlighted_invitation()
+        if invitation is None:
+            detail.update("")
+            return
+        text = invitation_state_text(invitation.state)
+        if invitation.error:
+            style = "yellow" if invitation.state == "uncertain" else "red"
+            text.append(f": {invitation.error}", style=style)
+        text.append(
+            f"\n{CHANNEL_WORDS.get(invitation.channel, invitation.channel)}, "
+            f"{format_when(invitation.sent_at or invitation.created_at)}, "
+            f"by {invitation.actor}",
+            style="dim",
+        )
+        template = self.template_names.get(invitation.template_id, invitation.template_id)
+        text.append(f"\nTemplate: {template} · Banks: {self._banks_in_words(invitation)}")
+        if invitation.reminder_of:
+            text.append(" · a reminder", style="italic")
+        if invitation.link_expires_at:
+            text.append(f"\nLink works until {format_when(invitation.link_expires_at)}", "dim")
+        detail.update(text)
 
     def _show_client(self) -> None:
         client = self.client
@@ -159,6 +322,8 @@ class ClientDetailScreen(DaemonScreen[None]):
         grid.add_column(ratio=1)
         grid.add_row("ABN", format_abn(client.abn))
         grid.add_row("Software", self.clientlink.provider_name(client.provider))
+        grid.add_row("Email", client.email or Text("— (e adds one)", style="dim"))
+        grid.add_row("Mobile", client.phone or Text("— (e adds one)", style="dim"))
         status = status_text(client.status)
         if client.status_since:
             status.append(f"  since {format_when(client.status_since)}")
@@ -202,6 +367,38 @@ class ClientDetailScreen(DaemonScreen[None]):
     def on_client_reauthorised(self, message: messages.ClientReauthorised) -> None:
         if message.event.client_id == self.client_id:
             self.load_client()
+
+    def on_invitation_changed(self, message: messages.InvitationChanged) -> None:
+        if message.event.client_id == self.client_id:
+            self.load_timeline()
+
+    def on_job_finished(self, message: messages.JobFinished) -> None:
+        if message.event.job_id in self.pending_invites:
+            self.settle_invite(message.event.job_id)
+
+    def _follow_invite(self, job_id: int) -> None:
+        """Tell the person how an invite job started here ends."""
+        self.pending_invites.add(job_id)
+        self.load_timeline()
+        self.settle_invite(job_id)  # it may have ended before its event was heard
+
+    @work(group="settle-invite", exit_on_error=False)
+    async def settle_invite(self, job_id: int) -> None:
+        """Once the job has ended: a toast saying the invitation went, or why not."""
+        job = Job.model_validate(
+            await self.clientlink.daemon.call("jobs.get", {"job_id": job_id, "items": True})
+        )
+        if not job.state.finished or job_id not in self.pending_invites:
+            return
+        self.pending_invites.discard(job_id)
+        name = self.client.name if self.client is not None else "Invitation"
+        if job.done:
+            self.notify("Invitation sent", title=name)
+        else:
+            reasons = [item.error for item in job.items or [] if item.error]
+            reason = reasons[0] if reasons else f"the job was {job.state.value}"
+            self.notify(reason, title=f"Invitation not sent — {name}", severity="error")
+        self.load_timeline()
 
     # ------------------------------------------------------------------ actions
 
@@ -260,8 +457,84 @@ class ClientDetailScreen(DaemonScreen[None]):
             self.notify(outcome, title=client.name, severity="warning")
         self.load_client()
 
+    def action_edit_contact(self) -> None:
+        """Correct the email address and mobile number."""
+        client = self.client
+        if client is None:
+            self.notify("This client has not loaded yet.", severity="warning")
+            return
+
+        def show_saved(saved: Client | None) -> None:
+            if saved is not None:
+                self.client = saved
+                self._show_client()
+
+        self.app.push_screen(EditContactScreen(client), show_saved)
+
+    def action_invite(self) -> None:
+        """Invite the client to connect bank feeds by email or SMS."""
+        client = self.client
+        if client is None:
+            self.notify("This client has not loaded yet.", severity="warning")
+            return
+
+        def follow(job_id: int | None) -> None:
+            if job_id is not None:
+                self._follow_invite(job_id)
+
+        self.app.push_screen(InviteClientScreen(client), follow)
+
+    def action_resend(self) -> None:
+        """Send the highlighted invitation again, with a new link, after a confirm."""
+        invitation = self.highlighted_invitation()
+        if invitation is None:
+            self.notify("No invitation to send again: i invites this client.", severity="warning")
+            return
+        channel = "SMS" if invitation.channel == Channel.SMS else "email"
+        question = (
+            f"Send this {channel} invitation to {invitation.client_name} again? "
+            "It gets a new link; the link sent before stops working."
+        )
+        if invitation.state == "uncertain":
+            question += "\n\nThe first one may have arrived: check with the client first."
+
+        def resend_if_confirmed(confirmed: bool | None) -> None:
+            if confirmed:
+                self.resend(invitation.id)
+
+        self.app.push_screen(ConfirmScreen(question, yes_label="Send again"), resend_if_confirmed)
+
+    @work(exclusive=True, group="resend", exit_on_error=False)
+    async def resend(self, invitation_id: int) -> None:
+        """``invites.resend``; the outcome is told like an invite's."""
+        try:
+            started = JobStartResult.model_validate(
+                await self.clientlink.daemon.call(
+                    "invites.resend", {"invitation_id": invitation_id}
+                )
+            )
+        except RpcError as exc:
+            self.notify(exc.message, title="Not sent again", severity="error")
+            return
+        self._follow_invite(started.job_id)
+
     def palette_commands(self) -> list[PaletteCommand]:
         return [
+            PaletteCommand(
+                "Client: edit contact details",
+                "Correct the email address and mobile number (e)",
+                self.action_edit_contact,
+            ),
+            PaletteCommand(
+                "Client: invite to connect banks",
+                "Send a personal link by email or SMS (i)",
+                self.action_invite,
+            ),
+            PaletteCommand(
+                "Invitation: send again",
+                "The highlighted invitation, with a new link (s)",
+                self.action_resend,
+            ),
             PaletteCommand(
                 "Client: refresh now",
                 "Refresh the tokens and check the connection (f)",

@@ -39,8 +39,16 @@ from clientlink.tui.widgets.offline_banner import OfflineBanner
 FAILURES_LIMIT = 500
 REASON_MIN_WIDTH = 20
 
-JOB_TITLES = {JobKind.REAUTHORISE: "Re-authorise clients", JobKind.REIMPORT: "Re-import clients"}
-DONE_WORDS = {JobKind.REAUTHORISE: "re-authorised", JobKind.REIMPORT: "re-imported"}
+JOB_TITLES = {
+    JobKind.REAUTHORISE: "Re-authorise clients",
+    JobKind.REIMPORT: "Re-import clients",
+    JobKind.INVITE: "Invite clients to connect banks",
+}
+DONE_WORDS = {
+    JobKind.REAUTHORISE: "re-authorised",
+    JobKind.REIMPORT: "re-imported",
+    JobKind.INVITE: "invited",
+}
 STATE_STYLES = {
     JobState.QUEUED: "dim",
     JobState.RUNNING: "bold cyan",

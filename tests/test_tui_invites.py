@@ -1,0 +1,179 @@
+"""Contact details, invitations and templates in the TUI.
+
+Real daemon, real sandbox (SMTP server, bank feeds) over real sockets; the app is driven
+with Pilot at 80x24.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, OptionList, TextArea
+
+from clientlink.tui.app import ClientlinkApp
+from clientlink.tui.screens.client_detail import ClientDetailScreen
+from clientlink.tui.screens.communication_center import CommunicationCenterScreen
+from clientlink.tui.screens.edit_contact import EditContactScreen
+from clientlink.tui.screens.invite_client import InviteClientScreen
+from clientlink.tui.screens.reconnect_banks import ReconnectBanksScreen, Step
+from clientlink.tui.screens.template_editor import TemplateEditorScreen
+from clientlink.tui.widgets.filtered_checklist import FilteredChecklist
+from tests.helpers import sandbox_get, sandbox_post, wait_until
+from tests.test_tui_bulk import clients_screen_with_list, finished_job, screen_of, toasts
+from tests.test_tui_watch import flat
+from tests.test_tui_watch import shown as shown_on
+
+
+async def outbox(practice: Any, channel: str) -> list[dict[str, Any]]:
+    return await sandbox_get(practice.sandbox.base_url, f"/_sandbox/outbox?channel={channel}")
+
+
+async def open_detail_of_highlighted(pilot: Pilot) -> ClientDetailScreen:
+    clients_screen = await clients_screen_with_list(pilot.app)
+    client_id = clients_screen.focused_client_id()
+    await pilot.press("d")
+    detail = await screen_of(pilot.app, ClientDetailScreen)
+    assert detail.client_id == client_id
+    await wait_until(lambda: detail.client is not None, what="the client's details")
+    return detail
+
+
+def shown(widget: Any) -> str:
+    """A Static's text as drawn, on one line."""
+    return flat(shown_on(widget.screen, f"#{widget.id}"))
+
+
+async def test_an_invalid_email_is_refused_in_the_dialog_and_a_valid_one_saved(practice) -> None:
+    daemon = await practice.connect()
+    app = ClientlinkApp(practice.socket_path, open_browser=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        detail = await open_detail_of_highlighted(pilot)
+        before = await daemon.call("clients.get", {"client_id": detail.client_id})
+        assert before["email"] and before["email"] in shown(detail.query_one("#detail-fields"))
+
+        await pilot.press("e")
+        dialog = await screen_of(app, EditContactScreen)
+        dialog.query_one("#contact-email", Input).value = "accounts@@example"
+        await pilot.press("enter")
+        await wait_until(lambda: dialog.has_class("-error"), what="the refusal in the dialog")
+        assert app.screen is dialog
+        assert "not a valid email" in shown(dialog.query_one("#contact-error"))
+        assert await daemon.call("clients.get", {"client_id": detail.client_id}) == before
+
+        dialog.query_one("#contact-email", Input).value = "books@new-address.example"
+        dialog.query_one("#contact-phone", Input).value = "0412 345 678"
+        await pilot.press("enter")
+        await wait_until(lambda: app.screen is detail, what="the dialog to close")
+        after = await daemon.call("clients.get", {"client_id": detail.client_id})
+        assert (after["email"], after["phone"]) == ("books@new-address.example", "+61412345678")
+        assert "books@new-address.example" in shown(detail.query_one("#detail-fields"))
+
+
+async def test_inviting_one_client_by_email_sends_the_mail_and_the_timeline_says_sent(
+    practice,
+) -> None:
+    daemon = await practice.connect()
+    bank = (await daemon.call("banks.list"))["items"][1]
+    app = ClientlinkApp(practice.socket_path, open_browser=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        detail = await open_detail_of_highlighted(pilot)
+        assert detail.client is not None
+        await wait_until(lambda: detail.invitations == [], what="an empty timeline")
+
+        await pilot.press("i")
+        dialog = await screen_of(app, InviteClientScreen)
+        banks = dialog.query_one(FilteredChecklist)
+        await wait_until(lambda: banks.items, what="the banks")
+        banks.filter_input.value = bank["name"]
+        await wait_until(lambda: banks.shown == [bank["id"]], what="the filtered banks")
+        banks.checklist.focus()
+        await pilot.press("space")
+        assert dialog.channel is not None and dialog.channel.value == "email"
+        await pilot.press("ctrl+s")
+
+        await wait_until(lambda: app.screen is detail, what="the dialog to close")
+        await wait_until(lambda: "Invitation sent" in toasts(app), what="the toast")
+        timeline = detail.query_one("#detail-timeline", DataTable)
+        await wait_until(lambda: timeline.row_count == 1, what="the invitation in the timeline")
+        assert timeline.get_row_at(0)[1] == "Email"
+        assert str(timeline.get_row_at(0)[4]) == "Sent"
+        assert bank["name"] in shown(detail.query_one("#detail-invitation"))
+
+        # The client connects the bank; the follow-up's event moves the timeline on by itself.
+        users = await sandbox_get(practice.sandbox.base_url, "/_sandbox/basiq/users")
+        opaque = users[0]["auth_link"]["opaque"]
+        await sandbox_post(practice.sandbox.base_url, f"/_sandbox/basiq/consent/{opaque}/complete")
+        await daemon.call("invites.follow_up")
+        await wait_until(
+            lambda: str(timeline.get_row_at(0)[4]) == "Bank connected", what="the live update"
+        )
+
+    (mail,) = await outbox(practice, "email")
+    assert mail["rcpt_tos"] == [detail.client.email]
+    assert bank["name"] in mail["text"]
+
+
+async def test_a_custom_template_reaches_two_marked_clients_naming_both_banks(practice) -> None:
+    daemon = await practice.connect()
+    banks = (await daemon.call("banks.list"))["items"][1:3]
+    app = ClientlinkApp(practice.socket_path, open_browser=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        clients_screen = await clients_screen_with_list(app)
+        await pilot.press("f6")
+        center = await screen_of(app, CommunicationCenterScreen)
+        await wait_until(lambda: center.templates, what="the templates")
+
+        await pilot.press("n")
+        editor = await screen_of(app, TemplateEditorScreen)
+        editor.query_one("#editor-name", Input).value = "Add your new banks"
+        editor.query_one("#editor-subject", Input).value = "{client_name}: add {bank_names}"
+        body = editor.query_one("#editor-body", TextArea)
+        body.text = "Hello {client_name}, please add {bank_names} here: {linky}"
+        await pilot.press("ctrl+s")
+        await wait_until(lambda: editor.has_class("-error"), what="the refusal")
+        assert "{linky}" in shown(editor.query_one("#editor-error"))
+        assert app.screen is editor
+        listed = await daemon.call("templates.list")
+        assert all(template["builtin"] for template in listed["items"])
+
+        body.text = "Hello {client_name}, please add {bank_names} here: {link}"
+        preview = editor.query_one("#editor-preview")
+        await wait_until(
+            lambda: "please add your bank accounts here: https://" in shown(preview),
+            what="the preview of the fixed text",
+        )
+        await pilot.press("ctrl+s")
+        await wait_until(lambda: app.screen is center, what="back in the Communication Center")
+        listed = await daemon.call("templates.list")
+        (template,) = [each for each in listed["items"] if not each["builtin"]]
+        await wait_until(lambda: template["id"] in center.templates, what="the new template")
+
+        await pilot.press("escape")
+        await wait_until(lambda: app.screen is clients_screen, what="back on Manage Clients")
+        await pilot.press("space", "space")  # marks the first two clients
+        marked = sorted(clients_screen.marked)
+        assert len(marked) == 2
+        await pilot.press("b", "5")  # Bulk Actions → Reconnect and Add New Banks
+        wizard = await screen_of(app, ReconnectBanksScreen)
+        assert wizard.step == Step.BANKS and wizard.client_ids == marked
+        bank_list = wizard.query_one(f"#{Step.BANKS}", FilteredChecklist)
+        await wait_until(lambda: bank_list.items, what="the banks")
+        for bank in banks:
+            bank_list.checklist.highlighted = bank_list.shown.index(bank["id"])
+            await pilot.press("space")
+        await pilot.press("enter")
+        assert wizard.step == Step.TEMPLATE
+        templates = wizard.query_one("#reconnect-templates", OptionList)
+        templates.highlighted = templates.get_option_index(template["id"])
+        await pilot.pause()
+        assert "All 2 clients have an email address" in shown(wizard.query_one("#reconnect-reach"))
+        await pilot.press("enter")  # Send
+        progress = await finished_job(pilot)
+        assert "2 invited, 0 failed" in shown(progress.query_one("#job-summary"))
+
+    mails = await outbox(practice, "email")
+    emails = {(await daemon.call("clients.get", {"client_id": cid}))["email"] for cid in marked}
+    assert {address for mail in mails for address in mail["rcpt_tos"]} == emails
+    both = f"{banks[0]['name']} and {banks[1]['name']}"
+    assert len(mails) == 2 and all(both in mail["text"] for mail in mails)
