@@ -111,6 +111,7 @@ class Topic(StrEnum):
     JOB_FINISHED = "job.finished"
     NOTIFICATION = "notification"
     INVITATION_CHANGED = "invitation.changed"
+    BANK_CONNECTION_CHANGED = "bank.connection_changed"
 
 
 # --------------------------------------------------------------------------- shapes
@@ -549,6 +550,19 @@ class BanksListResult(_Result):
     items: list[Bank]
 
 
+class BankConnection(_Result):
+    id: str
+    institution_id: str
+    bank_name: str
+    status: str = Field(description="active, invalid (broken: needs a reconnect), pending...")
+    needs_reconnect: bool
+    updated_at: str
+
+
+class BankConnectionsResult(_Result):
+    items: list[BankConnection]
+
+
 class ChannelSecretParams(_Params):
     channel: Literal["email", "sms", "banks"]
     secret: str = Field(min_length=1, max_length=4096)
@@ -760,6 +774,17 @@ class InvitationChanged(Event):
     state: str
 
 
+class BankConnectionChanged(Event):
+    """A client's bank connection changed status (e.g. broke: it needs a reconnect)."""
+
+    client_id: int
+    name: str
+    connection_id: str
+    institution_id: str
+    status: str
+    needs_reconnect: bool
+
+
 EVENT_MODELS: dict[Topic, type[Event]] = {
     Topic.CLIENT_STATUS_CHANGED: ClientStatusChanged,
     Topic.CLIENT_REAUTHORISED: ClientReauthorised,
@@ -770,6 +795,7 @@ EVENT_MODELS: dict[Topic, type[Event]] = {
     Topic.JOB_PROGRESS: JobProgress,
     Topic.JOB_FINISHED: JobProgress,
     Topic.INVITATION_CHANGED: InvitationChanged,
+    Topic.BANK_CONNECTION_CHANGED: BankConnectionChanged,
 }
 
 
@@ -892,6 +918,11 @@ METHODS: dict[str, MethodSpec] = {
         params=Empty,
         result=FollowUpResult,
         summary="Ask the SMS and bank-feed services what became of open invitations now.",
+    ),
+    "banks.connections": MethodSpec(
+        params=ClientIdParams,
+        result=BankConnectionsResult,
+        summary="A client's bank connections as last seen; broken ones need a reconnect.",
     ),
     "banks.list": MethodSpec(
         params=Empty, result=BanksListResult, summary="The banks clients can connect."

@@ -264,7 +264,49 @@ class Invitations:
             if await self._follow_one(invitation):
                 counts["changed"] += 1
         counts["reminded"] = await self._remind_due()
+        counts["changed"] += await self._watch_bank_connections()
         return counts
+
+    async def _watch_bank_connections(self) -> int:
+        """Every invited client's bank connections: a broken one needs a reconnect."""
+        changed = 0
+        for client_id, user_id in await self._store.bank_users():
+            try:
+                connections = await self.banks.connections(user_id)
+            except BanksUnavailable as exc:
+                log.info("bank connections not checked: %s", exc)
+                return changed
+            for connection in connections:
+                changed += await self._record_connection(client_id, connection)
+        return changed
+
+    async def _record_connection(self, client_id: int, connection: dict[str, Any]) -> int:
+        institution = connection["institution"]["id"]
+        previous = await self._store.set_bank_connection(
+            connection["id"], client_id, institution, connection["status"], self._clock.now()
+        )
+        if previous == connection["status"]:
+            return 0
+        client = await self._store.get_client(client_id)
+        broken = connection["status"] == "invalid"
+        self._events.publish(
+            Topic.BANK_CONNECTION_CHANGED,
+            client_id=client_id,
+            name=client["name"] if client else "",
+            connection_id=connection["id"],
+            institution_id=institution,
+            status=connection["status"],
+            needs_reconnect=broken,
+        )
+        if broken and client is not None:
+            await self._store.add_history(
+                client_id,
+                "bank_broken",
+                self._clock.now(),
+                reason=f"the bank connection to {institution} broke: invite the client to "
+                "reconnect it",
+            )
+        return 1
 
     async def _follow_one(self, invitation: dict[str, Any]) -> bool:
         now = self._clock.now()
@@ -289,13 +331,7 @@ class Invitations:
                 log.info("bank-feed follow-up skipped: %s", exc)
                 return False
             for connection in connections:
-                await self._store.set_bank_connection(
-                    connection["id"],
-                    invitation["client_id"],
-                    connection["institution"]["id"],
-                    connection["status"],
-                    now,
-                )
+                await self._record_connection(invitation["client_id"], connection)
             if link.get("opened") and not invitation["opened_at"]:
                 changes.update(state="opened", opened_at=link.get("openedAt") or to_iso(now))
             wanted = set(invitation["bank_ids"])

@@ -6,6 +6,7 @@ documentation.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -886,6 +887,30 @@ class Daemon:
     async def _rpc_invites__follow_up(self, params: p.Empty, ctx: CallContext) -> p.FollowUpResult:
         """Follow up open invitations now (the daemon also does it on its own)."""
         return p.FollowUpResult(**await self.invitations.follow_up())
+
+    async def _rpc_banks__connections(
+        self, params: p.ClientIdParams, ctx: CallContext
+    ) -> p.BankConnectionsResult:
+        """The client's bank connections as last followed up; broken ones need a reconnect."""
+        assert self.store is not None
+        await self.clients.require(params.client_id)
+        names: dict[str, str] = {}
+        with contextlib.suppress(BanksUnavailable):
+            names = {b["id"]: b["name"] for b in await self.invitations.banks.institutions()}
+        rows = await self.store.bank_connections(params.client_id)
+        return p.BankConnectionsResult(
+            items=[
+                p.BankConnection(
+                    id=row["id"],
+                    institution_id=row["institution_id"],
+                    bank_name=names.get(row["institution_id"], row["institution_id"]),
+                    status=row["status"],
+                    needs_reconnect=row["status"] == "invalid",
+                    updated_at=row["updated_at"],
+                )
+                for row in rows
+            ]
+        )
 
     async def _rpc_banks__list(self, params: p.Empty, ctx: CallContext) -> p.BanksListResult:
         """The banks a client can be asked to connect."""

@@ -1005,6 +1005,10 @@ class Store:
             )
         return row["status"] if row else None
 
+    async def bank_users(self) -> list[tuple[int, str]]:
+        rows = await self._fetchall("SELECT client_id, user_id FROM bank_users ORDER BY client_id")
+        return [(row["client_id"], row["user_id"]) for row in rows]
+
     async def bank_connections(self, client_id: int) -> list[dict[str, Any]]:
         rows = await self._fetchall(
             "SELECT * FROM bank_connections WHERE client_id = ? ORDER BY institution_id",

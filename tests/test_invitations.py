@@ -194,3 +194,29 @@ async def test_a_daemon_killed_mid_send_marks_it_uncertain_and_sends_nothing_twi
         await rpc.close()
     finally:
         await process.stop()
+
+
+async def test_a_broken_bank_connection_is_shown_as_needing_a_reconnect(practice):
+    rpc = await practice.connect()
+    await rpc.subscribe(["bank.connection_changed"])
+    client_id = practice.connected_ids[0]
+    bank = (await two_banks(rpc))[0]
+    started = await rpc.call(
+        "invites.send", {"client_id": client_id, "channel": "email", "bank_ids": [bank["id"]]}
+    )
+    await finished(rpc, started["job_id"])
+    users = await sandbox_get(practice.sandbox.base_url, "/_sandbox/basiq/users")
+    opaque = users[0]["auth_link"]["opaque"]
+    await sandbox_post(practice.sandbox.base_url, f"/_sandbox/basiq/consent/{opaque}/complete")
+    await rpc.call("invites.follow_up")
+    (connection,) = (await rpc.call("banks.connections", {"client_id": client_id}))["items"]
+    assert connection["bank_name"] == bank["name"] and not connection["needs_reconnect"]
+
+    await sandbox_post(
+        practice.sandbox.base_url, f"/_sandbox/basiq/connections/{connection['id']}/invalidate"
+    )
+    await rpc.call("invites.follow_up")
+    (connection,) = (await rpc.call("banks.connections", {"client_id": client_id}))["items"]
+    assert connection["needs_reconnect"] and connection["status"] == "invalid"
+    history = await rpc.call("clients.history", {"client_id": client_id})
+    assert "reconnect" in history["items"][0]["reason"]
