@@ -220,3 +220,41 @@ async def test_a_broken_bank_connection_is_shown_as_needing_a_reconnect(practice
     assert connection["needs_reconnect"] and connection["status"] == "invalid"
     history = await rpc.call("clients.history", {"client_id": client_id})
     assert "reconnect" in history["items"][0]["reason"]
+
+
+async def test_sms_busy_is_retried_and_an_unsubscribed_number_is_explained(practice):
+    rpc = await practice.connect()
+    client_id = practice.connected_ids[0]
+    await sandbox_post(
+        practice.sandbox.base_url, "/_sandbox/faults", {"kind": "429", "target": "sms", "count": 1}
+    )
+    started = await rpc.call("invites.send", {"client_id": client_id, "channel": "sms"})
+    job = await finished(rpc, started["job_id"], within=30)
+    assert job["done"] == 1 and job["items"][0]["attempts"] == 2
+    assert len(await outbox(practice, "sms")) == 1
+
+    await rpc.call("clients.update", {"client_id": client_id, "phone": "+61491580012"})
+    started = await rpc.call("invites.send", {"client_id": client_id, "channel": "sms"})
+    job = await finished(rpc, started["job_id"], within=30)
+    assert "unsubscribed from SMS" in job["items"][0]["error"]
+    assert "21610" in job["items"][0]["error"]
+    timeline = (await rpc.call("invites.list", {"client_id": client_id}))["items"]
+    assert timeline[0]["state"] == "failed"
+
+
+async def test_resending_makes_a_new_link_and_the_old_one_stops_working(practice):
+    import httpx
+
+    rpc = await practice.connect()
+    client_id = practice.connected_ids[0]
+    started = await rpc.call("invites.send", {"client_id": client_id, "channel": "email"})
+    await finished(rpc, started["job_id"])
+    (invitation,) = (await rpc.call("invites.list", {}))["items"]
+    resent = await rpc.call("invites.resend", {"invitation_id": invitation["id"]})
+    await finished(rpc, resent["job_id"])
+    first, second = await outbox(practice, "email")
+    old, new = (LINK.search(m["text"]).group(0) for m in (first, second))
+    assert old != new
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(old)).status_code == 410
+        assert (await http.get(new)).status_code == 200
