@@ -20,6 +20,7 @@ from clientlink.tui.screens.reconnect_banks import ReconnectBanksScreen, Step
 from clientlink.tui.screens.template_editor import TemplateEditorScreen
 from clientlink.tui.widgets.filtered_checklist import FilteredChecklist
 from tests.helpers import sandbox_get, sandbox_post, wait_until
+from tests.test_jobs import finished
 from tests.test_tui_bulk import clients_screen_with_list, finished_job, screen_of, toasts
 from tests.test_tui_watch import flat
 from tests.test_tui_watch import shown as shown_on
@@ -177,3 +178,44 @@ async def test_a_custom_template_reaches_two_marked_clients_naming_both_banks(pr
     assert {address for mail in mails for address in mail["rcpt_tos"]} == emails
     both = f"{banks[0]['name']} and {banks[1]['name']}"
     assert len(mails) == 2 and all(both in mail["text"] for mail in mails)
+
+
+async def test_a_bank_connection_that_breaks_says_so_on_the_client_screen_and_in_a_toast(
+    practice,
+) -> None:
+    daemon = await practice.connect()
+    bank = (await daemon.call("banks.list"))["items"][1]
+    app = ClientlinkApp(practice.socket_path, open_browser=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        detail = await open_detail_of_highlighted(pilot)
+        assert detail.client is not None
+        section = detail.query_one("#detail-banks")
+        await wait_until(lambda: detail.bank_connections == [], what="no bank connections")
+        assert "No bank connections yet" in shown(section)
+
+        # The client accepts an invitation and connects the bank: the section shows it live.
+        started = await daemon.call(
+            "invites.send",
+            {"client_id": detail.client_id, "channel": "email", "bank_ids": [bank["id"]]},
+        )
+        await finished(daemon, started["job_id"])
+        users = await sandbox_get(practice.sandbox.base_url, "/_sandbox/basiq/users")
+        opaque = users[0]["auth_link"]["opaque"]
+        await sandbox_post(practice.sandbox.base_url, f"/_sandbox/basiq/consent/{opaque}/complete")
+        await daemon.call("invites.follow_up")
+        await wait_until(
+            lambda: f"{bank['name']} Connected" in shown(section), what="the connected bank"
+        )
+        assert "reconnect" not in shown(section)
+
+        listed = await daemon.call("banks.connections", {"client_id": detail.client_id})
+        (connection,) = listed["items"]
+        await sandbox_post(
+            practice.sandbox.base_url, f"/_sandbox/basiq/connections/{connection['id']}/invalidate"
+        )
+        await daemon.call("invites.follow_up")
+        await wait_until(
+            lambda: "Broken — needs a reconnect" in shown(section), what="the broken connection"
+        )
+        assert f"Invite the client to reconnect: press i and tick {bank['name']}" in shown(section)
+        assert f"{detail.client.name}: a bank connection broke" in toasts(app)

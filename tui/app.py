@@ -186,6 +186,14 @@ class ClientlinkApp(App[None]):
             return
         if isinstance(event, protocol.NotificationEvent):
             self._announce(event)
+        elif isinstance(event, protocol.BankConnectionChanged) and event.needs_reconnect:
+            # Events come only on a change, so this one is the moment it broke.
+            self.notify(
+                f"{event.name}: a bank connection broke",
+                title="Bank connection — i on the client invites a reconnect",
+                severity="warning",
+                timeout=NOTIFICATION_TOAST_SECONDS,
+            )
         self._broadcast(lambda: message_type(event))  # type: ignore[call-arg]
 
     def _announce(self, event: protocol.NotificationEvent) -> None:

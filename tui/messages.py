@@ -94,6 +94,13 @@ class InvitationChanged(Message, bubble=False):
     event: protocol.InvitationChanged
 
 
+@dataclass
+class BankConnectionChanged(Message, bubble=False):
+    """A client's bank connection changed status; ``needs_reconnect`` says it broke."""
+
+    event: protocol.BankConnectionChanged
+
+
 EVENT_MESSAGES: dict[protocol.Topic, type[Message]] = {
     protocol.Topic.CLIENT_STATUS_CHANGED: ClientStatusChanged,
     protocol.Topic.CLIENT_REAUTHORISED: ClientReauthorised,
@@ -104,6 +111,7 @@ EVENT_MESSAGES: dict[protocol.Topic, type[Message]] = {
     protocol.Topic.JOB_PROGRESS: JobProgressed,
     protocol.Topic.JOB_FINISHED: JobFinished,
     protocol.Topic.INVITATION_CHANGED: InvitationChanged,
+    protocol.Topic.BANK_CONNECTION_CHANGED: BankConnectionChanged,
 }
 """The message each event topic becomes; topics not listed are not shown by the TUI yet."""
 

@@ -17,6 +17,8 @@ from clientlink.common.client import RpcError
 from clientlink.common.protocol import (
     AuthCompleteResult,
     Bank,
+    BankConnection,
+    BankConnectionsResult,
     BanksListResult,
     Channel,
     Client,
@@ -70,11 +72,53 @@ INVITATION_STATES = {
 }
 """Each invitation state in words and colour; uncertain is yellow: a person must check."""
 
+BANK_CONNECTION_STATES = {
+    "active": ("Connected", "green"),
+    "pending": ("Pending", "cyan"),
+}
+"""A bank connection's status in words and colour; a broken one is told by
+:func:`bank_connection_state_text` from ``needs_reconnect``, whatever its status."""
+
 
 def invitation_state_text(state: str) -> Text:
     """An invitation's state in its colour: ``Bank connected`` in green."""
     label, style = INVITATION_STATES.get(state, (state.capitalize(), ""))
     return Text(label, style=style)
+
+
+def bank_connection_state_text(connection: BankConnection) -> Text:
+    """Where a bank connection stands: ``Connected``, ``Broken — needs a reconnect``."""
+    if connection.needs_reconnect:
+        return Text("Broken — needs a reconnect", style="bold red")
+    label, style = BANK_CONNECTION_STATES.get(
+        connection.status, (connection.status.capitalize(), "")
+    )
+    return Text(label, style=style)
+
+
+def bank_connections_view(connections: list[BankConnection]) -> Group | Text:
+    """Each bank, where it stands and when it was last seen; then what to do about broken
+    ones, since a broken feed stays broken until the client reconnects it."""
+    if not connections:
+        return Text("No bank connections yet: i invites this client to connect bank feeds.", "dim")
+    table = Table.grid(padding=(0, 2))
+    table.add_column(ratio=1)
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True, style="dim")
+    for connection in connections:
+        table.add_row(
+            connection.bank_name,
+            bank_connection_state_text(connection),
+            f"seen {relative_time(connection.updated_at)}",
+        )
+    broken = [each.bank_name for each in connections if each.needs_reconnect]
+    if not broken:
+        return Group(table)
+    hint = Text(
+        f"Invite the client to reconnect: press i and tick {', '.join(broken)}",
+        style="bold yellow",
+    )
+    return Group(table, hint)
 
 
 def history_event(entry: HistoryEntry) -> Text:
@@ -118,6 +162,9 @@ class ClientDetailScreen(DaemonScreen[None]):
         "Refresh now (f) asks clientlinkd to refresh the tokens and check the connection at "
         "once. Re-Authorise (r) opens a sign-in for this client. Arrow keys and PgUp/PgDn "
         "scroll; Esc goes back.\n\n"
+        "Bank connections: each bank feed the client connected, where it stands and when "
+        "clientlinkd last saw it. A broken one needs the client to reconnect it: press i "
+        "and tick that bank. A toast says so on any screen the moment one breaks.\n\n"
         "Contact details: e corrects the email address and mobile number (clientlinkd "
         "checks them). Invite (i) sends the client a personal link to connect bank feeds, "
         "by email or SMS; a toast says when it has gone.\n\n"
@@ -150,6 +197,8 @@ class ClientDetailScreen(DaemonScreen[None]):
         """Newest first; None until the daemon answers."""
         self.invitations: list[Invitation] | None = None
         """The communication timeline, newest first; None until the daemon answers."""
+        self.bank_connections: list[BankConnection] | None = None
+        """The client's bank feeds as last followed up; None until the daemon answers."""
         self.template_names: dict[str, str] = {}
         self.banks: dict[str, Bank] = {}
         self.pending_invites: set[int] = set()
@@ -161,6 +210,8 @@ class ClientDetailScreen(DaemonScreen[None]):
         with VerticalScroll(id="detail-body"):
             yield Static("Loading…", id="detail-fields")
             yield Static("Refreshing…", id="detail-refreshing")
+            yield Static(Text("Bank connections", style="bold underline"), id="detail-banks-title")
+            yield Static("Loading…", id="detail-banks")
             yield Static(Text("Communication", style="bold underline"), id="detail-timeline-title")
             yield Static("Loading…", id="detail-timeline-empty")
             yield DataTable(cursor_type="row", zebra_stripes=True, id="detail-timeline")
@@ -179,12 +230,14 @@ class ClientDetailScreen(DaemonScreen[None]):
         if self.clientlink.connected:
             self.load_client()
             self.load_timeline()
+            self.load_bank_connections()
 
     # ------------------------------------------------------------------ loading
 
     def on_daemon_connected(self, message: messages.DaemonConnected) -> None:
         self.load_client()
         self.load_timeline()
+        self.load_bank_connections()
 
     @work(exclusive=True, group="load-client", exit_on_error=False)
     async def load_client(self) -> None:
@@ -208,6 +261,18 @@ class ClientDetailScreen(DaemonScreen[None]):
         """Ask the daemon for this client again."""
         self.load_client()
         self.load_timeline()
+        self.load_bank_connections()
+
+    @work(exclusive=True, group="load-bank-connections", exit_on_error=False)
+    async def load_bank_connections(self) -> None:
+        """``banks.connections`` for this client, shown with what to do about broken ones."""
+        if not self.clientlink.connected:
+            return
+        listed = BankConnectionsResult.model_validate(
+            await self.clientlink.daemon.call("banks.connections", {"client_id": self.client_id})
+        )
+        self.bank_connections = listed.items
+        self._show_bank_connections()
 
     @work(exclusive=True, group="load-timeline", exit_on_error=False)
     async def load_timeline(self) -> None:
@@ -241,6 +306,12 @@ class ClientDetailScreen(DaemonScreen[None]):
             self.query_one("#detail-history", Static).update(history_table(self.history))
         if self.invitations is not None:
             self._show_timeline()
+        if self.bank_connections is not None:
+            self._show_bank_connections()
+
+    def _show_bank_connections(self) -> None:
+        view = bank_connections_view(self.bank_connections or [])
+        self.query_one("#detail-banks", Static).update(view)
 
     def _banks_in_words(self, invitation: Invitation, *, short: bool = False) -> str:
         if not invitation.bank_ids:
@@ -372,6 +443,10 @@ class ClientDetailScreen(DaemonScreen[None]):
         if message.event.client_id == self.client_id:
             self.load_timeline()
 
+    def on_bank_connection_changed(self, message: messages.BankConnectionChanged) -> None:
+        if message.event.client_id == self.client_id:
+            self.load_bank_connections()
+
     def on_job_finished(self, message: messages.JobFinished) -> None:
         if message.event.job_id in self.pending_invites:
             self.settle_invite(message.event.job_id)
@@ -482,7 +557,10 @@ class ClientDetailScreen(DaemonScreen[None]):
             if job_id is not None:
                 self._follow_invite(job_id)
 
-        self.app.push_screen(InviteClientScreen(client), follow)
+        broken = tuple(
+            each.institution_id for each in self.bank_connections or () if each.needs_reconnect
+        )
+        self.app.push_screen(InviteClientScreen(client, broken), follow)
 
     def action_resend(self) -> None:
         """Send the highlighted invitation again, with a new link, after a confirm."""

@@ -75,9 +75,11 @@ class InviteClientScreen(DaemonModalScreen[int | None]):
         Binding("slash", "focus_filter", "Filter banks", show=False, id="invite.filter"),
     ]
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, ticked_bank_ids: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.client = client
+        self._ticked_bank_ids = ticked_bank_ids
+        """Banks ticked when the list loads (the broken ones, when asked to reconnect)."""
         self.channel: Channel | None = next(
             (channel for channel in Channel if contact_for(client, channel)), None
         )
@@ -132,7 +134,7 @@ class InviteClientScreen(DaemonModalScreen[int | None]):
         except RpcError as exc:
             self._show_error(f"The banks cannot be listed: {exc.message}")
             return
-        self.query_one(FilteredChecklist).set_items(bank_items(banks), ())
+        self.query_one(FilteredChecklist).set_items(bank_items(banks), self._ticked_bank_ids)
 
     def _show_templates(self) -> None:
         select = self.query_one("#invite-template", Select)
