@@ -13,7 +13,7 @@ from typing import Any
 
 from textual import events
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, OptionList, Select
+from textual.widgets import DataTable, Input, OptionList, Select, Static
 
 from clientlink.common.client import DaemonClient
 from clientlink.common.protocol import CLIENT_EXPORT_COLUMNS
@@ -256,3 +256,30 @@ async def test_reimport_shows_the_differences_and_applies_only_the_ticked_ones(p
     }
     assert after[renamed["id"]] == f"{renamed['legal_name']} (New)"
     assert after[kept["id"]] == kept["legal_name"]
+
+
+async def test_the_list_loads_page_by_page_and_mark_all_marks_every_match(
+    practice, monkeypatch
+) -> None:
+    """A long list paints its first page at once and fetches more as the cursor nears the end;
+    marking all marks every client matching the filter, loaded or not."""
+    import clientlink.tui.screens.manage_clients as manage
+
+    monkeypatch.setattr(manage, "PAGE_SIZE", 8)
+    monkeypatch.setattr(manage, "LOAD_AHEAD", 3)
+    app = ClientlinkApp(practice.socket_path, open_browser=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await clients_screen_with_list(app)
+        table = screen.query_one(DataTable)
+        total = len(practice.seeded.client_ids)
+        summary = screen.query_one("#clients-summary", Static)
+        await pilot.pause()
+        first = table.row_count
+        assert first < total  # a screenful and a little more, not everything
+        assert f"{total} clients" in str(summary.render())
+        for _ in range(first):
+            await pilot.press("down")
+        await wait_until(lambda: table.row_count > first, what="the next page")
+        await pilot.press("asterisk")
+        await wait_until(lambda: len(screen.marked) == total, what="every client marked")
+        assert table.row_count < total  # marked without loading them all

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from rich.console import Group
@@ -34,11 +33,17 @@ from clientlink.tui.screens.confirm import ConfirmScreen
 from clientlink.tui.screens.export_clients import ExportClientsScreen
 from clientlink.tui.screens.job_progress import JobProgressScreen
 from clientlink.tui.screens.sign_in import SignInScreen
+from clientlink.tui.widgets.fixed_width_table import FixedWidthTable
 from clientlink.tui.widgets.offline_banner import OfflineBanner
 from clientlink.tui.widgets.status_cell import status_text
 
-PAGE_SIZE = 1000
-TYPING_DEBOUNCE = 0.15
+PAGE_SIZE = 100
+"""Rows fetched at a time: some eight screenfuls at 80x24, quick to query and to put in the
+table (a filter keystroke waits for one page)."""
+MAX_PAGE_SIZE = 1000
+"""The most ``clients.list`` returns at once: for reloads and for collecting every match."""
+LOAD_AHEAD = 50
+"""Fetch the next page once the cursor or the bottom of the view is this near the last row."""
 EXPIRY_REFRESH_SECONDS = 30.0
 
 ALL = "all"
@@ -71,6 +76,8 @@ REASON_MIN_WIDTH = 12
 WIDE_TABLE = 100
 
 MARK_COLUMN = ("mark", "✓", 1)
+AGEING_COLUMNS = ("expiry", "since")
+"""Columns showing a time relative to now, redrawn every EXPIRY_REFRESH_SECONDS."""
 
 Column = tuple[str, str, int]
 """A table column: its key, its heading and its content width."""
@@ -80,6 +87,18 @@ def _ellipsise(text: str, width: int, style: str = "") -> Text:
     cell = Text(text, style=style, no_wrap=True)
     cell.truncate(width, overflow="ellipsis")
     return cell
+
+
+def _names_and_more(loaded_names: list[str], count: int) -> str:
+    """A few of ``count`` clients by name, "A, B, C and 7 more".
+
+    Marks can be on clients not loaded yet (mark all): only the loaded ones have names.
+    """
+    named = loaded_names[:NAMES_IN_CONFIRM]
+    more = count - len(named)
+    if not more:
+        return ", ".join(named)
+    return f"{', '.join(named)} and {more} more" if named else "none of them loaded yet"
 
 
 class ManageClientsScreen(DaemonScreen[None]):
@@ -137,12 +156,22 @@ class ManageClientsScreen(DaemonScreen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.clients: dict[int, Client] = {}
-        """The rows shown, as the daemon last described them, by client id."""
+        """The rows loaded into the table, in order, as the daemon last described them.
+
+        The first page of the filter's matches; more load as the list is scrolled.
+        """
         self.counts: dict[str, int] = {}
         self.total = 0
+        """How many clients match the filter, loaded or not."""
         self.marked: set[int] = set()
-        """Clients marked with space for a bulk action; only ever ones that are shown."""
+        """Clients marked for a bulk action; only ever ones matching the filter, loaded or not."""
         self._columns: list[Column] = []
+        self._shown_filter: dict[str, Any] | None = None
+        """The filter the loaded rows match: later pages continue it."""
+        self._generation = 0
+        """Counts the lists shown, so a page fetched for an older one is dropped."""
+        self._loading_more = False
+        """Whether the next page is being fetched: one at a time, however much is scrolled."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -159,14 +188,17 @@ class ManageClientsScreen(DaemonScreen[None]):
             yield Button("Re-Authorise", id="clients-reauthorise", variant="primary", compact=True)
             yield Button("Bulk Actions", id="clients-bulk", compact=True)
         yield Static("Connecting to clientlinkd…", id="clients-summary")
-        yield DataTable(cursor_type="row", zebra_stripes=True, id="clients-table")
+        yield FixedWidthTable(cursor_type="row", zebra_stripes=True, id="clients-table")
         yield Static("", id="clients-detail")
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self._build_columns()
         self.set_interval(EXPIRY_REFRESH_SECONDS, self._refresh_expiry_cells)
-        self.query_one(DataTable).focus()
+        table = self.query_one(DataTable)
+        table.focus()
+        # Scrolling with the mouse moves the view but not the cursor: both can need more rows.
+        self.watch(table, "scroll_y", self._load_more_if_near_end, init=False)
         if self.clientlink.connected:
             self.load_clients()
 
@@ -197,29 +229,78 @@ class ManageClientsScreen(DaemonScreen[None]):
         """Whether the list shows the clients needing attention (Reason and Since columns)."""
         return self.query_one("#clients-filter-status", Select).value == ATTENTION
 
-    @work(exclusive=True, group="load-clients", exit_on_error=False)
-    async def load_clients(self, debounce: float = 0.0) -> None:
-        """Fetch every client matching the filter, a page at a time, and show them."""
-        if debounce:
-            await asyncio.sleep(debounce)  # a newer keystroke cancels this worker
-        if not self.clientlink.connected:
-            return  # the banner says why; the list reloads on reconnect
+    async def _fetch_clients(
+        self, filter_params: dict[str, Any], offset: int = 0, limit: int | None = None
+    ) -> ClientsListResult:
+        """Up to ``limit`` clients matching the filter from ``offset`` (every one if None).
+
+        Pages of at most 1000, the daemon's limit; the total and counts are the last page's.
+        """
         daemon = self.clientlink.daemon
-        filter_params = self._filter_params()
         items: list[Client] = []
         while True:
+            wanted = MAX_PAGE_SIZE if limit is None else min(MAX_PAGE_SIZE, limit - len(items))
             page = ClientsListResult.model_validate(
                 await daemon.call(
                     "clients.list",
-                    {"filter": filter_params, "offset": len(items), "limit": PAGE_SIZE},
+                    {"filter": filter_params, "offset": offset + len(items), "limit": wanted},
                 )
             )
             items.extend(page.items)
-            if not page.items or len(items) >= page.total:
-                break
+            if (
+                not page.items
+                or offset + len(items) >= page.total
+                or (limit is not None and len(items) >= limit)
+            ):
+                return ClientsListResult(total=page.total, items=items, counts=page.counts)
+
+    @work(exclusive=True, group="load-clients", exit_on_error=False)
+    async def load_clients(self) -> None:
+        """Fetch the first page of clients matching the filter, with their total, and show it.
+
+        A newer call (the next keystroke) cancels this one. Reloading the same filter fetches
+        as many rows as were loaded, so the cursor stays on its client.
+        """
+        if not self.clientlink.connected:
+            return  # the banner says why; the list reloads on reconnect
+        self.workers.cancel_group(self, "load-more")  # its rows would belong to the old list
+        filter_params = self._filter_params()
+        limit = PAGE_SIZE
+        if filter_params == self._shown_filter:
+            limit = max(PAGE_SIZE, len(self.clients))
+        page = await self._fetch_clients(filter_params, limit=limit)
         self.counts = page.counts
         self.total = page.total
-        self._show_clients(items)
+        self._shown_filter = filter_params
+        self._generation += 1
+        self._show_clients(page.items)
+        self._drop_marks_not_matching()
+
+    def _load_more_if_near_end(self) -> None:
+        table = self.query_one(DataTable)
+        if self._loading_more or self._shown_filter is None or table.row_count >= self.total:
+            return
+        last_in_view = int(table.scroll_y) + table.scrollable_content_region.height
+        if table.row_count - max(table.cursor_row, last_in_view) <= LOAD_AHEAD:
+            self._loading_more = True
+            self.load_more_clients()
+
+    @work(exclusive=True, group="load-more", exit_on_error=False)
+    async def load_more_clients(self) -> None:
+        """Fetch the page after the loaded rows and add it to the bottom of the table."""
+        generation, filter_params = self._generation, self._shown_filter
+        assert filter_params is not None
+        try:
+            page = await self._fetch_clients(filter_params, len(self.clients), PAGE_SIZE)
+        finally:
+            self._loading_more = False  # cancelled too, when a new list replaces this one
+        if generation != self._generation:
+            return  # the list was replaced meanwhile
+        self.counts = page.counts
+        self.total = page.total
+        self._add_rows(page.items)
+        self._show_summary()
+        self._load_more_if_near_end()  # a view taller than the page, or a cursor held down
 
     def action_reload(self) -> None:
         """Ask the daemon for the list again."""
@@ -227,7 +308,8 @@ class ManageClientsScreen(DaemonScreen[None]):
 
     @on(Input.Changed, "#clients-filter-text")
     def _filter_text_changed(self) -> None:
-        self.load_clients(debounce=TYPING_DEBOUNCE)
+        # No debounce: one page is quick to fetch, and the next keystroke cancels this load.
+        self.load_clients()
 
     @on(Input.Submitted, "#clients-filter-text")
     def _filter_text_submitted(self) -> None:
@@ -333,19 +415,25 @@ class ManageClientsScreen(DaemonScreen[None]):
         if client.id == self.focused_client_id():
             self._show_detail()
 
+    def _add_rows(self, items: list[Client]) -> None:
+        table = self.query_one(DataTable)
+        for client in items:
+            # A client that moved across a page boundary between two fetches comes twice.
+            if client.id not in self.clients:
+                self.clients[client.id] = client
+                table.add_row(*self._cells(client), key=str(client.id))
+
     def _show_clients(self, items: list[Client]) -> None:
         table = self.query_one(DataTable)
         focused_id = self.focused_client_id()
         focused_row = table.cursor_row
         table.clear()
-        self.clients = {client.id: client for client in items}
-        self.marked &= set(self.clients)
-        for client in items:
-            table.add_row(*self._cells(client), key=str(client.id))
+        self.clients = {}
+        self._add_rows(items)
         if focused_id in self.clients:
             table.move_cursor(row=table.get_row_index(str(focused_id)))
-        elif items:
-            table.move_cursor(row=min(focused_row, len(items) - 1))
+        elif table.row_count:
+            table.move_cursor(row=min(focused_row, table.row_count - 1))
         self._show_summary()
         self._show_detail()
 
@@ -397,11 +485,17 @@ class ManageClientsScreen(DaemonScreen[None]):
     @on(DataTable.RowHighlighted, "#clients-table")
     def _row_highlighted(self) -> None:
         self._show_detail()
+        self._load_more_if_near_end()
 
     def _refresh_expiry_cells(self) -> None:
-        # Relative times age: expiry, and (in the needs-attention view) since when.
+        # Relative times age: expiry, and (in the needs-attention view) since when. Only those
+        # cells: with thousands of rows loaded, whole rows would take most of a second.
+        table = self.query_one(DataTable)
+        ageing = [(key, width) for key, _, width in self._columns if key in AGEING_COLUMNS]
         for client in self.clients.values():
-            self._update_row(client)
+            for key, width in ageing:
+                table.update_cell(str(client.id), key, self._cell(client, key, width))
+        self._show_detail()
 
     def focused_client_id(self) -> int | None:
         """The id of the client on the cursor row, if there is one."""
@@ -524,27 +618,65 @@ class ManageClientsScreen(DaemonScreen[None]):
         self.query_one(DataTable).action_cursor_down()
 
     def action_mark_all(self) -> None:
-        """Mark every client shown."""
-        self.marked = set(self.clients)
-        self._refresh_marks()
+        """Mark every client matching the filter, the ones not loaded yet too."""
+        if len(self.clients) >= self.total:
+            self._set_marks(set(self.clients))
+        else:
+            self.mark_all_matching()
+
+    @work(exclusive=True, group="mark-all", exit_on_error=False)
+    async def mark_all_matching(self) -> None:
+        """Ask the daemon for every client matching the filter, and mark them all."""
+        filter_params = self._shown_filter
+        shown = await self._ids_shown()
+        if filter_params == self._shown_filter:  # else "all" no longer means these
+            self._set_marks(shown)
+
+    async def _ids_shown(self) -> set[int]:
+        """Every client the list shows: each match of its filter, loaded or not, and the rows
+        loaded (one whose status changed stays listed although the filter no longer matches)."""
+        if self._shown_filter is None:
+            return set()
+        matching = await self._fetch_clients(self._shown_filter)
+        return {client.id for client in matching.items} | self.clients.keys()
 
     def action_unmark_all(self) -> None:
         """Clear every mark."""
-        self.marked = set()
-        self._refresh_marks()
+        self._set_marks(set())
 
-    def _refresh_marks(self) -> None:
+    def _set_marks(self, marked: set[int]) -> None:
         table = self.query_one(DataTable)
-        for client in self.clients.values():
-            table.update_cell(str(client.id), "mark", self._cell(client, "mark", 1))
+        changed = (self.marked ^ marked) & self.clients.keys()
+        self.marked = marked
+        for client_id in changed:
+            table.update_cell(
+                str(client_id), "mark", self._cell(self.clients[client_id], "mark", 1)
+            )
         self._show_summary()
 
-    def _marked_or_focused(self) -> list[Client]:
-        """The marked clients, or else the highlighted one."""
+    def _drop_marks_not_matching(self) -> None:
+        """After a reload, keep only the marks on clients the new list matches."""
+        if self.marked <= self.clients.keys():
+            return
+        if len(self.clients) >= self.total:
+            self._set_marks(self.marked & self.clients.keys())
+        else:
+            self.keep_marks_matching()
+
+    @work(exclusive=True, group="keep-marks", exit_on_error=False)
+    async def keep_marks_matching(self) -> None:
+        """Unmark the clients the filter no longer matches, loaded or not."""
+        filter_params = self._shown_filter
+        shown = await self._ids_shown()
+        if filter_params == self._shown_filter:
+            self._set_marks(self.marked & shown)
+
+    def _marked_or_focused(self) -> list[int]:
+        """The marked clients' ids, or else the highlighted one's."""
         if self.marked:
-            return [self.clients[client_id] for client_id in sorted(self.marked)]
-        client = self.clients.get(self.focused_client_id() or -1)
-        return [client] if client is not None else []
+            return sorted(self.marked)
+        client_id = self.focused_client_id()
+        return [client_id] if client_id in self.clients else []
 
     def _scope(self) -> str:
         if self.marked:
@@ -592,15 +724,16 @@ class ManageClientsScreen(DaemonScreen[None]):
 
     def action_reimport(self) -> None:
         """Re-read the marked (or all shown) clients' details from the software, as a job."""
-        client_ids = sorted(self.marked) if self.marked else list(self.clients)
-        if not client_ids:
+        if not self.marked and not self.clients:
             self.notify("No clients shown to re-import.", severity="warning")
             return
-        self.start_reimport(client_ids)
+        self.start_reimport(sorted(self.marked) if self.marked else None)
 
     @work(exclusive=True, group="start-job", exit_on_error=False)
-    async def start_reimport(self, client_ids: list[int]) -> None:
-        """``jobs.start {kind: reimport}``, then its progress screen."""
+    async def start_reimport(self, client_ids: list[int] | None) -> None:
+        """``jobs.start {kind: reimport}`` (every client shown if None), then its progress."""
+        if client_ids is None:
+            client_ids = sorted(await self._ids_shown())  # the rows not loaded yet too
         started = JobStartResult.model_validate(
             await self.clientlink.daemon.call(
                 "jobs.start", {"kind": JobKind.REIMPORT.value, "client_ids": client_ids}
@@ -621,15 +754,17 @@ class ManageClientsScreen(DaemonScreen[None]):
 
     def action_set_active(self, active: bool) -> None:
         """Deactivate (or reactivate) the marked or highlighted clients, after a confirm."""
-        clients = self._marked_or_focused()
-        if not clients:
+        client_ids = self._marked_or_focused()
+        if not client_ids:
             self.notify("No client selected: move to a row or mark some first.", severity="warning")
             return
-        names = ", ".join(client.name for client in clients[:NAMES_IN_CONFIRM])
-        if len(clients) > NAMES_IN_CONFIRM:
-            names += f" and {len(clients) - NAMES_IN_CONFIRM} more"
-        one = len(clients) == 1
-        count = "1 client" if one else f"{len(clients)} clients"
+        chosen = set(client_ids)
+        names = _names_and_more(
+            [client.name for client in self.clients.values() if client.id in chosen],
+            len(client_ids),
+        )
+        one = len(client_ids) == 1
+        count = "1 client" if one else f"{len(client_ids)} clients"
         them, their = ("it", "its") if one else ("them", "their")
         if active:
             question = f"Reactivate {count} ({names})? clientlinkd watches {them} again."
@@ -642,7 +777,7 @@ class ManageClientsScreen(DaemonScreen[None]):
 
         def change_if_confirmed(confirmed: bool | None) -> None:
             if confirmed:
-                self.set_active([client.id for client in clients], active)
+                self.set_active(client_ids, active)
 
         self.app.push_screen(ConfirmScreen(question, yes_label=verb), change_if_confirmed)
 
