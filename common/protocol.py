@@ -110,6 +110,7 @@ class Topic(StrEnum):
     JOB_PROGRESS = "job.progress"
     JOB_FINISHED = "job.finished"
     NOTIFICATION = "notification"
+    NOTIFICATIONS_READ = "notifications.read"
     INVITATION_CHANGED = "invitation.changed"
     BANK_CONNECTION_CHANGED = "bank.connection_changed"
 
@@ -765,6 +766,12 @@ class JobProgress(Event):
     eta_seconds: float | None = None
 
 
+class NotificationsRead(Event):
+    """Notifications were marked read (acknowledged, or cleared by a recovery)."""
+
+    unread: int
+
+
 class InvitationChanged(Event):
     """An invitation moved on: sent, delivered, opened, connected, failed or uncertain."""
 
@@ -795,6 +802,7 @@ EVENT_MODELS: dict[Topic, type[Event]] = {
     Topic.JOB_PROGRESS: JobProgress,
     Topic.JOB_FINISHED: JobProgress,
     Topic.INVITATION_CHANGED: InvitationChanged,
+    Topic.NOTIFICATIONS_READ: NotificationsRead,
     Topic.BANK_CONNECTION_CHANGED: BankConnectionChanged,
 }
 

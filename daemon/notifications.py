@@ -123,8 +123,9 @@ class Notifier:
         async with self._lock:
             changes, self._pending = self._pending, []
             recovered, self._recovered = self._recovered, set()
-            for client_id in sorted(recovered):
-                await self._clear(client_id)
+            cleared = [await self._clear(client_id) for client_id in sorted(recovered)]
+            if any(cleared):
+                await self._announce_read()
             by_kind: dict[ConnectionStatus, list[_Change]] = {}
             for change in changes:
                 by_kind.setdefault(change.status, []).append(change)
@@ -153,7 +154,12 @@ class Notifier:
 
     async def ack(self, ids: list[int] | None) -> int:
         await self._store.mark_notifications_read(ids)
-        return await self._store.count_unread_notifications()
+        return await self._announce_read()
+
+    async def _announce_read(self) -> int:
+        unread = await self._store.count_unread_notifications()
+        self._events.publish(Topic.NOTIFICATIONS_READ, unread=unread)
+        return unread
 
     # ------------------------------------------------------------------ delivery
 
@@ -199,13 +205,16 @@ class Notifier:
         problem = await self._desktop.probe()
         return problem or "pending"
 
-    async def _clear(self, client_id: int) -> None:
+    async def _clear(self, client_id: int) -> bool:
         """A recovered client's own notifications are read and withdrawn from the desktop;
-        a digest goes once none of its clients still needs attention."""
+        a digest goes once none of its clients still needs attention. Returns whether any
+        notification was cleared."""
+        cleared = False
         for item in await self._store.unread_notifications_for(client_id):
             others = [c for c in item["client_ids"] if c != client_id]
             if others and await self._any_still_bad(others):
                 continue
+            cleared = True
             await self._store.mark_notifications_read([item["id"]])
             if item["desktop"] == "sent" and item["desktop_id"] and self._desktop is not None:
                 try:
@@ -213,6 +222,7 @@ class Notifier:
                 except Exception as exc:
                     log.info("could not withdraw desktop notification: %s", exc)
                 await self._store.set_notification_desktop(item["id"], "withdrawn")
+        return cleared
 
     async def _any_still_bad(self, client_ids: list[int]) -> bool:
         for client_id in client_ids:

@@ -99,3 +99,23 @@ async def test_acknowledging_clears_the_unread_count(practice):
     assert (await rpc.call("daemon.status"))["unread_notifications"] == 1
     assert (await rpc.call("notifications.ack", {}))["unread"] == 0
     assert (await rpc.call("notifications.list", {"unread_only": True}))["items"] == []
+
+
+async def test_a_recovery_that_clears_notifications_announces_the_new_unread_count(practice):
+    rpc = await practice.connect()
+    await rpc.subscribe(["notifications.read"])
+    client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[0]})
+    await sandbox_post(
+        practice.sandbox.base_url,
+        "/_sandbox/connections/disconnect",
+        {"tenant_id": client["tenant_id"]},
+    )
+    await rpc.call("clients.refresh", {"client_id": client["id"], "force": True})
+    await practice.daemon.notifier.flush()
+    assert (await rpc.call("daemon.status"))["unread_notifications"] == 1
+    session = await rpc.call("auth.begin", {"provider": "xero", "client_id": client["id"]})
+    redirect = await practice.approve(session["authorize_url"], [client["tenant_id"]])
+    await rpc.call("auth.complete", {"session_id": session["session_id"], "redirect_url": redirect})
+    await practice.daemon.notifier.flush()
+    event = await next_event(rpc, "notifications.read")
+    assert event["unread"] == 0

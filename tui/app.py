@@ -175,6 +175,9 @@ class ClientlinkApp(App[None]):
             topic = protocol.Topic(params.get("topic"))
         except ValueError:
             return  # a topic from a newer daemon
+        if topic == protocol.Topic.NOTIFICATIONS_READ:
+            self.unread_notifications = int(params.get("unread", 0))
+            return
         model = messages.EVENT_MODELS.get(topic)
         message_type = messages.EVENT_MESSAGES.get(topic)
         if model is None or message_type is None:
