@@ -14,6 +14,7 @@ import hashlib
 import re
 import secrets
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import ClassVar, Literal
@@ -158,7 +159,7 @@ class IssuedToken:
         return "active"
 
 
-class OAuthProvider:
+class OAuthProvider(ABC):
     """One emulated identity server and its API's view of grants, all in memory."""
 
     # "xero" or "quickbooks": the admin API's `provider` field and fault rules' filter.
@@ -198,17 +199,19 @@ class OAuthProvider:
 
     def _on_consent(self, txn: SignInTransaction, auth_event_id: str) -> None:
         """What allowing access connects, before the code is issued (nothing by default)."""
+        return None
 
     def _redirect_params(self, txn: SignInTransaction) -> dict[str, str]:
         """Extra query parameters on the code redirect, after `code` and `state`."""
         return {}
 
+    @abstractmethod
     def _token_response(self, grant: Grant) -> dict[str, object]:
         """Issue the grant's next tokens and return the token endpoint's JSON body."""
-        raise NotImplementedError
 
     def _disconnect(self, grant: Grant) -> None:
         """Undo what consent connected when the user revokes the grant (nothing by default)."""
+        return None
 
     def realm_of(self, grant: Grant) -> str | None:
         """The single company a grant is tied to, for providers that tie it to one."""
