@@ -22,10 +22,10 @@ async def daemon_process(home):
         await process.stop()
 
 
-async def test_killed_after_the_provider_rotated_a_token_needs_no_reauthorisation(
-    home, sandbox, daemon_process, monkeypatch
-):
-    assert os.environ[PASSPHRASE_ENV]
+async def refresh_held_after_rotation(daemon_process, sandbox, hold_seconds: float):
+    """Seed a practice, then start a forced refresh that the sandbox answers only after
+    ``hold_seconds`` — having already rotated the refresh token. Returns once it rotated:
+    (seeded practice, the client refreshed, the pending call)."""
     rpc = await daemon_process.start()
     seeded = await seed_practice(rpc, sandbox.base_url)
     quickbooks = set(seeded.quickbooks_ids)
@@ -37,7 +37,7 @@ async def test_killed_after_the_provider_rotated_a_token_needs_no_reauthorisatio
     await sandbox_post(
         sandbox.base_url,
         "/_sandbox/faults",
-        {"kind": "hang_after", "delay_seconds": 30, "target": "token", "count": 1},
+        {"kind": "hang_after", "delay_seconds": hold_seconds, "target": "token", "count": 1},
     )
     pending = asyncio.ensure_future(
         rpc.call("clients.refresh", {"client_id": client_id, "force": True})
@@ -48,6 +48,14 @@ async def test_killed_after_the_provider_rotated_a_token_needs_no_reauthorisatio
         return stats["calls"].get("token.refresh_token", 0) > refreshes
 
     await wait_until(rotated, what="the sandbox to rotate the refresh token")
+    return seeded, client_id, pending
+
+
+async def test_killed_after_the_provider_rotated_a_token_needs_no_reauthorisation(
+    home, sandbox, daemon_process, monkeypatch
+):
+    assert os.environ[PASSPHRASE_ENV]
+    seeded, client_id, pending = await refresh_held_after_rotation(daemon_process, sandbox, 30)
     daemon_process.kill()  # the new token never reached the database
     with pytest.raises(DaemonUnavailable):
         await pending
@@ -68,28 +76,7 @@ async def test_killed_after_the_provider_rotated_a_token_needs_no_reauthorisatio
 
 
 async def test_sigterm_waits_for_an_in_flight_refresh_and_commits_it(home, sandbox, daemon_process):
-    rpc = await daemon_process.start()
-    seeded = await seed_practice(rpc, sandbox.base_url)
-    quickbooks = set(seeded.quickbooks_ids)
-    client_id = next(
-        c for c in seeded.client_ids if c not in quickbooks and c not in seeded.needs_reauth_ids
-    )
-    stats = await sandbox_get(sandbox.base_url, "/_sandbox/stats")
-    refreshes = stats["calls"].get("token.refresh_token", 0)
-    await sandbox_post(
-        sandbox.base_url,
-        "/_sandbox/faults",
-        {"kind": "hang_after", "delay_seconds": 2, "target": "token", "count": 1},
-    )
-    pending = asyncio.ensure_future(
-        rpc.call("clients.refresh", {"client_id": client_id, "force": True})
-    )
-
-    async def rotated() -> bool:
-        stats = await sandbox_get(sandbox.base_url, "/_sandbox/stats")
-        return stats["calls"].get("token.refresh_token", 0) > refreshes
-
-    await wait_until(rotated, what="the sandbox to rotate the refresh token")
+    _, client_id, pending = await refresh_held_after_rotation(daemon_process, sandbox, 2)
     daemon_process.process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(daemon_process.process.wait(), 30) == 0
     with contextlib.suppress(DaemonUnavailable):
