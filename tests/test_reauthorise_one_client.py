@@ -15,6 +15,16 @@ async def _client_and_tenant(practice, rpc, client_id):
     return client, client["tenant_id"]
 
 
+async def _signed_in(practice, rpc, deny: bool = False):
+    """A sign-in for the first client needing re-auth, with the person having ticked its
+    business: (client id, the auth.begin result, the address the browser ended on)."""
+    client_id = practice.client_ids_needing_reauth[0]
+    _, tenant = await _client_and_tenant(practice, rpc, client_id)
+    session = await rpc.call("auth.begin", {"provider": "xero", "client_id": client_id})
+    redirect = await practice.approve(session["authorize_url"], [tenant], deny=deny)
+    return client_id, session, redirect
+
+
 async def test_reauthorise_through_loopback_listener_marks_client_connected(practice):
     rpc = await practice.connect()
     await rpc.subscribe()
@@ -61,10 +71,8 @@ async def test_status_change_event_carries_increasing_sequence_numbers(practice)
 
 async def test_pasted_redirect_completes_and_lists_the_grants_tenants(practice):
     rpc = await practice.connect()
-    client_id = practice.client_ids_needing_reauth[0]
+    client_id, session, redirect = await _signed_in(practice, rpc)
     _, tenant = await _client_and_tenant(practice, rpc, client_id)
-    session = await rpc.call("auth.begin", {"provider": "xero", "client_id": client_id})
-    redirect = await practice.approve(session["authorize_url"], [tenant])
     result = await rpc.call(
         "auth.complete", {"session_id": session["session_id"], "redirect_url": redirect}
     )
@@ -108,10 +116,7 @@ async def test_signing_in_without_ticking_the_client_says_so_and_changes_nothing
 
 async def test_tampered_state_is_refused_and_the_session_still_completes(practice):
     rpc = await practice.connect()
-    client_id = practice.client_ids_needing_reauth[0]
-    _, tenant = await _client_and_tenant(practice, rpc, client_id)
-    session = await rpc.call("auth.begin", {"provider": "xero", "client_id": client_id})
-    redirect = await practice.approve(session["authorize_url"], [tenant])
+    client_id, session, redirect = await _signed_in(practice, rpc)
     tampered = redirect.replace("state=", "state=x")
     with pytest.raises(RpcError) as caught:
         await rpc.call(
@@ -128,10 +133,7 @@ async def test_tampered_state_is_refused_and_the_session_still_completes(practic
 
 async def test_reused_redirect_is_refused_without_a_second_exchange(practice):
     rpc = await practice.connect()
-    client_id = practice.client_ids_needing_reauth[0]
-    _, tenant = await _client_and_tenant(practice, rpc, client_id)
-    session = await rpc.call("auth.begin", {"provider": "xero", "client_id": client_id})
-    redirect = await practice.approve(session["authorize_url"], [tenant])
+    _, session, redirect = await _signed_in(practice, rpc)
     params = {"session_id": session["session_id"], "redirect_url": redirect}
     await rpc.call("auth.complete", params)
     exchanges = await sandbox_get(practice.sandbox.base_url, "/_sandbox/stats")
@@ -187,10 +189,7 @@ async def test_code_from_another_session_fails_pkce_and_changes_nothing(practice
 
 async def test_expired_session_is_refused_and_its_listener_closed(practice):
     rpc = await practice.connect()
-    client_id = practice.client_ids_needing_reauth[0]
-    _, tenant = await _client_and_tenant(practice, rpc, client_id)
-    session = await rpc.call("auth.begin", {"provider": "xero", "client_id": client_id})
-    redirect = await practice.approve(session["authorize_url"], [tenant])
+    client_id, session, redirect = await _signed_in(practice, rpc)
     practice.clock.advance(11 * 60)
     with pytest.raises(RpcError) as caught:
         await rpc.call(
@@ -219,10 +218,7 @@ async def test_cancelled_session_refuses_its_redirect(practice):
 
 async def test_cancel_on_the_consent_page_fails_the_session_clearly(practice):
     rpc = await practice.connect()
-    client_id = practice.client_ids_needing_reauth[0]
-    _, tenant = await _client_and_tenant(practice, rpc, client_id)
-    session = await rpc.call("auth.begin", {"provider": "xero", "client_id": client_id})
-    redirect = await practice.approve(session["authorize_url"], [tenant], deny=True)
+    _, session, redirect = await _signed_in(practice, rpc, deny=True)
     with pytest.raises(RpcError) as caught:
         await rpc.call(
             "auth.complete", {"session_id": session["session_id"], "redirect_url": redirect}
