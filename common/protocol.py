@@ -509,7 +509,7 @@ class Invitation(_Result):
     template_id: str
     bank_ids: list[str]
     state: str = Field(
-        description="sending, sent, delivered, opened, connected, failed or uncertain"
+        description="queued, sending, sent, delivered, opened, connected, failed or uncertain"
     )
     error: str | None = None
     actor: str

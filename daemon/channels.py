@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import email.utils
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 
@@ -43,6 +44,11 @@ class SendRetry(Exception):
     def __init__(self, reason: str, after: float = 5.0) -> None:
         super().__init__(reason)
         self.after = after
+
+
+Leaving = Callable[[], Awaitable[None]]
+"""Awaited by a send just before the message's bytes leave (after any wait for a connection):
+what happens after it may have delivered the message."""
 
 
 class SendUncertain(Exception):
@@ -107,13 +113,16 @@ class EmailChannel:
             await client.login(self._config.username, self._password or "")
         return client
 
-    async def send(self, mail: EmailMessage) -> str:
-        """Send one composed message; returns its Message-ID."""
+    async def send(self, mail: EmailMessage, leaving: Leaving | None = None) -> str:
+        """Send one composed message; returns its Message-ID. ``leaving`` is awaited once
+        a connection is ready, just before the message is handed over."""
         async with self._available:
             client = self._idle.pop() if self._idle else None
             try:
                 if client is None or not client.is_connected:
                     client = await self._connect()
+                if leaving is not None:
+                    await leaving()
                 await client.send_message(mail)
             except aiosmtplib.SMTPResponseException as exc:
                 self._discard(client, keep=exc.code < 500 or exc.code == 550)
@@ -164,8 +173,15 @@ class SmsChannel:
             return "the SMS auth token is missing: run `clientlink channel set-secret sms`"
         return None
 
-    async def send(self, to: str, body: str, status_callback: str | None = None) -> str:
-        """Send one SMS; returns the message SID."""
+    async def send(
+        self,
+        to: str,
+        body: str,
+        status_callback: str | None = None,
+        leaving: Leaving | None = None,
+    ) -> str:
+        """Send one SMS; returns the message SID. ``leaving`` is awaited just before the
+        request is made."""
         assert self._token is not None
         url = (
             f"{self._config.api_base}/2010-04-01/Accounts/{self._config.account_sid}/Messages.json"
@@ -173,6 +189,8 @@ class SmsChannel:
         form = {"To": to, "From": self._config.from_number, "Body": body}
         if status_callback:
             form["StatusCallback"] = status_callback
+        if leaving is not None:
+            await leaving()
         try:
             async with httpx.AsyncClient(timeout=self._config.timeout_seconds) as http:
                 response = await http.post(

@@ -1,10 +1,17 @@
 """Invitations: a personal bank-connection link sent by email or SMS, then followed up.
 
 Sending is a job item, and each (invitation, channel) is sent at most once: the
-invitation is recorded as ``sending`` (committed) before the message leaves, and marked
-``sent`` together with the item's outcome after. A daemon that dies in between finds the
+invitation is recorded as ``queued`` with its sealed link while it waits for the pace and
+a connection, becomes ``sending`` (committed) only when its bytes are about to leave (the
+SMTP connection is up, the SMS request is about to be made), and is marked ``sent``
+together with the item's outcome after. A daemon that dies in between finds the
 ``sending`` record at its next start and marks the invitation ``uncertain`` — shown to the
-person, never resent silently.
+person, never resent silently. A ``queued`` one never left: it is sent after the restart,
+with the same link.
+
+The bank-feed service (Basiq) has no way to find a user again and no idempotency key: the
+user id is committed on the client's row before any link is made, one client's user is
+created by one task at a time, and a creation whose answer was lost is told to the person.
 
 The follow-up asks the SMS service whether a message was delivered and the bank-feed
 service whether the link was opened and which banks were connected; an invitation moves
@@ -45,6 +52,8 @@ log = logging.getLogger(__name__)
 
 OPEN_STATES = ("sent", "delivered", "opened")
 UNCERTAIN = "uncertain"
+QUEUED = "queued"
+"""Recorded, link made, waiting for the pace or a connection: nothing has left yet."""
 
 
 class InviteJob:
@@ -95,6 +104,7 @@ class Invitations:
         }
         self.jobs: JobEngine | None = None
         self._follow_up: asyncio.Task[None] | None = None
+        self._bank_user_locks: dict[int, asyncio.Lock] = {}
 
     # ------------------------------------------------------------------ sending
 
@@ -119,8 +129,12 @@ class Invitations:
             raise ItemFailed(f"{address} is not a mobile number and cannot receive SMS")
         template: Template = await self._template(params["template_id"])
         reminder_of = params.get("reminder_of")
+        queued = await self._store.invitation_for_item(item["id"])
         try:
-            if reminder_of:
+            reused = await self._queued_link(queued) if queued is not None else None
+            if reused is not None:
+                link, expires, bank_ids = reused
+            elif reminder_of:
                 link, expires, bank_ids = await self._reuse_link(reminder_of)
             else:
                 bank_ids = list(params.get("bank_ids") or [])
@@ -140,28 +154,42 @@ class Invitations:
         if reminder_of:
             subject = f"Reminder: {subject}"
         now = self._clock.now()
-        invitation_id = await self._store.add_invitation(
-            client_id=client["id"],
-            job_item_id=item["id"],
-            channel=channel,
-            template_id=template.id,
-            bank_ids=_json(bank_ids),
-            link_sealed=self._seal(link, client["id"]),
-            link_expires_at=to_iso(expires),
-            state="sending",
-            actor=job["actor"],
-            reminder_of=reminder_of,
-            created_at=to_iso(now),
-        )
+        fields: dict[str, Any] = {
+            "bank_ids": _json(bank_ids),
+            "link_sealed": self._seal(link, client["id"]),
+            "link_expires_at": to_iso(expires),
+            "state": QUEUED,
+            "error": None,
+        }
+        if queued is not None:
+            invitation_id = queued["id"]
+            await self._store.update_invitation(invitation_id, **fields)
+        else:
+            invitation_id = await self._store.add_invitation(
+                client_id=client["id"],
+                job_item_id=item["id"],
+                channel=channel,
+                template_id=template.id,
+                actor=job["actor"],
+                reminder_of=reminder_of,
+                created_at=to_iso(now),
+                **fields,
+            )
+
+        async def leaving() -> None:
+            # Only now can the message leave: what dies after this is uncertain.
+            await self._store.update_invitation(invitation_id, state="sending")
+
         try:
             async with self._pace[channel].slot(None):
                 if channel == "email":
                     mail = self.email.compose(OutgoingEmail(address, subject, body))
-                    reference = await self.email.send(mail)
+                    reference = await self.email.send(mail, leaving=leaving)
                 else:
-                    reference = await self.sms.send(address, body)
+                    reference = await self.sms.send(address, body, leaving=leaving)
         except SendRetry as exc:
-            await self._store.delete_invitation(invitation_id)  # nothing left the machine
+            # Nothing left the machine: queued again, the same link is used next time.
+            await self._store.update_invitation(invitation_id, state=QUEUED)
             raise ItemRetry(str(exc), after=exc.after) from exc
         except SendFailed as exc:
             await self._store.update_invitation(invitation_id, state="failed", error=str(exc))
@@ -172,6 +200,7 @@ class Invitations:
             await self._store.update_invitation(invitation_id, state=UNCERTAIN, error=reason)
             self._announce(invitation_id, client, UNCERTAIN)
             raise ItemFailed(reason) from exc
+        now = self._clock.now()
         async with self._store.transaction():
             await self._store.update_invitation(
                 invitation_id, state="sent", provider_ref=reference, sent_at=to_iso(now)
@@ -190,8 +219,8 @@ class Invitations:
 
     async def recover_item(self, item: dict[str, Any]) -> str:
         invitation = await self._store.invitation_for_item(item["id"])
-        if invitation is None:
-            return "redo"  # it never got as far as sending
+        if invitation is None or invitation["state"] == QUEUED:
+            return "redo"  # nothing left the machine; a queued one keeps its link
         if invitation["state"] == "sending":
             await self._store.update_invitation(
                 invitation["id"],
@@ -202,12 +231,62 @@ class Invitations:
             return "uncertain"
         return "redo"
 
-    async def _new_link(self, client: dict[str, Any], bank_ids: list[str]) -> tuple[str, datetime]:
-        user_id = await self._store.bank_user(client["id"])
+    async def _queued_link(
+        self, invitation: dict[str, Any]
+    ) -> tuple[str, datetime, list[str]] | None:
+        """The link of this item's queued invitation, while it is still the client's
+        current, unexpired link (a redone item sends the link it made, not a new one)."""
+        if invitation["state"] != QUEUED or not invitation["link_sealed"]:
+            return None
+        expires = from_iso(invitation["link_expires_at"])
+        if expires is None or expires <= self._clock.now():
+            return None
+        link = self._vault.decrypt(
+            invitation["link_sealed"], f"invite-link:{invitation['client_id']}"
+        ).decode()
+        user_id = await self._store.bank_user(invitation["client_id"])
         if user_id is None:
-            user_id = await self.banks.create_user(client["email"], client["phone"], client["name"])
-            await self._store.set_bank_user(client["id"], user_id)
+            return None
+        current = await self.banks.link_state(user_id)
+        if not current or current.get("url") != link or current.get("used"):
+            return None  # a newer link replaced it (only the latest works) or it was used
+        return link, expires, list(invitation["bank_ids"])
+
+    async def _new_link(self, client: dict[str, Any], bank_ids: list[str]) -> tuple[str, datetime]:
+        user_id = await self._bank_user(client)
         return await self.banks.create_link(user_id, bank_ids, self._config.practice.name)
+
+    async def _bank_user(self, client: dict[str, Any]) -> str:
+        """The client's bank-feed user, created once.
+
+        Basiq does not look for existing users and honours no idempotency key, so the id
+        is committed on the client's row as soon as it is known, and one task at a time
+        creates a client's user. A creation whose answer never arrived may have left a
+        user behind at Basiq that nobody can find through the API: that is recorded
+        before the next attempt so the person can delete the spare one.
+        """
+        client_id = client["id"]
+        lock = self._bank_user_locks.setdefault(client_id, asyncio.Lock())
+        async with lock:
+            user_id = await self._store.bank_user(client_id)
+            if user_id is not None:
+                return user_id
+            marker = f"bank_user_pending:{client_id}"
+            if await self._store.get_meta(marker):
+                await self._store.add_history(
+                    client_id,
+                    "bank_user_unsure",
+                    self._clock.now(),
+                    reason="an earlier request to create this client's bank-feed user got no "
+                    "answer; if the bank-feed dashboard lists two users for "
+                    f"{client['email'] or client['phone']}, delete the one without connections",
+                )
+            await self._store.set_meta(marker, to_iso(self._clock.now()))
+            user_id = await self.banks.create_user(client["email"], client["phone"], client["name"])
+            async with self._store.transaction():
+                await self._store.set_bank_user(client_id, user_id)
+                await self._store.set_meta(marker, "")
+            return user_id
 
     async def _reuse_link(self, invitation_id: int) -> tuple[str, datetime, list[str]]:
         original = await self._store.get_invitation(invitation_id)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
+import httpx
 import pytest
 
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import ErrorCode
+from clientlink.tui.demo import seed_practice
 from tests.helpers import DaemonProcess, sandbox_get, sandbox_post, wait_until
 from tests.test_jobs import finished
 
@@ -258,3 +261,121 @@ async def test_resending_makes_a_new_link_and_the_old_one_stops_working(practice
     async with httpx.AsyncClient() as http:
         assert (await http.get(old)).status_code == 410
         assert (await http.get(new)).status_code == 200
+
+
+def _email_settings(home, **settings) -> None:
+    """Change keys of config.toml's [email] table (read at the daemon's next start)."""
+    text = home.config_file.read_text()
+    head, _, rest = text.partition("[email]\n")
+    table, marker, tail = rest.partition("\n[")
+    lines = [line for line in table.splitlines() if line.split(" = ")[0] not in settings]
+    lines += [
+        f"{key} = {value!r}" if isinstance(value, str) else f"{key} = {value}"
+        for key, value in settings.items()
+    ]
+    home.config_file.write_text(head + "[email]\n" + "\n".join(lines) + "\n" + marker + tail)
+
+
+async def _states(rpc) -> list[str]:
+    return sorted(i["state"] for i in (await rpc.call("invites.list", {}))["items"])
+
+
+async def _assert_each_sent_once(rpc, sandbox, client_ids: list[int]) -> None:
+    """Every client has one mail, one sent invitation and one bank-feed user."""
+    emails = [(await rpc.call("clients.get", {"client_id": c}))["email"] for c in client_ids]
+    mails = await sandbox_get(sandbox.base_url, "/_sandbox/outbox?channel=email")
+    assert sorted(to for mail in mails for to in mail["rcpt_tos"]) == sorted(emails)
+    assert await _states(rpc) == ["sent"] * len(client_ids)
+    users = await sandbox_get(sandbox.base_url, "/_sandbox/basiq/users")
+    assert sorted(user["email"] for user in users) == sorted(emails)
+    # The link each client got is the one made before the kill, still its current one.
+    for mail in mails:
+        link = LINK.search(mail["text"]).group(0)
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(link)).status_code == 200
+
+
+async def test_killed_while_waiting_for_the_pace_nothing_is_uncertain_and_all_go_once(
+    home, sandbox
+):
+    _email_settings(home, per_minute=3)
+    process = DaemonProcess(home)
+    try:
+        rpc = await process.start()
+        seeded = await seed_practice(rpc, sandbox.base_url)
+        clients = seeded.client_ids[:6]
+        started = await rpc.call(
+            "jobs.start",
+            {"kind": "invite", "client_ids": clients, "channel": "email"},
+        )
+
+        async def three_sent_three_waiting():
+            states = await _states(rpc)  # the held ones are recorded, with their links
+            return len(states) == 6 and states.count("sent") == 3
+
+        await wait_until(three_sent_three_waiting, what="three mails out, three held by pace")
+        process.kill()
+        await process.process.wait()
+        _email_settings(home, per_minute=600)
+        rpc = await process.start()
+        job = await finished(rpc, started["job_id"])
+        assert (job["done"], job["failed"]) == (6, 0)
+        await _assert_each_sent_once(rpc, sandbox, clients)
+        await rpc.close()
+    finally:
+        await process.stop()
+
+
+async def test_killed_while_waiting_for_an_smtp_connection_nothing_is_uncertain(home, sandbox):
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_greets(reader, writer):  # a mail server that accepts and says nothing
+        held.append(writer)
+
+    silent = await asyncio.start_server(never_greets, "127.0.0.1", 0)
+    _email_settings(home, port=silent.sockets[0].getsockname()[1], timeout_seconds=120)
+    process = DaemonProcess(home)
+    try:
+        rpc = await process.start()
+        seeded = await seed_practice(rpc, sandbox.base_url)
+        clients = seeded.client_ids[:3]
+        started = await rpc.call(
+            "jobs.start", {"kind": "invite", "client_ids": clients, "channel": "email"}
+        )
+
+        async def all_waiting_for_the_server():
+            return len(held) == 3 and len(await _states(rpc)) == 3
+
+        await wait_until(all_waiting_for_the_server, what="three sends waiting to connect")
+        process.kill()
+        await process.process.wait()
+        _email_settings(home, port=sandbox.smtp_port, timeout_seconds=30)
+        rpc = await process.start()
+        job = await finished(rpc, started["job_id"])
+        assert (job["done"], job["failed"]) == (3, 0)
+        await _assert_each_sent_once(rpc, sandbox, clients)
+        await rpc.close()
+    finally:
+        await process.stop()
+        for writer in held:
+            writer.close()
+        silent.close()
+
+
+async def test_two_invitations_at_once_create_one_bank_feed_user(practice):
+    rpc = await practice.connect()
+    client_id = practice.connected_ids[0]
+    await sandbox_post(
+        practice.sandbox.base_url,
+        "/_sandbox/faults",
+        {"kind": "delay", "delay_seconds": 0.3, "target": "banks", "count": 20},
+    )
+    first, second = await asyncio.gather(
+        rpc.call("invites.send", {"client_id": client_id, "channel": "email"}),
+        rpc.call("invites.send", {"client_id": client_id, "channel": "sms"}),
+    )
+    for started in (first, second):
+        job = await finished(rpc, started["job_id"])
+        assert job["done"] == 1
+    users = await sandbox_get(practice.sandbox.base_url, "/_sandbox/basiq/users")
+    assert len(users) == 1

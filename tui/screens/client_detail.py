@@ -62,6 +62,7 @@ TIMELINE_COLUMNS = (
 """Fits 80 columns; the line under the table shows the highlighted invitation in full."""
 
 INVITATION_STATES = {
+    "queued": ("Queued", "cyan"),
     "sending": ("Sending", "cyan"),
     "sent": ("Sent", ""),
     "delivered": ("Delivered", ""),
