@@ -14,7 +14,7 @@ import sys
 from clientlink.common.config import Config, ConfigError, load_config
 from clientlink.common.paths import Paths, resolve_paths
 from clientlink.common.version import VERSION
-from clientlink.daemon import systemd
+from clientlink.daemon import hardening, systemd
 from clientlink.daemon.rpc_server import DaemonAlreadyRunning
 from clientlink.daemon.service import Daemon
 from clientlink.daemon.vault import VaultUnavailable
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(paths.config_file)
     except ConfigError as exc:
         return _failed(EX_CONFIG, str(exc))
+    hardening.protect(config)  # before any secret is read: no core dumps, no env passphrase
     paths.ensure()
     with open(paths.lock_file, "w") as lock:
         try:

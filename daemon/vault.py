@@ -4,9 +4,14 @@ The data key lives in the system keyring (Secret Service, KWallet, macOS Keychai
 Where there is none — a headless server — the person may choose the documented
 fallback in config.toml: ``[vault] backend = "passphrase"``. The data key is then
 stored in the database wrapped (AES-GCM) under a key derived with scrypt from a
-passphrase given in an environment variable or a credentials file (systemd's
-``LoadCredential=``). Nothing is ever written in plaintext, and nothing falls back
-silently.
+passphrase given in a systemd credential (``LoadCredential=``, the preferred way), a file
+named by ``passphrase_file``, or an environment variable — which the daemon takes out of
+its environment as soon as it starts (see :mod:`clientlink.daemon.hardening`). Nothing is
+ever written in plaintext, and nothing falls back silently.
+
+Only keyrings that encrypt or keep secrets outside the filesystem are trusted: the
+Secret Service, KWallet, the macOS Keychain and the Windows Credential Locker. A
+file-based backend is refused like the plaintext one.
 """
 
 from __future__ import annotations
@@ -35,6 +40,22 @@ KEYRING_SERVICE = "clientlink"
 _NONCE_BYTES = 12
 _CHECK_PLAINTEXT = b"clientlink vault check v1"
 _SCRYPT_N = 2**15
+CREDENTIAL_NAME = "clientlink-vault"
+
+TRUSTED_KEYRINGS = frozenset(
+    {
+        "keyring.backends.SecretService.Keyring",
+        "keyring.backends.libsecret.Keyring",
+        "keyring.backends.kwallet.DBusKeyring",
+        "keyring.backends.kwallet.DBusKeyringKWallet4",
+        "keyring.backends.macOS.Keyring",
+        "keyring.backends.Windows.WinVaultKeyring",
+    }
+)
+"""Backends (module.Class) that hold the data key encrypted or outside the filesystem."""
+
+_taken_passphrases: dict[str, bytes] = {}
+"""Passphrases taken out of the environment at start (by :func:`take_passphrase`)."""
 
 
 class VaultUnavailable(Exception):
@@ -109,7 +130,11 @@ async def _data_key_from_keyring(config: VaultConfig, store: Store, install_id: 
     import keyring
     import keyring.errors
 
-    backend = keyring.get_keyring()
+    try:
+        backend = keyring.get_keyring()
+    except Exception as exc:  # a configured backend that cannot even load
+        detail = f"the keyring backend could not be loaded: {exc}"
+        raise VaultUnavailable(_no_keyring_advice(config, detail)) from exc
     problem = _unusable_keyring(backend)
     if problem:
         raise VaultUnavailable(_no_keyring_advice(config, problem))
@@ -144,16 +169,33 @@ def _unusable_keyring(backend: keyring.backend.KeyringBackend) -> str | None:
     import keyring.backends.chainer
     import keyring.backends.fail
 
-    kind = f"{type(backend).__module__}.{type(backend).__name__}"
+    kind = _kind(backend)
     if isinstance(backend, keyring.backends.fail.Keyring):
         return "no keyring backend is available"
     if kind == "keyring.backends.null.Keyring":
         return "the keyring is the null backend, which forgets everything"
+    if isinstance(backend, keyring.backends.chainer.ChainerBackend):
+        if not backend.backends:
+            return "no keyring backend is available"
+        # The chainer writes to the first backend that takes it: every one must do.
+        for member in backend.backends:
+            problem = _unusable_keyring(member)
+            if problem:
+                return problem
+        return None
+    if kind in TRUSTED_KEYRINGS:
+        return None
     if "plaintext" in kind.lower():
         return f"{kind} stores secrets unencrypted"
-    if isinstance(backend, keyring.backends.chainer.ChainerBackend) and not backend.backends:
-        return "no keyring backend is available"
-    return None
+    return (
+        f"{kind} is not a keyring clientlink trusts: it may keep the key in a file "
+        "(only the Secret Service, KWallet, the macOS Keychain and the Windows Credential "
+        "Locker are used)"
+    )
+
+
+def _kind(backend: keyring.backend.KeyringBackend) -> str:
+    return f"{type(backend).__module__}.{type(backend).__name__}"
 
 
 def _no_keyring_advice(config: VaultConfig, detail: str) -> str:
@@ -168,24 +210,37 @@ def _no_keyring_advice(config: VaultConfig, detail: str) -> str:
     )
 
 
-def _read_passphrase(config: VaultConfig) -> bytes:
-    value = os.environ.get(config.passphrase_env)
+def take_passphrase(config: VaultConfig) -> None:
+    """At the daemon's start: take the passphrase variable out of the process's
+    environment (and ``/proc/PID/environ``), keeping its value for :meth:`Vault.open`."""
+    from clientlink.daemon.hardening import take_from_environment
+
+    value = take_from_environment(config.passphrase_env)
     if value:
-        return value.encode()
+        _taken_passphrases[config.passphrase_env] = value.encode()
+
+
+def _read_passphrase(config: VaultConfig) -> bytes:
+    # A credential or a file first: neither is visible to other processes of the user.
     candidates = []
+    if os.environ.get("CREDENTIALS_DIRECTORY"):
+        candidates.append(Path(os.environ["CREDENTIALS_DIRECTORY"]) / CREDENTIAL_NAME)
     if config.passphrase_file:
         candidates.append(Path(os.path.expandvars(config.passphrase_file)).expanduser())
-    if os.environ.get("CREDENTIALS_DIRECTORY"):
-        candidates.append(Path(os.environ["CREDENTIALS_DIRECTORY"]) / "clientlink-vault")
     for path in candidates:
         if path.is_file():
             passphrase = path.read_bytes().strip()
             if passphrase:
                 return passphrase
+    value = os.environ.get(config.passphrase_env)
+    if value:
+        return value.encode()
+    if _taken_passphrases.get(config.passphrase_env):
+        return _taken_passphrases[config.passphrase_env]
     raise VaultUnavailable(
-        '`[vault] backend = "passphrase"` is set, but no passphrase was given: set '
-        f"${config.passphrase_env}, or `passphrase_file` in config.toml, or pass a "
-        "systemd credential named clientlink-vault."
+        '`[vault] backend = "passphrase"` is set, but no passphrase was given: pass a '
+        f"systemd credential named {CREDENTIAL_NAME} (LoadCredential=), or set "
+        f"`passphrase_file` in config.toml, or ${config.passphrase_env}."
     )
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import sys
 import threading
+from pathlib import Path
 
 import keyring
 import keyring.backend
@@ -12,10 +16,11 @@ import keyring.backends.fail
 import pytest
 
 from clientlink.common.config import load_config
+from clientlink.daemon import vault as vault_module
 from clientlink.daemon.service import Daemon
 from clientlink.daemon.vault import VaultUnavailable
 from clientlink.tui.demo import PASSPHRASE_ENV
-from tests.helpers import sandbox_get
+from tests.helpers import sandbox_get, wait_until
 
 
 def database_bytes(paths) -> bytes:
@@ -135,10 +140,13 @@ class MemoryKeyring(keyring.backend.KeyringBackend):
 
 
 @pytest.fixture
-def keyring_config(home):
+def keyring_config(home, monkeypatch: pytest.MonkeyPatch):
     home.config_file.write_text(
         home.config_file.read_text().replace('backend = "passphrase"', 'backend = "keyring"')
     )
+    # The in-memory stand-in keeps nothing on disk, like the Secret Service it plays.
+    kind = f"{MemoryKeyring.__module__}.{MemoryKeyring.__name__}"
+    monkeypatch.setattr(vault_module, "TRUSTED_KEYRINGS", vault_module.TRUSTED_KEYRINGS | {kind})
     previous = keyring.get_keyring()
     yield home
     keyring.set_keyring(previous)
@@ -173,3 +181,105 @@ async def test_a_keyring_that_never_answers_times_out_with_advice(keyring_config
     finally:
         release.set()
     assert "did not answer within 0.2 s" in str(caught.value)
+
+
+NOBODY = 65534
+
+
+async def start_daemon_process(home, env: dict[str, str], *, group: int | None = None):
+    """clientlinkd as a child on ``home`` (in ``group`` when given); its log file's path."""
+    log = home.state_dir / "clientlinkd.log"
+    with log.open("a") as stream:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "clientlink.daemon.main",
+            "--home",
+            str(home.config_dir.parent),
+            stderr=stream,
+            env=env,
+            group=group,
+        )
+    return process, log
+
+
+async def stop_process(process) -> None:
+    if process.returncode is None:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)
+
+
+async def test_the_daemon_cannot_be_dumped_and_hides_the_env_passphrase(home):
+    passphrase = "env-passphrase-that-must-vanish-5e1b"
+    env = {**os.environ, PASSPHRASE_ENV: passphrase, "HOME": str(home.config_dir.parent)}
+    # /proc/PID files belong to the process's uid and gid, and to root's once it is not
+    # dumpable. Root may read them anyway, so as root the daemon runs in another group.
+    group = NOBODY if os.geteuid() == 0 else None
+    process, log = await start_daemon_process(home, env, group=group)
+    try:
+        await wait_until(
+            lambda: process.returncode is not None or b" ready" in log.read_bytes(),
+            within=30,
+            what="clientlinkd to be ready",
+        )
+        assert process.returncode is None, log.read_text()
+        proc = Path(f"/proc/{process.pid}")
+        limits = (proc / "limits").read_text()
+        core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+        assert core.split()[4:6] == ["0", "0"]
+        status = (proc / "status").read_text()
+        gid = next(line.split()[1] for line in status.splitlines() if line.startswith("Gid:"))
+        owner = (proc / "environ").stat()
+        if group is not None:
+            assert int(gid) == NOBODY
+            assert owner.st_gid == 0 and (proc / "mem").stat().st_gid == 0
+        else:
+            assert owner.st_uid == 0 and (proc / "mem").stat().st_uid == 0
+        environ = (proc / "environ").read_bytes()
+        assert passphrase.encode() not in environ
+        assert f"{PASSPHRASE_ENV}=".encode() not in environ
+        assert f"HOME={home.config_dir.parent}".encode() in environ
+    finally:
+        await stop_process(process)
+    assert passphrase not in log.read_text()
+
+
+@pytest.mark.parametrize("backend", ["PlaintextKeyring", "EncryptedKeyring"])
+async def test_a_file_keyring_backend_is_refused_like_plaintext(home, backend):
+    home.config_file.write_text(
+        home.config_file.read_text().replace('backend = "passphrase"', 'backend = "keyring"')
+    )
+    data_home = home.config_dir.parent / "xdg-data"
+    env = {
+        **os.environ,
+        "PYTHON_KEYRING_BACKEND": f"keyrings.alt.file.{backend}",
+        "XDG_DATA_HOME": str(data_home),
+    }
+    env.pop(PASSPHRASE_ENV, None)
+    process, log = await start_daemon_process(home, env)
+    try:
+        assert await asyncio.wait_for(process.wait(), 60) == 78  # EX_CONFIG
+    finally:
+        await stop_process(process)
+    text = log.read_text()
+    assert "No usable system keyring" in text and backend in text
+    assert 'backend = "passphrase"' in text
+    assert "Traceback" not in text
+    assert not data_home.exists() or not any(data_home.rglob("*.cfg"))  # no key written
+    assert not home.socket.exists()
+
+
+async def test_a_systemd_credential_is_preferred_to_the_environment(
+    home, short_tmp, monkeypatch: pytest.MonkeyPatch
+):
+    first = Daemon(home, load_config(home.config_file))
+    await first.start()
+    await first.stop()
+    credentials = short_tmp / "credentials"
+    credentials.mkdir()
+    (credentials / "clientlink-vault").write_text(os.environ[PASSPHRASE_ENV] + "\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    monkeypatch.setenv(PASSPHRASE_ENV, "a stale passphrase left in the environment")
+    second = Daemon(home, load_config(home.config_file))
+    await second.start()  # the credential's passphrase opens the vault
+    await second.stop()
