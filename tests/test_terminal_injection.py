@@ -172,8 +172,10 @@ async def test_a_providers_error_description_is_shown_made_visible(daemon, rpc) 
         pair.split("=", 1) for pair in session["authorize_url"].split("?", 1)[1].split("&")
     )["state"]
     description = "Denied \x1b]52;c;ZXZpbA==\x07\x1b]0;owned\x07\x9b2J\u202eok [bold]x[/]"
-    redirect = session["redirect_uri"] + "?" + urlencode(
-        {"state": state, "error": "server_error", "error_description": description}
+    redirect = (
+        session["redirect_uri"]
+        + "?"
+        + urlencode({"state": state, "error": "server_error", "error_description": description})
     )
     home = str(daemon.paths.config_dir.parent)
     params = json.dumps({"session_id": session["session_id"], "redirect_url": redirect})
@@ -202,9 +204,7 @@ def test_the_daemons_log_escapes_what_it_quotes() -> None:
         "except ValueError:\n"
         "    log.exception('job 3 item 4 failed')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, timeout=60, cwd="/"
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, cwd="/")
     assert result.returncode == 0, result.stderr
     assert_no_attack(result.stderr)
     lines = result.stderr.decode().splitlines()
@@ -212,3 +212,78 @@ def test_the_daemons_log_escapes_what_it_quotes() -> None:
     assert lines[1].endswith("client Eight \ufffd2J\ufffd31m Pty LtdTwo␊Lines Pty Ltd")
     assert "job 3 item 4 failed" in lines[2] and "Traceback" in lines[3]  # still readable
     assert lines[-1].startswith("ValueError: Title ␛]0;you have been owned␇")
+
+
+# --------------------------------------------------------------------------- the TUI
+
+STORED_TO_SHOWN = {
+    PAYLOADS["osc52"]: "Clip ␛]52;c;Y3VybCBldmlsLnNoIHwgc2g=␇ Pty Ltd",
+    PAYLOADS["csi8"]: "Eight \ufffd2J\ufffd31m Pty Ltd",
+    PAYLOADS["bidi"]: "Bidi \ufffdgnp.exe\ufffd \ufffdx\ufffd Pty Ltd",
+    PAYLOADS["markup"]: PAYLOADS["markup"],  # literally, brackets and all
+}
+
+
+async def test_the_tui_shows_hostile_names_made_visible_and_literal(hostile_practice) -> None:
+    from textual.widgets import DataTable
+
+    from clientlink.tui.app import ClientlinkApp
+    from clientlink.tui.screens.manage_clients import ManageClientsScreen
+    from tests.test_tui_app import wait_until
+
+    app = ClientlinkApp(hostile_practice.socket_path, open_browser=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ManageClientsScreen)
+        await wait_until(pilot, lambda: len(screen.clients) >= len(PAYLOADS), "clients listed")
+        table = screen.query_one(DataTable)
+        cells = {table.get_cell(str(cid), "name").plain for cid in screen.clients}
+        for stored, expected in STORED_TO_SHOWN.items():
+            assert stored not in cells or stored == expected
+            assert any(cell.startswith(expected[:20]) for cell in cells), expected
+        for cell in cells:
+            assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in cell), cell
+        # Walk every row: the detail pane shows each name; nothing quits or crashes.
+        for _ in range(len(screen.clients)):
+            await pilot.press("down")
+        await pilot.pause()
+        assert app.is_running and app.screen is screen
+
+
+async def test_a_sign_in_refused_with_a_hostile_description_is_shown_made_visible(
+    hostile_practice,
+) -> None:
+    from textual.widgets import Static
+
+    from tests.test_tui_app import (
+        ClientlinkApp,
+        open_sign_in_for_a_client_needing_reauth,
+        toasts,
+        wait_until,
+    )
+
+    app = ClientlinkApp(hostile_practice.socket_path, open_browser=False)
+    practice = hostile_practice
+    listing = await (await practice.connect()).call(
+        "clients.list", {"filter": {"status": "needs_reauth"}, "limit": 1000}
+    )
+    practice = type("P", (), {"client_ids_needing_reauth": [i["id"] for i in listing["items"]]})
+    async with app.run_test(size=(160, 50)) as pilot:
+        _, sign_in, _ = await open_sign_in_for_a_client_needing_reauth(pilot, practice)
+        session = sign_in.session
+        state = session.authorize_url.split("state=", 1)[1].split("&", 1)[0]
+        description = "No \x1b]52;c;ZXZpbA==\x07 \x9b2J \u202eok [@click=app.quit]x[/]"
+        redirect = (
+            session.redirect_uri
+            + "?"
+            + urlencode({"state": state, "error": "server_error", "error_description": description})
+        )
+        await hostile_practice.deliver(redirect)
+        error = sign_in.query_one("#sign-in-error", Static)
+        await wait_until(pilot, lambda: "Sign-in failed" in str(error.render()), "the failure")
+        shown = str(error.render())
+        assert "No ␛]52;c;ZXZpbA==␇ \ufffd2J \ufffdok [@click=app.quit]x[/]" in shown
+        assert "\x1b" not in shown and "\x9b" not in shown
+        for toast in toasts(app):
+            assert "\x1b" not in toast and "\x9b" not in toast
+        assert app.is_running
