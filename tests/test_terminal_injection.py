@@ -287,3 +287,59 @@ async def test_a_sign_in_refused_with_a_hostile_description_is_shown_made_visibl
         for toast in toasts(app):
             assert "\x1b" not in toast and "\x9b" not in toast
         assert app.is_running
+
+
+def _read_pty(fd: int, until: float) -> bytes:
+    import os
+    import select
+    import time
+
+    data = b""
+    while time.monotonic() < until:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+async def test_the_tui_in_a_real_terminal_writes_none_of_the_attackers_bytes(
+    hostile_practice,
+) -> None:
+    """`clientlink` in a pty: Textual writes its own escapes, never the names' ones."""
+    import fcntl
+    import os
+    import pty
+    import signal
+    import struct
+    import termios
+    import time
+
+    home = str(hostile_practice.paths.config_dir.parent)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the TUI, as a person starts it
+        os.environ["TERM"] = "xterm-256color"
+        os.execv(sys.executable, [sys.executable, "-m", "clientlink.tui.cli", "--home", home])
+    loop = asyncio.get_running_loop()
+    try:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+        # The daemon serves in this event loop: read the terminal in a thread meanwhile.
+        output = await loop.run_in_executor(None, _read_pty, fd, time.monotonic() + 12)
+        os.write(fd, b"\x1b[B" * 10)  # walk down the rows: the detail pane shows each
+        output += await loop.run_in_executor(None, _read_pty, fd, time.monotonic() + 3)
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        await loop.run_in_executor(None, os.waitpid, pid, 0)
+        os.close(fd)
+    for payload in PAYLOADS.values():
+        if payload != PAYLOADS["markup"]:
+            assert payload.encode() not in output
+    for sequence in (b"\x1b]52", b"\x1b]0;you", b"\x9b2J", "\x9b".encode(), "\u202e".encode()):
+        assert sequence not in output, f"{sequence!r} reached the terminal"
+    assert not any(0x80 <= ord(c) <= 0x9F for c in output.decode("utf-8", "replace"))
+    assert "Clip ␛]52;c;Y3Vy".encode() in output  # it was drawn (the column cuts it)
