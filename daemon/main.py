@@ -13,6 +13,7 @@ import sys
 
 from clientlink.common.config import Config, ConfigError, load_config
 from clientlink.common.paths import Paths, resolve_paths
+from clientlink.common.safe_text import SafeLogFormatter
 from clientlink.common.version import VERSION
 from clientlink.daemon import hardening, systemd
 from clientlink.daemon.rpc_server import DaemonAlreadyRunning
@@ -34,11 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default=os.environ.get("CLIENTLINK_LOG_LEVEL", "INFO"))
     parser.add_argument("--version", action="version", version=f"clientlinkd {VERSION}")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.log_level)
     # httpx logs every request line; request URLs are ours but keep the journal quiet.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # APScheduler logs every job it adds or runs: thousands of lines a day for a practice.
@@ -61,6 +58,14 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_serve(paths, config, inherited))
         except KeyboardInterrupt:
             return 0
+
+
+def configure_logging(level: str) -> logging.Handler:
+    """Log to stderr, every line escaped: log lines carry client names and provider text."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeLogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+    return handler
 
 
 def _inherited_socket() -> socket.socket | None:

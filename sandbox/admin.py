@@ -166,6 +166,24 @@ async def orgs(request: Request) -> Response:
     return JSONResponse([org.to_dict() for org in _state(request).orgs])
 
 
+async def rename_org(request: Request) -> Response:
+    """`{name, legal_name?}`: the business renames itself (in both providers)."""
+    try:
+        body = await _json_body(request)
+    except ValueError as exc:
+        return _bad_request(str(exc))
+    name = body.get("name")
+    legal_name = body.get("legal_name")
+    if not isinstance(name, str) or not name or not isinstance(legal_name, str | None):
+        return _bad_request("send {name: text, legal_name?: text}")
+    tenant_id = request.path_params["tenant_id"]
+    try:
+        org = _state(request).rename_org(tenant_id, name, legal_name)
+    except KeyError:
+        return _bad_request(f"unknown organisation {tenant_id}", 404)
+    return JSONResponse(org.to_dict())
+
+
 async def grants(request: Request) -> Response:
     """Every grant created by a code exchange, Xero's first, each naming its provider."""
     state = _state(request)
@@ -330,6 +348,7 @@ def admin_routes() -> list[Route]:
         Route(f"{p}/info", info, methods=["GET"]),
         Route(f"{p}/clock", clock, methods=["GET", "POST"]),
         Route(f"{p}/orgs", orgs, methods=["GET"]),
+        Route(f"{p}/orgs/{{tenant_id}}", rename_org, methods=["POST"]),
         Route(f"{p}/grants", grants, methods=["GET"]),
         Route(f"{p}/grants/{{grant_id}}/revoke", revoke_grant, methods=["POST"]),
         Route(f"{p}/grants/{{grant_id}}/expire-refresh", expire_refresh, methods=["POST"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from starlette.responses import Response
 
@@ -24,7 +24,7 @@ from clientlink.sandbox.mail import MailOutbox
 from clientlink.sandbox.oauth import Grant, OAuthProvider
 from clientlink.sandbox.quickbooks import QuickBooksProvider
 from clientlink.sandbox.ratelimit import RateLimiter
-from clientlink.sandbox.seed import DEFAULT_ORG_COUNT, DEFAULT_SEED, generate_orgs
+from clientlink.sandbox.seed import DEFAULT_ORG_COUNT, DEFAULT_SEED, SeedOrg, generate_orgs
 from clientlink.sandbox.sms import SmsGateway
 from clientlink.sandbox.xero import XeroProvider
 
@@ -110,6 +110,22 @@ class SandboxState:
     def providers(self) -> tuple[OAuthProvider, ...]:
         """Every emulated provider, Xero first."""
         return (self.xero, self.quickbooks)
+
+    def rename_org(self, tenant_id: str, name: str, legal_name: str | None = None) -> SeedOrg:
+        """As if the business renamed itself in its own file: every provider sees the new name.
+
+        Names are the business's own, so they may hold anything (tests use escape sequences).
+        """
+        index = next((i for i, org in enumerate(self.orgs) if org.tenant_id == tenant_id), None)
+        if index is None:
+            raise KeyError(tenant_id)
+        renamed = replace(
+            self.orgs[index], name=name, legal_name=name if legal_name is None else legal_name
+        )
+        self.orgs[index] = renamed
+        for provider in self.providers:
+            provider.orgs[tenant_id] = renamed
+        return renamed
 
     def find_grant(self, grant_id: str) -> tuple[OAuthProvider, Grant] | None:
         """The provider holding `grant_id` and the grant, or None if no provider has it."""

@@ -19,8 +19,10 @@ from textual.worker import Worker, WorkerState
 
 from clientlink.common import protocol
 from clientlink.common.client import DaemonClient, DaemonUnavailable, RpcError
+from clientlink.common.safe_text import visible
 from clientlink.tui import messages
 from clientlink.tui.commands import ContextCommands, PaletteCommand
+from clientlink.tui.formatting import ShownDaemonClient
 from clientlink.tui.screens.communication_center import CommunicationCenterScreen
 from clientlink.tui.screens.help import HelpScreen
 from clientlink.tui.screens.jobs import JobsScreen
@@ -121,6 +123,28 @@ class ClientlinkApp(App[None]):
         self.keep_connected()
         self.set_interval(UNREAD_REFRESH_SECONDS, self.refresh_unread_count)
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: Any = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """A toast; its text is shown as written, never read as markup.
+
+        Toasts quote client names and providers' messages: ``[@click=app.quit]`` in a
+        name must be letters, not an action. Control characters are made visible too.
+        """
+        super().notify(
+            visible(message),
+            title=visible(title),
+            severity=severity,
+            timeout=timeout,
+            markup=markup,
+        )
+
     def watch_unread_notifications(self, unread: int) -> None:
         self.sub_title = f"{unread} unread (press o)" if unread else ""
 
@@ -129,7 +153,7 @@ class ClientlinkApp(App[None]):
         """Connect, subscribe, relay events; on loss, say so and retry with backoff."""
         delay = RECONNECT_FIRST_DELAY
         while True:
-            client = DaemonClient(self.socket_path, client_name="clientlink-tui")
+            client = ShownDaemonClient(self.socket_path, client_name="clientlink-tui")
             message = OFFLINE_MESSAGE
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT):

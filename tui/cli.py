@@ -23,6 +23,7 @@ from typing import Any
 from clientlink.common.client import DaemonClient, DaemonUnavailable, RpcError
 from clientlink.common.paths import resolve_paths
 from clientlink.common.protocol import STATUS_LABELS, ConnectionStatus
+from clientlink.common.safe_text import terminal_json, visible
 from clientlink.common.version import VERSION
 
 EXIT_ATTENTION = 1
@@ -150,13 +151,14 @@ async def _with_daemon(
         )
         return EXIT_NO_DAEMON
     except RpcError as exc:
-        print(f"clientlink: {exc}", file=sys.stderr)
+        # The daemon's message may quote a provider (a sign-in's error description).
+        print(f"clientlink: {visible(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
 
 
 async def _rpc(daemon: DaemonClient, args: argparse.Namespace) -> int:
     result = await daemon.call(args.method, args.params)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
+    print(terminal_json(result))
     return 0
 
 
@@ -165,7 +167,7 @@ async def _status(daemon: DaemonClient, args: argparse.Namespace) -> int:
     counts: dict[str, int] = status["clients_by_status"]
     attention = sum(counts.get(s.value, 0) for s in ConnectionStatus if s.needs_attention)
     if args.json:
-        print(json.dumps(status, indent=2))
+        print(terminal_json(status))
     else:
         print(_status_line(counts, attention))
     return EXIT_ATTENTION if attention else 0
@@ -201,11 +203,13 @@ async def _clients(daemon: DaemonClient, args: argparse.Namespace) -> int:
         if not page["items"]:
             break
     if args.json:
-        print(json.dumps({"total": total, "items": items}, indent=2, ensure_ascii=False))
+        print(terminal_json({"total": total, "items": items}))
         return 0
     for item in items:
         label = STATUS_LABELS[ConnectionStatus(item["status"])]
-        print(f"{item['id']:>6}  {label:<14} {item['provider']:<10} {item['name']}")
+        # Names come from the client's own accounting file: shown, never obeyed.
+        name, provider = visible(item["name"]), visible(item["provider"])
+        print(f"{item['id']:>6}  {label:<14} {provider:<10} {name}")
     print(f"{total} clients")
     return 0
 
@@ -216,13 +220,13 @@ async def _jobs(daemon: DaemonClient, args: argparse.Namespace) -> int:
         params["state"] = args.state
     listing = await daemon.call("jobs.list", params)
     if args.json:
-        print(json.dumps(listing, indent=2, ensure_ascii=False))
+        print(terminal_json(listing))
         return 0
     for job in listing["items"]:
         print(
-            f"{job['id']:>6}  {job['kind']:<12} {job['state']:<10} "
+            f"{job['id']:>6}  {visible(job['kind']):<12} {visible(job['state']):<10} "
             f"{job['done']}/{job['total']} done, {job['failed']} failed  "
-            f"{job['created_at']} by {job['actor']}"
+            f"{job['created_at']} by {visible(str(job['actor']))}"
         )
     print(f"{len(listing['items'])} jobs")
     return 0

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+from clientlink.common.client import DaemonClient, RpcError
+from clientlink.common.safe_text import visible
 
 
 def format_abn(abn: str | None) -> str:
@@ -81,3 +85,37 @@ def duration(seconds: float | None) -> str:
     if whole < 3600:
         return f"{whole // 60}m {whole % 60:02d}s"
     return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+
+
+def shown(value: Any, *, keep_newlines: bool = False) -> Any:
+    """``value`` (an RPC result or event) with every string made safe for the terminal.
+
+    The TUI shows what the daemon says, and much of it comes from outside: client names
+    from the client's own accounting file, providers' error descriptions. Control, C1 and
+    bidi characters are made visible (``common/safe_text.py``) once, as the data arrives.
+    """
+    if isinstance(value, str):
+        return visible(value, keep_newlines=keep_newlines)
+    if isinstance(value, dict):
+        return {key: shown(item, keep_newlines=keep_newlines) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shown(item, keep_newlines=keep_newlines) for item in value]
+    return value
+
+
+class ShownDaemonClient(DaemonClient):
+    """The TUI's connection: results, errors and events arrive safe to show.
+
+    Templates are the practice's own multi-line text: their newlines are kept.
+    """
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        try:
+            result = await super().call(method, params)
+        except RpcError as exc:
+            raise RpcError(exc.code, visible(exc.message), exc.data, exc.method) from None
+        return shown(result, keep_newlines=method.startswith("templates."))
+
+    async def events(self):  # type: ignore[override]
+        async for event in super().events():
+            yield shown(event)

@@ -39,6 +39,7 @@ from clientlink.tui.screens.confirm import ConfirmScreen
 from clientlink.tui.screens.edit_contact import EditContactScreen
 from clientlink.tui.screens.invite_client import CHANNEL_WORDS, InviteClientScreen
 from clientlink.tui.screens.sign_in import SignInScreen
+from clientlink.tui.widgets.literal_table import LiteralTable
 from clientlink.tui.widgets.offline_banner import OfflineBanner
 from clientlink.tui.widgets.status_cell import status_text
 
@@ -108,7 +109,7 @@ def bank_connections_view(connections: list[BankConnection]) -> Group | Text:
     table.add_column(no_wrap=True, style="dim")
     for connection in connections:
         table.add_row(
-            connection.bank_name,
+            Text(connection.bank_name),
             bank_connection_state_text(connection),
             f"seen {relative_time(connection.updated_at)}",
         )
@@ -215,7 +216,7 @@ class ClientDetailScreen(DaemonScreen[None]):
             yield Static("Loading…", id="detail-banks")
             yield Static(Text("Communication", style="bold underline"), id="detail-timeline-title")
             yield Static("Loading…", id="detail-timeline-empty")
-            yield DataTable(cursor_type="row", zebra_stripes=True, id="detail-timeline")
+            yield LiteralTable(cursor_type="row", zebra_stripes=True, id="detail-timeline")
             yield Static("", id="detail-invitation")
             yield Static(Text("History", style="bold underline"), id="detail-history-title")
             yield Static("Loading…", id="detail-history")
@@ -394,8 +395,12 @@ class ClientDetailScreen(DaemonScreen[None]):
         grid.add_column(ratio=1)
         grid.add_row("ABN", format_abn(client.abn))
         grid.add_row("Software", self.clientlink.provider_name(client.provider))
-        grid.add_row("Email", client.email or Text("— (e adds one)", style="dim"))
-        grid.add_row("Mobile", client.phone or Text("— (e adds one)", style="dim"))
+        grid.add_row(
+            "Email", Text(client.email) if client.email else Text("— (e adds one)", style="dim")
+        )
+        grid.add_row(
+            "Mobile", Text(client.phone) if client.phone else Text("— (e adds one)", style="dim")
+        )
         status = status_text(client.status)
         if client.status_since:
             status.append(f"  since {format_when(client.status_since)}")

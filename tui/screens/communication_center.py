@@ -18,6 +18,7 @@ from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.screens.confirm import ConfirmScreen
 from clientlink.tui.screens.invite_client import CHANNEL_WORDS
 from clientlink.tui.screens.template_editor import TemplateEditorScreen
+from clientlink.tui.widgets.literal_table import LiteralTable
 from clientlink.tui.widgets.offline_banner import OfflineBanner
 
 BUILTIN_NOTE = "Built-in templates cannot be changed or deleted: n writes your own."
@@ -56,7 +57,7 @@ class CommunicationCenterScreen(DaemonScreen[None]):
         yield Header()
         yield OfflineBanner()
         yield Static("Loading the templates…", id="communication-summary")
-        yield DataTable(cursor_type="row", zebra_stripes=True, id="communication-table")
+        yield LiteralTable(cursor_type="row", zebra_stripes=True, id="communication-table")
         with VerticalScroll(id="communication-detail"):
             yield Static("", id="communication-template")
         yield Footer(show_command_palette=False)

@@ -34,6 +34,7 @@ from clientlink.tui.formatting import duration, parse_time
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.screens.confirm import ConfirmScreen
 from clientlink.tui.screens.reimport_review import ReimportReviewScreen
+from clientlink.tui.widgets.literal_table import LiteralTable
 from clientlink.tui.widgets.offline_banner import OfflineBanner
 
 FAILURES_LIMIT = 500
@@ -141,7 +142,7 @@ class JobProgressScreen(DaemonScreen[None]):
             yield Static("", id="job-current")
             yield Static("", id="job-summary")
             yield Static(Text("Failures", style="bold"), id="job-failures-title")
-            yield DataTable(cursor_type="row", zebra_stripes=True, id="job-failures")
+            yield LiteralTable(cursor_type="row", zebra_stripes=True, id="job-failures")
             yield Static("", id="job-failure-detail")
             with Horizontal(id="job-export"):
                 yield Static("Save to:", id="job-export-label")

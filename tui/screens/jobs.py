@@ -22,6 +22,7 @@ from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.formatting import relative_time
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.screens.job_progress import JobProgressScreen, state_text
+from clientlink.tui.widgets.literal_table import LiteralTable
 from clientlink.tui.widgets.offline_banner import OfflineBanner
 
 JOBS_LIMIT = 200
@@ -83,8 +84,8 @@ class JobsScreen(DaemonScreen[None]):
         yield OfflineBanner()
         yield Static("Loading jobs…", id="jobs-summary")
         with ContentSwitcher(initial="jobs-table", id="jobs-switcher"):
-            yield DataTable(cursor_type="row", zebra_stripes=True, id="jobs-table")
-            yield DataTable(cursor_type="row", zebra_stripes=True, id="audit-table")
+            yield LiteralTable(cursor_type="row", zebra_stripes=True, id="jobs-table")
+            yield LiteralTable(cursor_type="row", zebra_stripes=True, id="audit-table")
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:

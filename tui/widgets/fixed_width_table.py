@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, RowKey
 
+from clientlink.tui.widgets.literal_table import LiteralTable
 
-class FixedWidthTable(DataTable):
+
+class FixedWidthTable(LiteralTable):
     """A DataTable that skips measuring cells when the measurement cannot change anything.
+
+    (A :class:`LiteralTable`: text cells are shown as written, never read as markup.)
 
     DataTable measures every cell of every new row, and every updated cell, so that it can
     size columns that have no width of their own. It does this even for columns given a
