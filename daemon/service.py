@@ -849,8 +849,8 @@ class Daemon:
     ) -> p.ExportResult:
         """Write a job's per-client outcome to a CSV file."""
         assert self.store is not None
-        await self.jobs.describe(params.job_id)
         path, created = check_target(params.path, params.overwrite, self.paths, ctx.peer.uid)
+        await self.jobs.describe(params.job_id)
         rows = await self.store.job_items(params.job_id, None, 0, 1_000_000)
         header = ["client_id", "name", "outcome", "attempts", "error", "finished_at"]
         count = write_csv(
