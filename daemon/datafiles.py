@@ -247,8 +247,11 @@ def remember_installation(paths: Paths, install_id: str, vault_backend: str) -> 
         if json.loads(marker.read_text(encoding="utf-8")) == record:
             return
     temporary = marker.with_name(marker.name + ".tmp")
-    temporary.write_text(json.dumps(record) + "\n", encoding="utf-8")
-    os.replace(temporary, marker)
+    try:
+        temporary.write_text(json.dumps(record) + "\n", encoding="utf-8")
+        os.replace(temporary, marker)
+    except OSError as exc:
+        log.warning("could not note this installation in %s: %s", marker, exc.strerror)
     if vault_backend == "keyring":
         _keyring_remember(paths, install_id)
 

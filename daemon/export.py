@@ -135,13 +135,18 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
     for row in rows:
         writer.writerow([neutralise(value) for value in row])
         count += 1
-    descriptor, temporary = tempfile.mkstemp(prefix=".clientlink-", dir=path.parent)
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=".clientlink-", dir=path.parent)
+    except OSError as exc:
+        raise _refuse(f"cannot write in {path.parent}: {exc.strerror}") from exc
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
             handle.write(buffer.getvalue())
         os.chmod(temporary, 0o600)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _refuse(f"cannot write {path}: {exc.strerror}; nothing was written") from exc
         raise
     return count

@@ -14,6 +14,7 @@ import secrets
 import shutil
 import socket
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ import pytest
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import ErrorCode
 from clientlink.daemon.export import neutralise, write_csv
+from tests.test_daemon_files import fill
 
 
 def database_dump(paths) -> str:
@@ -154,3 +156,23 @@ def test_cells_starting_with_a_line_feed_are_neutralised(short_tmp):
     assert rows == {"id": "name", "1": "'\n=1+1", "2": "'\r=2", "3": "'\t=3", "4": "Smith"}
     for start in ("\n", "\r", "\t", "=", "+", "-", "@"):
         assert neutralise(start + "x") == "'" + start + "x"
+
+
+@pytest.fixture
+def full_folder(short_tmp):
+    """A folder on a tiny tmpfs that is already full."""
+    folder = short_tmp / "full"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], check=True)
+    try:
+        fill(folder)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+async def test_an_export_to_a_full_disk_says_so_and_leaves_nothing(seeded, full_folder):
+    _, rpc = seeded
+    message = await refused(rpc, str(full_folder / "clients.csv"), overwrite=False)
+    assert "No space left on device" in message and "nothing was written" in message
+    assert sorted(p.name for p in full_folder.iterdir()) == ["filler"]
