@@ -332,11 +332,6 @@ class Store:
                 self._writer_lock.close()
                 self._writer_lock = None
 
-    @property
-    def database_problem(self) -> str | None:
-        """Why writes are refused (the database was deleted or replaced), or None."""
-        return self._identity.problem if self._identity else None
-
     def check_database(self) -> str | None:
         """Look whether the database is still the file that was opened (cheap: one stat)."""
         if self._identity is None:
