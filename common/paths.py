@@ -12,6 +12,7 @@ import platformdirs
 APP_NAME = "clientlink"
 HOME_ENV = "CLIENTLINK_HOME"
 SOCKET_NAME = "clientlinkd.sock"
+RUNTIME_ENV = "XDG_RUNTIME_DIR"
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class Paths:
 
     @property
     def lock_file(self) -> Path:
-        return self.runtime_dir / "clientlinkd.lock"
+        """The writer's lock: beside the database, so wiping the runtime folder keeps it."""
+        return self.data_dir / "clientlink.db.lock"
 
     @property
     def log_file(self) -> Path:
@@ -50,14 +52,59 @@ class Paths:
         ensure_private_dir(self.runtime_dir)
 
 
+class UnsafeFolder(PermissionError):
+    """A folder clientlink must keep private cannot be made so; the message says what to do."""
+
+
 def ensure_private_dir(folder: Path) -> None:
-    """Create ``folder`` as 0700 and refuse one that another user owns."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    info = folder.stat()
+    """Create ``folder`` as 0700; refuse a symlink or a folder that another user owns.
+
+    Never follows a symlink at ``folder`` itself (one planted in /tmp by another user would
+    hand them the socket), and changes the mode only through the folder actually opened.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    advice = f"set {RUNTIME_ENV} to a folder only you can write, or use --home"
+    info = os.lstat(folder)
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafeFolder(f"{folder} is a symbolic link, not a folder; refusing it ({advice})")
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafeFolder(f"{folder} is not a folder; refusing it ({advice})")
     if info.st_uid != os.getuid():
-        raise PermissionError(f"{folder} belongs to another user (uid {info.st_uid}); refusing")
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        folder.chmod(0o700)
+        raise UnsafeFolder(
+            f"{folder} belongs to another user (uid {info.st_uid}); refusing it ({advice})"
+        )
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        opened = os.fstat(descriptor)
+        if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+            raise UnsafeFolder(f"{folder} changed while being checked; refusing it ({advice})")
+        if stat.S_IMODE(opened.st_mode) != 0o700:
+            os.fchmod(descriptor, 0o700)
+    finally:
+        os.close(descriptor)
+
+
+def default_runtime_dir() -> Path:
+    """``$XDG_RUNTIME_DIR/clientlink``; without it, a folder no other user can pre-create.
+
+    That is systemd's ``/run/user/<uid>`` when it exists and is ours, else a ``run`` folder
+    in the user's own state folder (never a guessable name in /tmp).
+    """
+    runtime = os.environ.get(RUNTIME_ENV)
+    if runtime:
+        return Path(runtime) / APP_NAME
+    user_run = Path(f"/run/user/{os.getuid()}")
+    try:
+        info = os.lstat(user_run)
+    except OSError:
+        info = None
+    if info is not None and stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+        return user_run / APP_NAME
+    return Path(platformdirs.user_state_dir(APP_NAME)) / "run"
 
 
 def resolve_paths(home: str | os.PathLike[str] | None = None) -> Paths:
@@ -66,11 +113,9 @@ def resolve_paths(home: str | os.PathLike[str] | None = None) -> Paths:
     if home:
         root = Path(home).expanduser().resolve()
         return Paths(root / "config", root / "data", root / "state", root / "run")
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    runtime_dir = Path(runtime) / APP_NAME if runtime else Path(f"/tmp/{APP_NAME}-{os.getuid()}")
     return Paths(
         Path(platformdirs.user_config_dir(APP_NAME)),
         Path(platformdirs.user_data_dir(APP_NAME)),
         Path(platformdirs.user_state_dir(APP_NAME)),
-        runtime_dir,
+        default_runtime_dir(),
     )

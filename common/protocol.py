@@ -54,6 +54,8 @@ class ErrorCode(IntEnum):
 
     VAULT_UNAVAILABLE = 1300
 
+    STORE_UNWRITABLE = 1400
+
 
 class ConnectionStatus(StrEnum):
     """A client's connection status: one vocabulary in the DB, RPC, TUI and CLI."""
@@ -392,6 +394,9 @@ class JobExportParams(_Params):
 class ExportResult(_Result):
     path: str
     rows: int
+    created_folder: str | None = Field(
+        default=None, description="The folder clientlinkd created for the file, if any."
+    )
 
 
 CLIENT_EXPORT_COLUMNS = (
@@ -693,6 +698,12 @@ class DaemonStatusResult(_Result):
     unread_notifications: int = 0
     watched_grants: int = 0
     next_wakeup_at: str | None = None
+    database_problem: str | None = Field(
+        default=None, description="Why the daemon stopped writing its database, if it did."
+    )
+    disk_reserve: bool = Field(
+        default=False, description="Whether the disk reserve for token commits is in place."
+    )
 
 
 class OkResult(_Result):

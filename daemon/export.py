@@ -1,9 +1,14 @@
 """CSV files for people: client lists and job outcomes, safe to open in a spreadsheet.
 
 A cell that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
-``@``, a tab or a carriage return) gets a leading apostrophe, so a client named
-``=HYPERLINK(...)`` stays text. Files are written whole (a temporary file renamed into
+``@``, a tab, a carriage return or a line feed) gets a leading apostrophe, so a client
+named ``=HYPERLINK(...)`` stays text. Files are written whole (a temporary file renamed into
 place) and readable only by their owner: they hold client details.
+
+Where a file may go (:func:`check_target`): never inside clientlink's own folders (config,
+data, state, runtime: an export must not replace the database or the socket), and only as
+a regular file; a symlink, socket, device or FIFO at the path is refused, not followed. A
+missing folder is created only inside the caller's home, and the answer says so.
 """
 
 from __future__ import annotations
@@ -11,15 +16,18 @@ from __future__ import annotations
 import csv
 import io
 import os
+import pwd
+import stat
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from clientlink.common.paths import Paths
 from clientlink.common.protocol import ErrorCode
 from clientlink.daemon.rpc_errors import RpcFailure
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def neutralise(value: Any) -> str:
@@ -34,20 +42,88 @@ def neutralise(value: Any) -> str:
     return text
 
 
-def check_target(path_text: str, overwrite: bool) -> Path:
-    """The path to write, or a clear error that changes nothing."""
-    path = Path(path_text).expanduser()
+def _refuse(message: str) -> RpcFailure:
+    return RpcFailure(ErrorCode.INVALID_PARAMS, message)
+
+
+def caller_home(uid: int) -> Path:
+    """The home folder of the user with ``uid``, or a clear error."""
+    try:
+        home = pwd.getpwuid(uid).pw_dir
+    except KeyError:
+        home = ""
+    if not home or not os.path.isabs(home):
+        raise _refuse(f"uid {uid} has no home folder, so '~' cannot be used; give a full path")
+    return Path(home)
+
+
+def _expand_home(path_text: str, uid: int) -> Path:
+    if path_text.rstrip("/") == "~":
+        raise _refuse("'~' is your home folder; give a file name in it, such as ~/clients.csv")
+    if path_text.startswith("~/"):
+        return caller_home(uid) / path_text[2:]
+    if path_text.startswith("~"):
+        raise _refuse(f"{path_text!r}: only '~' (your own home) can be expanded; give a full path")
+    return Path(path_text)
+
+
+def check_target(
+    path_text: str, overwrite: bool, paths: Paths, uid: int
+) -> tuple[Path, Path | None]:
+    """The file to write and the folder created for it (if one was), or a clear error that
+    changes nothing. ``paths`` are clientlink's own folders, ``uid`` the caller."""
+    if "\0" in path_text:
+        raise _refuse("the path contains a NUL byte; give a plain file path")
+    if not path_text.strip():
+        raise _refuse("give the path of the CSV file to write")
+    path = _expand_home(path_text, uid)
     if not path.is_absolute():
-        raise RpcFailure(ErrorCode.INVALID_PARAMS, f"give an absolute path, not {path_text!r}")
-    if not path.parent.is_dir():
-        raise RpcFailure(ErrorCode.INVALID_PARAMS, f"the folder {path.parent} does not exist")
-    if path.exists() and not overwrite:
+        raise _refuse(f"give an absolute path (or one starting with '~/'), not {path_text!r}")
+    if path.name in ("", ".", ".."):
+        raise _refuse(f"{path_text!r} names a folder; give a file name too")
+    # Symlinks in the folders above are resolved (the file lands where they point); the
+    # final component is never followed (see below).
+    parent = Path(os.path.realpath(path.parent))
+    target = parent / path.name
+    for own in (paths.config_dir, paths.data_dir, paths.state_dir, paths.runtime_dir):
+        own_real = Path(os.path.realpath(own))
+        if target == own_real or target.is_relative_to(own_real):
+            raise _refuse(
+                f"{path} is inside clientlink's own folder {own}, which holds its database, "
+                "settings and socket; choose a path elsewhere"
+            )
+    created: Path | None = None
+    if not parent.is_dir():
+        if parent.exists():
+            raise _refuse(f"{path.parent} is not a folder")
+        home = Path(os.path.realpath(caller_home(uid)))
+        if not parent.is_relative_to(home) or parent == home:
+            raise _refuse(
+                f"the folder {path.parent} does not exist; create it first (clientlinkd creates "
+                f"missing folders only inside your home, {home})"
+            )
+        try:
+            parent.mkdir(parents=True, mode=0o700)
+        except OSError as exc:
+            raise _refuse(f"cannot create the folder {path.parent}: {exc.strerror}") from exc
+        created = parent
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        return target, created
+    if stat.S_ISLNK(info.st_mode):
+        raise _refuse(f"{path} is a symbolic link; clientlinkd writes only regular files")
+    if stat.S_ISDIR(info.st_mode):
+        raise _refuse(f"{path} is a folder")
+    if not stat.S_ISREG(info.st_mode):
+        raise _refuse(
+            f"{path} is not a regular file (a socket, device or pipe); choose another name"
+        )
+    if not overwrite:
         raise RpcFailure(
             ErrorCode.CONFLICT, f"{path} already exists; choose another name or overwrite it"
         )
-    if path.is_dir():
-        raise RpcFailure(ErrorCode.INVALID_PARAMS, f"{path} is a folder")
-    return path
+    return target, created
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
@@ -59,13 +135,18 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
     for row in rows:
         writer.writerow([neutralise(value) for value in row])
         count += 1
-    descriptor, temporary = tempfile.mkstemp(prefix=".clientlink-", dir=path.parent)
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=".clientlink-", dir=path.parent)
+    except OSError as exc:
+        raise _refuse(f"cannot write in {path.parent}: {exc.strerror}") from exc
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
             handle.write(buffer.getvalue())
         os.chmod(temporary, 0o600)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _refuse(f"cannot write {path}: {exc.strerror}; nothing was written") from exc
         raise
     return count

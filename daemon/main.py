@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
 import logging
 import os
 import signal
@@ -12,10 +11,11 @@ import socket
 import sys
 
 from clientlink.common.config import Config, ConfigError, load_config
-from clientlink.common.paths import Paths, resolve_paths
+from clientlink.common.paths import Paths, UnsafeFolder, resolve_paths
 from clientlink.common.safe_text import SafeLogFormatter
 from clientlink.common.version import VERSION
 from clientlink.daemon import hardening, systemd
+from clientlink.daemon.datafiles import DataFilesProblem
 from clientlink.daemon.rpc_server import DaemonAlreadyRunning
 from clientlink.daemon.service import Daemon
 from clientlink.daemon.vault import VaultUnavailable
@@ -24,6 +24,7 @@ log = logging.getLogger("clientlinkd")
 
 EX_CONFIG = 78  # sysexits: a configuration problem the person must fix
 EX_TEMPFAIL = 75
+EX_IOERR = 74  # the database was deleted or replaced under the running daemon
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="clientlinkd", description="clientlink's background daemon (runs in the foreground)"
     )
     parser.add_argument("--home", help="keep config, data and the socket under this folder")
+    parser.add_argument(
+        "--init",
+        action="store_true",
+        help="start an empty practice even though clientlink's database was known here before",
+    )
     parser.add_argument("--log-level", default=os.environ.get("CLIENTLINK_LOG_LEVEL", "INFO"))
     parser.add_argument("--version", action="version", version=f"clientlinkd {VERSION}")
     args = parser.parse_args(argv)
@@ -48,16 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return _failed(EX_CONFIG, str(exc))
     hardening.protect(config)  # before any secret is read: no core dumps, no env passphrase
-    paths.ensure()
-    with open(paths.lock_file, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _failed(1, f"another clientlinkd is already running for {paths.runtime_dir}")
-        try:
-            return asyncio.run(_serve(paths, config, inherited))
-        except KeyboardInterrupt:
-            return 0
+    try:
+        paths.ensure()
+    except UnsafeFolder as exc:
+        return _failed(EX_CONFIG, str(exc))
+    # The writer's lock is taken with the database (beside it, in the data folder).
+    try:
+        return asyncio.run(_serve(paths, config, inherited, init=args.init))
+    except KeyboardInterrupt:
+        return 0
 
 
 def configure_logging(level: str) -> logging.Handler:
@@ -83,12 +88,16 @@ def _failed(exit_code: int, reason: str, *, traceback: bool = False) -> int:
     return exit_code
 
 
-async def _serve(paths: Paths, config: Config, inherited: socket.socket | None = None) -> int:
-    daemon = Daemon(paths, config)
+async def _serve(
+    paths: Paths, config: Config, inherited: socket.socket | None = None, *, init: bool = False
+) -> int:
+    daemon = Daemon(paths, config, init=init)
     try:
         await daemon.start(inherited_socket=inherited)
     except VaultUnavailable as exc:
         return _failed(EX_CONFIG, f"cannot open the vault: {exc}")
+    except DataFilesProblem as exc:
+        return _failed(EX_CONFIG, str(exc))
     except DaemonAlreadyRunning as exc:
         return _failed(1, str(exc))
     except Exception as exc:
@@ -103,14 +112,20 @@ async def _serve(paths: Paths, config: Config, inherited: socket.socket | None =
     systemd.notify("READY=1", systemd.status_text(f"Watching {watching} clients"))
     log.info("ready")
     watchdog = asyncio.create_task(systemd.run_watchdog(stop), name="systemd-watchdog")
+    failed = asyncio.create_task(daemon.failed.wait(), name="database-failure")
+    stopping = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
-        await stop.wait()
+        await asyncio.wait({failed, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        failed.cancel()
+        stopping.cancel()
         log.info("stopping")
         systemd.notify("STOPPING=1", systemd.status_text("Stopping"))
         stop.set()
         await watchdog
         await daemon.stop()
+    if daemon.failure:
+        return _failed(EX_IOERR, f"clientlinkd stopped: {daemon.failure}")
     return 0
 
 

@@ -6,6 +6,7 @@ documentation.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -25,6 +26,7 @@ from clientlink.daemon.channels import EmailChannel, SmsChannel
 from clientlink.daemon.clients import ClientService
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.contacts import normalise_email, normalise_phone
+from clientlink.daemon.datafiles import refuse_missing_database, remember_installation
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.export import check_target, write_csv
 from clientlink.daemon.grants import Grants
@@ -56,6 +58,8 @@ from clientlink.daemon.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
+DATABASE_WATCH_SECONDS = 2.0  # how often an idle daemon looks that its database is still there
+
 
 class Daemon:
     """One running clientlinkd."""
@@ -66,8 +70,15 @@ class Daemon:
         config: Config,
         clock: Clock | None = None,
         desktop: Literal["default"] | DesktopChannel | None = "default",
+        *,
+        init: bool = False,
     ) -> None:
         self.paths = paths
+        # Start an empty practice even where one was known before (``clientlinkd --init``).
+        self.init = init
+        # Set when the daemon must stop: its database was deleted or replaced.
+        self.failed = asyncio.Event()
+        self.failure: str | None = None
         self._desktop_choice = desktop
         self.config = config
         self.clock = clock or Clock()
@@ -87,9 +98,21 @@ class Daemon:
     async def start(self, inherited_socket: socket.socket | None = None) -> None:
         """Open the store and vault, then serve. Raises VaultUnavailable and friends."""
         self.paths.ensure()
+        if self.init:
+            if not self.paths.database.exists():
+                log.warning("starting an empty practice (--init): %s", self.paths.database)
+        else:
+            await refuse_missing_database(self.paths, self.config.vault)
         self.store = await Store.open(self.paths.database)
+        self.store.on_lost = self._database_lost
         try:
             self.vault = await Vault.open(self.config.vault, self.store)
+            await asyncio.to_thread(
+                remember_installation,
+                self.paths,
+                await self.store.get_meta("install_id") or "",
+                self.vault.backend,
+            )
             await self._build_adapters()
         except BaseException:
             await self.store.close()
@@ -150,10 +173,28 @@ class Daemon:
             if name.startswith("_rpc_"):
                 self.rpc.register(name[5:].replace("__", "."), getattr(self, name))
         await self.rpc.start(inherited_socket)
+        self._database_watch = asyncio.create_task(self._watch_database(), name="database-watch")
         log.info("clientlinkd %s serving %s", VERSION, self.paths.socket)
+
+    def _database_lost(self, reason: str) -> None:
+        """The database vanished or was replaced: refuse writes and ask main to exit."""
+        self.failure = reason
+        self.failed.set()
+
+    async def _watch_database(self) -> None:
+        """Notice a deleted or replaced database even while nothing writes."""
+        assert self.store is not None
+        while True:
+            if self.store.check_database() is not None:
+                return
+            await asyncio.sleep(DATABASE_WATCH_SECONDS)
 
     async def stop(self) -> None:
         """Stop serving and close everything, in the reverse order of start."""
+        if hasattr(self, "_database_watch"):
+            self._database_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._database_watch
         await self.rpc.stop()
         if hasattr(self, "jobs"):
             await self.invitations.stop()
@@ -342,6 +383,8 @@ class Daemon:
             unread_notifications=await self.store.count_unread_notifications(),
             watched_grants=self.watcher.watched,
             next_wakeup_at=to_iso(self.watcher.next_wakeup()),
+            database_problem=self.store.check_database(),
+            disk_reserve=self.store.reserve is not None and self.store.reserve.present,
         )
 
     # ------------------------------------------------------------------ RPC: providers
@@ -462,7 +505,7 @@ class Daemon:
                 f"unknown columns {', '.join(unknown)}; choose from "
                 f"{', '.join(p.CLIENT_EXPORT_COLUMNS)}",
             )
-        path = check_target(params.path, params.overwrite)
+        path, created = check_target(params.path, params.overwrite, self.paths, ctx.peer.uid)
         rows: list[dict[str, Any]] = []
         flt = params.filter
         statuses = None
@@ -489,7 +532,9 @@ class Daemon:
             detail={"path": str(path), "rows": count},
             now=self.clock.now(),
         )
-        return p.ExportResult(path=str(path), rows=count)
+        return p.ExportResult(
+            path=str(path), rows=count, created_folder=str(created) if created else None
+        )
 
     async def _set_active(self, client_ids: list[int], active: bool, actor: str) -> list[int]:
         assert self.store is not None
@@ -804,8 +849,8 @@ class Daemon:
     ) -> p.ExportResult:
         """Write a job's per-client outcome to a CSV file."""
         assert self.store is not None
+        path, created = check_target(params.path, params.overwrite, self.paths, ctx.peer.uid)
         await self.jobs.describe(params.job_id)
-        path = check_target(params.path, params.overwrite)
         rows = await self.store.job_items(params.job_id, None, 0, 1_000_000)
         header = ["client_id", "name", "outcome", "attempts", "error", "finished_at"]
         count = write_csv(
@@ -816,7 +861,9 @@ class Daemon:
                 for r in rows
             ),
         )
-        return p.ExportResult(path=str(path), rows=count)
+        return p.ExportResult(
+            path=str(path), rows=count, created_folder=str(created) if created else None
+        )
 
     # ------------------------------------------------------------------ RPC: invitations
 

@@ -11,17 +11,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import aiosqlite
 
 from clientlink.common.protocol import ConnectionStatus
 from clientlink.common.timeutil import to_iso
+from clientlink.daemon.datafiles import (
+    MIN_FREE_BYTES,
+    DatabaseIdentity,
+    DatabaseLost,
+    DiskFull,
+    DiskReserve,
+    check_writable,
+    free_bytes,
+    is_disk_full,
+    take_writer_lock,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS: list[str] = [
     # 1: the walking skeleton
@@ -265,25 +280,91 @@ class Store:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self._write_lock = _ReentrantLock()
+        self._writer_lock: IO[str] | None = None
+        self._identity: DatabaseIdentity | None = None
+        self.reserve: DiskReserve | None = None
+        self._folder = Path(".")
+        # Called once, with the reason, when the database turns out deleted or replaced.
+        self.on_lost: Callable[[str], None] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> Store:
-        """Open (creating if needed) and migrate the database at ``path``."""
+        """Open (creating if needed) and migrate the database at ``path``.
+
+        Takes the writer's lock beside the database first (a second writer is refused with
+        :class:`~clientlink.daemon.datafiles.DataFilesProblem`, as is a database or folder
+        that cannot be written), and keeps a disk reserve in the data folder.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(str(path), isolation_level=None)
+        await asyncio.to_thread(check_writable, path)
+        writer_lock = take_writer_lock(path.with_name(path.name + ".lock"), path)
+        try:
+            db = await aiosqlite.connect(str(path), isolation_level=None)
+        except BaseException:
+            writer_lock.close()
+            raise
         db.row_factory = aiosqlite.Row
         store = cls(db)
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA foreign_keys=ON")
-        await db.execute("PRAGMA busy_timeout=5000")
-        await asyncio.to_thread(path.chmod, 0o600)
-        await store._migrate()
+        store._writer_lock = writer_lock
+        store._folder = path.parent
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await asyncio.to_thread(path.chmod, 0o600)
+            store._identity = DatabaseIdentity(path)
+            store.reserve = DiskReserve(path.parent)
+            if not await asyncio.to_thread(store.reserve.ensure):
+                log.warning("no room for clientlink's disk reserve in %s", path.parent)
+            await store._migrate()
+        except BaseException:
+            await store.close()
+            raise
         return store
 
     async def close(self) -> None:
-        """Close the connection."""
-        await self._db.close()
+        """Close the connection and give up the writer's lock."""
+        try:
+            await self._db.close()
+        finally:
+            if self._writer_lock is not None:
+                self._writer_lock.close()
+                self._writer_lock = None
+
+    def check_database(self) -> str | None:
+        """Look whether the database is still the file that was opened (cheap: one stat)."""
+        if self._identity is None:
+            return None
+        known = self._identity.problem
+        problem = self._identity.check()
+        if problem and known is None:
+            log.error("%s", problem)
+            if self.on_lost is not None:
+                self.on_lost(problem)
+        return problem
+
+    async def with_reserve(self, write: Callable[[], Awaitable[T]]) -> T:
+        """Run ``write`` (whole transactions, outside any other); if the disk is full, give
+        up the disk reserve and run it once more. For commits that must not be lost, such as
+        a rotated refresh token or the marker written before a token call."""
+        try:
+            return await write()
+        except DiskFull:
+            if self.reserve is None or not await asyncio.to_thread(self.reserve.release):
+                raise
+        return await write()
+
+    async def ensure_writable_reserve(self) -> None:
+        """Before an outside call whose result must be committed (a token refresh): make
+        sure the commit will fit. Puts the reserve back when the disk has room again; raises
+        :class:`DiskFull` (make no call then) when neither the reserve nor the room is there."""
+        if self.reserve is None:
+            return
+        if await asyncio.to_thread(self.reserve.ensure):
+            return
+        if await asyncio.to_thread(free_bytes, self.reserve.folder) < MIN_FREE_BYTES:
+            raise DiskFull(self.reserve.folder)
 
     async def _migrate(self) -> None:
         async with self._db.execute("PRAGMA user_version") as cursor:
@@ -295,7 +376,7 @@ class Store:
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             async with self.transaction():
-                for statement in _split_statements(script):
+                for statement in split_statements(script):
                     await self._db.execute(statement)
                 await self._db.execute(f"PRAGMA user_version = {number}")
 
@@ -310,14 +391,29 @@ class Store:
             if depth > 1:
                 yield self._db
                 return
-            await self._db.execute("BEGIN IMMEDIATE")
+            problem = self.check_database()
+            if problem:
+                raise DatabaseLost(problem)
             try:
-                yield self._db
-            except BaseException:
-                await self._db.execute("ROLLBACK")
+                await self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    await self._rollback()
+                    raise
+                try:
+                    await self._db.execute("COMMIT")
+                except BaseException:
+                    await self._rollback()
+                    raise
+            except sqlite3.OperationalError as exc:
+                if is_disk_full(exc):
+                    raise DiskFull(self._folder) from exc
                 raise
-            else:
-                await self._db.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        if self._db.in_transaction:
+            await self._db.execute("ROLLBACK")
 
     async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         # One trip to the database thread (execute + fetch + close), not three.
@@ -422,21 +518,27 @@ class Store:
         hard_expires_at: datetime | None,
         now: datetime,
     ) -> None:
-        """Replace a grant's tokens after a refresh (committed before anyone uses them)."""
-        async with self.transaction() as db:
-            await db.execute(
-                "UPDATE grants SET token_ciphertext = ?, access_expires_at = ?, "
-                "refresh_expires_at = ?, hard_expires_at = COALESCE(?, hard_expires_at), "
-                "refreshed_at = ? WHERE id = ?",
-                (
-                    token_ciphertext,
-                    to_iso(access_expires_at),
-                    to_iso(refresh_expires_at),
-                    to_iso(hard_expires_at),
-                    to_iso(now),
-                    grant_id,
-                ),
-            )
+        """Replace a grant's tokens after a refresh (committed before anyone uses them).
+
+        A rotated refresh token must not be lost: on a full disk this uses the reserve."""
+
+        async def write() -> None:
+            async with self.transaction() as db:
+                await db.execute(
+                    "UPDATE grants SET token_ciphertext = ?, access_expires_at = ?, "
+                    "refresh_expires_at = ?, hard_expires_at = COALESCE(?, hard_expires_at), "
+                    "refreshed_at = ? WHERE id = ?",
+                    (
+                        token_ciphertext,
+                        to_iso(access_expires_at),
+                        to_iso(refresh_expires_at),
+                        to_iso(hard_expires_at),
+                        to_iso(now),
+                        grant_id,
+                    ),
+                )
+
+        await self.with_reserve(write)
 
     async def mark_grant_revoked(self, grant_id: int, reason: str) -> None:
         async with self.transaction() as db:
@@ -1109,8 +1211,21 @@ def _notification_dict(row: sqlite3.Row) -> dict[str, Any]:
     return item
 
 
-def _split_statements(script: str) -> list[str]:
-    return [statement.strip() for statement in script.split(";") if statement.strip()]
+def split_statements(script: str) -> list[str]:
+    """The SQL statements of ``script``: split only where SQLite says a statement ends, so
+    a trigger's body or a ``';'`` literal stays whole."""
+    statements: list[str] = []
+    start = 0
+    for end, character in enumerate(script):
+        if character == ";" and sqlite3.complete_statement(script[start : end + 1]):
+            statement = script[start : end + 1].strip()
+            if statement.strip(";").strip():
+                statements.append(statement)
+            start = end + 1
+    rest = script[start:].strip()
+    if rest:
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {rest[:60]!r}")
+    return statements
 
 
 class _ReentrantLock:

@@ -97,7 +97,7 @@ async def test_inviting_one_client_by_email_sends_the_mail_and_the_timeline_says
         await wait_until(lambda: "Invitation sent" in toasts(app), what="the toast")
         timeline = detail.query_one("#detail-timeline", DataTable)
         await wait_until(lambda: timeline.row_count == 1, what="the invitation in the timeline")
-        assert timeline.get_row_at(0)[1] == "Email"
+        assert str(timeline.get_row_at(0)[1]) == "Email"
         assert str(timeline.get_row_at(0)[4]) == "Sent"
         assert bank["name"] in shown(detail.query_one("#detail-invitation"))
 
