@@ -13,16 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import keyring
 import pytest
 
 from clientlink.common.client import DaemonClient
 from clientlink.common.config import load_config
 from clientlink.common.paths import Paths, resolve_paths
+from clientlink.daemon import vault as vault_module
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.service import Daemon
 from clientlink.sandbox.approve import approve as sandbox_approve
 from clientlink.sandbox.server import SandboxServer
 from clientlink.tui.demo import PASSPHRASE_ENV, SeededPractice, demo_config_text, seed_practice
+from tests.helpers import MemoryKeyring
 
 pytest_plugins = ["tests.dbus_session"]
 
@@ -150,3 +153,17 @@ async def practice(daemon: RunningDaemon) -> Practice:
 async def rpc(daemon: RunningDaemon) -> DaemonClient:
     """A connected client for the daemon fixture."""
     return await daemon.connect()
+
+
+@pytest.fixture
+def keyring_config(home: Paths, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paths]:
+    """The home with the keyring vault; tests put a :class:`MemoryKeyring` in place."""
+    home.config_file.write_text(
+        home.config_file.read_text().replace('backend = "passphrase"', 'backend = "keyring"')
+    )
+    # The in-memory stand-in keeps nothing on disk, like the Secret Service it plays.
+    kind = f"{MemoryKeyring.__module__}.{MemoryKeyring.__name__}"
+    monkeypatch.setattr(vault_module, "TRUSTED_KEYRINGS", vault_module.TRUSTED_KEYRINGS | {kind})
+    previous = keyring.get_keyring()
+    yield home
+    keyring.set_keyring(previous)

@@ -6,9 +6,11 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 from typing import Any
 
 import httpx
+import keyring.backend
 
 from clientlink.common.client import DaemonClient, DaemonUnavailable
 
@@ -134,3 +136,25 @@ class DaemonProcess:
         if self.process is not None and self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
             await asyncio.wait_for(self.process.wait(), 30)
+
+
+class MemoryKeyring(keyring.backend.KeyringBackend):
+    """A keyring backend that keeps entries in this process (a stand-in Secret Service)."""
+
+    priority = 1
+
+    def __init__(self, block: threading.Event | None = None) -> None:
+        super().__init__()
+        self.entries: dict[tuple[str, str], str] = {}
+        self.block = block
+
+    def get_password(self, service, username):
+        if self.block is not None:
+            self.block.wait(30)  # a locked keyring waiting for a prompt nobody sees
+        return self.entries.get((service, username))
+
+    def set_password(self, service, username, password):
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service, username):
+        self.entries.pop((service, username), None)

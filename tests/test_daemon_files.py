@@ -28,8 +28,7 @@ from clientlink.daemon import store as store_module
 from clientlink.daemon.datafiles import DataFilesProblem, DiskFull, installation_marker
 from clientlink.daemon.service import Daemon
 from clientlink.daemon.store import Store, TenantRow, split_statements
-from tests.helpers import DaemonProcess, wait_until
-from tests.test_secrets_and_vault import MemoryKeyring
+from tests.helpers import DaemonProcess, MemoryKeyring, wait_until
 
 TEMPLATE = {"name": "Hello", "channel": "email", "subject": "Hi", "body": "Dear you: {link}"}
 
@@ -189,22 +188,18 @@ async def test_a_fresh_home_starts_without_init_and_remembers_it(home):
     await start_and_stop(home)  # and the database that is there now opens as before
 
 
-async def test_the_keyring_remembers_the_practice_even_when_the_state_folder_is_gone(home):
-    home.config_file.write_text(
-        home.config_file.read_text().replace('backend = "passphrase"', 'backend = "keyring"')
-    )
-    previous = keyring.get_keyring()
+async def test_the_keyring_remembers_the_practice_even_when_the_state_folder_is_gone(
+    keyring_config,
+):
+    home = keyring_config
     keyring.set_keyring(MemoryKeyring())
-    try:
-        await start_and_stop(home)
-        shutil.rmtree(home.data_dir)
-        installation_marker(home).unlink()
-        daemon = Daemon(home, load_config(home.config_file), desktop=None)
-        with pytest.raises(DataFilesProblem, match="keyring holds clientlink's data key"):
-            await daemon.start()
-        assert not home.database.exists()
-    finally:
-        keyring.set_keyring(previous)
+    await start_and_stop(home)
+    shutil.rmtree(home.data_dir)
+    installation_marker(home).unlink()
+    daemon = Daemon(home, load_config(home.config_file), desktop=None)
+    with pytest.raises(DataFilesProblem, match="keyring holds clientlink's data key"):
+        await daemon.start()
+    assert not home.database.exists()
 
 
 # ---------------------------------------------------------------------- permissions

@@ -16,11 +16,10 @@ import keyring.backends.fail
 import pytest
 
 from clientlink.common.config import load_config
-from clientlink.daemon import vault as vault_module
 from clientlink.daemon.service import Daemon
 from clientlink.daemon.vault import VaultUnavailable
 from clientlink.tui.demo import PASSPHRASE_ENV
-from tests.helpers import sandbox_get, wait_until
+from tests.helpers import MemoryKeyring, sandbox_get, wait_until
 
 
 def database_bytes(paths) -> bytes:
@@ -115,41 +114,6 @@ async def test_wrong_passphrase_is_refused_without_touching_secrets(
         await second.start()
     assert "passphrase is wrong" in str(caught.value)
     assert b"vault_wrapped_key" in before
-
-
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """A keyring backend that keeps entries in this process (a stand-in Secret Service)."""
-
-    priority = 1
-
-    def __init__(self, block: threading.Event | None = None) -> None:
-        super().__init__()
-        self.entries: dict[tuple[str, str], str] = {}
-        self.block = block
-
-    def get_password(self, service, username):
-        if self.block is not None:
-            self.block.wait(30)  # a locked keyring waiting for a prompt nobody sees
-        return self.entries.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service, username):
-        self.entries.pop((service, username), None)
-
-
-@pytest.fixture
-def keyring_config(home, monkeypatch: pytest.MonkeyPatch):
-    home.config_file.write_text(
-        home.config_file.read_text().replace('backend = "passphrase"', 'backend = "keyring"')
-    )
-    # The in-memory stand-in keeps nothing on disk, like the Secret Service it plays.
-    kind = f"{MemoryKeyring.__module__}.{MemoryKeyring.__name__}"
-    monkeypatch.setattr(vault_module, "TRUSTED_KEYRINGS", vault_module.TRUSTED_KEYRINGS | {kind})
-    previous = keyring.get_keyring()
-    yield home
-    keyring.set_keyring(previous)
 
 
 async def test_keyring_holds_the_data_key_across_restarts(keyring_config):
