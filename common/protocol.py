@@ -54,6 +54,8 @@ class ErrorCode(IntEnum):
 
     VAULT_UNAVAILABLE = 1300
 
+    STORAGE_FULL = 1400
+
 
 class ConnectionStatus(StrEnum):
     """A client's connection status: one vocabulary in the DB, RPC, TUI and CLI."""

@@ -22,12 +22,12 @@ from clientlink.common.version import VERSION
 from clientlink.daemon.auth import AuthSession, AuthSessions
 from clientlink.daemon.banks import BankFeeds, BanksUnavailable
 from clientlink.daemon.channels import EmailChannel, SmsChannel
-from clientlink.daemon.clients import ClientService
+from clientlink.daemon.clients import FAILURE_ERROR_CODES, ClientService
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.contacts import normalise_email, normalise_phone
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.export import check_target, write_csv
-from clientlink.daemon.grants import Grants
+from clientlink.daemon.grants import Grants, StorageFull, classify_failure
 from clientlink.daemon.invitations import Invitations, InviteJob
 from clientlink.daemon.job_kinds import ReauthoriseJob, ReimportJob
 from clientlink.daemon.jobs import JobEngine
@@ -36,8 +36,7 @@ from clientlink.daemon.providers import (
     ADAPTERS,
     ProviderAdapter,
     ProviderDefinition,
-    ProviderRefused,
-    ProviderUnavailable,
+    ProviderError,
     build_definition,
 )
 from clientlink.daemon.rpc_errors import RpcFailure
@@ -248,10 +247,10 @@ class Daemon:
                 code=code, redirect_uri=session.redirect_uri, code_verifier=session.code_verifier
             )
             auth_event_id, tenants = await adapter.list_tenants(tokens, params)
-        except ProviderRefused as exc:
-            raise RpcFailure(ErrorCode.AUTH_PROVIDER_REFUSED, str(exc)) from exc
-        except ProviderUnavailable as exc:
-            raise RpcFailure(ErrorCode.PROVIDER_UNAVAILABLE, str(exc)) from exc
+        except ProviderError as exc:
+            failure = classify_failure(exc)
+            assert failure is not None
+            raise RpcFailure(FAILURE_ERROR_CODES[failure.kind], failure.reason) from exc
         grant_id = await self.grants.create(
             session.provider, tokens, tenants, auth_event_id, session.actor
         )
@@ -447,7 +446,10 @@ class Daemon:
                 ErrorCode.CONFLICT,
                 f"{client['name']} has never been authorised: re-authorise it first",
             )
-        await self.watcher.run_now(client["grant_id"], force=params.force)
+        try:
+            await self.watcher.run_now(client["grant_id"], force=params.force)
+        except StorageFull as exc:
+            raise RpcFailure(ErrorCode.STORAGE_FULL, str(exc)) from exc
         return p.Client.model_validate(await self.clients.require(params.client_id))
 
     async def _rpc_clients__export(
