@@ -496,6 +496,32 @@ class Store:
         )
         return [GrantRow(**dict(row)) for row in rows]
 
+    async def list_grants(self, unused_only: bool = False) -> list[dict[str, Any]]:
+        """Every grant (no tokens) with how many clients use it and the tenants it reaches."""
+        where = (
+            "WHERE g.state = 'active' AND g.bound_at IS NULL AND NOT EXISTS "
+            "(SELECT 1 FROM clients c WHERE c.grant_id = g.id)"
+            if unused_only
+            else ""
+        )
+        rows = await self._fetchall(
+            "SELECT g.id, g.provider, g.state, g.state_reason, g.authorised_by, g.created_at, "
+            "g.access_expires_at, g.refresh_expires_at, g.next_check_at, g.bound_at, "
+            "(SELECT count(*) FROM clients c WHERE c.grant_id = g.id) AS clients, "
+            "(SELECT json_group_array(t.tenant_name) FROM grant_tenants t "
+            "WHERE t.grant_id = g.id) AS tenants "
+            f"FROM grants g {where} ORDER BY g.id"
+        )
+        grants = []
+        for row in rows:
+            grant = dict(row)
+            grant["tenants"] = sorted(json.loads(grant["tenants"] or "[]"))
+            grant["unused"] = (
+                grant["state"] == "active" and grant["bound_at"] is None and not grant["clients"]
+            )
+            grants.append(grant)
+        return grants
+
     async def mark_grant_revoked(self, grant_id: int, reason: str) -> None:
         async with self.transaction() as db:
             await db.execute(
