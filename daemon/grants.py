@@ -206,12 +206,19 @@ class Grants:
         self, grant_id: int, *, force: bool = False, min_valid: timedelta = ACCESS_MARGIN
     ) -> TokenSet:
         """Refresh under the grant's lock, unless (re-read under the lock) the access token
-        is still good for ``min_valid``: then someone else just refreshed it."""
+        is still good for ``min_valid``: then someone else just refreshed it. After a token
+        call whose answer never arrived, the call is always repeated (the provider may have
+        rotated the refresh token; the old one works only during its grace)."""
         async with self._lock(grant_id):
             grant, tokens = await self.tokens(grant_id)
             if grant.state == "revoked":
                 raise GrantRevoked(grant_id, grant.state_reason or "the authorisation was revoked")
-            if not force and tokens.access_expires_at - self._clock.now() > min_valid:
+            in_doubt = grant.refresh_pending_since is not None  # an answer was lost
+            if (
+                not force
+                and not in_doubt
+                and tokens.access_expires_at - self._clock.now() > min_valid
+            ):
                 return tokens
             if not tokens.refresh_token:
                 reason = "the provider gave no refresh token (offline access was not granted)"

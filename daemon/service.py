@@ -273,6 +273,9 @@ class Daemon:
                     session.client_id, grant_id, tenants, session.actor
                 )
             except RpcFailure as failure:
+                # The grant stays (revoking it could end the user's other connections):
+                # an unused sign-in, listed by grants.list and watched like any other.
+                await self.watcher.watch(grant_id)
                 raise await self._lost_race(session, grant_id, failure) from None
             await self.watcher.watch(grant_id)
             if previous["grant_id"] is not None:
