@@ -333,7 +333,10 @@ class Store:
                 try:
                     await self._db.execute("COMMIT")
                 except BaseException:
+                    # A failed COMMIT (a full disk) can leave the transaction open.
                     self._after_commit = []
+                    with contextlib.suppress(sqlite3.Error):
+                        await self._db.execute("ROLLBACK")
                     raise
                 callbacks, self._after_commit = self._after_commit, []
                 for callback in callbacks:
