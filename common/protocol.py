@@ -55,6 +55,7 @@ class ErrorCode(IntEnum):
     VAULT_UNAVAILABLE = 1300
 
     STORE_UNWRITABLE = 1400
+    STORAGE_FULL = 1401
 
 
 class ConnectionStatus(StrEnum):
@@ -684,6 +685,43 @@ class AuditListResult(_Result):
     items: list[AuditEntry]
 
 
+class GrantsListParams(_Params):
+    unused_only: bool = Field(
+        default=False, description="Only sign-ins no client was ever bound to."
+    )
+
+
+class GrantInfo(_Result):
+    """One stored authorisation (no token in it)."""
+
+    id: int
+    provider: str
+    state: str
+    state_reason: str | None = None
+    authorised_by: str
+    created_at: str
+    access_expires_at: str | None = None
+    refresh_expires_at: str | None = None
+    next_check_at: str | None = None
+    clients: int = Field(description="Clients bound to it now.")
+    unused: bool = Field(description="A sign-in no client was ever bound to.")
+    tenants: list[str] = Field(default_factory=list, description="Businesses it reaches.")
+
+
+class GrantsListResult(_Result):
+    items: list[GrantInfo]
+
+
+class GrantIdParams(_Params):
+    grant_id: int
+
+
+class GrantRevokeResult(_Result):
+    grant_id: int
+    state: str
+    message: str
+
+
 class DaemonStatusResult(_Result):
     version: str
     protocol: int
@@ -703,6 +741,9 @@ class DaemonStatusResult(_Result):
     )
     disk_reserve: bool = Field(
         default=False, description="Whether the disk reserve for token commits is in place."
+    )
+    unused_sign_ins: int = Field(
+        default=0, description="Stored sign-ins no client was ever bound to (grants.list)."
     )
 
 
@@ -1006,5 +1047,15 @@ METHODS: dict[str, MethodSpec] = {
     ),
     "audit.list": MethodSpec(
         params=AuditListParams, result=AuditListResult, summary="Who did what, newest first."
+    ),
+    "grants.list": MethodSpec(
+        params=GrantsListParams,
+        result=GrantsListResult,
+        summary="Stored authorisations, with the unused sign-ins among them.",
+    ),
+    "grants.revoke": MethodSpec(
+        params=GrantIdParams,
+        result=GrantRevokeResult,
+        summary="Revoke an unused sign-in at the provider and stop watching it.",
     ),
 }

@@ -150,6 +150,8 @@ class AuthSessions:
     async def complete(self, session_id: str, redirect_url: str) -> dict[str, Any]:
         """Finish a session from the address the browser ended on."""
         session = self.get(session_id)
+        self._require_pending(session)
+        _check_redirect_address(redirect_url, session.redirect_uri)
         params = _redirect_params(redirect_url)
         return await self._finish(session, params)
 
@@ -334,6 +336,36 @@ class AuthSessions:
                 self._apply_expiry(session)
                 return session
         return None
+
+
+def _check_redirect_address(redirect_url: str, redirect_uri: str) -> None:
+    """A pasted address must be this session's redirect URI plus its query: anything else
+    (another scheme, host, port or path) is not where this sign-in sends the browser."""
+    text = redirect_url.strip()
+    if not text.startswith(("http://", "https://")) and "://" not in text:
+        return  # only the query was pasted (``?code=...&state=...``): nothing to compare
+    given, expected = urlsplit(text), urlsplit(redirect_uri)
+    try:
+        given_port = given.port
+    except ValueError:
+        given_port = -1
+    differences = [
+        name
+        for name, a, b in (
+            ("scheme", given.scheme.lower(), expected.scheme.lower()),
+            ("host", (given.hostname or "").lower(), (expected.hostname or "").lower()),
+            ("port", given_port, expected.port),
+            ("path", given.path, expected.path),
+        )
+        if a != b
+    ]
+    if differences:
+        raise RpcFailure(
+            ErrorCode.AUTH_REDIRECT_INVALID,
+            f"That address is not this sign-in's redirect address (its {', '.join(differences)} "
+            f"differ from {redirect_uri}); nothing was changed and the sign-in is still "
+            "waiting. Paste the address the browser ended on after pressing Allow access",
+        )
 
 
 def _redirect_params(redirect_url: str) -> dict[str, str]:

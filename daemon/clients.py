@@ -15,14 +15,8 @@ from clientlink.common.protocol import ConnectionStatus, ErrorCode, Topic
 from clientlink.common.timeutil import to_iso
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
-from clientlink.daemon.grants import GrantRevoked, Grants
-from clientlink.daemon.providers import (
-    OrganisationDetails,
-    ProviderAdapter,
-    ProviderError,
-    ProviderUnavailable,
-    TenantForbidden,
-)
+from clientlink.daemon.grants import FailureKind, Grants, classify_failure
+from clientlink.daemon.providers import OrganisationDetails, ProviderAdapter
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.store import Store, TenantRow
 
@@ -62,19 +56,24 @@ class ClientService:
     async def set_status(
         self, client: dict[str, Any], status: ConnectionStatus, reason: str | None
     ) -> None:
-        """Record a status (and why); announce it when it changed."""
+        """Record a status (and why); announce it when it changed, once it is committed
+        (inside a transaction: after its commit, and not at all if it rolls back)."""
         old = await self._store.set_client_status(client["id"], status, reason, self._clock.now())
-        if self.on_transition is not None:
-            self.on_transition(client, old, status, reason)
-        if old is not None and old != status.value:
-            self._events.publish(
-                Topic.CLIENT_STATUS_CHANGED,
-                client_id=client["id"],
-                name=client["name"],
-                old_status=old,
-                status=status.value,
-                reason=reason,
-            )
+
+        def announce() -> None:
+            if self.on_transition is not None:
+                self.on_transition(client, old, status, reason)
+            if old is not None and old != status.value:
+                self._events.publish(
+                    Topic.CLIENT_STATUS_CHANGED,
+                    client_id=client["id"],
+                    name=client["name"],
+                    old_status=old,
+                    status=status.value,
+                    reason=reason,
+                )
+
+        self._store.after_commit(announce)
 
     # ------------------------------------------------------------------ import
 
@@ -227,10 +226,11 @@ class ClientService:
             return await self._grants.call(
                 grant_id, lambda tokens: adapter.fetch_organisation(tokens, tenant.tenant_id)
             )
-        except ProviderUnavailable as exc:
-            raise RpcFailure(ErrorCode.PROVIDER_UNAVAILABLE, str(exc)) from exc
-        except (ProviderError, GrantRevoked) as exc:
-            raise RpcFailure(ErrorCode.AUTH_PROVIDER_REFUSED, str(exc)) from exc
+        except Exception as exc:
+            failure = classify_failure(exc)
+            if failure is None:
+                raise
+            raise RpcFailure(FAILURE_ERROR_CODES[failure.kind], failure.reason) from exc
 
     # ------------------------------------------------------------------ verify
 
@@ -246,9 +246,9 @@ class ClientService:
             tenant = TenantRow(tenant_id=client["tenant_id"], tenant_name=client["name"])
             async with limiter:
                 _, status, reason = await self._verify(
-                    client["provider"], client["grant_id"], tenant
+                    client["provider"], client["grant_id"], tenant, transient_is_none=True
                 )
-            if status == ConnectionStatus.ERROR:
+            if status is None:
                 return  # an outage is not a verdict on the connection
             await self._store.update_client_details(
                 client["id"], self._clock.now(), last_verified_at=to_iso(self._clock.now())
@@ -264,9 +264,10 @@ class ClientService:
         return {"checked": len(ids), "by_status": by_status}
 
     async def _verify(
-        self, provider: str, grant_id: int, tenant: TenantRow
-    ) -> tuple[OrganisationDetails | None, ConnectionStatus, str | None]:
-        """One verifying call: (details, the status it shows, the reason)."""
+        self, provider: str, grant_id: int, tenant: TenantRow, *, transient_is_none: bool = False
+    ) -> tuple[OrganisationDetails | None, ConnectionStatus | None, str | None]:
+        """One verifying call: (details, the status it shows, the reason). A transient
+        failure shows ``error`` (or None with ``transient_is_none``: no verdict)."""
         adapter = self._adapters.get(provider)
         if adapter is None:
             return None, ConnectionStatus.ERROR, f"provider {provider!r} is not configured"
@@ -274,12 +275,22 @@ class ClientService:
             details = await self._grants.call(
                 grant_id, lambda tokens: adapter.fetch_organisation(tokens, tenant.tenant_id)
             )
-        except GrantRevoked as exc:
-            return None, ConnectionStatus.NEEDS_REAUTH, exc.reason
-        except TenantForbidden as exc:
-            return None, ConnectionStatus.NEEDS_REAUTH, str(exc)
-        except ProviderUnavailable as exc:
-            return None, ConnectionStatus.ERROR, str(exc)
-        except ProviderError as exc:
-            return None, ConnectionStatus.NEEDS_REAUTH, str(exc)
+        except Exception as exc:
+            failure = classify_failure(exc)
+            if failure is None:
+                raise
+            if failure.transient and transient_is_none:
+                return None, None, failure.reason
+            return None, failure.status, failure.reason
         return details, ConnectionStatus.CONNECTED, None
+
+
+FAILURE_ERROR_CODES = {
+    FailureKind.GRANT_REFUSED: ErrorCode.AUTH_PROVIDER_REFUSED,
+    FailureKind.TENANT_GONE: ErrorCode.AUTH_PROVIDER_REFUSED,
+    FailureKind.REQUEST_REFUSED: ErrorCode.AUTH_PROVIDER_REFUSED,
+    FailureKind.APP_CREDENTIALS: ErrorCode.PROVIDER_NOT_CONFIGURED,
+    FailureKind.OUTAGE: ErrorCode.PROVIDER_UNAVAILABLE,
+    FailureKind.RATE_LIMITED: ErrorCode.PROVIDER_UNAVAILABLE,
+}
+"""The RPC error a person sees when a provider failure stops what they asked for."""

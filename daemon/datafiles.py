@@ -55,11 +55,13 @@ class StoreUnwritable(RpcFailure):
 class DiskFull(StoreUnwritable):
     """The disk holding the data folder is full."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, consequence: str = "so nothing was changed") -> None:
         super().__init__(
-            f"the disk holding clientlink's data folder {folder} is full, so nothing was "
-            "changed; free some space on it and try again"
+            f"the disk holding clientlink's data folder {folder} is full, {consequence}; "
+            "free some space on it and try again"
         )
+        self.code = ErrorCode.STORAGE_FULL
+        self.folder = folder
 
 
 class DatabaseLost(StoreUnwritable):

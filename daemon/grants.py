@@ -11,15 +11,23 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TypeVar
 
+from clientlink.common.protocol import ConnectionStatus
 from clientlink.common.timeutil import from_iso
 from clientlink.daemon.clock import Clock
+from clientlink.daemon.datafiles import DiskFull
 from clientlink.daemon.providers import (
     AccessTokenRejected,
     ProviderAdapter,
+    ProviderError,
     ProviderRefused,
+    ProviderUnavailable,
+    RateLimited,
+    TenantForbidden,
     TokenSet,
 )
 from clientlink.daemon.store import GrantRow, Store, TenantRow
@@ -40,6 +48,73 @@ class GrantRevoked(Exception):
         super().__init__(reason)
         self.grant_id = grant_id
         self.reason = reason
+
+
+class FailureKind(StrEnum):
+    """What a provider failure means: the one vocabulary every caller decides by."""
+
+    GRANT_REFUSED = "grant_refused"  # the grant is gone: its clients need re-authorising
+    TENANT_GONE = "tenant_gone"  # one business was disconnected from the app
+    APP_CREDENTIALS = "app_credentials"  # the app's client id or secret is wrong
+    RATE_LIMITED = "rate_limited"  # wait as the provider says; nothing else changes
+    OUTAGE = "outage"  # network, timeout, 5xx: try again later
+    REQUEST_REFUSED = "request_refused"  # a request (not the grant) was refused
+
+
+GRANT_ERRORS = frozenset({"invalid_grant", "invalid_scope"})
+"""Token-endpoint errors that end a grant (RFC 6749 5.2)."""
+APP_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
+"""Token-endpoint errors about the app's registration or credentials, not the grant."""
+
+
+@dataclass(frozen=True)
+class ProviderFailure:
+    """A classified failure: its kind, the sentence to show, and how long to wait."""
+
+    kind: FailureKind
+    reason: str
+    retry_after: float | None = None
+
+    @property
+    def status(self) -> ConnectionStatus:
+        """The connection status this failure shows (transient ones only past a threshold)."""
+        if self.kind in (FailureKind.GRANT_REFUSED, FailureKind.TENANT_GONE):
+            return ConnectionStatus.NEEDS_REAUTH
+        return ConnectionStatus.ERROR
+
+    @property
+    def transient(self) -> bool:
+        """Not a verdict on the connection: retry, and change no status yet."""
+        return self.kind in (FailureKind.OUTAGE, FailureKind.RATE_LIMITED)
+
+
+def classify_failure(exc: BaseException) -> ProviderFailure | None:
+    """What a provider failure means; None for an exception that is not one.
+
+    The one place that decides: the watcher, client checks, sign-ins and jobs all ask it.
+    A wrong app secret is the app's problem (``error``, fix the credentials), never
+    ``needs_reauth`` for every client.
+    """
+    if isinstance(exc, GrantRevoked):
+        return ProviderFailure(FailureKind.GRANT_REFUSED, exc.reason)
+    if isinstance(exc, RateLimited):
+        return ProviderFailure(FailureKind.RATE_LIMITED, str(exc), exc.retry_after)
+    if isinstance(exc, ProviderUnavailable):
+        return ProviderFailure(FailureKind.OUTAGE, str(exc))
+    if isinstance(exc, TenantForbidden):
+        return ProviderFailure(FailureKind.TENANT_GONE, str(exc))
+    if isinstance(exc, AccessTokenRejected):
+        # Refused again right after a refresh: the grant no longer works.
+        return ProviderFailure(FailureKind.GRANT_REFUSED, str(exc))
+    if isinstance(exc, ProviderRefused):
+        if exc.error in GRANT_ERRORS:
+            return ProviderFailure(FailureKind.GRANT_REFUSED, str(exc))
+        if exc.error in APP_ERRORS:
+            return ProviderFailure(FailureKind.APP_CREDENTIALS, str(exc))
+        return ProviderFailure(FailureKind.REQUEST_REFUSED, str(exc))
+    if isinstance(exc, ProviderError):
+        return ProviderFailure(FailureKind.REQUEST_REFUSED, str(exc))
+    return None
 
 
 class Grants:
@@ -119,24 +194,52 @@ class Grants:
         self, grant_id: int, *, force: bool = False, min_valid: timedelta = ACCESS_MARGIN
     ) -> TokenSet:
         """Refresh under the grant's lock, unless (re-read under the lock) the access token
-        is still good for ``min_valid``: then someone else just refreshed it."""
+        is still good for ``min_valid``: then someone else just refreshed it. After a token
+        call whose answer never arrived, the call is always repeated (the provider may have
+        rotated the refresh token; the old one works only during its grace)."""
         async with self._lock(grant_id):
             grant, tokens = await self.tokens(grant_id)
             if grant.state == "revoked":
                 raise GrantRevoked(grant_id, grant.state_reason or "the authorisation was revoked")
-            if not force and tokens.access_expires_at - self._clock.now() > min_valid:
+            in_doubt = grant.refresh_pending_since is not None  # an answer was lost
+            if (
+                not force
+                and not in_doubt
+                and tokens.access_expires_at - self._clock.now() > min_valid
+            ):
                 return tokens
             if not tokens.refresh_token:
                 reason = "the provider gave no refresh token (offline access was not granted)"
                 await self._store.mark_grant_revoked(grant_id, reason)
                 raise GrantRevoked(grant_id, reason)
             adapter = self._adapters[grant.provider]
+            # The marker is committed before the token call: a call whose result could not
+            # be stored (a full disk) must not start, since the provider rotates the token.
+            # The reserve (released on a full disk) lets the rotated token be committed.
+            try:
+                await self._store.ensure_writable_reserve()
+                pending_since = await self._store.begin_refresh(grant_id, self._clock.now())
+            except DiskFull as exc:
+                log.warning("grant %s: refresh skipped, the database's disk is full", grant_id)
+                raise DiskFull(
+                    exc.folder,
+                    "so the refresh was skipped: a new token could not have been stored. "
+                    "No token was used and nothing was lost",
+                ) from exc
             try:
                 fresh = await adapter.refresh(tokens.refresh_token)
+            except RateLimited:
+                if pending_since is None:  # a 429 was not processed: nothing is in doubt
+                    await self._store.end_refresh(grant_id)
+                raise
             except ProviderRefused as exc:
-                if exc.error in ("invalid_grant", "unauthorized_client", "invalid_scope"):
-                    await self._store.mark_grant_revoked(grant_id, str(exc))
-                    raise GrantRevoked(grant_id, str(exc)) from exc
+                failure = classify_failure(exc)
+                if failure is not None and failure.kind == FailureKind.GRANT_REFUSED:
+                    reason = lost_answers_reason(adapter, pending_since) or str(exc)
+                    await self._store.mark_grant_revoked(grant_id, reason)
+                    raise GrantRevoked(grant_id, reason) from exc
+                if pending_since is None:
+                    await self._store.end_refresh(grant_id)
                 raise
             await self._store.update_grant_tokens(
                 grant_id,
@@ -157,6 +260,40 @@ class Grants:
         except AccessTokenRejected:
             tokens = await self.refresh(grant_id, force=True)
             return await operation(tokens)
+
+
+def lost_answers_reason(adapter: ProviderAdapter, pending_since: str | None) -> str | None:
+    """Why a grant was lost after refreshes whose answers never arrived (None if none did)."""
+    since = from_iso(pending_since)
+    if since is None:
+        return None
+    definition = adapter.definition
+    text = (
+        f"{definition.display_name}'s answers to clientlink's token refreshes never arrived "
+        f"(since {since:%d %b %Y %H:%M} UTC)"
+    )
+    if definition.refresh_grace_seconds:
+        text += (
+            f" and the previous refresh token's {_duration(definition.refresh_grace_seconds)} "
+            "grace ran out"
+        )
+    return text + ": access was not revoked, but this authorisation is lost; re-authorise"
+
+
+def refresh_deadline(adapter: ProviderAdapter, pending_since: str | None) -> datetime | None:
+    """Until when a refresh whose answer was lost can still be repeated with the old token."""
+    since = from_iso(pending_since)
+    grace = adapter.definition.refresh_grace_seconds
+    if since is None or not grace:
+        return None
+    return since + timedelta(seconds=grace)
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return f"{hours}-hour" if hours != 1 else "1-hour"
+    return f"{seconds // 60}-minute"
 
 
 def _context(uid: str) -> str:

@@ -6,9 +6,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from clientlink.daemon.clients import ClientService
-from clientlink.daemon.grants import GrantRevoked
+from clientlink.daemon.grants import FailureKind, classify_failure
 from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry
-from clientlink.daemon.providers import ProviderError, ProviderUnavailable, RateLimited
 from clientlink.daemon.store import Store
 
 REVIEWED_FIELDS = ("name", "legal_name", "abn")
@@ -20,14 +19,15 @@ async def _verify(
     """The verifying call, with provider failures turned into retry or failure."""
     try:
         return await clients.verify(client["provider"], grant_id, tenant_id)
-    except RateLimited as exc:
-        raise ItemRetry(str(exc), after=exc.retry_after or 5.0) from exc
-    except ProviderUnavailable as exc:
-        raise ItemRetry(str(exc)) from exc
-    except GrantRevoked as exc:
-        raise ItemFailed(exc.reason) from exc
-    except ProviderError as exc:
-        raise ItemFailed(str(exc)) from exc
+    except Exception as exc:
+        failure = classify_failure(exc)
+        if failure is None:
+            raise
+        if failure.kind == FailureKind.RATE_LIMITED:
+            raise ItemRetry(failure.reason, after=failure.retry_after or 5.0) from exc
+        if failure.kind == FailureKind.OUTAGE:
+            raise ItemRetry(failure.reason) from exc
+        raise ItemFailed(failure.reason) from exc
 
 
 class ReauthoriseJob:

@@ -52,6 +52,9 @@ class ProviderDefinition:
     scopes: tuple[str, ...]
     refresh_idle_days: int | None = None
     requires_secret: bool = False
+    refresh_grace_seconds: int | None = None
+    """How long the previous refresh token keeps working after a rotation whose answer
+    was lost (None: unknown, assume none)."""
 
 
 XERO = ProviderDefinition(
@@ -64,6 +67,7 @@ XERO = ProviderDefinition(
     api_base="https://api.xero.com/api.xro/2.0",
     scopes=("offline_access", "openid", "profile", "email", "accounting.settings.read"),
     refresh_idle_days=60,
+    refresh_grace_seconds=30 * 60,
 )
 
 QUICKBOOKS = ProviderDefinition(
@@ -77,6 +81,7 @@ QUICKBOOKS = ProviderDefinition(
     scopes=("com.intuit.quickbooks.accounting",),
     refresh_idle_days=100,
     requires_secret=True,
+    refresh_grace_seconds=24 * 3600,
 )
 
 BUILTIN_DEFINITIONS = {definition.kind: definition for definition in (XERO, QUICKBOOKS)}
@@ -320,10 +325,12 @@ class ProviderAdapter(ABC):
             return await pending
         except OAuthError as exc:
             error = exc.error or "error"
-            if error == "invalid_client":
+            if error in ("invalid_client", "unauthorized_client"):
                 message = (
-                    f"{display} does not accept this app's client id or secret; check "
-                    f"[providers.{self.name}] in config.toml and the stored secret"
+                    f"{display} does not accept this app's client id or secret ({error}): fix "
+                    f"the app credentials (`clientlink provider set-secret {self.name}`, and "
+                    f"client_id under [providers.{self.name}] in config.toml); the clients' "
+                    "authorisations are not affected"
                 )
             elif error == "invalid_grant":
                 message = (

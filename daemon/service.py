@@ -18,18 +18,18 @@ from clientlink.common import protocol as p
 from clientlink.common.config import Config
 from clientlink.common.paths import Paths
 from clientlink.common.protocol import AuthSessionState, ErrorCode, JobKind, Topic
-from clientlink.common.timeutil import to_iso
+from clientlink.common.timeutil import from_iso, to_iso
 from clientlink.common.version import VERSION
 from clientlink.daemon.auth import AuthSession, AuthSessions
 from clientlink.daemon.banks import BankFeeds, BanksUnavailable
 from clientlink.daemon.channels import EmailChannel, SmsChannel
-from clientlink.daemon.clients import ClientService
+from clientlink.daemon.clients import FAILURE_ERROR_CODES, ClientService
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.contacts import normalise_email, normalise_phone
 from clientlink.daemon.datafiles import refuse_missing_database, remember_installation
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.export import check_target, write_csv
-from clientlink.daemon.grants import Grants
+from clientlink.daemon.grants import Grants, classify_failure
 from clientlink.daemon.invitations import Invitations, InviteJob
 from clientlink.daemon.job_kinds import ReauthoriseJob, ReimportJob
 from clientlink.daemon.jobs import JobEngine
@@ -38,8 +38,7 @@ from clientlink.daemon.providers import (
     ADAPTERS,
     ProviderAdapter,
     ProviderDefinition,
-    ProviderRefused,
-    ProviderUnavailable,
+    ProviderError,
     build_definition,
 )
 from clientlink.daemon.rpc_errors import RpcFailure
@@ -289,10 +288,10 @@ class Daemon:
                 code=code, redirect_uri=session.redirect_uri, code_verifier=session.code_verifier
             )
             auth_event_id, tenants = await adapter.list_tenants(tokens, params)
-        except ProviderRefused as exc:
-            raise RpcFailure(ErrorCode.AUTH_PROVIDER_REFUSED, str(exc)) from exc
-        except ProviderUnavailable as exc:
-            raise RpcFailure(ErrorCode.PROVIDER_UNAVAILABLE, str(exc)) from exc
+        except ProviderError as exc:
+            failure = classify_failure(exc)
+            assert failure is not None
+            raise RpcFailure(FAILURE_ERROR_CODES[failure.kind], failure.reason) from exc
         grant_id = await self.grants.create(
             session.provider, tokens, tenants, auth_event_id, session.actor
         )
@@ -310,7 +309,15 @@ class Daemon:
         )
         if session.client_id is not None:
             previous = await self.clients.require(session.client_id)
-            await self.clients.reauthorise(session.client_id, grant_id, tenants, session.actor)
+            try:
+                await self.clients.reauthorise(
+                    session.client_id, grant_id, tenants, session.actor
+                )
+            except RpcFailure as failure:
+                # The grant stays (revoking it could end the user's other connections):
+                # an unused sign-in, listed by grants.list and watched like any other.
+                await self.watcher.watch(grant_id)
+                raise await self._lost_race(session, grant_id, failure) from None
             await self.watcher.watch(grant_id)
             if previous["grant_id"] is not None:
                 await self.watcher.watch(previous["grant_id"])
@@ -326,6 +333,28 @@ class Daemon:
                 }
             )
         return {"grant_id": grant_id, "tenants": listed, "client_id": session.client_id}
+
+    async def _lost_race(
+        self, session: AuthSession, grant_id: int, failure: RpcFailure
+    ) -> RpcFailure:
+        """A sign-in that did not cover its client: say so plainly when another sign-in
+        for the same client finished first (its consent took this one's connections)."""
+        assert self.store is not None and session.client_id is not None
+        if failure.code != ErrorCode.AUTH_CLIENT_NOT_SELECTED:
+            return failure
+        client = await self.clients.require(session.client_id)
+        current = await self.store.get_grant(client["grant_id"]) if client["grant_id"] else None
+        created = from_iso(current.created_at) if current is not None else None
+        if current is None or current.id == grant_id or created is None:
+            return failure
+        if created < session.created_at.replace(microsecond=0):
+            return failure
+        return RpcFailure(
+            ErrorCode.AUTH_CLIENT_NOT_SELECTED,
+            f"Another sign-in for {client['name']} finished first and already re-authorised "
+            "it; this one changed nothing and there is nothing more to do",
+            {"grant_id": grant_id, "client_grant_id": current.id},
+        )
 
     def _announce_session(self, session: AuthSession) -> None:
         if session.status == AuthSessionState.COMPLETED and session.result:
@@ -385,6 +414,7 @@ class Daemon:
             next_wakeup_at=to_iso(self.watcher.next_wakeup()),
             database_problem=self.store.check_database(),
             disk_reserve=self.store.reserve is not None and self.store.reserve.present,
+            unused_sign_ins=len(await self.store.unused_grants()),
         )
 
     # ------------------------------------------------------------------ RPC: providers
@@ -490,6 +520,7 @@ class Daemon:
                 ErrorCode.CONFLICT,
                 f"{client['name']} has never been authorised: re-authorise it first",
             )
+        # A full disk raises DiskFull (an RpcFailure): the refresh was skipped, nothing lost.
         await self.watcher.run_now(client["grant_id"], force=params.force)
         return p.Client.model_validate(await self.clients.require(params.client_id))
 
@@ -1074,6 +1105,69 @@ class Daemon:
         """Abandon a pending sign-in; its redirect will no longer be accepted."""
         session = await self.auth.cancel(params.session_id)
         return p.AuthStatusResult.model_validate(session.public())
+
+    # ------------------------------------------------------------------ RPC: grants
+
+    async def _rpc_grants__list(
+        self, params: p.GrantsListParams, ctx: CallContext
+    ) -> p.GrantsListResult:
+        """Stored authorisations (never their tokens); ``unused`` marks a sign-in no client
+        was ever bound to, such as one where the person ticked another business."""
+        assert self.store is not None
+        rows = await self.store.list_grants(params.unused_only)
+        return p.GrantsListResult(items=[p.GrantInfo.model_validate(row) for row in rows])
+
+    async def _rpc_grants__revoke(
+        self, params: p.GrantIdParams, ctx: CallContext
+    ) -> p.GrantRevokeResult:
+        """Revoke an unused sign-in at the provider, then stop watching it. A grant that
+        clients use is refused: re-authorise or deactivate those clients instead."""
+        assert self.store is not None
+        grant = await self.store.get_grant(params.grant_id)
+        if grant is None:
+            raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no grant with id {params.grant_id}")
+        if grant.state == "revoked":
+            return p.GrantRevokeResult(
+                grant_id=grant.id, state=grant.state, message="It was already revoked."
+            )
+        users = await self.store.clients_of_grant(grant.id)
+        if users or grant.bound_at is not None:
+            raise RpcFailure(
+                ErrorCode.CONFLICT,
+                f"Grant {grant.id} is not an unused sign-in: clients were bound to it "
+                f"({', '.join(c['name'] for c in users[:5]) or 'now deactivated'}). Nothing "
+                "was changed; re-authorise or deactivate those clients instead",
+            )
+        adapter = self._adapter(grant.provider)
+        _, tokens = await self.grants.tokens(grant.id)
+        if tokens.refresh_token:
+            try:
+                await adapter.revoke(tokens.refresh_token)
+            except ProviderError as exc:
+                failure = classify_failure(exc)
+                assert failure is not None
+                raise RpcFailure(
+                    FAILURE_ERROR_CODES[failure.kind],
+                    f"{failure.reason}; nothing was changed, try again",
+                ) from exc
+        reason = f"revoked by {ctx.peer.actor} as an unused sign-in"
+        await self.store.mark_grant_revoked(grant.id, reason)
+        await self.watcher.watch(grant.id)
+        await self.store.add_audit(
+            actor=ctx.peer.actor,
+            action="grant.revoked",
+            client_id=None,
+            detail={"grant_id": grant.id, "provider": grant.provider},
+            now=self.clock.now(),
+        )
+        message = f"Revoked at {adapter.definition.display_name}."
+        if adapter.definition.kind == "xero":
+            message += (
+                " Xero also ends every other connection the same Xero user gave clientlink: "
+                "clients connected through that user's other sign-ins will show needs_reauth "
+                "at their next check."
+            )
+        return p.GrantRevokeResult(grant_id=grant.id, state="revoked", message=message)
 
     # ------------------------------------------------------------------ RPC: events, audit
 

@@ -217,6 +217,13 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 6: refresh markers (a token call is recorded before it starts) and unused sign-ins
+    """
+    ALTER TABLE grants ADD COLUMN refresh_pending_since TEXT;
+    ALTER TABLE grants ADD COLUMN bound_at TEXT;
+    UPDATE grants SET bound_at = created_at
+        WHERE EXISTS (SELECT 1 FROM clients c WHERE c.grant_id = grants.id);
+    """,
 ]
 
 CLIENT_COLUMNS = (
@@ -250,6 +257,8 @@ class GrantRow:
     failure_count: int = 0
     failure_days: str = "[]"
     last_error: str | None = None
+    refresh_pending_since: str | None = None
+    bound_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -261,6 +270,7 @@ class GrantTimes:
     refresh_expires_at: str | None
     hard_expires_at: str | None
     next_check_at: str | None
+    refresh_pending_since: str | None = None
 
 
 @dataclass(frozen=True)
@@ -286,6 +296,7 @@ class Store:
         self._folder = Path(".")
         # Called once, with the reason, when the database turns out deleted or replaced.
         self.on_lost: Callable[[str], None] | None = None
+        self._after_commit: list[Callable[[], None]] = []
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -396,24 +407,40 @@ class Store:
                 raise DatabaseLost(problem)
             try:
                 await self._db.execute("BEGIN IMMEDIATE")
+                self._after_commit = []
                 try:
                     yield self._db
                 except BaseException:
+                    self._after_commit = []
                     await self._rollback()
                     raise
                 try:
                     await self._db.execute("COMMIT")
                 except BaseException:
+                    # A failed COMMIT (a full disk) can leave the transaction open.
+                    self._after_commit = []
                     await self._rollback()
                     raise
             except sqlite3.OperationalError as exc:
                 if is_disk_full(exc):
                     raise DiskFull(self._folder) from exc
                 raise
+            callbacks, self._after_commit = self._after_commit, []
+            for callback in callbacks:
+                callback()
 
     async def _rollback(self) -> None:
         if self._db.in_transaction:
-            await self._db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                await self._db.execute("ROLLBACK")
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the caller's transaction has committed (at once outside
+        one); never if it rolls back. Events announce only what readers can see."""
+        if self._write_lock.held_by_current_task():
+            self._after_commit.append(callback)
+        else:
+            callback()
 
     async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         # One trip to the database thread (execute + fetch + close), not three.
@@ -527,7 +554,7 @@ class Store:
                 await db.execute(
                     "UPDATE grants SET token_ciphertext = ?, access_expires_at = ?, "
                     "refresh_expires_at = ?, hard_expires_at = COALESCE(?, hard_expires_at), "
-                    "refreshed_at = ? WHERE id = ?",
+                    "refreshed_at = ?, refresh_pending_since = NULL WHERE id = ?",
                     (
                         token_ciphertext,
                         to_iso(access_expires_at),
@@ -539,6 +566,62 @@ class Store:
                 )
 
         await self.with_reserve(write)
+
+    async def begin_refresh(self, grant_id: int, now: datetime) -> str | None:
+        """Commit that a token call is about to start; returns when an earlier one whose
+        answer never arrived started (None if every earlier call was answered)."""
+        async with self.transaction() as db:
+            row = await self._fetchone(
+                "SELECT refresh_pending_since FROM grants WHERE id = ?", (grant_id,)
+            )
+            previous = row["refresh_pending_since"] if row else None
+            await db.execute(
+                "UPDATE grants SET refresh_pending_since = COALESCE(refresh_pending_since, ?) "
+                "WHERE id = ?",
+                (to_iso(now), grant_id),
+            )
+        return previous
+
+    async def end_refresh(self, grant_id: int) -> None:
+        """The provider answered every token call so far: nothing is in doubt."""
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE grants SET refresh_pending_since = NULL WHERE id = ?", (grant_id,)
+            )
+
+    async def unused_grants(self) -> list[GrantRow]:
+        """Active grants no client was ever bound to (a sign-in that ticked other businesses)."""
+        rows = await self._fetchall(
+            "SELECT * FROM grants g WHERE g.state = 'active' AND g.bound_at IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM clients c WHERE c.grant_id = g.id) ORDER BY g.id"
+        )
+        return [GrantRow(**dict(row)) for row in rows]
+
+    async def list_grants(self, unused_only: bool = False) -> list[dict[str, Any]]:
+        """Every grant (no tokens) with how many clients use it and the tenants it reaches."""
+        where = (
+            "WHERE g.state = 'active' AND g.bound_at IS NULL AND NOT EXISTS "
+            "(SELECT 1 FROM clients c WHERE c.grant_id = g.id)"
+            if unused_only
+            else ""
+        )
+        rows = await self._fetchall(
+            "SELECT g.id, g.provider, g.state, g.state_reason, g.authorised_by, g.created_at, "
+            "g.access_expires_at, g.refresh_expires_at, g.next_check_at, g.bound_at, "
+            "(SELECT count(*) FROM clients c WHERE c.grant_id = g.id) AS clients, "
+            "(SELECT json_group_array(t.tenant_name) FROM grant_tenants t "
+            "WHERE t.grant_id = g.id) AS tenants "
+            f"FROM grants g {where} ORDER BY g.id"
+        )
+        grants = []
+        for row in rows:
+            grant = dict(row)
+            grant["tenants"] = sorted(json.loads(grant["tenants"] or "[]"))
+            grant["unused"] = (
+                grant["state"] == "active" and grant["bound_at"] is None and not grant["clients"]
+            )
+            grants.append(grant)
+        return grants
 
     async def mark_grant_revoked(self, grant_id: int, reason: str) -> None:
         async with self.transaction() as db:
@@ -662,6 +745,8 @@ class Store:
                 ),
             )
             assert cursor.lastrowid is not None
+            if grant_id is not None:
+                await self._mark_grant_bound(grant_id, now)
             return cursor.lastrowid
 
     async def update_client_details(self, client_id: int, now: datetime, **fields: Any) -> None:
@@ -678,6 +763,15 @@ class Store:
                 f"UPDATE clients SET {assignments}, updated_at = ? WHERE id = ?",
                 [*fields.values(), to_iso(now), client_id],
             )
+            if fields.get("grant_id") is not None:
+                await self._mark_grant_bound(fields["grant_id"], now)
+
+    async def _mark_grant_bound(self, grant_id: int, now: datetime) -> None:
+        """A client was bound to the grant: it is no longer an unused sign-in."""
+        await self._db.execute(
+            "UPDATE grants SET bound_at = COALESCE(bound_at, ?) WHERE id = ?",
+            (to_iso(now), grant_id),
+        )
 
     async def set_client_status(
         self, client_id: int, status: ConnectionStatus, reason: str | None, now: datetime
@@ -707,11 +801,15 @@ class Store:
     # ------------------------------------------------------------------ watcher
 
     async def watched_grants(self) -> list[GrantTimes]:
-        """When each active grant that an active client is bound to ends and is next due."""
+        """When each watched grant ends and is next due: active grants that an active client
+        is bound to, and unused sign-ins (no client ever bound), which must not expire
+        silently either."""
         rows = await self._fetchall(
-            "SELECT id, access_expires_at, refresh_expires_at, hard_expires_at, next_check_at "
-            "FROM grants g WHERE g.state = 'active' AND EXISTS "
-            "(SELECT 1 FROM clients c WHERE c.grant_id = g.id AND c.active = 1)"
+            "SELECT id, access_expires_at, refresh_expires_at, hard_expires_at, next_check_at, "
+            "refresh_pending_since FROM grants g WHERE g.state = 'active' AND (EXISTS "
+            "(SELECT 1 FROM clients c WHERE c.grant_id = g.id AND c.active = 1) "
+            "OR (g.bound_at IS NULL AND NOT EXISTS "
+            "(SELECT 1 FROM clients c WHERE c.grant_id = g.id)))"
         )
         return [GrantTimes(*row) for row in rows]
 
@@ -1235,6 +1333,9 @@ class _ReentrantLock:
         self._lock = asyncio.Lock()
         self._owner: object | None = None
         self._depth = 0
+
+    def held_by_current_task(self) -> bool:
+        return self._depth > 0 and self._owner is asyncio.current_task()
 
     async def __aenter__(self) -> int:
         task = asyncio.current_task()

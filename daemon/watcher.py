@@ -13,9 +13,18 @@ Outcomes:
 - refreshed → connected (or expiring inside the warning window); a Xero business no longer
   among the token's connections → needs_reauth for that client only;
 - the provider refuses the grant (``invalid_grant``) → needs_reauth, final;
+- the provider refuses the app's credentials → ``error`` at once, with a reason that says to
+  fix them (the grants are intact; re-authorising would not help);
 - 429 → wait as ``Retry-After`` says; nothing else changes;
 - 5xx, timeouts, network errors → backoff with jitter; only after failures on several
-  separate days do the clients show ``error``. An outage never means needs_reauth.
+  separate days do the clients show ``error``. While a token call's answer may have been
+  lost (the provider may have rotated the token), retries come at a pace that fits inside
+  the provider's grace for the previous refresh token, never backing off past it.
+(:func:`clientlink.daemon.grants.classify_failure` decides which failure is which.)
+- a full disk → the refresh is skipped (no token call whose result cannot be stored).
+
+Unused sign-ins (grants no client was ever bound to) are watched too, so that they do not
+expire silently; they have no client to show a status on.
 """
 
 from __future__ import annotations
@@ -44,14 +53,16 @@ from clientlink.common.config import WatchConfig
 from clientlink.common.protocol import ConnectionStatus
 from clientlink.common.timeutil import from_iso
 from clientlink.daemon.clock import Clock
-from clientlink.daemon.grants import GrantRevoked, Grants
-from clientlink.daemon.providers import (
-    ProviderAdapter,
-    ProviderError,
-    ProviderRefused,
-    ProviderUnavailable,
-    RateLimited,
+from clientlink.daemon.datafiles import DiskFull
+from clientlink.daemon.grants import (
+    FailureKind,
+    GrantRevoked,
+    Grants,
+    ProviderFailure,
+    classify_failure,
+    refresh_deadline,
 )
+from clientlink.daemon.providers import ProviderAdapter
 from clientlink.daemon.store import GrantRow, GrantTimes, Store
 
 log = logging.getLogger(__name__)
@@ -115,7 +126,14 @@ class Watcher:
         self._scheduler.add_job(
             self._heartbeat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat"
         )
-        return await self.reschedule_all()
+        watched = await self.reschedule_all()
+        # A token call that was under way when the daemon stopped may have rotated the
+        # refresh token: repeat it now, inside the provider's grace for the old one.
+        now = self._clock.now()
+        for grant in await self._store.watched_grants():
+            if grant.refresh_pending_since is not None:
+                self._schedule(grant.id, now)
+        return watched
 
     async def stop(self, drain_seconds: float = 20.0) -> None:
         """Stop scheduling; let refreshes already in flight finish (a rotated refresh token
@@ -155,7 +173,7 @@ class Watcher:
         if (
             grant is None
             or grant.state != "active"
-            or not await self._store.clients_of_grant(grant_id)
+            or not (grant.bound_at is None or await self._store.clients_of_grant(grant_id))
         ):
             self._unschedule(grant_id)
             return
@@ -165,7 +183,7 @@ class Watcher:
 
     async def run_now(self, grant_id: int, *, force: bool = False) -> None:
         """Judge a grant now (a person asked); refreshed if near its end, or ``force``."""
-        await self._tracked(self._run(grant_id, force=force))
+        await self._tracked(self._run(grant_id, force=force, asked=True))
 
     def idle(self) -> bool:
         """Nothing running and nothing overdue (tests wait for this after moving time)."""
@@ -300,13 +318,13 @@ class Watcher:
 
     # ------------------------------------------------------------------ one run
 
-    async def _run(self, grant_id: int, *, force: bool) -> None:
+    async def _run(self, grant_id: int, *, force: bool, asked: bool = False) -> None:
         grant = await self._store.get_grant(grant_id)
         if grant is None or grant.state != "active":
             self._unschedule(grant_id)
             return
         clients = await self._store.clients_of_grant(grant_id)
-        if not clients:
+        if not clients and grant.bound_at is not None:
             self._unschedule(grant_id)
             return
         adapter = self._adapters.get(grant.provider)
@@ -320,28 +338,55 @@ class Watcher:
                 grant_id, force=force, min_valid=self._refresh_window()
             )
             connected = await adapter.connected_tenants(tokens)
-        except GrantRevoked as exc:
-            await self._judge_all(clients, ConnectionStatus.NEEDS_REAUTH, exc.reason)
-            await self._store.set_grant_schedule(grant_id, next_check_at=None)
-            self._unschedule(grant_id)
+        except DiskFull as exc:
+            await self._storage_full(grant_id, clients, str(exc))
+            if asked:  # a person asked: they hear it at once, whatever could be written
+                raise
             return
-        except RateLimited as exc:
-            wait = exc.retry_after if exc.retry_after is not None else 60.0
-            log.info("grant %s rate-limited (%s); next try in %.0f s", grant_id, exc.problem, wait)
-            await self._retry_in(grant_id, timedelta(seconds=wait))
-            return
-        except ProviderUnavailable as exc:
-            await self._failed(grant, clients, str(exc))
-            return
-        except ProviderRefused as exc:
-            # Refused for a reason that is not the grant's (e.g. the app's credentials):
-            # the person must fix configuration, not re-authorise every client.
-            await self._failed(grant, clients, str(exc), final=True)
-            return
-        except ProviderError as exc:
-            await self._failed(grant, clients, str(exc))
+        except Exception as exc:
+            failure = classify_failure(exc)
+            if failure is None:
+                raise
+            await self._on_failure(grant, clients, failure, revoked=isinstance(exc, GrantRevoked))
             return
         await self._succeeded(grant_id, clients, connected)
+
+    async def _on_failure(
+        self,
+        grant: GrantRow,
+        clients: list[dict[str, Any]],
+        failure: ProviderFailure,
+        *,
+        revoked: bool,
+    ) -> None:
+        if failure.kind == FailureKind.RATE_LIMITED:
+            wait = failure.retry_after if failure.retry_after is not None else 60.0
+            log.info("grant %s rate-limited (%s); next in %.0f s", grant.id, failure.reason, wait)
+            await self._retry_in(grant.id, timedelta(seconds=wait))
+            return
+        if failure.kind in (FailureKind.GRANT_REFUSED, FailureKind.TENANT_GONE):
+            await self._judge_all(clients, ConnectionStatus.NEEDS_REAUTH, failure.reason)
+            if revoked:
+                await self._store.set_grant_schedule(grant.id, next_check_at=None)
+                self._unschedule(grant.id)
+            else:
+                await self._failed(grant, clients, failure.reason, judge=False)
+            return
+        # An outage counts towards ``error`` only over several days; the app's credentials
+        # or a refused request need a person now (not a re-authorisation).
+        await self._failed(grant, clients, failure.reason, final=not failure.transient)
+
+    async def _storage_full(
+        self, grant_id: int, clients: list[dict[str, Any]], message: str
+    ) -> None:
+        """Nothing was called: say why where that can still be written, try again soon."""
+        moment = self._clock.now() + timedelta(minutes=5)
+        self._schedule(grant_id, moment)
+        try:
+            await self._judge_all(clients, ConnectionStatus.ERROR, message)
+            await self._store.set_grant_schedule(grant_id, next_check_at=moment)
+        except Exception:  # the disk is still full: the log and the caller hear of it
+            log.warning("grant %s: %s", grant_id, message)
 
     async def _succeeded(
         self, grant_id: int, clients: list[dict[str, Any]], connected: set[str] | None
@@ -378,13 +423,18 @@ class Watcher:
         return ConnectionStatus.CONNECTED, None
 
     async def _failed(
-        self, grant: GrantRow, clients: list[dict[str, Any]], message: str, final: bool = False
+        self,
+        grant: GrantRow,
+        clients: list[dict[str, Any]],
+        message: str,
+        final: bool = False,
+        judge: bool = True,
     ) -> None:
         today = self._clock.now().date().isoformat()
         days = sorted(set(json.loads(grant.failure_days)) | {today})
         count = grant.failure_count + 1
         log.warning("grant %s: refresh failed (%d in a row): %s", grant.id, count, message)
-        if final or len(days) >= self._config.error_after_failure_days:
+        if judge and (final or len(days) >= self._config.error_after_failure_days):
             # A client already known to need re-authorising keeps saying so.
             await self._judge_all(
                 [c for c in clients if c["status"] != ConnectionStatus.NEEDS_REAUTH.value],
@@ -393,7 +443,7 @@ class Watcher:
             )
         backoff = min(60 * 2 ** min(count - 1, 16), self._config.backoff_max_seconds)
         delay = timedelta(seconds=backoff * self._random.uniform(0.5, 1.0))
-        moment = self._clock.now() + delay
+        moment = await self._within_grace(grant.id, self._clock.now() + delay)
         await self._store.set_grant_schedule(
             grant.id,
             next_check_at=moment,
@@ -402,6 +452,25 @@ class Watcher:
             last_error=message,
         )
         self._schedule(grant.id, moment)
+
+    async def _within_grace(self, grant_id: int, moment: datetime) -> datetime:
+        """Bring a retry forward while a lost answer can still be recovered.
+
+        A token call whose answer never arrived may have rotated the refresh token; the
+        provider honours the previous one for a grace period (Xero 30 minutes, QuickBooks
+        24 hours). Retries then come every tenth of the grace, the last one before it ends.
+        """
+        grant = await self._store.get_grant(grant_id)
+        adapter = self._adapters.get(grant.provider) if grant else None
+        if grant is None or adapter is None:
+            return moment
+        deadline = refresh_deadline(adapter, grant.refresh_pending_since)
+        now = self._clock.now()
+        if deadline is None or deadline <= now:
+            return moment
+        grace = timedelta(seconds=adapter.definition.refresh_grace_seconds or 0)
+        paced = min(moment, now + grace / 10, deadline - grace / 20)
+        return max(paced, now + timedelta(seconds=30))
 
     async def _retry_in(self, grant_id: int, delay: timedelta) -> None:
         moment = self._clock.now() + delay

@@ -304,7 +304,7 @@ async def test_a_full_disk_is_named_and_changes_nothing(tmpfs_home, sandbox, cap
         with caplog.at_level(logging.ERROR):
             with pytest.raises(RpcError) as caught:
                 await client.call("templates.create", {**TEMPLATE, "body": "{link}" + "x" * 19_000})
-        assert caught.value.code == ErrorCode.STORE_UNWRITABLE
+        assert caught.value.code == ErrorCode.STORAGE_FULL
         message = caught.value.message
         assert "is full" in message and str(tmpfs_home.data_dir) in message
         assert "nothing was changed" in message

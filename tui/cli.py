@@ -5,6 +5,7 @@ clientlink demo                 a throwaway practice on the sandbox (sandbox + d
 clientlink status [--json]      one line on what needs attention; exit 1 when something does
 clientlink clients [--json]     list clients (filter with --status, --text)
 clientlink rpc METHOD [JSON]    call the daemon; the result is printed as JSON
+clientlink grants [--json] [--revoke ID]   stored sign-ins; revoke an unused one
 clientlink provider set-secret NAME   store an app's client secret in the vault
 clientlink sandbox ...          the emulated providers (see `clientlink sandbox --help`)
 clientlink service install|uninstall|status   clientlinkd as a systemd user service
@@ -63,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--json", action="store_true", help="print JSON")
     jobs.add_argument("--state", help="only jobs in this state (running, completed, ...)")
 
+    grants = commands.add_parser("grants", help="list stored sign-ins; revoke an unused one")
+    grants.add_argument("--json", action="store_true", help="print JSON")
+    grants.add_argument("--revoke", type=int, metavar="ID", help="revoke this unused sign-in")
+
     rpc = commands.add_parser("rpc", help="call a daemon method and print the result as JSON")
     rpc.add_argument("method", help="e.g. clients.list")
     rpc.add_argument("params", nargs="?", default="{}", help="the params as a JSON object")
@@ -111,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "rpc": _rpc,
         "provider": _set_secret,
         "jobs": _jobs,
+        "grants": _grants,
         "channel": _set_channel_secret,
     }
     if args.command == "rpc":
@@ -229,6 +235,25 @@ async def _jobs(daemon: DaemonClient, args: argparse.Namespace) -> int:
             f"{job['created_at']} by {visible(str(job['actor']))}"
         )
     print(f"{len(listing['items'])} jobs")
+    return 0
+
+
+async def _grants(daemon: DaemonClient, args: argparse.Namespace) -> int:
+    if args.revoke is not None:
+        result = await daemon.call("grants.revoke", {"grant_id": args.revoke})
+        print(result["message"])
+        return 0
+    listing = await daemon.call("grants.list", {})
+    if args.json:
+        print(json.dumps(listing, indent=2, ensure_ascii=False))
+        return 0
+    for grant in listing["items"]:
+        use = "unused sign-in" if grant["unused"] else f"{grant['clients']} clients"
+        tenants = ", ".join(grant["tenants"])
+        line = f"{grant['id']:>6}  {grant['provider']:<10} {grant['state']:<8} {use:<16} {tenants}"
+        print("".join(ch if ch.isprintable() else "?" for ch in line))
+    unused = sum(1 for grant in listing["items"] if grant["unused"])
+    print(f"{len(listing['items'])} grants, {unused} unused (clientlink grants --revoke ID)")
     return 0
 
 

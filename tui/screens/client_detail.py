@@ -257,6 +257,7 @@ class ClientDetailScreen(DaemonScreen[None]):
         )
         self.client = client
         self.history = history.items
+        self.unused_sign_ins = (await daemon.call("daemon.status"))["unused_sign_ins"]
         self._show_all()
 
     def action_reload(self) -> None:
@@ -411,6 +412,16 @@ class ClientDetailScreen(DaemonScreen[None]):
         if client.authorised_at:
             authorised.append(f", {format_when(client.authorised_at)}")
         grid.add_row("Authorised by", authorised)
+        if getattr(self, "unused_sign_ins", 0):
+            count = self.unused_sign_ins
+            grid.add_row(
+                "Sign-ins",
+                Text(
+                    f"{count} unused sign-in{'s' if count != 1 else ''} "
+                    "(clientlink grants lists them; --revoke ID revokes one)",
+                    style="dim",
+                ),
+            )
         grid.add_row("Last refresh", format_when(client.last_refresh_at))
         grid.add_row("Last verified", format_when(client.last_verified_at))
         grid.add_row("Next check", format_when(client.next_check_at))
