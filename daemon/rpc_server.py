@@ -132,6 +132,11 @@ class Connection:
             return
         self._push(frame)
 
+    @property
+    def ended(self) -> bool:
+        """Whether the connection queues nothing more (it ended, or was dropped)."""
+        return self._ending
+
     def _push(self, frame: bytes) -> None:
         self._frames.append(frame)
         self.queued_bytes += len(frame)
@@ -276,6 +281,9 @@ class RpcServer:
                 if not line.strip():
                     continue
                 await slots.acquire()
+                if connection.ended:
+                    slots.release()
+                    break  # dropped while it waited: what it sent after is not read
                 task = asyncio.create_task(self._handle_frame(line, connection))
                 inflight.add(task)
                 task.add_done_callback(inflight.discard)
