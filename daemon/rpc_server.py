@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import heapq
 import itertools
 import json
 import logging
@@ -26,7 +27,7 @@ import socket
 import struct
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,10 @@ OUTBOUND_QUEUE_BYTES = 4 * 1024 * 1024
 OUTBOUND_EVENT_BYTES = OUTBOUND_QUEUE_BYTES // 2
 """Past this much queued, a connection's events are dropped (answers still have room)."""
 MAX_INFLIGHT_PER_CONNECTION = 4
+RUNNING_CALLS = 1
+"""Calls using the loop at once across all connections; the rest wait their turn (FairGate)."""
+CALL_PATIENCE_SECONDS = 0.05
+"""A call running longer waits on something outside, and lets the next call run."""
 MAX_ID_CHARS = 200
 FLUSH_SECONDS = 2.0
 """How long a closing connection's queued answers may take to leave."""
@@ -104,6 +109,8 @@ class Connection:
     _frames: deque[bytes] = field(default_factory=deque)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
     _ending: bool = False
+    inflight: int = 0
+    """Calls read from this connection and not yet answered (waiting or running)."""
 
     def send_event(self, event: dict[str, Any]) -> None:
         """Queue an event without waiting; a full queue drops it (the seq shows the gap)."""
@@ -162,6 +169,63 @@ class Connection:
         self._ready.set()
 
 
+class FairGate:
+    """Admits calls to run, ``capacity`` at a time, the least busy connection's first.
+
+    A waiting call is ranked by how many calls its connection had in flight when it
+    arrived, then by arrival: a client making one call at a time goes ahead of a client
+    with a pipeline full, so a flood waits for itself and not others for it. A call still
+    running after ``patience`` seconds is waiting on something outside (a provider, the
+    disk) rather than using the loop, so it gives its turn on without being stopped.
+    """
+
+    def __init__(self, capacity: int, patience: float) -> None:
+        self.capacity = max(1, capacity)
+        self.patience = patience
+        self.running = 0
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+
+    @contextlib.asynccontextmanager
+    async def turn(self, load: int) -> AsyncIterator[None]:
+        """Hold a turn for the body (a call of a connection with ``load`` calls in flight)."""
+        await self._acquire(load)
+        held = [True]
+
+        def give_on() -> None:
+            if held[0]:
+                held[0] = False
+                self._release()
+
+        timer = asyncio.get_running_loop().call_later(self.patience, give_on)
+        try:
+            yield
+        finally:
+            timer.cancel()
+            give_on()
+
+    async def _acquire(self, load: int) -> None:
+        if self.running < self.capacity and not self._waiting:
+            self.running += 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (load, next(self._arrivals), turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._release()  # admitted and cancelled at once: pass the turn on
+            raise
+
+    def _release(self) -> None:
+        self.running -= 1
+        while self._waiting and self.running < self.capacity:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                self.running += 1
+                turn.set_result(None)
+
+
 class RpcServer:
     """Accepts connections on the socket and dispatches calls to registered handlers."""
 
@@ -175,6 +239,7 @@ class RpcServer:
         self._connections: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.on_disconnect: Callable[[Connection], None] | None = None
+        self._gate = FairGate(RUNNING_CALLS, CALL_PATIENCE_SECONDS)
 
     def register(self, method: str, handler: Handler) -> None:
         """Serve ``method`` (which must be in the protocol) with ``handler``."""
@@ -304,7 +369,12 @@ class RpcServer:
             writer.close()
 
     async def _handle_frame(self, line: bytes, connection: Connection) -> None:
-        reply = await self.dispatch(line, connection)
+        connection.inflight += 1
+        try:
+            async with self._gate.turn(connection.inflight):
+                reply = await self.dispatch(line, connection)
+        finally:
+            connection.inflight -= 1
         if reply is not None:
             connection.send_reply(reply)
 
