@@ -14,6 +14,9 @@ import contextlib
 import itertools
 import json
 import os
+import pwd
+import socket
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,30 @@ _READ_LIMIT = MAX_FRAME_BYTES + 1
 
 class DaemonUnavailable(Exception):
     """The daemon is not running, or the connection to it was lost."""
+
+
+class DaemonImpostor(DaemonUnavailable):
+    """The socket is served by another user: nothing may be sent to it."""
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def check_server_uid(sock: socket.socket, socket_path: Path) -> None:
+    """Refuse a socket whose server runs as another user (SO_PEERCRED), before any byte."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _gid = struct.unpack("3i", creds)
+    if uid == os.getuid():
+        return
+    raise DaemonImpostor(
+        f"{socket_path} is served by {_user_name(uid)} (uid {uid}, pid {pid}), not by you "
+        f"({_user_name(os.getuid())}, uid {os.getuid()}); clientlink sends nothing to it. "
+        "Stop that process or point clientlink at your own daemon (--home or CLIENTLINK_HOME)."
+    )
 
 
 class RpcError(Exception):
@@ -89,6 +116,12 @@ class DaemonClient:
             ) from exc
         except PermissionError as exc:
             raise DaemonUnavailable(f"not allowed to open {self.socket_path}: {exc}") from exc
+        try:
+            check_server_uid(self._writer.get_extra_info("socket"), self.socket_path)
+        except DaemonImpostor:
+            self._writer.transport.abort()
+            self._reader = self._writer = None
+            raise
         self._read_task = asyncio.create_task(self._read_loop(), name="daemon-client-reader")
         self.hello = await self.call(
             "daemon.hello", {"protocol": PROTOCOL_VERSION, "client": self.client_name}

@@ -14,7 +14,8 @@ from __future__ import annotations
 from enum import IntEnum, StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 PROTOCOL_VERSION = 1
 """Major protocol version. Additive changes keep it; clients ignore unknown fields."""
@@ -23,6 +24,51 @@ MAX_FRAME_BYTES = 1024 * 1024
 """Largest accepted frame (one JSON object plus its newline)."""
 
 EVENT_METHOD = "event"
+
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects a frame may hold (checked before decoding)."""
+
+MAX_INT_DIGITS = 40
+"""Longest integer literal a frame may hold (checked while decoding)."""
+
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+"""The range of every integer in the protocol: SQLite's 64-bit integers."""
+
+
+def value_problem(value: Any) -> str | None:
+    """What makes a decoded value unusable anywhere in clientlink, or ``None``.
+
+    Integers must fit SQLite's 64 bits; text must hold no NUL character and no lone
+    surrogate (which cannot be written as UTF-8). Lists and objects are checked item by item;
+    the answer names the item (``[3]``, ``.key``) ahead of the rule.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        if INT_MIN <= value <= INT_MAX:
+            return None
+        return f"is out of range: integers must lie between {INT_MIN} and {INT_MAX}"
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "must not contain a NUL character (\\x00)"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode text (it holds a lone surrogate such as \\ud800)"
+        return None
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for index, item in enumerate(value):
+            problem = value_problem(item)
+            if problem:
+                return f"[{index}] {problem}"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = value_problem(key) or value_problem(item)
+            if problem:
+                return f".{key!r} {problem}" if isinstance(key, str) else f"key {problem}"
+        return None
+    return None
 
 
 class ErrorCode(IntEnum):
@@ -122,9 +168,21 @@ class Topic(StrEnum):
 
 
 class _Params(BaseModel):
-    """Base for request parameters: unknown fields are refused so typos surface."""
+    """Base for request parameters: unknown fields are refused so typos surface.
+
+    Every field, whatever its type, holds only integers in SQLite's range and text without
+    NUL or lone surrogates (see :func:`value_problem`).
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        problem = value_problem(value)
+        if problem:
+            raise PydanticCustomError("unstorable_value", problem)
+        return value
 
 
 class _Result(BaseModel):

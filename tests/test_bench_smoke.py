@@ -37,3 +37,9 @@ def test_manage_clients_quick_prints_paint_and_keystroke_times() -> None:
     out = run_quick("manage_clients.py")
     assert "first paint:" in out and "bare DataTable" in out
     assert "filter keystroke:" in out and "bare in-process filter" in out
+
+
+def test_rpc_fairness_quick_prints_idle_and_flooded_p99() -> None:
+    out = run_quick("rpc_fairness.py")
+    assert "idle:" in out and "flooded:" in out
+    assert "p99 flooded / idle:" in out

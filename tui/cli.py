@@ -21,7 +21,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from clientlink.common.client import DaemonClient, DaemonUnavailable, RpcError
+from clientlink.common.client import DaemonClient, DaemonImpostor, DaemonUnavailable, RpcError
 from clientlink.common.paths import resolve_paths
 from clientlink.common.protocol import STATUS_LABELS, ConnectionStatus
 from clientlink.common.safe_text import terminal_json, visible
@@ -148,6 +148,9 @@ async def _with_daemon(
     try:
         async with DaemonClient(socket_path, client_name="cli") as daemon:
             return await handler(daemon, args)
+    except DaemonImpostor as exc:
+        print(f"clientlink: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except DaemonUnavailable as exc:
         print(
             f"clientlink: {exc}. Start it with `clientlinkd`"

@@ -1,0 +1,108 @@
+"""The client side of SO_PEERCRED: a socket served by another user gets nothing, secrets least.
+
+CI runs as root, so a real server runs here as ``nobody`` (uid 65534) on the socket path a
+home names; the root client must refuse it with a sentence before sending a single byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from clientlink.common.client import DaemonClient, DaemonImpostor
+from clientlink.common.paths import resolve_paths
+
+NOBODY = 65534
+
+pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="serving as another uid needs root")
+
+SERVER = textwrap.dedent(
+    """
+    import os, socket, sys
+    os.setgroups([]); os.setgid(65534); os.setuid(65534)  # started as root, serves as nobody
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(sys.argv[1])
+    server.listen(1)
+    print("ready", flush=True)
+    connection, _ = server.accept()
+    connection.settimeout(10)
+    received = b""
+    try:
+        while chunk := connection.recv(65536):
+            received += chunk
+    except OSError:
+        pass
+    print(len(received), flush=True)
+    """
+)
+
+
+@pytest.fixture
+async def impostor(short_tmp):
+    """A home whose socket is served by a process running as ``nobody``."""
+    paths = resolve_paths(short_tmp / "home")
+    for folder in (short_tmp, short_tmp / "home"):
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o755)
+    paths.runtime_dir.mkdir()
+    os.chown(paths.runtime_dir, NOBODY, NOBODY)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        SERVER,
+        str(paths.socket),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert await asyncio.wait_for(process.stdout.readline(), 20) == b"ready\n"
+    try:
+        yield paths, process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def bytes_received(process) -> int:
+    out, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0, err
+    return int(out)
+
+
+async def test_the_client_refuses_a_socket_served_by_another_user(impostor):
+    paths, process = impostor
+    client = DaemonClient(paths.socket)
+    with pytest.raises(DaemonImpostor) as refused:
+        await client.connect()
+    message = str(refused.value)
+    assert "served by nobody (uid 65534" in message
+    assert "not by you" in message and "sends nothing" in message
+    assert await bytes_received(process) == 0
+
+
+async def test_the_cli_sends_no_secret_to_another_users_socket(impostor):
+    paths, process = impostor
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "clientlink.tui.cli",
+        "--home",
+        str(paths.config_dir.parent),
+        "provider",
+        "set-secret",
+        "xero",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(cli.communicate(b"app-secret-for-nobody\n"), 60)
+    assert cli.returncode != 0
+    assert b"served by nobody" in err and b"Traceback" not in err
+    assert b"Start it with" not in err  # it is not that the daemon is missing
+    assert await bytes_received(process) == 0
