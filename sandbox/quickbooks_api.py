@@ -63,7 +63,7 @@ def _object_not_found(company_info_id: str) -> Response:
     )
 
 
-def _address(org: SeedOrg) -> dict[str, str]:
+def company_address(org: SeedOrg) -> dict[str, str]:
     """A made-up but stable street address for `org`."""
     rng = random.Random(org.tenant_id)
     state, postcode, city = rng.choice(_STATES)
@@ -80,7 +80,7 @@ def _address(org: SeedOrg) -> dict[str, str]:
 
 def company_info_json(org: SeedOrg) -> dict[str, object]:
     """QuickBooks' CompanyInfo entity for `org` (Id is always "1" in a real company)."""
-    address = _address(org)
+    address = company_address(org)
     # A stable start year per company; the company was created in QuickBooks that day.
     started = f"{2012 + int(org.realm_id) % 12}-07-01"
     created = f"{started}T09:00:00+10:00"

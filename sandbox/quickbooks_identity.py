@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -16,6 +17,7 @@ from starlette.routing import Route
 from clientlink.sandbox.oauth import OAuthError
 from clientlink.sandbox.oauth_http import (
     authenticate_client,
+    issuer_url,
     oauth_error_response,
     token_endpoint,
 )
@@ -26,6 +28,7 @@ from clientlink.sandbox.state import SandboxState
 AUTHORIZE_PATH = "/quickbooks/connect/oauth2"
 TOKEN_PATH = "/quickbooks/oauth2/v1/tokens/bearer"
 REVOCATION_PATH = "/quickbooks/oauth2/v1/tokens/revoke"
+ISSUER_PATH = "/quickbooks/op/v1"
 HARD_EXPIRY_HEADER = "x-include-refresh-token-hard-expires-in"
 HARD_EXPIRY_FIELD = "x_refresh_token_hard_expires_in"
 
@@ -70,7 +73,7 @@ async def token(request: Request) -> Response:
     return await token_endpoint(
         request,
         sandbox_state(request).quickbooks,
-        verifier_required=False,
+        issuer=issuer_url(request, ISSUER_PATH),
         omit_fields=frozenset() if asked else frozenset({HARD_EXPIRY_FIELD}),
     )
 
@@ -98,7 +101,8 @@ async def revocation(request: Request) -> Response:
 
     async def process() -> Response:
         try:
-            app = authenticate_client(qbo, request, "")
+            # Intuit's revoke takes a JSON body: the client authenticates with Basic only.
+            app = authenticate_client(qbo, request, FormData())
             value = await _token_to_revoke(request)
         except OAuthError as exc:
             return oauth_error_response(exc, qbo, basic_used="authorization" in request.headers)

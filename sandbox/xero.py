@@ -23,6 +23,7 @@ from clientlink.sandbox.oauth import (
     OAuthProvider,
     SignInTransaction,
 )
+from clientlink.sandbox.oidc import person_claims, user_subject
 from clientlink.sandbox.seed import SeedOrg
 
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=1800)
@@ -34,6 +35,11 @@ OFFLINE_ACCESS = "offline_access"
 def xero_datetime(moment: datetime) -> str:
     """Format like Xero's connection dates: `2019-12-07T18:46:19.5165400` (7 digits, no Z)."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
+
+
+def xero_user_id(user: str) -> str:
+    """The Xero user id of a sandbox user (stable across starts)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, user.lower()))
 
 
 def _b64url(data: bytes) -> str:
@@ -55,8 +61,8 @@ def _access_token_jwt(grant: Grant, now: datetime) -> str:
         "iss": "clientlink-sandbox",
         "aud": "clientlink-sandbox/resources",
         "client_id": grant.client_id,
-        "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, grant.user)),
-        "xero_userid": str(uuid.uuid5(uuid.NAMESPACE_DNS, grant.user)),
+        "sub": user_subject(grant.user),
+        "xero_userid": xero_user_id(grant.user),
         "jti": secrets.token_hex(16),
         "authentication_event_id": grant.auth_event_id,
         "scope": grant.scope.split(),
@@ -91,6 +97,7 @@ class XeroProvider(OAuthProvider):
     access_token_lifetime = ACCESS_TOKEN_LIFETIME
     refresh_token_lifetime = REFRESH_TOKEN_IDLE_LIFETIME
     refresh_rotation_grace = REFRESH_TOKEN_GRACE
+    id_token_on_refresh = True
 
     def __init__(
         self,
@@ -135,6 +142,18 @@ class XeroProvider(OAuthProvider):
         self.remove_connections(user=grant.user, client_id=grant.client_id)
 
     # -- tokens -------------------------------------------------------------------------
+
+    def _id_token_claims(self, grant: Grant, issuer: str) -> dict[str, object]:
+        """Xero's id_token: the person (by scope) and their Xero user id."""
+        claims = super()._id_token_claims(grant, issuer)
+        claims |= {
+            "xero_userid": xero_user_id(grant.user),
+            "global_session_id": grant.auth_event_id.replace("-", ""),
+            "sid": grant.grant_id.replace("-", ""),
+            "preferred_username": grant.user,
+            "amr": ["pwd", "mfa"],
+        }
+        return claims | person_claims(grant.user, grant.scope.split())
 
     def _token_response(self, grant: Grant) -> dict[str, object]:
         access = self._new_access_token(grant, _access_token_jwt(grant, self.clock.now()))

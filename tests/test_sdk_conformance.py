@@ -1,0 +1,174 @@
+"""The providers' own client libraries, unmodified, as clients of the sandbox (issue 10).
+
+Each test makes the calls a practice's integration would make with the official SDK, with
+only the base URL pointed at the sandbox on 127.0.0.1, and checks that the results
+deserialise into the SDK's models. The SDKs are synchronous (requests / urllib3), so their
+calls run in a worker thread while the sandbox serves in the test's event loop.
+
+How each SDK is pointed at the sandbox, read from its source:
+- xero-python: `IdentityApi(api_client, base_url=...)` and `AccountingApi(api_client,
+  base_url=...)` take the API host as a parameter. The token and revocation URLs are class
+  attributes of `xero_python.api_client.oauth2.TokenApi` with no parameter, so those two
+  attributes are set (with pytest's monkeypatch) for the test's duration.
+- intuit-oauth: `AuthClient(environment=...)` treats any value other than sandbox/production
+  as the discovery document's URL (`intuitlib.utils.get_discovery_doc`): a parameter.
+- python-quickbooks: `QuickBooks.api_url` reads the attribute `api_url_v3`; it is set on the
+  instance (no module constant is changed).
+- twilio: the `api` domain's `base_url` attribute is set on the client's instance.
+- requests-oauthlib: takes every endpoint as a parameter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import pytest
+from requests_oauthlib import OAuth2Session
+
+from clientlink.sandbox import xero_api, xero_identity
+from clientlink.sandbox.accounts import (
+    CONFIDENTIAL_CLIENT_ID,
+    CONFIDENTIAL_CLIENT_SECRET,
+    DEMO_USER,
+    PUBLIC_CLIENT_ID,
+)
+from clientlink.sandbox.approve import approve
+from clientlink.sandbox.server import SandboxServer
+
+XERO_REDIRECT = "http://127.0.0.1:8749/callback"
+XERO_SCOPES = ["openid", "profile", "email", "offline_access", "accounting.settings"]
+
+
+@pytest.fixture(autouse=True)
+def _loopback_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    # oauthlib refuses plain http unless told; the sandbox is http on loopback only.
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+
+
+def _claims(jwt: str) -> dict[str, Any]:
+    payload = jwt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+async def _xero_consent(
+    sandbox: SandboxServer, *, include_client_id: bool | None, orgs: list[str] | None = None
+) -> dict[str, Any]:
+    """A confidential app's standard code flow (no PKCE) with requests-oauthlib."""
+    base = sandbox.base_url
+    session = OAuth2Session(CONFIDENTIAL_CLIENT_ID, redirect_uri=XERO_REDIRECT, scope=XERO_SCOPES)
+    url, _state = session.authorization_url(base + xero_identity.AUTHORIZE_PATH)
+    tenants = orgs or [org.tenant_id for org in sandbox.state.orgs]
+    redirect = await approve(url, orgs=tenants)
+    assert "code=" in redirect, redirect
+    return await asyncio.to_thread(
+        session.fetch_token,
+        base + xero_identity.TOKEN_PATH,
+        authorization_response=redirect,
+        client_secret=CONFIDENTIAL_CLIENT_SECRET,
+        include_client_id=include_client_id,
+    )
+
+
+@pytest.mark.parametrize("client_auth", ["basic", "form"])
+async def test_xero_confidential_code_flow_without_pkce_gives_an_id_token(
+    sandbox: SandboxServer, client_auth: str
+) -> None:
+    # requests-oauthlib sends HTTP Basic by default and the form body with include_client_id.
+    token = await _xero_consent(
+        sandbox, include_client_id=True if client_auth == "form" else None, orgs=None
+    )
+    assert token["token_type"] == "Bearer" and token["expires_in"] == 1800
+    assert token["refresh_token"]
+    # openid was granted, so an OpenID Connect id_token names the user.
+    claims = _claims(token["id_token"])
+    assert claims["email"] == DEMO_USER
+    assert claims["aud"] == CONFIDENTIAL_CLIENT_ID
+    assert claims["sub"] and claims["xero_userid"]
+
+
+def _xero_client(token: dict[str, Any], monkeypatch: pytest.MonkeyPatch, base: str):  # type: ignore[no-untyped-def]
+    from xero_python.api_client import ApiClient
+    from xero_python.api_client.configuration import Configuration
+    from xero_python.api_client.oauth2 import OAuth2Token, TokenApi
+
+    monkeypatch.setattr(TokenApi, "refresh_token_url", base + xero_identity.TOKEN_PATH)
+    monkeypatch.setattr(TokenApi, "revoke_token_url", base + xero_identity.REVOCATION_PATH)
+    store = {"token": dict(token)}
+    config = Configuration(
+        oauth2_token=OAuth2Token(
+            client_id=CONFIDENTIAL_CLIENT_ID, client_secret=CONFIDENTIAL_CLIENT_SECRET
+        )
+    )
+    client = ApiClient(
+        config,
+        oauth2_token_getter=lambda: store["token"],
+        oauth2_token_saver=lambda new: store.update(token=new),
+    )
+    return client, store
+
+
+async def test_xero_python_loads_connections_and_every_organisation(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xero_python.accounting import AccountingApi
+    from xero_python.identity import IdentityApi
+
+    base = sandbox.base_url
+    token = await _xero_consent(sandbox, include_client_id=None)
+    client, _store = _xero_client(token, monkeypatch, base)
+    identity = IdentityApi(client, base_url=base + "/xero")
+    accounting = AccountingApi(client, base_url=base + xero_api.ORGANISATION_PATH.rsplit("/", 1)[0])
+
+    connections = await asyncio.to_thread(identity.get_connections)
+    assert len(connections) == len(sandbox.state.orgs)
+    assert all(conn.tenant_type == "ORGANISATION" for conn in connections)
+    assert connections[0].created_date_utc is not None
+
+    types = set()
+    for conn in connections:
+        result = await asyncio.to_thread(accounting.get_organisations, conn.tenant_id)
+        (organisation,) = result.organisations
+        assert str(organisation.organisation_id) == conn.tenant_id
+        assert organisation.name == conn.tenant_name
+        assert organisation.created_date_utc is not None
+        assert organisation.organisation_entity_type == organisation.organisation_type
+        assert organisation.addresses and organisation.addresses[0].address_type == "POBOX"
+        assert organisation.phones and organisation.external_links is not None
+        types.add(organisation.organisation_type)
+    assert "SELF_MANAGED_SUPERANNUATION_FUND" in types and "SOLE_TRADER" in types
+
+
+async def test_xero_python_refreshes_deletes_a_connection_and_revokes(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xero_python.identity import IdentityApi
+
+    base = sandbox.base_url
+    orgs = [org.tenant_id for org in sandbox.state.orgs[:3]]
+    token = await _xero_consent(sandbox, include_client_id=None, orgs=orgs)
+    client, store = _xero_client(token, monkeypatch, base)
+    identity = IdentityApi(client, base_url=base + "/xero")
+
+    # The SDK refreshes and revokes with client_id and client_secret in the form body.
+    refreshed = await asyncio.to_thread(client.refresh_oauth2_token)
+    assert refreshed["refresh_token"] != token["refresh_token"]
+    assert store["token"]["access_token"] != token["access_token"]
+
+    connections = await asyncio.to_thread(identity.get_connections)
+    await asyncio.to_thread(identity.delete_connection, connections[0].id)
+    left = await asyncio.to_thread(identity.get_connections)
+    assert [conn.id for conn in left] == [conn.id for conn in connections[1:]]
+
+    await asyncio.to_thread(client.revoke_oauth2_token)
+    assert store["token"]["refresh_token"] is None
+    assert sandbox.state.xero.connections == {}
+
+
+async def test_xero_public_app_still_needs_pkce(sandbox: SandboxServer) -> None:
+    session = OAuth2Session(PUBLIC_CLIENT_ID, redirect_uri=XERO_REDIRECT, scope=XERO_SCOPES)
+    url, _state = session.authorization_url(sandbox.base_url + xero_identity.AUTHORIZE_PATH)
+    redirect = await approve(url)
+    assert "error=invalid_request" in redirect
