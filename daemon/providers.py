@@ -526,6 +526,11 @@ def _error_detail(response: httpx.Response) -> str:
         fault = body.get("Fault", {}).get("Error") if isinstance(body.get("Fault"), dict) else None
         if fault:
             return str(fault[0].get("Detail") or fault[0].get("Message"))
+        # Intuit's gateway (401, 403) writes the same fault in lower case.
+        gateway = body.get("fault")
+        errors = gateway.get("error") if isinstance(gateway, dict) else None
+        if errors and isinstance(errors[0], dict):
+            return str(errors[0].get("detail") or errors[0].get("message"))
     return response.reason_phrase or "no detail"
 
 

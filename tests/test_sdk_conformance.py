@@ -24,18 +24,23 @@ import asyncio
 import base64
 import json
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
+import httpx
 import pytest
 from requests_oauthlib import OAuth2Session
 
-from clientlink.sandbox import xero_api, xero_identity
+from clientlink.sandbox import quickbooks_identity, xero_api, xero_identity
 from clientlink.sandbox.accounts import (
     CONFIDENTIAL_CLIENT_ID,
     CONFIDENTIAL_CLIENT_SECRET,
     DEMO_USER,
     PUBLIC_CLIENT_ID,
+    QUICKBOOKS_CLIENT_ID,
+    QUICKBOOKS_CLIENT_SECRET,
 )
 from clientlink.sandbox.approve import approve
+from clientlink.sandbox.seed import SeedOrg
 from clientlink.sandbox.server import SandboxServer
 
 XERO_REDIRECT = "http://127.0.0.1:8749/callback"
@@ -172,3 +177,109 @@ async def test_xero_public_app_still_needs_pkce(sandbox: SandboxServer) -> None:
     url, _state = session.authorization_url(sandbox.base_url + xero_identity.AUTHORIZE_PATH)
     redirect = await approve(url)
     assert "error=invalid_request" in redirect
+
+
+# --------------------------------------------------------------------------- QuickBooks
+
+QBO_REDIRECT = "http://127.0.0.1:8750/callback"
+
+
+async def _intuit_client(sandbox: SandboxServer):  # type: ignore[no-untyped-def]
+    """intuit-oauth's AuthClient, its discovery document the sandbox's."""
+    from intuitlib.client import AuthClient
+
+    return await asyncio.to_thread(
+        AuthClient,
+        QUICKBOOKS_CLIENT_ID,
+        QUICKBOOKS_CLIENT_SECRET,
+        QBO_REDIRECT,
+        sandbox.base_url + quickbooks_identity.DISCOVERY_PATH,
+    )
+
+
+async def _intuit_consent(sandbox: SandboxServer, org: SeedOrg):  # type: ignore[no-untyped-def]
+    from intuitlib.enums import Scopes
+
+    auth = await _intuit_client(sandbox)
+    scopes = [Scopes.ACCOUNTING, Scopes.OPENID, Scopes.EMAIL, Scopes.PROFILE]
+    url = auth.get_authorization_url(scopes)
+    redirect = await approve(url, orgs=[org.realm_id])
+    params = dict(parse_qsl(urlsplit(redirect).query))
+    assert params["state"] == auth.state_token and params["realmId"] == org.realm_id
+    await asyncio.to_thread(auth.get_bearer_token, params["code"], realm_id=params["realmId"])
+    return auth
+
+
+async def test_intuit_oauth_code_flow_id_token_user_info_refresh_and_revoke(
+    sandbox: SandboxServer,
+) -> None:
+    org = sandbox.state.orgs[0]
+    auth = await _intuit_consent(sandbox, org)
+    assert auth.expires_in == 3600
+    assert auth.x_refresh_token_expires_in == 8_726_400
+    # The SDK keeps the id_token only after checking its signature against the JWKS.
+    assert auth.id_token is not None
+    assert _claims(auth.id_token)["realmid"] == org.realm_id
+    info = (await asyncio.to_thread(auth.get_user_info)).json()
+    assert info["email"] == DEMO_USER and info["sub"] == _claims(auth.id_token)["sub"]
+
+    # Intuit keeps the refresh token's value for about a day; after that it rotates.
+    first = auth.refresh_token
+    await asyncio.to_thread(auth.refresh)
+    assert auth.refresh_token == first
+    sandbox.state.clock.advance(25 * 3600)
+    await asyncio.to_thread(auth.refresh)
+    assert auth.refresh_token != first
+
+    assert await asyncio.to_thread(auth.revoke) is True
+    assert all(grant.revoked for grant in sandbox.state.quickbooks.grants.values())
+
+
+async def test_python_quickbooks_reads_company_info_and_raises_its_own_exceptions(
+    sandbox: SandboxServer,
+) -> None:
+    from quickbooks import QuickBooks
+    from quickbooks.exceptions import AuthorizationException, ObjectNotFoundException
+    from quickbooks.objects.company_info import CompanyInfo
+    from quickbooks.objects.customer import Customer
+
+    org = sandbox.state.orgs[1]
+    auth = await _intuit_consent(sandbox, org)
+    qb = QuickBooks(
+        auth_client=auth,
+        refresh_token=auth.refresh_token,
+        company_id=org.realm_id,
+        minorversion=75,
+    )
+    qb.api_url_v3 = sandbox.base_url + "/quickbooks/v3"
+
+    (listed,) = await asyncio.to_thread(CompanyInfo.all, qb=qb)
+    assert listed.CompanyName == org.name and listed.LegalName == org.legal_name
+    single = await asyncio.to_thread(CompanyInfo.get, org.realm_id, qb=qb)
+    assert single.CompanyName == org.name
+    assert await asyncio.to_thread(Customer.all, qb=qb) == []
+
+    with pytest.raises(ObjectNotFoundException):
+        await asyncio.to_thread(CompanyInfo.get, "999", qb=qb)
+    await asyncio.to_thread(auth.revoke)
+    with pytest.raises(AuthorizationException):
+        await asyncio.to_thread(CompanyInfo.all, qb=qb)
+
+
+async def test_quickbooks_gateway_faults_are_lower_case(sandbox: SandboxServer) -> None:
+    org, other = sandbox.state.orgs[2], sandbox.state.orgs[3]
+    auth = await _intuit_consent(sandbox, org)
+    async with httpx.AsyncClient(base_url=sandbox.base_url) as http:
+        headers = {"Authorization": f"Bearer {auth.access_token}", "Accept": "application/json"}
+        forbidden = await http.get(
+            f"/quickbooks/v3/company/{other.realm_id}/companyinfo/{other.realm_id}",
+            headers=headers,
+        )
+        assert forbidden.status_code == 403
+        assert forbidden.json()["fault"]["error"][0]["code"] == "3100"
+        headers["Authorization"] = "Bearer not-a-token"
+        refused = await http.get(
+            f"/quickbooks/v3/company/{org.realm_id}/companyinfo/{org.realm_id}", headers=headers
+        )
+        assert refused.status_code == 401
+        assert refused.json()["fault"]["type"] == "AUTHENTICATION"
