@@ -23,6 +23,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
+import smtplib
+import ssl
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -30,7 +33,7 @@ import httpx
 import pytest
 from requests_oauthlib import OAuth2Session
 
-from clientlink.sandbox import quickbooks_identity, xero_api, xero_identity
+from clientlink.sandbox import quickbooks_identity, twilio_api, xero_api, xero_identity
 from clientlink.sandbox.accounts import (
     CONFIDENTIAL_CLIENT_ID,
     CONFIDENTIAL_CLIENT_SECRET,
@@ -40,8 +43,10 @@ from clientlink.sandbox.accounts import (
     QUICKBOOKS_CLIENT_SECRET,
 )
 from clientlink.sandbox.approve import approve
+from clientlink.sandbox.mail import SMTP_PASSWORD, SMTP_USER
 from clientlink.sandbox.seed import SeedOrg
 from clientlink.sandbox.server import SandboxServer
+from clientlink.sandbox.sms import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN
 
 XERO_REDIRECT = "http://127.0.0.1:8749/callback"
 XERO_SCOPES = ["openid", "profile", "email", "offline_access", "accounting.settings"]
@@ -283,3 +288,73 @@ async def test_quickbooks_gateway_faults_are_lower_case(sandbox: SandboxServer) 
         )
         assert refused.status_code == 401
         assert refused.json()["fault"]["type"] == "AUTHENTICATION"
+
+
+# --------------------------------------------------------------------------- Twilio
+
+
+async def test_twilio_client_creates_fetches_and_lists_messages(sandbox: SandboxServer) -> None:
+    from twilio.rest import Client
+
+    client = Client(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)
+    client.api.base_url = sandbox.base_url + twilio_api.API_BASE_PATH
+    sent = []
+    for index in range(3):
+        message = await asyncio.to_thread(
+            client.messages.create,
+            to=f"+6149157000{index}",
+            from_="+61491570999",
+            body=f"Hello {index}",
+        )
+        assert message.sid.startswith("SM") and message.status == "queued"
+        sent.append(message.sid)
+    fetched = await asyncio.to_thread(client.messages(sent[0]).fetch)
+    assert fetched.body == "Hello 0"
+
+    # list() follows next_page_uri across pages of two.
+    listed = await asyncio.to_thread(client.messages.list, page_size=2)
+    assert [message.sid for message in listed] == sent[::-1]
+    only = await asyncio.to_thread(client.messages.list, to="+61491570001")
+    assert [message.sid for message in only] == [sent[1]]
+
+
+# --------------------------------------------------------------------------- SMTP
+
+
+def _submit_with_smtplib(port: int, certificate_pem: str) -> dict[str, Any]:
+    """What a mail client sees on the submission port: before and after STARTTLS."""
+    seen: dict[str, Any] = {}
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.ehlo("client.example")
+        seen["before_tls"] = set(smtp.esmtp_features)
+        seen["auth_in_clear"] = smtp.docmd("AUTH", "PLAIN")
+        context = ssl.create_default_context(cadata=certificate_pem)
+        context.check_hostname = False
+        smtp.starttls(context=context)
+        smtp.ehlo("client.example")
+        seen["after_tls"] = set(smtp.esmtp_features)
+        seen["login"] = smtp.login(SMTP_USER, SMTP_PASSWORD)
+        seen["mail"] = smtp.mail("office@practice.example")
+        seen["rcpt"] = smtp.rcpt("client@business.example")
+        seen["data"] = smtp.data(b"Subject: hello\r\n\r\nA test.\r\n")
+        seen["rset"] = smtp.rset()
+    return seen
+
+
+async def test_smtp_submission_advertises_pipelining_and_enhanced_codes_and_auth_after_tls(
+    sandbox: SandboxServer,
+) -> None:
+    assert sandbox.state.smtp is not None and sandbox.state.smtp.certificate_pem
+    seen = await asyncio.to_thread(
+        _submit_with_smtplib, sandbox.smtp_port, sandbox.state.smtp.certificate_pem
+    )
+    assert {"pipelining", "enhancedstatuscodes", "starttls"} <= seen["before_tls"]
+    assert "auth" not in seen["before_tls"]
+    assert seen["auth_in_clear"][0] == 538  # RFC 4954: encryption required
+    assert {"pipelining", "enhancedstatuscodes", "auth"} <= seen["after_tls"]
+    assert "starttls" not in seen["after_tls"]
+    for step in ("login", "mail", "rcpt", "data", "rset"):
+        code, text = seen[step]
+        assert 200 <= code < 300
+        assert re.match(rb"2\.\d{1,3}\.\d{1,3} ", text), (step, text)
+    assert len(sandbox.state.mail.messages) == 1
