@@ -611,6 +611,11 @@ class AuthCompleteResult(_Result):
     grant_id: int
     tenants: list[Tenant]
     client_id: int | None = None
+    provider_user: dict[str, str | None] | None = Field(
+        default=None,
+        description="Who signed in at the provider (sub, email, name, user_id), read from "
+        "the OpenID Connect id_token; null when the provider sent none.",
+    )
 
 
 class AuthSessionParams(_Params):

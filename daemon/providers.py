@@ -52,6 +52,10 @@ class ProviderDefinition:
     scopes: tuple[str, ...]
     refresh_idle_days: int | None = None
     requires_secret: bool = False
+    # How a confidential app authenticates at the token (and revocation) endpoint: the
+    # method the provider documents. Xero and Intuit both document HTTP Basic
+    # (provider-facts §1, §2); Xero also takes the form body, which its SDK sends.
+    client_auth: str = "client_secret_basic"
 
 
 XERO = ProviderDefinition(
@@ -74,7 +78,8 @@ QUICKBOOKS = ProviderDefinition(
     revoke_url="https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
     connections_url=None,
     api_base="https://quickbooks.api.intuit.com/v3/company",
-    scopes=("com.intuit.quickbooks.accounting",),
+    # openid: the id_token names the Intuit user who connected the company.
+    scopes=("com.intuit.quickbooks.accounting", "openid", "email"),
     refresh_idle_days=100,
     requires_secret=True,
 )
@@ -144,12 +149,39 @@ class TokenSet:
 
 @dataclass(frozen=True)
 class OrganisationDetails:
-    """What one verifying API call tells us about a tenant."""
+    """What one verifying API call tells us about a tenant.
+
+    `organisation_type` is kept as the provider sent it (Xero's OrganisationType, such as
+    SELF_MANAGED_SUPERANNUATION_FUND or SOLE_TRADER); no value is refused.
+    """
 
     tenant_id: str
     name: str
     legal_name: str | None
     abn: str | None
+    organisation_type: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderUser:
+    """Who signed in at the provider, from the OpenID Connect id_token of the code exchange.
+
+    `subject` is the id_token's `sub`; `user_id` the provider's own user id where it sends
+    one (Xero's `xero_userid`).
+    """
+
+    subject: str
+    email: str | None = None
+    name: str | None = None
+    user_id: str | None = None
+
+    def as_json(self) -> dict[str, str | None]:
+        return {
+            "sub": self.subject,
+            "email": self.email,
+            "name": self.name,
+            "user_id": self.user_id,
+        }
 
 
 class ProviderError(Exception):
@@ -211,7 +243,7 @@ class ProviderAdapter(ABC):
         self._oauth = AsyncOAuth2Client(
             client_id=client_id,
             client_secret=client_secret,
-            token_endpoint_auth_method="client_secret_basic" if client_secret else "none",
+            token_endpoint_auth_method=definition.client_auth if client_secret else "none",
             code_challenge_method="S256",
             timeout=httpx.Timeout(timeout_seconds),
         )
@@ -286,6 +318,34 @@ class ProviderAdapter(ABC):
         """Every tenant the grant still reaches, when one call can tell; else None."""
         return None
 
+    def provider_user(self, tokens: TokenSet) -> ProviderUser | None:
+        """The provider user the code exchange's id_token names, or None without one.
+
+        The id_token came straight from the token endpoint over TLS, so its claims are read
+        without checking the signature (OpenID Connect Core §3.1.3.7); one issued to
+        another client is ignored.
+        """
+        id_token = tokens.extra.get("id_token")
+        claims = _jwt_claims(id_token) if isinstance(id_token, str) else None
+        if not claims or not claims.get("sub"):
+            return None
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self.client_id not in audiences:
+            log.warning("%s sent an id_token for another client; ignored", self.name)
+            return None
+
+        def text(name: str) -> str | None:
+            value = claims.get(name)
+            return str(value) if value else None
+
+        return ProviderUser(
+            subject=str(claims["sub"]),
+            email=text("email"),
+            name=text("name") or text("preferred_username"),
+            user_id=text("xero_userid"),
+        )
+
     # ------------------------------------------------------------------ helpers
 
     def _token_headers(self) -> dict[str, str]:
@@ -312,6 +372,7 @@ class ProviderAdapter(ABC):
             refresh_expires_at=refresh_expires_at,
             hard_expires_at=hard_expires_at,
             scope=token.get("scope"),
+            extra={"id_token": token["id_token"]} if token.get("id_token") else {},
         )
 
     async def _token_call(self, pending, expect_token: bool = True):  # type: ignore[no-untyped-def]
@@ -430,6 +491,7 @@ class XeroAdapter(ProviderAdapter):
             name=organisation.get("Name") or tenant_id,
             legal_name=organisation.get("LegalName"),
             abn=abn or None,
+            organisation_type=organisation.get("OrganisationType") or None,
         )
 
 
@@ -441,6 +503,33 @@ class QuickBooksAdapter(ProviderAdapter):
     def _token_headers(self) -> dict[str, str]:
         # Intuit tells a grant's hard end (the 5-year cap) only when asked.
         return {**super()._token_headers(), "x-include-refresh-token-hard-expires-in": "true"}
+
+    async def revoke(self, refresh_token: str) -> None:
+        """Intuit's revoke takes JSON `{"token": ...}` with HTTP Basic (as its SDK sends)."""
+        if not self.definition.revoke_url:
+            return
+        display = self.definition.display_name
+        try:
+            response = await self._oauth.request(
+                "POST",
+                self.definition.revoke_url,
+                json={"token": refresh_token},
+                auth=httpx.BasicAuth(self.client_id, self.client_secret or ""),
+                headers={"Accept": "application/json"},
+                withhold_token=True,
+            )
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable(f"{display} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"cannot reach {display}: {exc}") from exc
+        if response.status_code >= 500:
+            raise ProviderUnavailable(f"{display} answered HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise ProviderRefused(
+                f"{display} refused to revoke the authorisation (HTTP {response.status_code}: "
+                f"{_error_detail(response)})",
+                str(response.status_code),
+            )
 
     async def list_tenants(
         self, tokens: TokenSet, callback_params: dict[str, str]
@@ -534,14 +623,19 @@ def _error_detail(response: httpx.Response) -> str:
     return response.reason_phrase or "no detail"
 
 
-def _jwt_claim(token: str, claim: str) -> str | None:
-    """Read one claim of a JWT access token without verifying it (it is ours to read)."""
+def _jwt_claims(token: str) -> dict[str, Any] | None:
+    """A JWT's claims without verifying it (tokens the provider handed us to read)."""
     parts = token.split(".")
     if len(parts) != 3:
         return None
     try:
         payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, json.JSONDecodeError):
+    except (ValueError, UnicodeDecodeError):
         return None
-    value = payload.get(claim) if isinstance(payload, dict) else None
+    return payload if isinstance(payload, dict) else None
+
+
+def _jwt_claim(token: str, claim: str) -> str | None:
+    """Read one claim of a JWT access token without verifying it (it is ours to read)."""
+    value = (_jwt_claims(token) or {}).get(claim)
     return str(value) if value else None

@@ -255,6 +255,9 @@ class Daemon:
         grant_id = await self.grants.create(
             session.provider, tokens, tenants, auth_event_id, session.actor
         )
+        # Who signed in at the provider: the id_token's user, recorded with the grant.
+        user = adapter.provider_user(tokens)
+        provider_user = user.as_json() if user is not None else None
         assert self.store is not None
         await self.store.add_audit(
             actor=session.actor,
@@ -264,6 +267,7 @@ class Daemon:
                 "grant_id": grant_id,
                 "provider": session.provider,
                 "tenants": len(tenants),
+                "provider_user": provider_user,
             },
             now=self.clock.now(),
         )
@@ -284,7 +288,12 @@ class Daemon:
                     "client_id": client["id"] if client else None,
                 }
             )
-        return {"grant_id": grant_id, "tenants": listed, "client_id": session.client_id}
+        return {
+            "grant_id": grant_id,
+            "tenants": listed,
+            "client_id": session.client_id,
+            "provider_user": provider_user,
+        }
 
     def _announce_session(self, session: AuthSession) -> None:
         if session.status == AuthSessionState.COMPLETED and session.result:
