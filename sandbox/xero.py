@@ -12,15 +12,17 @@ import base64
 import json
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from clientlink.common.xero_tiers import TIER_NAMES, XERO_TIERS, XeroTier
 from clientlink.sandbox.accounts import SandboxApp, StaffUser
 from clientlink.sandbox.clock import SandboxClock
 from clientlink.sandbox.oauth import (
     ApiAuthError,
     Grant,
     OAuthProvider,
+    SignInError,
     SignInTransaction,
 )
 from clientlink.sandbox.oidc import person_claims, user_subject
@@ -108,6 +110,41 @@ class XeroProvider(OAuthProvider):
     ) -> None:
         super().__init__(clock, orgs, apps, users)
         self.connections: dict[str, Connection] = {}
+
+    # -- the app's tier (since March 2026) ------------------------------------------------
+
+    def tier(self, client_id: str) -> XeroTier:
+        """The pricing tier the app is on."""
+        return XERO_TIERS[self.apps[client_id].tier]
+
+    def set_tier(self, client_id: str, tier: str) -> SandboxApp:
+        """Move the app to `tier` (a name in XERO_TIERS)."""
+        if tier not in XERO_TIERS:
+            raise ValueError(f"unknown tier {tier!r}: use one of {', '.join(TIER_NAMES)}")
+        app = replace(self.apps[client_id], tier=tier)
+        self.apps[client_id] = app
+        return app
+
+    def app_connection_count(self, client_id: str) -> int:
+        """Organisations connected to the app, whoever connected them."""
+        return len({c.tenant_id for c in self.connections.values() if c.client_id == client_id})
+
+    def select_organisations(self, txn: SignInTransaction, company_ids: list[str]) -> None:
+        """As every provider, but refuse a selection past the tier's connection cap."""
+        super().select_organisations(txn, company_ids)
+        tier = self.tier(txn.app.client_id)
+        if tier.connection_cap is None:
+            return
+        connected = {
+            c.tenant_id for c in self.connections.values() if c.client_id == txn.app.client_id
+        }
+        if len(connected | set(txn.tenant_ids)) > tier.connection_cap:
+            txn.step, txn.tenant_ids = "organisations", []
+            raise SignInError(
+                f"{txn.app.name} can connect at most {tier.connection_cap} organisations on "
+                f"Xero's {tier.name.capitalize()} tier and has {len(connected)} already. "
+                "Select fewer organisations, or ask the app's developer to change tier."
+            )
 
     # -- consent connects tenants ---------------------------------------------------------
 

@@ -87,7 +87,8 @@ async def _serve_api(
             return JSONResponse(
                 _problem(403, "Forbidden", "AuthenticationUnsuccessful"), status_code=403
             )
-        decision = state.limits.admit(grant.client_id, tenant_id)
+        day_limit = state.xero.tier(grant.client_id).day_limit_per_organisation
+        decision = state.limits.admit(grant.client_id, tenant_id, day_limit)
         if not decision.allowed:
             state.rate_limited += 1
             return _rate_limited(decision)
