@@ -585,6 +585,13 @@ class AuthBeginParams(_Params):
     client_id: int | None = Field(
         default=None, description="Re-authorise this client once the sign-in completes."
     )
+    new_connections: int = Field(
+        default=1,
+        ge=0,
+        le=1_000_000,
+        description="How many businesses this sign-in may newly connect (a bulk flow's "
+        "count), checked against the Xero tier's connection cap.",
+    )
 
 
 class AuthBeginResult(_Result):
@@ -593,6 +600,9 @@ class AuthBeginResult(_Result):
     redirect_uri: str
     expires_at: str
     callback_port: int
+    warning: str | None = Field(
+        default=None, description="Said before the sign-in, e.g. a tier cap it would pass."
+    )
 
 
 class AuthCompleteParams(_Params):
@@ -698,6 +708,11 @@ class DaemonStatusResult(_Result):
     unread_notifications: int = 0
     watched_grants: int = 0
     next_wakeup_at: str | None = None
+    usage: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Per Xero provider: tier, connections against its cap, and this "
+        "month's API egress in bytes.",
+    )
 
 
 class OkResult(_Result):

@@ -9,6 +9,7 @@ enforces these numbers and the daemon shows its usage against them, so both read
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,15 @@ def format_bytes(count: int) -> str:
             return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     raise AssertionError("unreachable")
+
+
+def usage_line(usage: dict[str, Any], display_name: str) -> str:
+    """`Xero (starter tier): 3 of 5 connections, 14.2 kB API egress in 2026-12`."""
+    tier = f"{usage['tier']} tier" if usage["tier"] else "tier not set"
+    cap = usage["connection_cap"]
+    connections = f"{usage['connections']} of {cap}" if cap else f"{usage['connections']}"
+    egress = format_bytes(usage["egress_bytes_month"])
+    return (
+        f"{display_name} ({tier}): {connections} connections, {egress} API egress in "
+        + (usage["month"])
+    )

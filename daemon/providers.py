@@ -34,8 +34,12 @@ from clientlink.common.config import ProviderConfig
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.limits import QUICKBOOKS_LIMITS, XERO_LIMITS, ProviderLimits, RateLimiter
 from clientlink.daemon.store import TenantRow
+from clientlink.daemon.usage import EgressMeter
 
 log = logging.getLogger(__name__)
+
+# How often a routine (not person-asked) check lists a Xero consent's connections.
+CONNECTIONS_CHECK_INTERVAL = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,8 @@ class ProviderAdapter(ABC):
             timeout=httpx.Timeout(timeout_seconds),
         )
         self.limiter = RateLimiter(self.limits)
+        # Bytes of API answers received, by month (the service swaps in its lasting meter).
+        self.egress = EgressMeter()
         self._oauth.register_compliance_hook("access_token_response", _raise_for_throttle)
         self._oauth.register_compliance_hook("refresh_token_response", _raise_for_throttle)
 
@@ -314,8 +320,12 @@ class ProviderAdapter(ABC):
     async def fetch_organisation(self, tokens: TokenSet, tenant_id: str) -> OrganisationDetails:
         """One API call that proves the grant works for ``tenant_id``."""
 
-    async def connected_tenants(self, tokens: TokenSet) -> set[str] | None:
-        """Every tenant the grant still reaches, when one call can tell; else None."""
+    async def connected_tenants(self, tokens: TokenSet, *, fresh: bool = True) -> set[str] | None:
+        """Every tenant the grant still reaches, when one call can tell; else None.
+
+        Without `fresh` an adapter may answer None (not checked now) to keep routine
+        keep-alive traffic small.
+        """
         return None
 
     def provider_user(self, tokens: TokenSet) -> ProviderUser | None:
@@ -434,6 +444,7 @@ class ProviderAdapter(ABC):
             except httpx.TransportError as exc:
                 raise ProviderUnavailable(f"cannot reach {display}: {exc}") from exc
         self.limiter.observe(tenant, response.headers)
+        self.egress.add(_wire_bytes(response), self._clock.now())
         try:
             _raise_for_api_status(response, display)
         except RateLimited as exc:
@@ -447,6 +458,11 @@ class XeroAdapter(ProviderAdapter):
     """Xero: one token set reaches every organisation the user connected."""
 
     limits = XERO_LIMITS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # When each consent's connections were last listed (routine checks are spaced).
+        self._connections_checked: dict[str, datetime] = {}
 
     async def list_tenants(
         self, tokens: TokenSet, callback_params: dict[str, str]
@@ -469,11 +485,21 @@ class XeroAdapter(ProviderAdapter):
         ]
         return auth_event_id, tenants
 
-    async def connected_tenants(self, tokens: TokenSet) -> set[str] | None:
+    async def connected_tenants(self, tokens: TokenSet, *, fresh: bool = True) -> set[str] | None:
         # One call lists every connection of the token's user and app: a business that
-        # disconnected clientlink in Xero is missing from it.
+        # disconnected clientlink in Xero is missing from it. Routine checks of one consent
+        # (its authentication event) run at most every CONNECTIONS_CHECK_INTERVAL: Xero
+        # prices API egress, and a watcher refreshing every 25 minutes would otherwise
+        # list every connection each time.
         assert self.definition.connections_url
+        consent = _jwt_claim(tokens.access_token, "authentication_event_id")
+        now = self._clock.now()
+        last = self._connections_checked.get(consent) if consent else None
+        if not fresh and last is not None and now - last < CONNECTIONS_CHECK_INTERVAL:
+            return None
         response = await self._api_get(self.definition.connections_url, tokens)
+        if consent:
+            self._connections_checked[consent] = now
         return {item["tenantId"] for item in response.json()}
 
     async def fetch_organisation(self, tokens: TokenSet, tenant_id: str) -> OrganisationDetails:
@@ -563,6 +589,12 @@ class QuickBooksAdapter(ProviderAdapter):
 
 
 ADAPTERS: dict[str, type[ProviderAdapter]] = {"xero": XeroAdapter, "quickbooks": QuickBooksAdapter}
+
+
+def _wire_bytes(response: httpx.Response) -> int:
+    """What an answer cost in egress: its body as sent, or as read when not announced."""
+    announced = response.headers.get("content-length")
+    return int(announced) if announced and announced.isdigit() else len(response.content)
 
 
 def _raise_for_throttle(response: httpx.Response) -> httpx.Response:

@@ -51,6 +51,7 @@ from clientlink.daemon.templates import (
     render_text,
     sms_segments,
 )
+from clientlink.daemon.usage import EgressMeter, meta_key, month_of, usage_json, would_exceed
 from clientlink.daemon.vault import Vault
 from clientlink.daemon.watcher import Watcher
 
@@ -76,6 +77,8 @@ class Daemon:
             name: build_definition(provider) for name, provider in config.providers.items()
         }
         self.adapters: dict[str, ProviderAdapter] = {}
+        # Bytes received from each provider's API, by month; outlives adapter rebuilds.
+        self.egress: dict[str, EgressMeter] = {}
         self.store: Store | None = None
         self.vault: Vault | None = None
         self.rpc = RpcServer(paths.socket)
@@ -90,6 +93,7 @@ class Daemon:
         self.store = await Store.open(self.paths.database)
         try:
             self.vault = await Vault.open(self.config.vault, self.store)
+            await self._load_egress()
             await self._build_adapters()
         except BaseException:
             await self.store.close()
@@ -166,6 +170,8 @@ class Daemon:
         for adapter in self.adapters.values():
             await adapter.close()
         if self.store is not None:
+            with contextlib.suppress(Exception):
+                await self._save_egress()
             await self.store.close()
         log.info("clientlinkd stopped")
 
@@ -187,6 +193,7 @@ class Daemon:
                 self.clock,
                 timeout_seconds=self.config.network.timeout_seconds,
             )
+            self.adapters[name].egress = self._egress_meter(name)
 
     async def _provider_secret(self, name: str) -> str | None:
         assert self.store is not None and self.vault is not None
@@ -351,7 +358,45 @@ class Daemon:
             unread_notifications=await self.store.count_unread_notifications(),
             watched_grants=self.watcher.watched,
             next_wakeup_at=to_iso(self.watcher.next_wakeup()),
+            usage=[await self._usage(name) for name in self._xero_providers()],
         )
+
+    # ------------------------------------------------------------------ Xero usage
+
+    def _xero_providers(self) -> list[str]:
+        return [name for name, d in self.definitions.items() if d.kind == "xero"]
+
+    async def _usage(self, name: str) -> dict[str, Any]:
+        """Connections and this month's API egress against the provider's tier."""
+        assert self.store is not None
+        await self._save_egress()
+        now = self.clock.now()
+        return usage_json(
+            name,
+            self.config.providers[name].tier,
+            await self.store.count_connected_tenants(name),
+            self._egress_meter(name).total(now),
+            month_of(now),
+        )
+
+    def _egress_meter(self, name: str) -> EgressMeter:
+        return self.egress.setdefault(name, EgressMeter())
+
+    async def _load_egress(self) -> None:
+        assert self.store is not None
+        month = month_of(self.clock.now())
+        for name in self.definitions:
+            stored = await self.store.get_meta(meta_key(name, month))
+            meter = self._egress_meter(name)
+            if stored and stored.isdigit() and not meter.total(self.clock.now()):
+                meter.restore(month, int(stored))
+
+    async def _save_egress(self) -> None:
+        if self.store is None:
+            return
+        for name, meter in self.egress.items():
+            for month, count in meter.months().items():
+                await self.store.set_meta(meta_key(name, month), str(count))
 
     # ------------------------------------------------------------------ RPC: providers
 
@@ -1009,12 +1054,16 @@ class Daemon:
                 redirect_uri=redirect_uri, state=state, code_verifier=verifier
             ),
         )
+        warning = None
+        if adapter.definition.kind == "xero":
+            warning = would_exceed(await self._usage(params.provider), params.new_connections)
         return p.AuthBeginResult(
             session_id=session.id,
             authorize_url=session.authorize_url,
             redirect_uri=session.redirect_uri,
             expires_at=to_iso(session.expires_at) or "",
             callback_port=self.auth.callback_port,
+            warning=warning,
         )
 
     async def _rpc_auth__complete(

@@ -319,7 +319,8 @@ class Watcher:
             tokens = await self._grants.refresh(
                 grant_id, force=force, min_valid=self._refresh_window()
             )
-            connected = await adapter.connected_tenants(tokens)
+            # A routine run may skip listing connections (fresh=False) to save egress.
+            connected = await adapter.connected_tenants(tokens, fresh=force)
         except GrantRevoked as exc:
             await self._judge_all(clients, ConnectionStatus.NEEDS_REAUTH, exc.reason)
             await self._store.set_grant_schedule(grant_id, next_check_at=None)
