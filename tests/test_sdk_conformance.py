@@ -358,3 +358,30 @@ async def test_smtp_submission_advertises_pipelining_and_enhanced_codes_and_auth
         assert 200 <= code < 300
         assert re.match(rb"2\.\d{1,3}\.\d{1,3} ", text), (step, text)
     assert len(sandbox.state.mail.messages) == 1
+
+
+# --------------------------------------------------------------------------- client auth
+
+
+async def test_xero_token_endpoints_take_either_client_auth_method_but_not_both(
+    sandbox: SandboxServer,
+) -> None:
+    token = await _xero_consent(sandbox, include_client_id=None, orgs=None)
+    creds = {"client_id": CONFIDENTIAL_CLIENT_ID, "client_secret": CONFIDENTIAL_CLIENT_SECRET}
+    basic = httpx.BasicAuth(CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET)
+    refresh = {"grant_type": "refresh_token", "refresh_token": token["refresh_token"]}
+    async with httpx.AsyncClient(base_url=sandbox.base_url) as http:
+        both = await http.post(xero_identity.TOKEN_PATH, data=refresh | creds, auth=basic)
+        assert both.status_code == 400 and both.json()["error"] == "invalid_request"
+        wrong = await http.post(
+            xero_identity.TOKEN_PATH, data=refresh | creds | {"client_secret": "guess"}
+        )
+        assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+        by_basic = await http.post(xero_identity.TOKEN_PATH, data=refresh, auth=basic)
+        assert by_basic.status_code == 200
+        rotated = by_basic.json()["refresh_token"]
+        revoked = await http.post(
+            xero_identity.REVOCATION_PATH, data={"token": rotated}, auth=basic
+        )
+        assert revoked.status_code == 200
+    assert sandbox.state.xero.connections == {}
