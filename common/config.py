@@ -95,6 +95,9 @@ class ProviderConfig(_Section):
     connections_url: str | None = None
     api_base: str | None = None
     scopes: list[str] | None = None
+    # Xero since March 2026: the app's pricing tier ("exempt" for a practice's own
+    # integration); daemon.status shows connections and API egress against it.
+    tier: Literal["starter", "core", "plus", "advanced", "enterprise", "exempt"] | None = None
 
 
 class EmailConfig(_Section):

@@ -649,6 +649,13 @@ class AuthBeginParams(_Params):
     client_id: int | None = Field(
         default=None, description="Re-authorise this client once the sign-in completes."
     )
+    new_connections: int = Field(
+        default=1,
+        ge=0,
+        le=1_000_000,
+        description="How many businesses this sign-in may newly connect (a bulk flow's "
+        "count), checked against the Xero tier's connection cap.",
+    )
 
 
 class AuthBeginResult(_Result):
@@ -657,6 +664,9 @@ class AuthBeginResult(_Result):
     redirect_uri: str
     expires_at: str
     callback_port: int
+    warning: str | None = Field(
+        default=None, description="Said before the sign-in, e.g. a tier cap it would pass."
+    )
 
 
 class AuthCompleteParams(_Params):
@@ -675,6 +685,11 @@ class AuthCompleteResult(_Result):
     grant_id: int
     tenants: list[Tenant]
     client_id: int | None = None
+    provider_user: dict[str, str | None] | None = Field(
+        default=None,
+        description="Who signed in at the provider (sub, email, name, user_id), read from "
+        "the OpenID Connect id_token; null when the provider sent none.",
+    )
 
 
 class AuthSessionParams(_Params):
@@ -802,6 +817,11 @@ class DaemonStatusResult(_Result):
     )
     unused_sign_ins: int = Field(
         default=0, description="Stored sign-ins no client was ever bound to (grants.list)."
+    )
+    usage: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Per Xero provider: tier, connections against its cap, and this "
+        "month's API egress in bytes.",
     )
 
 

@@ -34,7 +34,8 @@ class BankFeeds:
             return "the bank-feed API key is missing: run `clientlink channel set-secret banks`"
         return None
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _request(self, method: str, path: str, *, gone: Any = None, **kwargs: Any) -> Any:
+        """One API call; a 410 Gone answers `gone` when one is given."""
         if self.problem():
             raise BanksUnavailable(self.problem() or "")
         token = await self._server_token()
@@ -43,6 +44,8 @@ class BankFeeds:
             response = await self._http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise BanksUnavailable(f"cannot reach the bank-feed service: {exc}") from exc
+        if response.status_code == 410 and gone is not None:
+            return gone
         if response.status_code >= 400:
             raise BanksUnavailable(
                 f"the bank-feed service refused {method} {path} (HTTP {response.status_code}: "
@@ -107,8 +110,12 @@ class BankFeeds:
         return str(body["url"]), _parse_time(body["expiresAt"])
 
     async def link_state(self, user_id: str) -> dict[str, Any]:
-        """The user's current link: ``opened``, ``used``, times."""
-        return await self._request("GET", f"/users/{user_id}/auth_link")
+        """The user's current link: ``opened``, ``used``, times.
+
+        Basiq answers 410 Gone for an expired link: that is ``{"status": "expired"}``.
+        """
+        expired = {"status": "expired", "opened": False, "used": False}
+        return await self._request("GET", f"/users/{user_id}/auth_link", gone=expired)
 
     async def connections(self, user_id: str) -> list[dict[str, Any]]:
         body = await self._request("GET", f"/users/{user_id}/connections")

@@ -34,8 +34,12 @@ from clientlink.common.config import ProviderConfig
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.limits import QUICKBOOKS_LIMITS, XERO_LIMITS, ProviderLimits, RateLimiter
 from clientlink.daemon.store import TenantRow
+from clientlink.daemon.usage import EgressMeter
 
 log = logging.getLogger(__name__)
+
+# How often a routine (not person-asked) check lists a Xero consent's connections.
+CONNECTIONS_CHECK_INTERVAL = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,10 @@ class ProviderDefinition:
     refresh_grace_seconds: int | None = None
     """How long the previous refresh token keeps working after a rotation whose answer
     was lost (None: unknown, assume none)."""
+    # How a confidential app authenticates at the token (and revocation) endpoint: the
+    # method the provider documents. Xero and Intuit both document HTTP Basic
+    # (provider-facts §1, §2); Xero also takes the form body, which its SDK sends.
+    client_auth: str = "client_secret_basic"
 
 
 XERO = ProviderDefinition(
@@ -78,7 +86,8 @@ QUICKBOOKS = ProviderDefinition(
     revoke_url="https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
     connections_url=None,
     api_base="https://quickbooks.api.intuit.com/v3/company",
-    scopes=("com.intuit.quickbooks.accounting",),
+    # openid: the id_token names the Intuit user who connected the company.
+    scopes=("com.intuit.quickbooks.accounting", "openid", "email"),
     refresh_idle_days=100,
     requires_secret=True,
     refresh_grace_seconds=24 * 3600,
@@ -149,12 +158,39 @@ class TokenSet:
 
 @dataclass(frozen=True)
 class OrganisationDetails:
-    """What one verifying API call tells us about a tenant."""
+    """What one verifying API call tells us about a tenant.
+
+    `organisation_type` is kept as the provider sent it (Xero's OrganisationType, such as
+    SELF_MANAGED_SUPERANNUATION_FUND or SOLE_TRADER); no value is refused.
+    """
 
     tenant_id: str
     name: str
     legal_name: str | None
     abn: str | None
+    organisation_type: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderUser:
+    """Who signed in at the provider, from the OpenID Connect id_token of the code exchange.
+
+    `subject` is the id_token's `sub`; `user_id` the provider's own user id where it sends
+    one (Xero's `xero_userid`).
+    """
+
+    subject: str
+    email: str | None = None
+    name: str | None = None
+    user_id: str | None = None
+
+    def as_json(self) -> dict[str, str | None]:
+        return {
+            "sub": self.subject,
+            "email": self.email,
+            "name": self.name,
+            "user_id": self.user_id,
+        }
 
 
 class ProviderError(Exception):
@@ -216,11 +252,13 @@ class ProviderAdapter(ABC):
         self._oauth = AsyncOAuth2Client(
             client_id=client_id,
             client_secret=client_secret,
-            token_endpoint_auth_method="client_secret_basic" if client_secret else "none",
+            token_endpoint_auth_method=definition.client_auth if client_secret else "none",
             code_challenge_method="S256",
             timeout=httpx.Timeout(timeout_seconds),
         )
         self.limiter = RateLimiter(self.limits)
+        # Bytes of API answers received, by month (the service swaps in its lasting meter).
+        self.egress = EgressMeter()
         self._oauth.register_compliance_hook("access_token_response", _raise_for_throttle)
         self._oauth.register_compliance_hook("refresh_token_response", _raise_for_throttle)
 
@@ -287,9 +325,41 @@ class ProviderAdapter(ABC):
     async def fetch_organisation(self, tokens: TokenSet, tenant_id: str) -> OrganisationDetails:
         """One API call that proves the grant works for ``tenant_id``."""
 
-    async def connected_tenants(self, tokens: TokenSet) -> set[str] | None:
-        """Every tenant the grant still reaches, when one call can tell; else None."""
+    async def connected_tenants(self, tokens: TokenSet, *, fresh: bool = True) -> set[str] | None:
+        """Every tenant the grant still reaches, when one call can tell; else None.
+
+        Without `fresh` an adapter may answer None (not checked now) to keep routine
+        keep-alive traffic small.
+        """
         return None
+
+    def provider_user(self, tokens: TokenSet) -> ProviderUser | None:
+        """The provider user the code exchange's id_token names, or None without one.
+
+        The id_token came straight from the token endpoint over TLS, so its claims are read
+        without checking the signature (OpenID Connect Core §3.1.3.7); one issued to
+        another client is ignored.
+        """
+        id_token = tokens.extra.get("id_token")
+        claims = _jwt_claims(id_token) if isinstance(id_token, str) else None
+        if not claims or not claims.get("sub"):
+            return None
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self.client_id not in audiences:
+            log.warning("%s sent an id_token for another client; ignored", self.name)
+            return None
+
+        def text(name: str) -> str | None:
+            value = claims.get(name)
+            return str(value) if value else None
+
+        return ProviderUser(
+            subject=str(claims["sub"]),
+            email=text("email"),
+            name=text("name") or text("preferred_username"),
+            user_id=text("xero_userid"),
+        )
 
     # ------------------------------------------------------------------ helpers
 
@@ -317,6 +387,7 @@ class ProviderAdapter(ABC):
             refresh_expires_at=refresh_expires_at,
             hard_expires_at=hard_expires_at,
             scope=token.get("scope"),
+            extra={"id_token": token["id_token"]} if token.get("id_token") else {},
         )
 
     async def _token_call(self, pending, expect_token: bool = True):  # type: ignore[no-untyped-def]
@@ -380,6 +451,7 @@ class ProviderAdapter(ABC):
             except httpx.TransportError as exc:
                 raise ProviderUnavailable(f"cannot reach {display}: {exc}") from exc
         self.limiter.observe(tenant, response.headers)
+        self.egress.add(_wire_bytes(response), self._clock.now())
         try:
             _raise_for_api_status(response, display)
         except RateLimited as exc:
@@ -393,6 +465,11 @@ class XeroAdapter(ProviderAdapter):
     """Xero: one token set reaches every organisation the user connected."""
 
     limits = XERO_LIMITS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # When each consent's connections were last listed (routine checks are spaced).
+        self._connections_checked: dict[str, datetime] = {}
 
     async def list_tenants(
         self, tokens: TokenSet, callback_params: dict[str, str]
@@ -415,11 +492,21 @@ class XeroAdapter(ProviderAdapter):
         ]
         return auth_event_id, tenants
 
-    async def connected_tenants(self, tokens: TokenSet) -> set[str] | None:
+    async def connected_tenants(self, tokens: TokenSet, *, fresh: bool = True) -> set[str] | None:
         # One call lists every connection of the token's user and app: a business that
-        # disconnected clientlink in Xero is missing from it.
+        # disconnected clientlink in Xero is missing from it. Routine checks of one consent
+        # (its authentication event) run at most every CONNECTIONS_CHECK_INTERVAL: Xero
+        # prices API egress, and a watcher refreshing every 25 minutes would otherwise
+        # list every connection each time.
         assert self.definition.connections_url
+        consent = _jwt_claim(tokens.access_token, "authentication_event_id")
+        now = self._clock.now()
+        last = self._connections_checked.get(consent) if consent else None
+        if not fresh and last is not None and now - last < CONNECTIONS_CHECK_INTERVAL:
+            return None
         response = await self._api_get(self.definition.connections_url, tokens)
+        if consent:
+            self._connections_checked[consent] = now
         return {item["tenantId"] for item in response.json()}
 
     async def fetch_organisation(self, tokens: TokenSet, tenant_id: str) -> OrganisationDetails:
@@ -437,6 +524,7 @@ class XeroAdapter(ProviderAdapter):
             name=organisation.get("Name") or tenant_id,
             legal_name=organisation.get("LegalName"),
             abn=abn or None,
+            organisation_type=organisation.get("OrganisationType") or None,
         )
 
 
@@ -448,6 +536,33 @@ class QuickBooksAdapter(ProviderAdapter):
     def _token_headers(self) -> dict[str, str]:
         # Intuit tells a grant's hard end (the 5-year cap) only when asked.
         return {**super()._token_headers(), "x-include-refresh-token-hard-expires-in": "true"}
+
+    async def revoke(self, refresh_token: str) -> None:
+        """Intuit's revoke takes JSON `{"token": ...}` with HTTP Basic (as its SDK sends)."""
+        if not self.definition.revoke_url:
+            return
+        display = self.definition.display_name
+        try:
+            response = await self._oauth.request(
+                "POST",
+                self.definition.revoke_url,
+                json={"token": refresh_token},
+                auth=httpx.BasicAuth(self.client_id, self.client_secret or ""),
+                headers={"Accept": "application/json"},
+                withhold_token=True,
+            )
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable(f"{display} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"cannot reach {display}: {exc}") from exc
+        if response.status_code >= 500:
+            raise ProviderUnavailable(f"{display} answered HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise ProviderRefused(
+                f"{display} refused to revoke the authorisation (HTTP {response.status_code}: "
+                f"{_error_detail(response)})",
+                str(response.status_code),
+            )
 
     async def list_tenants(
         self, tokens: TokenSet, callback_params: dict[str, str]
@@ -481,6 +596,12 @@ class QuickBooksAdapter(ProviderAdapter):
 
 
 ADAPTERS: dict[str, type[ProviderAdapter]] = {"xero": XeroAdapter, "quickbooks": QuickBooksAdapter}
+
+
+def _wire_bytes(response: httpx.Response) -> int:
+    """What an answer cost in egress: its body as sent, or as read when not announced."""
+    announced = response.headers.get("content-length")
+    return int(announced) if announced and announced.isdigit() else len(response.content)
 
 
 def _raise_for_throttle(response: httpx.Response) -> httpx.Response:
@@ -533,17 +654,27 @@ def _error_detail(response: httpx.Response) -> str:
         fault = body.get("Fault", {}).get("Error") if isinstance(body.get("Fault"), dict) else None
         if fault:
             return str(fault[0].get("Detail") or fault[0].get("Message"))
+        # Intuit's gateway (401, 403) writes the same fault in lower case.
+        gateway = body.get("fault")
+        errors = gateway.get("error") if isinstance(gateway, dict) else None
+        if errors and isinstance(errors[0], dict):
+            return str(errors[0].get("detail") or errors[0].get("message"))
     return response.reason_phrase or "no detail"
 
 
-def _jwt_claim(token: str, claim: str) -> str | None:
-    """Read one claim of a JWT access token without verifying it (it is ours to read)."""
+def _jwt_claims(token: str) -> dict[str, Any] | None:
+    """A JWT's claims without verifying it (tokens the provider handed us to read)."""
     parts = token.split(".")
     if len(parts) != 3:
         return None
     try:
         payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, json.JSONDecodeError):
+    except (ValueError, UnicodeDecodeError):
         return None
-    value = payload.get(claim) if isinstance(payload, dict) else None
+    return payload if isinstance(payload, dict) else None
+
+
+def _jwt_claim(token: str, claim: str) -> str | None:
+    """Read one claim of a JWT access token without verifying it (it is ours to read)."""
+    value = (_jwt_claims(token) or {}).get(claim)
     return str(value) if value else None

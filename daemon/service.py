@@ -52,6 +52,7 @@ from clientlink.daemon.templates import (
     render_text,
     sms_segments,
 )
+from clientlink.daemon.usage import EgressMeter, meta_key, month_of, usage_json, would_exceed
 from clientlink.daemon.vault import Vault
 from clientlink.daemon.watcher import Watcher
 
@@ -86,6 +87,8 @@ class Daemon:
             name: build_definition(provider) for name, provider in config.providers.items()
         }
         self.adapters: dict[str, ProviderAdapter] = {}
+        # Bytes received from each provider's API, by month; outlives adapter rebuilds.
+        self.egress: dict[str, EgressMeter] = {}
         self.store: Store | None = None
         self.vault: Vault | None = None
         self.rpc = RpcServer(paths.socket)
@@ -112,6 +115,7 @@ class Daemon:
                 await self.store.get_meta("install_id") or "",
                 self.vault.backend,
             )
+            await self._load_egress()
             await self._build_adapters()
         except BaseException:
             await self.store.close()
@@ -206,6 +210,8 @@ class Daemon:
         for adapter in self.adapters.values():
             await adapter.close()
         if self.store is not None:
+            with contextlib.suppress(Exception):
+                await self._save_egress()
             await self.store.close()
         log.info("clientlinkd stopped")
 
@@ -227,6 +233,7 @@ class Daemon:
                 self.clock,
                 timeout_seconds=self.config.network.timeout_seconds,
             )
+            self.adapters[name].egress = self._egress_meter(name)
 
     async def _provider_secret(self, name: str) -> str | None:
         assert self.store is not None and self.vault is not None
@@ -295,6 +302,9 @@ class Daemon:
         grant_id = await self.grants.create(
             session.provider, tokens, tenants, auth_event_id, session.actor
         )
+        # Who signed in at the provider: the id_token's user, recorded with the grant.
+        user = adapter.provider_user(tokens)
+        provider_user = user.as_json() if user is not None else None
         assert self.store is not None
         await self.store.add_audit(
             actor=session.actor,
@@ -304,6 +314,7 @@ class Daemon:
                 "grant_id": grant_id,
                 "provider": session.provider,
                 "tenants": len(tenants),
+                "provider_user": provider_user,
             },
             now=self.clock.now(),
         )
@@ -332,7 +343,12 @@ class Daemon:
                     "client_id": client["id"] if client else None,
                 }
             )
-        return {"grant_id": grant_id, "tenants": listed, "client_id": session.client_id}
+        return {
+            "grant_id": grant_id,
+            "tenants": listed,
+            "client_id": session.client_id,
+            "provider_user": provider_user,
+        }
 
     async def _lost_race(
         self, session: AuthSession, grant_id: int, failure: RpcFailure
@@ -415,7 +431,45 @@ class Daemon:
             database_problem=self.store.check_database(),
             disk_reserve=self.store.reserve is not None and self.store.reserve.present,
             unused_sign_ins=len(await self.store.unused_grants()),
+            usage=[await self._usage(name) for name in self._xero_providers()],
         )
+
+    # ------------------------------------------------------------------ Xero usage
+
+    def _xero_providers(self) -> list[str]:
+        return [name for name, d in self.definitions.items() if d.kind == "xero"]
+
+    async def _usage(self, name: str) -> dict[str, Any]:
+        """Connections and this month's API egress against the provider's tier."""
+        assert self.store is not None
+        await self._save_egress()
+        now = self.clock.now()
+        return usage_json(
+            name,
+            self.config.providers[name].tier,
+            await self.store.count_connected_tenants(name),
+            self._egress_meter(name).total(now),
+            month_of(now),
+        )
+
+    def _egress_meter(self, name: str) -> EgressMeter:
+        return self.egress.setdefault(name, EgressMeter())
+
+    async def _load_egress(self) -> None:
+        assert self.store is not None
+        month = month_of(self.clock.now())
+        for name in self.definitions:
+            stored = await self.store.get_meta(meta_key(name, month))
+            meter = self._egress_meter(name)
+            if stored and stored.isdigit() and not meter.total(self.clock.now()):
+                meter.restore(month, int(stored))
+
+    async def _save_egress(self) -> None:
+        if self.store is None:
+            return
+        for name, meter in self.egress.items():
+            for month, count in meter.months().items():
+                await self.store.set_meta(meta_key(name, month), str(count))
 
     # ------------------------------------------------------------------ RPC: providers
 
@@ -1078,12 +1132,16 @@ class Daemon:
                 redirect_uri=redirect_uri, state=state, code_verifier=verifier
             ),
         )
+        warning = None
+        if adapter.definition.kind == "xero":
+            warning = would_exceed(await self._usage(params.provider), params.new_connections)
         return p.AuthBeginResult(
             session_id=session.id,
             authorize_url=session.authorize_url,
             redirect_uri=session.redirect_uri,
             expires_at=to_iso(session.expires_at) or "",
             callback_port=self.auth.callback_port,
+            warning=warning,
         )
 
     async def _rpc_auth__complete(

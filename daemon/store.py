@@ -531,6 +531,15 @@ class Store:
             )
         return grant_id
 
+    async def count_connected_tenants(self, provider: str) -> int:
+        """Distinct tenants the provider's active grants reach (Xero's "connections")."""
+        row = await self._fetchone(
+            "SELECT COUNT(DISTINCT t.tenant_id) AS n FROM grant_tenants t "
+            "JOIN grants g ON g.id = t.grant_id WHERE g.provider = ? AND g.state = 'active'",
+            (provider,),
+        )
+        return int(row["n"]) if row else 0
+
     async def get_grant(self, grant_id: int) -> GrantRow | None:
         row = await self._fetchone("SELECT * FROM grants WHERE id = ?", (grant_id,))
         return GrantRow(**dict(row)) if row else None

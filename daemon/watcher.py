@@ -337,7 +337,8 @@ class Watcher:
             tokens = await self._grants.refresh(
                 grant_id, force=force, min_valid=self._refresh_window()
             )
-            connected = await adapter.connected_tenants(tokens)
+            # A routine run may skip listing connections (fresh=False) to save egress.
+            connected = await adapter.connected_tenants(tokens, fresh=force)
         except DiskFull as exc:
             await self._storage_full(grant_id, clients, str(exc))
             if asked:  # a person asked: they hear it at once, whatever could be written

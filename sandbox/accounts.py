@@ -39,6 +39,9 @@ class SandboxApp:
     client_secret: str | None = None
     redirect_uris: tuple[str, ...] = ()
     any_loopback_path: bool = False
+    # Xero's pricing tier of the app (common/xero_tiers.py); "exempt" has no caps beyond
+    # the standard limits.
+    tier: str = "exempt"
 
     @property
     def is_public(self) -> bool:

@@ -61,7 +61,24 @@ def _app_json(app: SandboxApp, provider: OAuthProvider) -> dict[str, Any]:
         "client_secret": app.client_secret,
         "redirect_uris": list(app.redirect_uris) or ["http://127.0.0.1:{any port}/{any path}"],
         "any_loopback_port": True,
+        "tier": app.tier,
     }
+
+
+async def xero_tier(request: Request) -> Response:
+    """POST `{tier}`: put a Xero app on a pricing tier (starter, core, plus, ...)."""
+    state = _state(request)
+    client_id = request.path_params["client_id"]
+    if client_id not in state.xero.apps:
+        return JSONResponse({"error": f"no Xero app {client_id!r}"}, status_code=404)
+    try:
+        body = await _json_body(request)
+        app = state.xero.set_tier(client_id, str(body.get("tier", "")))
+    except ValueError as exc:
+        return _bad_request(str(exc))
+    return JSONResponse(
+        _app_json(app, state.xero) | {"connections": state.xero.app_connection_count(client_id)}
+    )
 
 
 async def info(request: Request) -> Response:
@@ -357,6 +374,7 @@ def admin_routes() -> list[Route]:
         Route(f"{p}/tokens", tokens, methods=["GET"]),
         Route(f"{p}/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route(f"{p}/limits", limits, methods=["GET", "POST"]),
+        Route(f"{p}/xero/apps/{{client_id}}/tier", xero_tier, methods=["POST"]),
         Route(f"{p}/stats", stats, methods=["GET"]),
         Route(f"{p}/outbox", outbox, methods=["GET", "DELETE"]),
         Route(f"{p}/callbacks", callbacks, methods=["GET"]),

@@ -10,6 +10,10 @@ an invitation asks for exactly the banks a client must add.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import re
 import secrets
 import uuid
@@ -24,6 +28,11 @@ BASIQ_API_KEY = "Y2xpZW50bGluay1zYW5kYm94OnNhbmRib3gtYmFzaXEtYXBpLWtleQ=="
 BASIQ_VERSION = "3.0"
 TOKEN_LIFETIME = timedelta(seconds=3600)
 AUTH_LINK_LIFETIME = timedelta(days=7)
+# How long a client's consent to share their bank data lasts before `action=extend`.
+CONSENT_LIFETIME = timedelta(days=365)
+# Consent UI actions (provider-facts §4): none (first consent or re-consent), manage,
+# connect (add institutions), update, extend (an expiring consent).
+CONSENT_ACTIONS = frozenset({"", "null", "manage", "connect", "update", "extend"})
 # What a client types at the sandbox's bank sign-in, for every bank.
 BANK_LOGIN = "demo"
 BANK_PASSWORD = "demo"
@@ -148,6 +157,43 @@ class BankConnection:
     history: list[dict[str, str]] = field(default_factory=list)
 
 
+@dataclass
+class Consent:
+    """A user's consent to share their bank data with the practice (one per user)."""
+
+    id: str
+    user_id: str
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass
+class Event:
+    """Something that happened to an entity, as `GET /events/{id}` shows it."""
+
+    id: str
+    entity: str
+    event_type: str
+    user_id: str
+    entity_id: str
+    created_at: datetime
+
+    @property
+    def type_id(self) -> str:
+        """`entity.eventType`, e.g. `connection.created` (a webhook's `eventTypeId`)."""
+        return f"{self.entity}.{self.event_type}"
+
+
+def webhook_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` header: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`
+    under the secret's key (the Standard Webhooks scheme Basiq's webhooks use)."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
 class BasiqProvider:
     """The emulated Basiq, all in memory."""
 
@@ -160,6 +206,12 @@ class BasiqProvider:
         self.links: dict[str, AuthLink] = {}
         self.connections: dict[str, BankConnection] = {}
         self.webhooks: list[str] = []
+        self.consents: dict[str, Consent] = {}
+        self.events: dict[str, Event] = {}
+        # Signs every webhook message; shown by the admin API so receivers can verify.
+        self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        # The API base webhook links point at (set from the first API request's address).
+        self.api_base = ""
 
     # -- tokens -------------------------------------------------------------------------
 
@@ -293,12 +345,92 @@ class BasiqProvider:
     def complete_consent(self, opaque: str, institutions: list[str]) -> list[BankConnection]:
         """Connect `institutions` for the link's user and use the link up."""
         link = self.open_link(opaque)
+        made = self.connect_banks(link.user_id, institutions)
+        link.used_at = self.clock.now()
+        return made
+
+    def connect_banks(self, user_id: str, institutions: list[str]) -> list[BankConnection]:
+        """The user consents and connects `institutions` (all or none)."""
         if not institutions:
             raise BasiqError(400, "parameter-not-supplied", "Choose at least one bank.")
         self._check_institutions(institutions)
         now = self.clock.now()
-        link.used_at = now
-        return [self._connect(link.user_id, inst, now) for inst in dict.fromkeys(institutions)]
+        self._record_consent(user_id, now)
+        return [self._connect(user_id, inst, now) for inst in dict.fromkeys(institutions)]
+
+    def client_user(self, token_value: str) -> str:
+        """The user a CLIENT_ACCESS token (the Consent UI's `token`) is bound to."""
+        token = self.tokens.get(token_value)
+        if token is None or self.clock.now() >= token.expires_at:
+            raise LinkUnusable("expired" if token is not None else "unknown")
+        if token.scope != "CLIENT_ACCESS" or token.user_id is None:
+            raise LinkUnusable("unknown")
+        return token.user_id
+
+    # -- consents -----------------------------------------------------------------------
+
+    def _record_consent(self, user_id: str, now: datetime) -> Consent:
+        consent = next((c for c in self.consents.values() if c.user_id == user_id), None)
+        if consent is None or consent.revoked_at is not None:
+            consent = Consent(str(uuid.uuid4()), user_id, now, now, now + CONSENT_LIFETIME)
+            self.consents[consent.id] = consent
+            self._emit_event("consent", "created", user_id, consent.id)
+        else:
+            consent.updated_at = now
+            consent.expires_at = now + CONSENT_LIFETIME
+            self._emit_event("consent", "updated", user_id, consent.id)
+        return consent
+
+    def consents_of(self, user_id: str) -> list[Consent]:
+        """The user's consents, oldest first."""
+        self.user(user_id)
+        found = [c for c in self.consents.values() if c.user_id == user_id]
+        return sorted(found, key=lambda consent: consent.created_at)
+
+    def consent_json(self, consent: Consent) -> dict[str, Any]:
+        """A consent as `GET /users/{id}/consents` lists it."""
+        now = self.clock.now()
+        if consent.revoked_at is not None:
+            status = "revoked"
+        elif now >= consent.expires_at:
+            status = "expired"
+        else:
+            status = "active"
+        return {
+            "type": "consent",
+            "id": consent.id,
+            "created": basiq_time(consent.created_at),
+            "updated": basiq_time(consent.updated_at),
+            "expiryDate": basiq_time(consent.expires_at),
+            "origin": "user",
+            "status": status,
+            "purpose": {
+                "primary": {
+                    "title": "Bank feeds for your accountant",
+                    "description": "Your accountant reads the transactions of the accounts "
+                    "you connect.",
+                }
+            },
+            "data": {
+                "retainData": False,
+                "initialRetrievalDays": 365,
+                "permissions": [
+                    {
+                        "scope": "ACCOUNTS",
+                        "required": True,
+                        "entity": "ACCOUNTS",
+                        "purpose": "To show your accountant the accounts you connect.",
+                    },
+                    {
+                        "scope": "TRANSACTIONS",
+                        "required": True,
+                        "entity": "TRANSACTIONS",
+                        "purpose": "To feed your transactions into your books.",
+                    },
+                ],
+            },
+            "revoked": basiq_time(consent.revoked_at) if consent.revoked_at else None,
+        }
 
     # -- connections --------------------------------------------------------------------
 
@@ -360,16 +492,55 @@ class BasiqProvider:
             self.webhooks.append(url)
 
     def _emit(self, event_type: str, conn: BankConnection) -> None:
+        entity, _, kind = event_type.partition(".")
+        self._emit_event(entity, kind, conn.user_id, conn.id)
+
+    def _emit_event(self, entity: str, kind: str, user_id: str, entity_id: str) -> None:
+        """Record an event and send every webhook its signed notification.
+
+        The body is what Basiq's webhooks send, `{eventTypeId, eventId, links}`; the
+        receiver fetches the event and the entity from the links.
+        """
+        event = Event(str(uuid.uuid4()), entity, kind, user_id, entity_id, self.clock.now())
+        self.events[event.id] = event
+        links = self.event_links(event, self.api_base)
+        body = {"eventTypeId": event.type_id, "eventId": event.id, "links": links}
+        raw = json.dumps(body, separators=(",", ":")).encode()
         for url in self.webhooks:
-            body = {
-                "eventId": str(uuid.uuid4()),
-                "eventTypeId": event_type,
-                "userId": conn.user_id,
-                "connectionId": conn.id,
-                "institutionId": conn.institution_id,
-                "createdDate": basiq_time(self.clock.now()),
+            message_id = "msg_" + secrets.token_hex(12)
+            timestamp = int(self.clock.now().timestamp())
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": message_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": webhook_signature(
+                    self.webhook_secret, message_id, timestamp, raw
+                ),
             }
-            self._callbacks.send(Callback(url, json=body))
+            self._callbacks.send(Callback(url, content=raw, headers=headers))
+
+    def entity_url(self, event: Event, base: str) -> str:
+        """Where the event's entity lives in the API."""
+        if event.entity == "connection":
+            return f"{base}/users/{event.user_id}/connections/{event.entity_id}"
+        if event.entity == "consent":
+            return f"{base}/users/{event.user_id}/consents"
+        return f"{base}/users/{event.user_id}"
+
+    def event_links(self, event: Event, base: str) -> dict[str, str]:
+        return {"self": f"{base}/events/{event.id}", "eventEntity": self.entity_url(event, base)}
+
+    def event_json(self, event: Event, base: str) -> dict[str, Any]:
+        """An event as `GET /events/{id}` shows it."""
+        return {
+            "type": "event",
+            "id": event.id,
+            "createdDate": basiq_time(event.created_at),
+            "entity": event.entity,
+            "eventType": event.event_type,
+            "userId": event.user_id,
+            "links": self.event_links(event, base),
+        }
 
     # -- JSON ---------------------------------------------------------------------------
 
@@ -392,18 +563,54 @@ class BasiqProvider:
             "links": {"self": f"{base}/institutions/{inst_id}"},
         }
 
+    def connector_json(self, institution_id: str, base: str) -> dict[str, Any]:
+        """An institution as v3's `GET /connectors` lists it (one per sign-in method)."""
+        inst_id, name, short_name, kind, tier = self.institutions[institution_id]
+        return {
+            "type": "connector",
+            "id": inst_id,
+            "method": "web",
+            "name": name,
+            "shortName": short_name,
+            "institutionType": kind,
+            "country": "Australia",
+            "tier": tier,
+            "stage": "live",
+            "status": "operational",
+            "authorization": {
+                "type": "user",
+                "meta": {"loginIdCaption": "Username", "passwordCaption": "Password"},
+            },
+            "features": {"accounts": True, "transactions": True},
+            "logo": {
+                "type": "image",
+                "colors": {"primary": "#1a3d6d"},
+                "links": {"square": f"{base}/connectors/{inst_id}/web"},
+            },
+            "links": {"self": f"{base}/connectors/{inst_id}/web"},
+        }
+
     def user_json(self, user: BasiqUser, base: str) -> dict[str, Any]:
         """A user as `GET /users/{id}` shows it."""
         connections = self.connections_of(user.id)
+        link = self.links.get(user.current_link_id or "")
+        live_link = link is not None and not link.deleted
         return {
             "type": "user",
             "id": user.id,
             "email": user.email or "",
             "mobile": user.mobile or "",
-            "firstName": user.first_name,
-            "lastName": user.last_name,
-            "businessName": user.business_name,
+            "firstName": user.first_name or "",
+            "middleName": "",
+            "lastName": user.last_name or "",
+            "businessName": user.business_name or "",
+            "businessIdNo": "",
+            "businessIdNoType": "ABN",
+            "businessAddress": None,
+            "verificationStatus": False,
+            "verificationDate": "",
             "createdDate": basiq_time(user.created_at),
+            "accounts": {"type": "list", "count": 0, "data": []},
             "connections": {
                 "type": "list",
                 "count": len(connections),
@@ -414,9 +621,11 @@ class BasiqProvider:
             },
             "links": {
                 "self": f"{base}/users/{user.id}",
-                "auth_link": f"{base}/users/{user.id}/auth_link",
                 "connections": f"{base}/users/{user.id}/connections",
-            },
+                "consents": f"{base}/users/{user.id}/consents",
+            }
+            # Named only while the user has a link to show (a dead one is 410, not 404).
+            | ({"auth_link": f"{base}/users/{user.id}/auth_link"} if live_link else {}),
         }
 
     def link_json(self, link: AuthLink, base: str, consent_url: str) -> dict[str, Any]:
@@ -442,17 +651,22 @@ class BasiqProvider:
 
     def connection_json(self, conn: BankConnection, base: str) -> dict[str, Any]:
         """A connection as `GET /users/{id}/connections` lists it."""
+        consent = next((c for c in self.consents.values() if c.user_id == conn.user_id), None)
         return {
             "type": "connection",
             "id": conn.id,
             "status": conn.status,
+            "method": "web",
+            "mfaEnabled": False,
             "createdDate": basiq_time(conn.created_at),
             "lastUsed": basiq_time(conn.last_used),
+            "expiryDate": basiq_time(consent.expires_at) if consent else None,
             "institution": {
                 "type": "institution",
                 "id": conn.institution_id,
                 "links": {"self": f"{base}/institutions/{conn.institution_id}"},
             },
+            "accounts": {"type": "list", "count": 0, "data": []},
             "links": self._conn_links(conn, base),
         }
 
@@ -467,3 +681,5 @@ class BasiqProvider:
         self.links.clear()
         self.connections.clear()
         self.webhooks.clear()
+        self.consents.clear()
+        self.events.clear()

@@ -8,6 +8,7 @@ and Connect. `/_sandbox/basiq/...` lets tests and the demo play that client and 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from clientlink.sandbox.basiq import (
     BANK_LOGIN,
     BANK_PASSWORD,
     BASIQ_VERSION,
+    CONSENT_ACTIONS,
+    DEFAULT_PRACTICE,
     AuthLink,
     BasiqError,
     BasiqProvider,
@@ -52,7 +55,10 @@ def _state(request: Request) -> SandboxState:
 
 
 def _basiq(request: Request) -> BasiqProvider:
-    return _state(request).basiq
+    basiq = _state(request).basiq
+    # Webhook messages link to the API at the address the sandbox is reached by.
+    basiq.api_base = basiq.api_base or api_base_url(request)
+    return basiq
 
 
 def api_base_url(request: Request) -> str:
@@ -93,8 +99,9 @@ def _api(kind: str, handler: Handler, *, user_scoped: bool = False) -> Callable:
         async def process() -> Response:
             try:
                 user_id = request.path_params.get("user_id") if user_scoped else None
-                state.basiq.authenticate(request.headers.get("authorization"), user_id)
-                return await handler(request, state.basiq)
+                basiq = _basiq(request)
+                basiq.authenticate(request.headers.get("authorization"), user_id)
+                return await handler(request, basiq)
             except BasiqError as exc:
                 return _error(exc)
 
@@ -138,6 +145,58 @@ async def institutions(request: Request, basiq: BasiqProvider) -> Response:
     return JSONResponse({"type": "list", "count": len(data), "data": data})
 
 
+async def institution(request: Request, basiq: BasiqProvider) -> Response:
+    """`GET /basiq/institutions/{id}`: what an institution's `links.self` names."""
+    inst_id = request.path_params["institution_id"]
+    if inst_id not in basiq.institutions:
+        raise BasiqError(404, "resource-not-found", f"Institution {inst_id} was not found.")
+    return JSONResponse(basiq.institution_json(inst_id, api_base_url(request)))
+
+
+async def connectors(request: Request, basiq: BasiqProvider) -> Response:
+    """`GET /basiq/connectors`: v3's catalogue of institutions and their sign-in methods."""
+    base = api_base_url(request)
+    data = [basiq.connector_json(inst_id, base) for inst_id in basiq.institutions]
+    return JSONResponse({"type": "list", "count": len(data), "data": data})
+
+
+async def connector(request: Request, basiq: BasiqProvider) -> Response:
+    """`GET /basiq/connectors/{id}/{method}`."""
+    inst_id, method = request.path_params["connector_id"], request.path_params["method"]
+    if inst_id not in basiq.institutions or method != "web":
+        raise BasiqError(404, "resource-not-found", f"Connector {inst_id}/{method} was not found.")
+    return JSONResponse(basiq.connector_json(inst_id, api_base_url(request)))
+
+
+async def consents(request: Request, basiq: BasiqProvider) -> Response:
+    """`GET /basiq/users/{user_id}/consents`."""
+    data = [basiq.consent_json(c) for c in basiq.consents_of(request.path_params["user_id"])]
+    return JSONResponse({"type": "list", "size": len(data), "data": data})
+
+
+async def events(request: Request, basiq: BasiqProvider) -> Response:
+    """`GET /basiq/events[?filter=user.id.eq('...')]`: newest first."""
+    base = api_base_url(request)
+    wanted = request.query_params.get("filter", "")
+    user_id = None
+    if wanted:
+        found = re.fullmatch(r"user\.id\.eq\('([^']+)'\)", wanted)
+        if found is None:
+            raise BasiqError(400, "parameter-not-valid", "filter must be user.id.eq('<id>').")
+        user_id = found.group(1)
+    listed = [e for e in basiq.events.values() if user_id is None or e.user_id == user_id]
+    data = [basiq.event_json(event, base) for event in reversed(listed)]
+    return JSONResponse({"type": "list", "count": len(data), "data": data})
+
+
+async def event(request: Request, basiq: BasiqProvider) -> Response:
+    """`GET /basiq/events/{event_id}`."""
+    found = basiq.events.get(request.path_params["event_id"])
+    if found is None:
+        raise BasiqError(404, "resource-not-found", "Event not found.")
+    return JSONResponse(basiq.event_json(found, api_base_url(request)))
+
+
 async def create_user(request: Request, basiq: BasiqProvider) -> Response:
     """`POST /basiq/users {email, mobile, ...}` → 201 user."""
     user = basiq.create_user(await _json_object(request))
@@ -166,6 +225,8 @@ async def auth_link(request: Request, basiq: BasiqProvider) -> Response:
         status = 201
     else:
         link, status = basiq.current_link(user_id), 200
+        if basiq.link_status(link) == "expired":
+            raise BasiqError(410, "resource-no-longer-available", "The auth link has expired.")
     body = basiq.link_json(link, api_base_url(request), consent_url(request, link))
     return JSONResponse(body, status_code=status)
 
@@ -243,6 +304,84 @@ async def consent_page(request: Request) -> Response:
     return _consent_page(request, link)
 
 
+async def consent_home(request: Request) -> Response:
+    """The v3 Consent UI: `GET|POST /basiq/home?token=<CLIENT_ACCESS>&action=...`.
+
+    The client token names the user; the page offers every bank (with `action=connect`
+    `institutionId` may pre-select some) and connects the ticked ones on POST.
+    """
+    basiq = _basiq(request)
+    action = request.query_params.get("action", "")
+    if action not in CONSENT_ACTIONS:
+        return _page(
+            request,
+            "bank_link_problem.html",
+            "This link cannot be used",
+            400,
+            reason="unknown",
+            error=f"Unknown action {action!r}: use manage, connect, update or extend.",
+        )
+    try:
+        user_id = basiq.client_user(request.query_params.get("token", ""))
+    except LinkUnusable as exc:
+        return _problem_page(request, exc.reason)
+    requested = [i for i in request.query_params.getlist("institutionId") if i]
+    if request.method == "GET":
+        return _home_page(request, basiq, requested)
+    form = await request.form()
+    chosen = [str(value) for value in form.getlist("institution")]
+    problem = _login_problem(basiq, form, chosen)
+    if problem:
+        return _home_page(request, basiq, requested, problem, 400)
+    try:
+        made = basiq.connect_banks(user_id, chosen)
+    except BasiqError as exc:
+        return _home_page(request, basiq, requested, exc.detail, 400)
+    names = [basiq.institutions[conn.institution_id][1] for conn in made]
+    return _page(
+        request, "bank_connected.html", "Banks connected", practice=DEFAULT_PRACTICE, banks=names
+    )
+
+
+def _home_page(
+    request: Request,
+    basiq: BasiqProvider,
+    requested: list[str],
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    banks = [
+        {"id": inst, "name": row[1], "requested": inst in requested}
+        for inst, row in basiq.institutions.items()
+    ]
+    return _page(
+        request,
+        "bank_consent.html",
+        "Connect your banks",
+        status_code,
+        practice=DEFAULT_PRACTICE,
+        banks=banks,
+        action=f"{API_BASE_PATH}/home?{request.url.query}",
+        hint=f"{BANK_LOGIN} / {BANK_PASSWORD}",
+        error=error,
+    )
+
+
+def _login_problem(basiq: BasiqProvider, form: Any, chosen: list[str]) -> str | None:
+    """What is wrong with the ticked banks and their sign-ins, or None."""
+    if not chosen:
+        return "Tick at least one bank to connect."
+    refused = [
+        basiq.institutions[inst][1]
+        for inst in chosen
+        if inst in basiq.institutions
+        and (form.get(f"login-{inst}"), form.get(f"password-{inst}")) != (BANK_LOGIN, BANK_PASSWORD)
+    ]
+    if refused:
+        return f"The sign-in details were not accepted by: {', '.join(refused)}."
+    return None
+
+
 async def consent_submit(request: Request) -> Response:
     """POST the ticked banks with a login per bank; connect them all or none."""
     basiq = _basiq(request)
@@ -253,17 +392,9 @@ async def consent_submit(request: Request) -> Response:
         return _problem_page(request, exc.reason)
     form = await request.form()
     chosen = [str(value) for value in form.getlist("institution")]
-    if not chosen:
-        return _consent_page(request, link, "Tick at least one bank to connect.", 400)
-    refused = [
-        basiq.institutions[inst][1]
-        for inst in chosen
-        if inst in basiq.institutions
-        and (form.get(f"login-{inst}"), form.get(f"password-{inst}")) != (BANK_LOGIN, BANK_PASSWORD)
-    ]
-    if refused:
-        message = f"The sign-in details were not accepted by: {', '.join(refused)}."
-        return _consent_page(request, link, message, 400)
+    problem = _login_problem(basiq, form, chosen)
+    if problem:
+        return _consent_page(request, link, problem, 400)
     try:
         made = basiq.complete_consent(opaque, chosen)
     except BasiqError as exc:
@@ -347,7 +478,7 @@ async def admin_webhook(request: Request) -> Response:
             return JSONResponse({"error": exc.detail}, status_code=exc.status)
     elif request.method == "DELETE":
         basiq.webhooks.clear()
-    return JSONResponse({"webhooks": list(basiq.webhooks)})
+    return JSONResponse({"webhooks": list(basiq.webhooks), "secret": basiq.webhook_secret})
 
 
 def api_routes() -> list[Route]:
@@ -356,6 +487,25 @@ def api_routes() -> list[Route]:
     return [
         Route(f"{p}/token", token, methods=["POST"]),
         Route(f"{p}/institutions", _api("institutions", institutions), methods=["GET"]),
+        Route(
+            f"{p}/institutions/{{institution_id}}",
+            _api("institution", institution),
+            methods=["GET"],
+        ),
+        Route(f"{p}/connectors", _api("connectors", connectors), methods=["GET"]),
+        Route(
+            f"{p}/connectors/{{connector_id}}/{{method}}",
+            _api("connector", connector),
+            methods=["GET"],
+        ),
+        Route(f"{p}/events", _api("events", events), methods=["GET"]),
+        Route(f"{p}/events/{{event_id}}", _api("event", event), methods=["GET"]),
+        Route(
+            f"{p}/users/{{user_id}}/consents",
+            _api("consents", consents, user_scoped=True),
+            methods=["GET"],
+        ),
+        Route(f"{p}/home", consent_home, methods=["GET", "POST"]),
         Route(f"{p}/users", _api("users.create", create_user), methods=["POST"]),
         Route(
             f"{p}/users/{{user_id}}",

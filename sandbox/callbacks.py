@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,12 +33,14 @@ def is_loopback_url(url: str) -> bool:
 
 @dataclass
 class Callback:
-    """One POST to make: a form (`form`) or a JSON body (`json`), with extra headers."""
+    """One POST to make: a form (`form`), a JSON body (`json`) or exact bytes (`content`,
+    for a body whose signature covers its bytes), with extra headers."""
 
     url: str
     form: dict[str, str] | None = None
     json: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None
 
 
 class CallbackSender:
@@ -82,10 +85,18 @@ class CallbackSender:
             "at": self._clock.now().isoformat(),
             "payload": callback.form if callback.form is not None else callback.json,
         }
+        if callback.content is not None:
+            record["payload"] = json.loads(callback.content)
+            record["headers"] = dict(callback.headers)
         try:
-            response = await http.post(
-                callback.url, data=callback.form, json=callback.json, headers=callback.headers
-            )
+            if callback.content is not None:
+                response = await http.post(
+                    callback.url, content=callback.content, headers=callback.headers
+                )
+            else:
+                response = await http.post(
+                    callback.url, data=callback.form, json=callback.json, headers=callback.headers
+                )
             record["status_code"] = response.status_code
         except httpx.HTTPError as exc:
             # A receiver that is down loses the callback, as with the real providers.

@@ -21,13 +21,14 @@ import email.policy
 import ipaddress
 import itertools
 import logging
+import re
 import secrets
 import ssl
 import tempfile
 import warnings
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -111,6 +112,23 @@ class _Handler:
         self._outbox = outbox
         self._faults = faults
         self._calls = calls
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """Advertise what a submission server offers besides aiosmtpd's own extensions.
+
+        aiosmtpd reads commands one at a time from its stream, so pipelined commands
+        (RFC 2920) are answered in order; every reply carries an RFC 3463 code.
+        """
+        session.host_name = hostname
+        *head, last = responses
+        return [*head, "250-PIPELINING", "250-ENHANCEDSTATUSCODES", last]
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         rule = self._faults.pick("smtp", "smtp")
@@ -196,12 +214,50 @@ def self_signed_tls(host: str) -> tuple[ssl.SSLContext, str]:
     return context, cert_pem.decode()
 
 
+_ENHANCED = re.compile(rb"^[245]\.\d{1,3}\.\d{1,3}( |$)")
+
+
+def with_enhanced_code(reply: bytes) -> bytes:
+    """Add an RFC 3463 status code (`X.0.0`) to a 2xx/4xx/5xx reply that lacks one."""
+    code, separator, text = reply[:3], reply[3:4], reply[4:]
+    if code[:1] not in (b"2", b"4", b"5") or not code.isdigit() or _ENHANCED.match(text):
+        return reply
+    return code + (separator or b" ") + code[:1] + b".0.0 " + text
+
+
 class _TrackedSMTP(SMTP):
-    """aiosmtpd's protocol, remembering open connections so stop() can close them."""
+    """aiosmtpd's protocol, remembering open connections so stop() can close them.
+
+    Replies get RFC 3463 enhanced codes (ENHANCEDSTATUSCODES is advertised), except the
+    greeting and the EHLO/HELO answers, which RFC 2034 §3 leaves without them.
+    """
 
     def __init__(self, live: set[_TrackedSMTP], *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._live = live
+        self._greeted = False
+        self._in_hello = False
+
+    async def push(self, status: AnyStr) -> None:
+        raw = status.encode("utf-8") if isinstance(status, str) else status
+        if self._greeted and not self._in_hello:
+            raw = with_enhanced_code(raw)
+        self._greeted = True
+        await super().push(raw)
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self._in_hello = True
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self._in_hello = False
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._in_hello = True
+        try:
+            await super().smtp_HELO(hostname)
+        finally:
+            self._in_hello = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._live.add(self)
@@ -253,7 +309,9 @@ class SandboxSmtp:
                     tls_context=tls_context,
                     authenticator=_authenticator,
                     auth_required=True,
-                    auth_require_tls=False,
+                    # With STARTTLS on offer, AUTH only after it (as on a real submission
+                    # port); a server started without TLS takes AUTH in the clear.
+                    auth_require_tls=tls_context is not None,
                     enable_SMTPUTF8=True,
                     loop=loop,
                 )

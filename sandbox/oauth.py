@@ -24,6 +24,7 @@ import pyotp
 
 from clientlink.sandbox.accounts import SandboxApp, StaffUser
 from clientlink.sandbox.clock import SandboxClock
+from clientlink.sandbox.oidc import registered_claims, signer
 from clientlink.sandbox.seed import SeedOrg
 
 CODE_LIFETIME = timedelta(minutes=10)
@@ -174,6 +175,11 @@ class OAuthProvider(ABC):
     refresh_token_lifetime: ClassVar[timedelta]
     refresh_rotation_grace: ClassVar[timedelta]
     grant_hard_lifetime: ClassVar[timedelta | None] = None
+    # How long a refresh token's value is handed out again before a refresh rotates it
+    # (Intuit: about 24 hours); None rotates on every refresh (Xero).
+    refresh_value_lifetime: ClassVar[timedelta | None] = None
+    # Whether a refresh_token grant's response carries a new id_token too.
+    id_token_on_refresh: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -216,6 +222,19 @@ class OAuthProvider(ABC):
     def realm_of(self, grant: Grant) -> str | None:
         """The single company a grant is tied to, for providers that tie it to one."""
         return None
+
+    def _id_token_claims(self, grant: Grant, issuer: str) -> dict[str, object]:
+        """The id_token's claims when `openid` was granted (registered ones by default)."""
+        return registered_claims(
+            issuer=issuer, audience=grant.client_id, user=grant.user, now=self.clock.now()
+        )
+
+    def _with_id_token(
+        self, grant: Grant, body: dict[str, object], issuer: str | None
+    ) -> dict[str, object]:
+        if issuer is not None and "openid" in grant.scope.split():
+            body["id_token"] = signer().sign(self._id_token_claims(grant, issuer))
+        return body
 
     # -- the sign-in pages -------------------------------------------------------------
 
@@ -329,11 +348,18 @@ class OAuthProvider(ABC):
     # -- the token endpoint -------------------------------------------------------------
 
     def exchange_code(
-        self, app: SandboxApp, code_value: str, redirect_uri: str, verifier: str | None
+        self,
+        app: SandboxApp,
+        code_value: str,
+        redirect_uri: str,
+        verifier: str | None,
+        *,
+        issuer: str | None = None,
     ) -> dict[str, object]:
         """The `authorization_code` grant; returns the token response body.
 
-        The verifier is checked only when the authorize request carried a challenge.
+        The verifier is checked only when the authorize request carried a challenge. With
+        an `issuer` (the identity server's URL) and `openid` granted, an id_token is added.
         """
         if verifier is not None and not _VERIFIER_PATTERN.match(verifier):
             raise OAuthError(
@@ -373,10 +399,16 @@ class OAuthProvider(ABC):
         )
         self.grants[grant.grant_id] = grant
         code.grant_id = grant.grant_id
-        return self._token_response(grant)
+        return self._with_id_token(grant, self._token_response(grant), issuer)
 
-    def refresh(self, app: SandboxApp, refresh_value: str) -> dict[str, object]:
-        """The `refresh_token` grant: rotate, honouring the previous token's grace period."""
+    def refresh(
+        self, app: SandboxApp, refresh_value: str, *, issuer: str | None = None
+    ) -> dict[str, object]:
+        """The `refresh_token` grant: rotate, honouring the previous token's grace period.
+
+        Where a provider keeps a refresh token's value for a while (`refresh_value_lifetime`)
+        the current token is handed out again, its rolling lifetime renewed.
+        """
         token = self.tokens.get(refresh_value)
         if token is None or token.kind != "refresh":
             raise OAuthError("invalid_grant", "The refresh token is invalid")
@@ -396,11 +428,23 @@ class OAuthProvider(ABC):
             raise OAuthError("invalid_grant", "The refresh token has expired")
         # Within the grace a lost response can be recovered: a fresh pair replaces whatever
         # the grant currently holds. The grace clock starts at the first rotation only.
+        kept = self._kept_refresh_token(grant)
         for value in (refresh_value, grant.refresh_token):
             previous = self.tokens.get(value) if value else None
-            if previous is not None and previous.rotated_at is None:
+            if previous is not None and previous is not kept and previous.rotated_at is None:
                 previous.rotated_at = now
-        return self._token_response(grant)
+        body = self._token_response(grant)
+        return self._with_id_token(grant, body, issuer) if self.id_token_on_refresh else body
+
+    def _kept_refresh_token(self, grant: Grant) -> IssuedToken | None:
+        """The grant's current refresh token if its value is still handed out again."""
+        if self.refresh_value_lifetime is None or not grant.refresh_token:
+            return None
+        current = self.tokens.get(grant.refresh_token)
+        now = self.clock.now()
+        if current is None or current.state(now) != "active":
+            return None
+        return current if now < current.issued_at + self.refresh_value_lifetime else None
 
     def _new_access_token(self, grant: Grant, value: str) -> IssuedToken:
         now = self.clock.now()
@@ -415,11 +459,18 @@ class OAuthProvider(ABC):
         return access
 
     def _new_refresh_token(self, grant: Grant) -> IssuedToken:
-        """A refresh token for the rolling lifetime, never past the grant's hard end."""
+        """A refresh token for the rolling lifetime, never past the grant's hard end.
+
+        A value the provider still keeps is renewed and returned instead of a new one.
+        """
         now = self.clock.now()
         expires_at = now + self.refresh_token_lifetime
         if grant.hard_expires_at is not None:
             expires_at = min(expires_at, grant.hard_expires_at)
+        kept = self._kept_refresh_token(grant)
+        if kept is not None:
+            kept.expires_at = max(kept.expires_at, expires_at)
+            return kept
         refresh = IssuedToken(
             value=new_secret(),
             kind="refresh",

@@ -2,8 +2,11 @@
 
 State and rules only; `quickbooks_identity.py` and `quickbooks_api.py` turn HTTP into calls
 on `QuickBooksProvider`. Intuit's numbers: access tokens 1 hour; refresh tokens a rolling
-100 days, capped by a hard end 5 years after the consent; a rotated refresh token keeps
-working for 24 hours after its successor is issued; revoking any token disconnects the app.
+101 days (`x_refresh_token_expires_in: 8726400`), capped by a hard end 5 years after the
+consent; a refresh token's value is handed out again for about 24 hours, then rotates, and
+the previous one keeps working for 24 hours after its successor is issued; revoking any
+token disconnects the app. With `openid` the code exchange adds an id_token, and the
+UserInfo endpoint tells who signed in.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from clientlink.sandbox.oauth import (
     SignInTransaction,
     new_secret,
 )
+from clientlink.sandbox.oidc import person_claims, user_subject
 from clientlink.sandbox.seed import SeedOrg
 
 ACCESS_TOKEN_LIFETIME = timedelta(hours=1)
-REFRESH_TOKEN_ROLLING_LIFETIME = timedelta(days=100)
+# What Intuit's token responses say: x_refresh_token_expires_in is 8,726,400 s (101 days).
+REFRESH_TOKEN_ROLLING_LIFETIME = timedelta(seconds=8_726_400)
 REFRESH_TOKEN_GRACE = timedelta(hours=24)
+REFRESH_VALUE_LIFETIME = timedelta(hours=24)
 # Five calendar years, counting the leap day that any five-year span contains at least once.
 GRANT_HARD_LIFETIME = timedelta(days=5 * 365 + 1)
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
@@ -50,6 +56,7 @@ class QuickBooksProvider(OAuthProvider):
     refresh_token_lifetime = REFRESH_TOKEN_ROLLING_LIFETIME
     refresh_rotation_grace = REFRESH_TOKEN_GRACE
     grant_hard_lifetime = GRANT_HARD_LIFETIME
+    refresh_value_lifetime = REFRESH_VALUE_LIFETIME
 
     def company_id(self, org: SeedOrg) -> str:
         """Companies are picked, and named on the redirect, by realm id."""
@@ -68,15 +75,32 @@ class QuickBooksProvider(OAuthProvider):
         (tenant_id,) = txn.tenant_ids
         return {"realmId": self.orgs[tenant_id].realm_id}
 
+    def _id_token_claims(self, grant: Grant, issuer: str) -> dict[str, object]:
+        """Intuit's id_token: `aud` is a list, the company is `realmid`."""
+        claims = super()._id_token_claims(grant, issuer)
+        return claims | {"aud": [grant.client_id], "realmid": self.realm_of(grant)}
+
+    def user_info(self, grant: Grant) -> dict[str, object]:
+        """The UserInfo answer for the grant's user, by the scopes granted."""
+        scopes = grant.scope.split()
+        person = person_claims(grant.user, scopes)
+        body: dict[str, object] = {"sub": user_subject(grant.user)}
+        if "email" in scopes:
+            body |= {"email": grant.user, "emailVerified": True}
+        if "profile" in scopes:
+            body |= {"givenName": person["given_name"], "familyName": person["family_name"]}
+        return body
+
     def _token_response(self, grant: Grant) -> dict[str, object]:
         """Intuit's body; `x_refresh_token_hard_expires_in` is dropped unless asked for."""
+        issued = self.clock.now()
         refresh = self._new_refresh_token(grant)
         access = self._new_access_token(grant, new_secret())
         assert grant.hard_expires_at is not None
 
         def seconds_left(moment: datetime) -> int:
             # From the issue instant, rounded: the clock flows on while a response is built.
-            return max(0, round((moment - refresh.issued_at).total_seconds()))
+            return max(0, round((moment - issued).total_seconds()))
 
         return {
             "token_type": "bearer",

@@ -1,12 +1,20 @@
 """HTTP side of the QuickBooks Online-like API: `/quickbooks/v3/company/{realmId}/companyinfo`.
 
-Errors use Intuit's `Fault` bodies: 401 AuthenticationFailed (3200), 403
-ApplicationAuthorizationFailed (3100), 429 ThrottleExceeded (003001, no Retry-After).
+Errors come in Intuit's two shapes. The gateway in front of the API answers 401
+AuthenticationFailed (3200) and 403 ApplicationAuthorizationFailed (3100) with a lower-case
+`{"fault": {"error": [{"message", "detail", "code", "element"}], "type"}}` body; the
+accounting service's own errors (400 Object Not Found, 610; 4000 query errors) use
+`{"Fault": {"Error": [{"Message", "Detail", "code"}], "type"}}`, which is what
+python-quickbooks' `handle_exceptions` reads. 429 ThrottleExceeded (003001) has no
+Retry-After. `POST|GET /query` answers `select * from CompanyInfo` (what the SDK's
+`CompanyInfo.all()` sends); other entities the sandbox does not model come back empty.
 """
 
 from __future__ import annotations
 
 import random
+import re
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,6 +27,7 @@ from clientlink.sandbox.sign_in_pages import sandbox_state
 
 API_BASE_PATH = "/quickbooks/v3/company"
 COMPANY_INFO_PATH = API_BASE_PATH + "/{realm_id}/companyinfo/{company_info_id}"
+QUERY_PATH = API_BASE_PATH + "/{realm_id}/query"
 
 # (state, first postcode, city) for addresses that look Australian.
 _STATES = (
@@ -39,10 +48,16 @@ def _fault(kind: str, message: str, code: str, detail: str | None = None) -> dic
     return {"Fault": {"Error": [error], "type": kind}}
 
 
+def _gateway_fault(kind: str, message: str, code: str, detail: str | None) -> dict[str, object]:
+    """The lower-case body Intuit's API gateway sends for authentication failures."""
+    error = {"message": message, "detail": detail, "code": code, "element": None}
+    return {"fault": {"error": [error], "type": kind}}
+
+
 def _authentication_failed(exc: ApiAuthError) -> Response:
     message = "message=AuthenticationFailed; errorCode=003200; statusCode=401"
     return JSONResponse(
-        _fault("AUTHENTICATION", message, "3200", exc.detail),
+        _gateway_fault("AUTHENTICATION", message, "3200", exc.detail),
         status_code=401,
         headers={"WWW-Authenticate": 'Bearer realm="Intuit", error="invalid_token"'},
     )
@@ -50,7 +65,7 @@ def _authentication_failed(exc: ApiAuthError) -> Response:
 
 def _authorization_failed() -> Response:
     message = "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403"
-    return JSONResponse(_fault("SERVICE", message, "3100"), status_code=403)
+    return JSONResponse(_gateway_fault("SERVICE", message, "3100", None), status_code=403)
 
 
 def _object_not_found(company_info_id: str) -> Response:
@@ -63,7 +78,7 @@ def _object_not_found(company_info_id: str) -> Response:
     )
 
 
-def _address(org: SeedOrg) -> dict[str, str]:
+def company_address(org: SeedOrg) -> dict[str, str]:
     """A made-up but stable street address for `org`."""
     rng = random.Random(org.tenant_id)
     state, postcode, city = rng.choice(_STATES)
@@ -80,7 +95,7 @@ def _address(org: SeedOrg) -> dict[str, str]:
 
 def company_info_json(org: SeedOrg) -> dict[str, object]:
     """QuickBooks' CompanyInfo entity for `org` (Id is always "1" in a real company)."""
-    address = _address(org)
+    address = company_address(org)
     # A stable start year per company; the company was created in QuickBooks that day.
     started = f"{2012 + int(org.realm_id) % 12}-07-01"
     created = f"{started}T09:00:00+10:00"
@@ -110,13 +125,15 @@ def company_info_json(org: SeedOrg) -> dict[str, object]:
     }
 
 
-async def company_info(request: Request) -> Response:
-    """GET CompanyInfo of the realm the bearer token's grant covers."""
+Handler = Callable[[SeedOrg], Awaitable[Response]]
+
+
+async def _serve(request: Request, stat: str, handler: Handler) -> Response:
+    """Shared pipeline: count, fault, authenticate, check the realm, throttle, handle."""
     state = sandbox_state(request)
     qbo = state.quickbooks
     realm_id = request.path_params["realm_id"]
-    company_info_id = request.path_params["company_info_id"]
-    state.calls["quickbooks.companyinfo"] += 1
+    state.calls[stat] += 1
 
     async def process() -> Response:
         try:
@@ -133,19 +150,95 @@ async def company_info(request: Request) -> Response:
         async def handle() -> Response:
             org = qbo.org_for_realm(realm_id)
             assert org is not None
-            if company_info_id != realm_id:
-                return _object_not_found(company_info_id)
-            body = {
-                "CompanyInfo": company_info_json(org),
-                "time": state.clock.now().isoformat(timespec="milliseconds"),
-            }
-            return JSONResponse(body)
+            return await handler(org)
 
         return await state.serve_admitted(grant.client_id, realm_id, handle)
 
     return await state.with_faults("api", qbo.name, process)
 
 
+def _now(request: Request) -> str:
+    return sandbox_state(request).clock.now().isoformat(timespec="milliseconds")
+
+
+async def company_info(request: Request) -> Response:
+    """GET CompanyInfo of the realm the bearer token's grant covers."""
+    company_info_id = request.path_params["company_info_id"]
+
+    async def handle(org: SeedOrg) -> Response:
+        if company_info_id != org.realm_id:
+            return _object_not_found(company_info_id)
+        return JSONResponse({"CompanyInfo": company_info_json(org), "time": _now(request)})
+
+    return await _serve(request, "quickbooks.companyinfo", handle)
+
+
+_FROM = re.compile(r"\bfrom\s+(\w+)", re.IGNORECASE)
+# Entities QuickBooks Online answers queries for; the sandbox holds none of their rows.
+_QUERYABLE = frozenset(
+    name.lower()
+    for name in (
+        "Account",
+        "Bill",
+        "BillPayment",
+        "Class",
+        "CreditMemo",
+        "Customer",
+        "Department",
+        "Deposit",
+        "Employee",
+        "Estimate",
+        "Invoice",
+        "Item",
+        "JournalEntry",
+        "Payment",
+        "PaymentMethod",
+        "Preferences",
+        "Purchase",
+        "PurchaseOrder",
+        "SalesReceipt",
+        "TaxCode",
+        "TaxRate",
+        "Term",
+        "TimeActivity",
+        "Transfer",
+        "Vendor",
+        "VendorCredit",
+    )
+)
+
+
+async def query(request: Request) -> Response:
+    """The query endpoint: the statement in a POST body (application/text) or `?query=`."""
+    if request.method == "POST":
+        statement = (await request.body()).decode("utf-8", "replace")
+    else:
+        statement = request.query_params.get("query", "")
+
+    async def handle(org: SeedOrg) -> Response:
+        found = _FROM.search(statement)
+        entity = found.group(1) if found else ""
+        if entity.lower() == "companyinfo":
+            rows: dict[str, object] = {
+                "CompanyInfo": [company_info_json(org)],
+                "startPosition": 1,
+                "maxResults": 1,
+            }
+        elif entity.lower() in _QUERYABLE:
+            rows = {}
+        else:
+            detail = f"QueryParserError: Encountered an unknown entity or syntax in: {statement}"
+            return JSONResponse(
+                _fault("ValidationFault", "Error parsing query", "4000", detail), status_code=400
+            )
+        return JSONResponse({"QueryResponse": rows, "time": _now(request)})
+
+    return await _serve(request, "quickbooks.query", handle)
+
+
 def api_routes() -> list[Route]:
     """The API's routes."""
-    return [Route(COMPANY_INFO_PATH, company_info, methods=["GET"])]
+    return [
+        Route(COMPANY_INFO_PATH, company_info, methods=["GET"]),
+        Route(QUERY_PATH, query, methods=["GET", "POST"]),
+    ]

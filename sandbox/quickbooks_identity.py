@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from clientlink.sandbox.oauth import OAuthError
+from clientlink.sandbox.oauth import ApiAuthError, OAuthError
 from clientlink.sandbox.oauth_http import (
     authenticate_client,
+    discovery_document,
+    issuer_url,
+    jwks,
     oauth_error_response,
     token_endpoint,
 )
@@ -26,6 +30,11 @@ from clientlink.sandbox.state import SandboxState
 AUTHORIZE_PATH = "/quickbooks/connect/oauth2"
 TOKEN_PATH = "/quickbooks/oauth2/v1/tokens/bearer"
 REVOCATION_PATH = "/quickbooks/oauth2/v1/tokens/revoke"
+ISSUER_PATH = "/quickbooks/op/v1"
+JWKS_PATH = ISSUER_PATH + "/jwks"
+USERINFO_PATH = "/quickbooks/v1/openid_connect/userinfo"
+# intuit-oauth's AuthClient reads its endpoints from here (`environment=` this URL).
+DISCOVERY_PATH = "/quickbooks/.well-known/openid_configuration/"
 HARD_EXPIRY_HEADER = "x-include-refresh-token-hard-expires-in"
 HARD_EXPIRY_FIELD = "x_refresh_token_hard_expires_in"
 
@@ -42,16 +51,9 @@ async def authorize(request: Request) -> Response:
     parsed = pages.parse_authorize(request)
     if not isinstance(parsed, AuthorizeRequest):
         return parsed
-    challenge = parsed.params.get("code_challenge")
-    method = parsed.params.get("code_challenge_method")
-    if challenge is not None or method is not None:
-        # RFC 7636 §4.3: a challenge without a method is `plain`.
-        if method != "S256" or not challenge:
-            return parsed.fail("invalid_request", "code_challenge_method must be S256")
-        if len(challenge) != 43:
-            return parsed.fail(
-                "invalid_request", "code_challenge must be a 43-character S256 value"
-            )
+    challenge = parsed.pkce_challenge(required=False)
+    if isinstance(challenge, Response):
+        return challenge
     scopes = parsed.scope.split()
     unknown = [scope for scope in scopes if scope not in KNOWN_SCOPES]
     if unknown:
@@ -70,7 +72,7 @@ async def token(request: Request) -> Response:
     return await token_endpoint(
         request,
         sandbox_state(request).quickbooks,
-        verifier_required=False,
+        issuer=issuer_url(request, ISSUER_PATH),
         omit_fields=frozenset() if asked else frozenset({HARD_EXPIRY_FIELD}),
     )
 
@@ -98,7 +100,8 @@ async def revocation(request: Request) -> Response:
 
     async def process() -> Response:
         try:
-            app = authenticate_client(qbo, request, "")
+            # Intuit's revoke takes a JSON body: the client authenticates with Basic only.
+            app = authenticate_client(qbo, request, FormData())
             value = await _token_to_revoke(request)
         except OAuthError as exc:
             return oauth_error_response(exc, qbo, basic_used="authorization" in request.headers)
@@ -108,6 +111,39 @@ async def revocation(request: Request) -> Response:
     return await state.with_faults("revocation", qbo.name, process)
 
 
+async def discovery(request: Request) -> Response:
+    """GET Intuit's OpenID discovery document, naming this sandbox's endpoints."""
+    return discovery_document(
+        request,
+        ISSUER_PATH,
+        authorize=AUTHORIZE_PATH,
+        token=TOKEN_PATH,
+        revocation=REVOCATION_PATH,
+        jwks=JWKS_PATH,
+        userinfo=USERINFO_PATH,
+        scopes=sorted(KNOWN_SCOPES),
+    )
+
+
+async def user_info(request: Request) -> Response:
+    """GET UserInfo with the bearer access token: who signed in (OpenID Connect §5.3)."""
+    qbo = sandbox_state(request).quickbooks
+    try:
+        grant = qbo.authenticate_bearer(request.headers.get("authorization"))
+    except ApiAuthError as exc:
+        return JSONResponse(
+            {"error": "invalid_token", "error_description": exc.detail},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    if "openid" not in grant.scope.split():
+        return JSONResponse(
+            {"error": "insufficient_scope", "error_description": "openid was not granted"},
+            status_code=403,
+        )
+    return JSONResponse(qbo.user_info(grant))
+
+
 def identity_routes() -> list[Route]:
     """The Intuit-like OAuth server's routes."""
     return [
@@ -115,4 +151,7 @@ def identity_routes() -> list[Route]:
         *pages.step_routes(),
         Route(TOKEN_PATH, token, methods=["POST"]),
         Route(REVOCATION_PATH, revocation, methods=["POST"]),
+        Route(DISCOVERY_PATH, discovery, methods=["GET"]),
+        Route(JWKS_PATH, jwks, methods=["GET"]),
+        Route(USERINFO_PATH, user_info, methods=["GET"]),
     ]

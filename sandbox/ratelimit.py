@@ -65,10 +65,13 @@ class RateLimiter:
     _in_flight: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     max_concurrency: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
-    def admit(self, client_id: str, tenant_id: str | None) -> LimitDecision:
+    def admit(
+        self, client_id: str, tenant_id: str | None, day_limit: int = TENANT_DAY_LIMIT
+    ) -> LimitDecision:
         """Admit one call; a call without a tenant (GET /connections) counts app-wide only.
 
         An admitted call with a tenant holds a concurrency slot until `release`.
+        `day_limit` is the app's daily limit per organisation (1,000 on Xero's Starter).
         """
         now = self.clock.now()
         minute_key = math.floor(now.timestamp() // 60)
@@ -81,10 +84,12 @@ class RateLimiter:
             day_used = self._day[pair].current(day_key)
             in_flight = self._in_flight[pair]
 
-        problem, retry_after = self._problem(now, in_flight, minute_used, day_used, app_used)
+        problem, retry_after = self._problem(
+            now, in_flight, minute_used, day_used, app_used, day_limit
+        )
         if problem is not None and self.enforce:
             return LimitDecision(
-                self._headers(minute_used, day_used, app_used), problem, retry_after
+                self._headers(minute_used, day_used, app_used, day_limit), problem, retry_after
             )
 
         self._app_minute[client_id].count += 1
@@ -94,7 +99,7 @@ class RateLimiter:
             self._day[pair].count += 1
             self._hold_slot(pair)
             minute_used, day_used = minute_used + 1, day_used + 1
-        return LimitDecision(self._headers(minute_used, day_used, app_used + 1))
+        return LimitDecision(self._headers(minute_used, day_used, app_used + 1, day_limit))
 
     def admit_quickbooks(self, client_id: str, realm_id: str) -> LimitDecision:
         """Admit one QuickBooks call; it holds a concurrency slot until `release`.
@@ -136,13 +141,18 @@ class RateLimiter:
 
     @staticmethod
     def _problem(
-        now: datetime, in_flight: int, minute_used: int, day_used: int, app_used: int
+        now: datetime,
+        in_flight: int,
+        minute_used: int,
+        day_used: int,
+        app_used: int,
+        day_limit: int,
     ) -> tuple[str | None, int | None]:
         seconds_into_minute = now.timestamp() % 60
         to_next_minute = max(1, math.ceil(60 - seconds_into_minute))
         if in_flight >= TENANT_CONCURRENT_LIMIT:
             return "concurrent", None
-        if day_used >= TENANT_DAY_LIMIT:
+        if day_used >= day_limit:
             midnight = datetime.combine(
                 now.date() + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo
             )
@@ -154,9 +164,9 @@ class RateLimiter:
         return None, None
 
     @staticmethod
-    def _headers(minute_used: int, day_used: int, app_used: int) -> dict[str, str]:
+    def _headers(minute_used: int, day_used: int, app_used: int, day_limit: int) -> dict[str, str]:
         return {
-            "X-DayLimit-Remaining": str(max(0, TENANT_DAY_LIMIT - day_used)),
+            "X-DayLimit-Remaining": str(max(0, day_limit - day_used)),
             "X-MinLimit-Remaining": str(max(0, TENANT_MINUTE_LIMIT - minute_used)),
             "X-AppMinLimit-Remaining": str(max(0, APP_MINUTE_LIMIT - app_used)),
         }

@@ -243,7 +243,9 @@ TRADES = (
 SMSF_SUFFIXES = ("Superannuation Fund", "Super Fund", "Retirement Fund", "Pension Fund")
 TRUST_SUFFIXES = ("Family Trust", "Investment Trust", "Unit Trust", "Discretionary Trust")
 
-ORGANISATION_TYPES = ("COMPANY", "TRUST", "SUPERANNUATIONFUND", "SOLETRADER")
+# Xero's OrganisationType values (provider-facts §8; the official SDK rejects others).
+SMSF = "SELF_MANAGED_SUPERANNUATION_FUND"
+ORGANISATION_TYPES = ("COMPANY", "TRUST", SMSF, "SOLE_TRADER")
 # Roughly the mix of a suburban practice that does a lot of SMSF work.
 _TYPE_WEIGHTS = (35, 20, 30, 15)
 
@@ -321,7 +323,7 @@ def _initials(rng: random.Random) -> str:
 def _name_for(kind: str, rng: random.Random) -> tuple[str, str]:
     """Return (trading name, legal name) for an organisation of `kind`."""
     surname = rng.choice(SURNAMES)
-    if kind == "SUPERANNUATIONFUND":
+    if kind == SMSF:
         suffix = rng.choice(SMSF_SUFFIXES)
         style = rng.randrange(3)
         if style == 0:

@@ -52,6 +52,21 @@ class AuthorizeRequest:
         )
         return RedirectResponse(location, status_code=302)
 
+    def pkce_challenge(self, *, required: bool) -> str | Response | None:
+        """The S256 code_challenge (None when absent and not `required`), or a refusal.
+
+        RFC 7636 §4.3: a challenge without a method is `plain`, which is refused.
+        """
+        challenge = self.params.get("code_challenge")
+        method = self.params.get("code_challenge_method")
+        if challenge is None and method is None and not required:
+            return None
+        if not challenge or method != "S256":
+            return self.fail("invalid_request", "PKCE S256 is required")
+        if len(challenge) != 43:
+            return self.fail("invalid_request", "code_challenge must be a 43-character S256 value")
+        return challenge
+
 
 class SignInPages:
     """One provider's sign-in pages, under `authorize_path`."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -81,9 +82,68 @@ async def fetch_message(request: Request) -> Response:
     return JSONResponse(message.to_json())
 
 
+def _page_number(value: str | None, default: int, low: int, high: int) -> int | None:
+    try:
+        number = int(value) if value is not None else default
+    except ValueError:
+        return None
+    return number if low <= number <= high else None
+
+
+async def list_messages(request: Request) -> Response:
+    """GET Messages.json: the account's messages, newest first, in Twilio's page envelope.
+
+    Filters `To` and `From`; pages with `PageSize` (1-1000, default 50) and `Page`.
+    """
+    state = _state(request)
+    state.calls["twilio.messages.list"] += 1
+    try:
+        _check_auth(request)
+    except SmsError as exc:
+        return _error(exc)
+    state.sms.tick()
+    query = request.query_params
+    size = _page_number(query.get("PageSize"), 50, 1, 1000)
+    page = _page_number(query.get("Page"), 0, 0, 1_000_000)
+    if size is None or page is None:
+        text = "PageSize must be 1 to 1000 and Page a whole number from 0"
+        return JSONResponse(twilio_error(400, 20001, text), status_code=400)
+    messages = [
+        message
+        for message in state.sms.messages.values()
+        if (not query.get("To") or message.to == query["To"])
+        and (not query.get("From") or message.from_ == query["From"])
+    ]
+    # Newest first; messages created at the same instant, latest sent first.
+    messages.sort(key=lambda message: message.created_at)
+    messages.reverse()
+    chosen = messages[page * size : (page + 1) * size]
+    # Like the messages' own `uri`, page URIs are relative to the API base.
+    path = request.url.path.removeprefix(API_BASE_PATH)
+    filters = {key: query[key] for key in ("To", "From") if query.get(key)}
+
+    def page_uri(number: int) -> str:
+        return f"{path}?{urlencode({**filters, 'PageSize': size, 'Page': number})}"
+
+    more = (page + 1) * size < len(messages)
+    body = {
+        "messages": [message.to_json() for message in chosen],
+        "end": page * size + max(len(chosen) - 1, 0),
+        "first_page_uri": page_uri(0),
+        "next_page_uri": page_uri(page + 1) if more else None,
+        "page": page,
+        "page_size": size,
+        "previous_page_uri": page_uri(page - 1) if page > 0 else None,
+        "start": page * size,
+        "uri": page_uri(page),
+    }
+    return JSONResponse(body)
+
+
 def api_routes() -> list[Route]:
     """The gateway's routes."""
     return [
         Route(MESSAGES_PATH, create_message, methods=["POST"]),
+        Route(MESSAGES_PATH, list_messages, methods=["GET"]),
         Route(MESSAGE_PATH, fetch_message, methods=["GET"]),
     ]

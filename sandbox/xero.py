@@ -12,17 +12,20 @@ import base64
 import json
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from clientlink.common.xero_tiers import TIER_NAMES, XERO_TIERS, XeroTier
 from clientlink.sandbox.accounts import SandboxApp, StaffUser
 from clientlink.sandbox.clock import SandboxClock
 from clientlink.sandbox.oauth import (
     ApiAuthError,
     Grant,
     OAuthProvider,
+    SignInError,
     SignInTransaction,
 )
+from clientlink.sandbox.oidc import person_claims, user_subject
 from clientlink.sandbox.seed import SeedOrg
 
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=1800)
@@ -34,6 +37,11 @@ OFFLINE_ACCESS = "offline_access"
 def xero_datetime(moment: datetime) -> str:
     """Format like Xero's connection dates: `2019-12-07T18:46:19.5165400` (7 digits, no Z)."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
+
+
+def xero_user_id(user: str) -> str:
+    """The Xero user id of a sandbox user (stable across starts)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, user.lower()))
 
 
 def _b64url(data: bytes) -> str:
@@ -55,8 +63,8 @@ def _access_token_jwt(grant: Grant, now: datetime) -> str:
         "iss": "clientlink-sandbox",
         "aud": "clientlink-sandbox/resources",
         "client_id": grant.client_id,
-        "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, grant.user)),
-        "xero_userid": str(uuid.uuid5(uuid.NAMESPACE_DNS, grant.user)),
+        "sub": user_subject(grant.user),
+        "xero_userid": xero_user_id(grant.user),
         "jti": secrets.token_hex(16),
         "authentication_event_id": grant.auth_event_id,
         "scope": grant.scope.split(),
@@ -91,6 +99,7 @@ class XeroProvider(OAuthProvider):
     access_token_lifetime = ACCESS_TOKEN_LIFETIME
     refresh_token_lifetime = REFRESH_TOKEN_IDLE_LIFETIME
     refresh_rotation_grace = REFRESH_TOKEN_GRACE
+    id_token_on_refresh = True
 
     def __init__(
         self,
@@ -101,6 +110,41 @@ class XeroProvider(OAuthProvider):
     ) -> None:
         super().__init__(clock, orgs, apps, users)
         self.connections: dict[str, Connection] = {}
+
+    # -- the app's tier (since March 2026) ------------------------------------------------
+
+    def tier(self, client_id: str) -> XeroTier:
+        """The pricing tier the app is on."""
+        return XERO_TIERS[self.apps[client_id].tier]
+
+    def set_tier(self, client_id: str, tier: str) -> SandboxApp:
+        """Move the app to `tier` (a name in XERO_TIERS)."""
+        if tier not in XERO_TIERS:
+            raise ValueError(f"unknown tier {tier!r}: use one of {', '.join(TIER_NAMES)}")
+        app = replace(self.apps[client_id], tier=tier)
+        self.apps[client_id] = app
+        return app
+
+    def app_connection_count(self, client_id: str) -> int:
+        """Organisations connected to the app, whoever connected them."""
+        return len({c.tenant_id for c in self.connections.values() if c.client_id == client_id})
+
+    def select_organisations(self, txn: SignInTransaction, company_ids: list[str]) -> None:
+        """As every provider, but refuse a selection past the tier's connection cap."""
+        super().select_organisations(txn, company_ids)
+        tier = self.tier(txn.app.client_id)
+        if tier.connection_cap is None:
+            return
+        connected = {
+            c.tenant_id for c in self.connections.values() if c.client_id == txn.app.client_id
+        }
+        if len(connected | set(txn.tenant_ids)) > tier.connection_cap:
+            txn.step, txn.tenant_ids = "organisations", []
+            raise SignInError(
+                f"{txn.app.name} can connect at most {tier.connection_cap} organisations on "
+                f"Xero's {tier.name.capitalize()} tier and has {len(connected)} already. "
+                "Select fewer organisations, or ask the app's developer to change tier."
+            )
 
     # -- consent connects tenants ---------------------------------------------------------
 
@@ -135,6 +179,18 @@ class XeroProvider(OAuthProvider):
         self.remove_connections(user=grant.user, client_id=grant.client_id)
 
     # -- tokens -------------------------------------------------------------------------
+
+    def _id_token_claims(self, grant: Grant, issuer: str) -> dict[str, object]:
+        """Xero's id_token: the person (by scope) and their Xero user id."""
+        claims = super()._id_token_claims(grant, issuer)
+        claims |= {
+            "xero_userid": xero_user_id(grant.user),
+            "global_session_id": grant.auth_event_id.replace("-", ""),
+            "sid": grant.grant_id.replace("-", ""),
+            "preferred_username": grant.user,
+            "amr": ["pwd", "mfa"],
+        }
+        return claims | person_claims(grant.user, grant.scope.split())
 
     def _token_response(self, grant: Grant) -> dict[str, object]:
         access = self._new_access_token(grant, _access_token_jwt(grant, self.clock.now()))

@@ -10,13 +10,43 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from clientlink.sandbox.oauth import ApiAuthError, Grant
+from clientlink.sandbox.oauth_http import case_insensitive
+from clientlink.sandbox.quickbooks_api import company_address
 from clientlink.sandbox.ratelimit import LimitDecision
+from clientlink.sandbox.seed import SeedOrg
 from clientlink.sandbox.state import SandboxState
 
 CONNECTIONS_PATH = "/xero/connections"
 ORGANISATION_PATH = "/xero/api.xro/2.0/Organisation"
 
 Handler = Callable[[Grant], Awaitable[Response]]
+
+
+def created_ms(org: SeedOrg) -> int:
+    """When `org` was created in Xero, in ms since the epoch (stable per organisation)."""
+    return (1_325_376_000 + int(org.realm_id) % 378_432_000) * 1000
+
+
+def line_of_business(org: SeedOrg) -> str:
+    """What the organisation does, in Xero's words."""
+    kinds = {
+        "SELF_MANAGED_SUPERANNUATION_FUND": "Superannuation fund",
+        "TRUST": "Investment trust",
+    }
+    return kinds.get(org.organisation_type, "Professional services")
+
+
+def organisation_addresses(org: SeedOrg) -> list[dict[str, str]]:
+    """The postal and street address, as Xero's AddressForOrganisation items."""
+    address = company_address(org)
+    parts = {
+        "AddressLine1": address["Line1"],
+        "City": address["City"],
+        "Region": address["CountrySubDivisionCode"],
+        "PostalCode": address["PostalCode"],
+        "Country": "Australia",
+    }
+    return [{"AddressType": "POBOX", **parts}, {"AddressType": "STREET", **parts}]
 
 
 def _state(request: Request) -> SandboxState:
@@ -57,7 +87,8 @@ async def _serve_api(
             return JSONResponse(
                 _problem(403, "Forbidden", "AuthenticationUnsuccessful"), status_code=403
             )
-        decision = state.limits.admit(grant.client_id, tenant_id)
+        day_limit = state.xero.tier(grant.client_id).day_limit_per_organisation
+        decision = state.limits.admit(grant.client_id, tenant_id, day_limit)
         if not decision.allowed:
             state.rate_limited += 1
             return _rate_limited(decision)
@@ -133,6 +164,7 @@ async def organisation(request: Request) -> Response:
                     "PaysTax": True,
                     "Version": "AU",
                     "OrganisationType": org.organisation_type,
+                    "OrganisationEntityType": org.organisation_type,
                     "BaseCurrency": "AUD",
                     "CountryCode": "AU",
                     "IsDemoCompany": False,
@@ -146,6 +178,19 @@ async def organisation(request: Request) -> Response:
                     "ShortCode": org.short_code,
                     "Edition": "BUSINESS",
                     "Class": "STANDARD",
+                    "APIKey": "",
+                    "SalesTaxPeriod": "QUARTERLY1",
+                    "DefaultSalesTax": "Tax Exclusive",
+                    "DefaultPurchasesTax": "Tax Inclusive",
+                    "CreatedDateUTC": f"/Date({created_ms(org)})/",
+                    "LineOfBusiness": line_of_business(org),
+                    "Addresses": organisation_addresses(org),
+                    "Phones": [
+                        {"PhoneType": "OFFICE", "PhoneNumber": org.phone.removeprefix("+61")},
+                        {"PhoneType": "MOBILE", "PhoneNumber": org.phone.removeprefix("+61")},
+                    ],
+                    "ExternalLinks": [],
+                    "PaymentTerms": {},
                 }
             ],
         }
@@ -155,9 +200,11 @@ async def organisation(request: Request) -> Response:
 
 
 def api_routes() -> list[Route]:
-    """The API's routes."""
-    return [
-        Route(CONNECTIONS_PATH, list_connections, methods=["GET"]),
-        Route(CONNECTIONS_PATH + "/{connection_id}", delete_connection, methods=["DELETE"]),
-        Route(ORGANISATION_PATH, organisation, methods=["GET"]),
-    ]
+    """The API's routes (paths match in any case: the SDK calls `/Connections`)."""
+    return case_insensitive(
+        [
+            Route(CONNECTIONS_PATH, list_connections, methods=["GET"]),
+            Route(CONNECTIONS_PATH + "/{connection_id}", delete_connection, methods=["DELETE"]),
+            Route(ORGANISATION_PATH, organisation, methods=["GET"]),
+        ]
+    )

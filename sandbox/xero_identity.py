@@ -13,6 +13,10 @@ from starlette.routing import Route
 from clientlink.sandbox.oauth import OAuthError
 from clientlink.sandbox.oauth_http import (
     authenticate_client,
+    case_insensitive,
+    discovery_document,
+    issuer_url,
+    jwks,
     oauth_error_response,
     required,
     token_endpoint,
@@ -21,9 +25,12 @@ from clientlink.sandbox.sign_in_pages import AuthorizeRequest, SignInPages, sand
 from clientlink.sandbox.state import SandboxState
 from clientlink.sandbox.xero import XeroProvider
 
-AUTHORIZE_PATH = "/xero/identity/connect/authorize"
-TOKEN_PATH = "/xero/identity/connect/token"
-REVOCATION_PATH = "/xero/identity/connect/revocation"
+IDENTITY_PREFIX = "/xero/identity"
+AUTHORIZE_PATH = IDENTITY_PREFIX + "/connect/authorize"
+TOKEN_PATH = IDENTITY_PREFIX + "/connect/token"
+REVOCATION_PATH = IDENTITY_PREFIX + "/connect/revocation"
+DISCOVERY_PATH = IDENTITY_PREFIX + "/.well-known/openid-configuration"
+JWKS_PATH = DISCOVERY_PATH + "/jwks"
 
 
 def _xero(state: SandboxState) -> XeroProvider:
@@ -38,19 +45,19 @@ async def authorize(request: Request) -> Response:
     parsed = pages.parse_authorize(request)
     if not isinstance(parsed, AuthorizeRequest):
         return parsed
-    challenge = parsed.params.get("code_challenge", "")
-    # RFC 7636 §4.3: an omitted method means plain, which the sandbox, like a careful
-    # provider for native apps, refuses.
-    if not challenge or parsed.params.get("code_challenge_method") != "S256":
-        return parsed.fail("invalid_request", "PKCE S256 is required")
-    if len(challenge) != 43:
-        return parsed.fail("invalid_request", "code_challenge must be a 43-character S256 value")
+    # Public ("Auth Code with PKCE") apps must use PKCE; a confidential app's standard code
+    # flow needs none, but a challenge it sends must be S256 (provider-facts §1, §8).
+    challenge = parsed.pkce_challenge(required=parsed.app.is_public)
+    if isinstance(challenge, Response):
+        return challenge
     return pages.begin(request, parsed, challenge)
 
 
 async def token(request: Request) -> Response:
-    """POST token: authorization_code (PKCE verifier required) and refresh_token grants."""
-    return await token_endpoint(request, sandbox_state(request).xero, verifier_required=True)
+    """POST token: authorization_code and refresh_token grants, either client auth method."""
+    return await token_endpoint(
+        request, sandbox_state(request).xero, issuer=issuer_url(request, IDENTITY_PREFIX)
+    )
 
 
 async def revocation(request: Request) -> Response:
@@ -62,7 +69,7 @@ async def revocation(request: Request) -> Response:
     async def process() -> Response:
         form = await request.form()
         try:
-            app = authenticate_client(xero, request, str(form.get("client_id", "")))
+            app = authenticate_client(xero, request, form)
             (value,) = required(form, "token")
         except OAuthError as exc:
             return oauth_error_response(exc, xero, basic_used="authorization" in request.headers)
@@ -72,11 +79,28 @@ async def revocation(request: Request) -> Response:
     return await state.with_faults("revocation", xero.name, process)
 
 
+async def discovery(request: Request) -> Response:
+    """GET the OpenID Provider Configuration (OpenID Connect Discovery 1.0)."""
+    return discovery_document(
+        request,
+        IDENTITY_PREFIX,
+        authorize=AUTHORIZE_PATH,
+        token=TOKEN_PATH,
+        revocation=REVOCATION_PATH,
+        jwks=JWKS_PATH,
+        scopes=["openid", "profile", "email", "offline_access"],
+    )
+
+
 def identity_routes() -> list[Route]:
-    """The identity server's routes."""
-    return [
-        Route(AUTHORIZE_PATH, authorize, methods=["GET"]),
-        *pages.step_routes(),
-        Route(TOKEN_PATH, token, methods=["POST"]),
-        Route(REVOCATION_PATH, revocation, methods=["POST"]),
-    ]
+    """The identity server's routes (paths match in any case, as Xero's do)."""
+    return case_insensitive(
+        [
+            Route(AUTHORIZE_PATH, authorize, methods=["GET"]),
+            *pages.step_routes(),
+            Route(TOKEN_PATH, token, methods=["POST"]),
+            Route(REVOCATION_PATH, revocation, methods=["POST"]),
+            Route(DISCOVERY_PATH, discovery, methods=["GET"]),
+            Route(JWKS_PATH, jwks, methods=["GET"]),
+        ]
+    )

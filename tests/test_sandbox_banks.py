@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -240,9 +243,11 @@ async def test_webhooks_report_created_and_invalidated_connections(
     api: httpx.AsyncClient, http: httpx.AsyncClient
 ) -> None:
     events: list[dict[str, Any]] = []
+    signed: list[tuple[bytes, dict[str, str]]] = []
 
     async def hook(request: Request) -> Response:
         events.append(await request.json())
+        signed.append((await request.body(), dict(request.headers)))
         return Response(status_code=200)
 
     receiver = LoopbackServer(Starlette(routes=[Route("/hook", hook, methods=["POST"])]))
@@ -256,13 +261,30 @@ async def test_webhooks_report_created_and_invalidated_connections(
         [conn] = (await complete(http, await new_link(api, user_id, [NAB]))).json()["connections"]
         await http.post(f"/_sandbox/basiq/connections/{conn['id']}/invalidate")
         for _ in range(100):
-            if len(events) == 2:
+            if len(events) == 3:
                 break
             await asyncio.sleep(0.05)
+        secret = (await http.get("/_sandbox/basiq/webhook")).json()["secret"]
+        # Basiq v3's message: {eventTypeId, eventId, links}; the receiver follows the links.
+        assert [e["eventTypeId"] for e in events] == [
+            "consent.created",
+            "connection.created",
+            "connection.invalidated",
+        ]
+        for body in events:
+            assert set(body) == {"eventTypeId", "eventId", "links"}
+            fetched = (await api.get(body["links"]["self"])).json()
+            assert fetched["id"] == body["eventId"] and fetched["userId"] == user_id
+            assert (await api.get(body["links"]["eventEntity"])).status_code == 200
+        assert events[2]["links"]["eventEntity"].endswith(f"/connections/{conn['id']}")
     finally:
         await receiver.stop()
-    assert [e["eventTypeId"] for e in events] == ["connection.created", "connection.invalidated"]
-    assert all(e["userId"] == user_id and e["connectionId"] == conn["id"] for e in events)
+    # Standard Webhooks: v1,base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")).
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    for raw, headers in signed:
+        signed_content = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + raw
+        digest = hmac.new(key, signed_content, hashlib.sha256).digest()
+        assert headers["webhook-signature"] == "v1," + base64.b64encode(digest).decode()
 
 
 async def test_admin_lists_users_with_links_and_connections(

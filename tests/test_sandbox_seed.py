@@ -28,10 +28,10 @@ def test_seed_covers_every_organisation_type_with_australian_style_names() -> No
     assert {org.organisation_type for org in orgs} == {
         "COMPANY",
         "TRUST",
-        "SUPERANNUATIONFUND",
-        "SOLETRADER",
+        "SELF_MANAGED_SUPERANNUATION_FUND",
+        "SOLE_TRADER",
     }
-    funds = [org for org in orgs if org.organisation_type == "SUPERANNUATIONFUND"]
+    funds = [org for org in orgs if org.organisation_type == "SELF_MANAGED_SUPERANNUATION_FUND"]
     assert all(re.search(r"(Superannuation|Super|Retirement|Pension) Fund$", o.name) for o in funds)
     companies = [org for org in orgs if org.organisation_type == "COMPANY"]
     assert all(org.name.endswith("Pty Ltd") for org in companies)

@@ -20,6 +20,7 @@ from textual.worker import Worker, WorkerState
 from clientlink.common import protocol
 from clientlink.common.client import DaemonClient, DaemonUnavailable, RpcError
 from clientlink.common.safe_text import visible
+from clientlink.common.xero_tiers import usage_line
 from clientlink.tui import messages
 from clientlink.tui.commands import ContextCommands, PaletteCommand
 from clientlink.tui.formatting import ShownDaemonClient
@@ -85,6 +86,9 @@ class ClientlinkApp(App[None]):
     unread_notifications: reactive[int] = reactive(0)
     """How many of the daemon's notifications nobody has read; shown in every header."""
 
+    usage_summary: reactive[str] = reactive("")
+    """Xero connections and API egress against the configured tier; in every header."""
+
     def __init__(
         self,
         socket_path: Path,
@@ -146,7 +150,15 @@ class ClientlinkApp(App[None]):
         )
 
     def watch_unread_notifications(self, unread: int) -> None:
-        self.sub_title = f"{unread} unread (press o)" if unread else ""
+        self._show_header()
+
+    def watch_usage_summary(self, summary: str) -> None:
+        self._show_header()
+
+    def _show_header(self) -> None:
+        unread = self.unread_notifications
+        parts = [f"{unread} unread (press o)" if unread else "", self.usage_summary]
+        self.sub_title = " · ".join(part for part in parts if part)
 
     @work(group="daemon-connection", exclusive=True, exit_on_error=False)
     async def keep_connected(self) -> None:
@@ -242,6 +254,13 @@ class ClientlinkApp(App[None]):
             await self.daemon.call("notifications.list", {"unread_only": True, "limit": 1})
         )
         self.unread_notifications = result.unread
+        status = await self.daemon.call("daemon.status")
+        names = {item["name"]: item["display_name"] for item in status.get("providers", [])}
+        self.usage_summary = " · ".join(
+            usage_line(usage, names.get(usage["provider"], usage["provider"]))
+            for usage in status.get("usage", [])
+            if usage.get("tier")
+        )
 
     def _broadcast(self, make_message: Callable[[], Message]) -> None:
         # Every screen on the stack hears it, so the list under a sign-in stays current.

@@ -26,6 +26,7 @@ from clientlink.common.paths import resolve_paths
 from clientlink.common.protocol import STATUS_LABELS, ConnectionStatus
 from clientlink.common.safe_text import terminal_json, visible
 from clientlink.common.version import VERSION
+from clientlink.common.xero_tiers import usage_line
 
 EXIT_ATTENTION = 1
 EXIT_ERROR = 2
@@ -179,6 +180,9 @@ async def _status(daemon: DaemonClient, args: argparse.Namespace) -> int:
         print(terminal_json(status))
     else:
         print(_status_line(counts, attention))
+        names = {item["name"]: item.get("display_name") for item in status.get("providers", [])}
+        for usage in status.get("usage", []):
+            print(usage_line(usage, names.get(usage["provider"]) or usage["provider"]))
     return EXIT_ATTENTION if attention else 0
 
 

@@ -1,0 +1,73 @@
+"""What the daemon costs a practice at Xero since March 2026: connections and API egress.
+
+Xero prices an app by its connections and its monthly API egress (provider-facts §8). The
+daemon counts the bytes of every API answer it receives, per calendar month (UTC), and
+keeps the running total in the store's meta table so a restart does not lose the month.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from clientlink.common.xero_tiers import XERO_TIERS
+
+
+def month_of(moment: datetime) -> str:
+    """`YYYY-MM` of a UTC moment."""
+    return moment.strftime("%Y-%m")
+
+
+class EgressMeter:
+    """Bytes received from one provider's API, by month."""
+
+    def __init__(self) -> None:
+        self._bytes: dict[str, int] = {}
+
+    def add(self, count: int, moment: datetime) -> None:
+        month = month_of(moment)
+        self._bytes[month] = self._bytes.get(month, 0) + count
+
+    def total(self, moment: datetime) -> int:
+        """Bytes received in `moment`'s month."""
+        return self._bytes.get(month_of(moment), 0)
+
+    def months(self) -> dict[str, int]:
+        return dict(self._bytes)
+
+    def restore(self, month: str, count: int) -> None:
+        """Start a month from what an earlier run recorded."""
+        self._bytes[month] = self._bytes.get(month, 0) + count
+
+
+def meta_key(provider: str, month: str) -> str:
+    return f"egress:{provider}:{month}"
+
+
+def usage_json(
+    provider: str, tier: str | None, connections: int, egress_bytes: int, month: str
+) -> dict[str, Any]:
+    """One provider's usage against its tier, as daemon.status reports it."""
+    known = XERO_TIERS.get(tier or "")
+    cap = known.connection_cap if known else None
+    return {
+        "provider": provider,
+        "tier": tier,
+        "connections": connections,
+        "connection_cap": cap,
+        "day_limit_per_organisation": known.day_limit_per_organisation if known else None,
+        "egress_bytes_month": egress_bytes,
+        "month": month,
+    }
+
+
+def would_exceed(usage: dict[str, Any], more: int) -> str | None:
+    """A warning when `more` new connections would pass the tier's cap, else None."""
+    cap = usage["connection_cap"]
+    if cap is None or usage["connections"] + more <= cap:
+        return None
+    return (
+        f"the {usage['tier']} tier allows {cap} connections and clientlink holds "
+        f"{usage['connections']}: connecting {more} more would pass the cap, so Xero will "
+        "refuse some of them"
+    )
