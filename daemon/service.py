@@ -58,6 +58,8 @@ from clientlink.daemon.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
+USAGE_SAVE_SECONDS = 300
+
 DATABASE_WATCH_SECONDS = 2.0  # how often an idle daemon looks that its database is still there
 
 
@@ -169,6 +171,9 @@ class Daemon:
         )
         self.invitations.jobs = self.jobs
         self.invitations.start()
+        self._usage_saver = asyncio.create_task(
+            self._save_usage_now_and_then(), name="usage-saver"
+        )
         resumed = await self.jobs.start()
         if resumed:
             log.info("resumed %d jobs", resumed)
@@ -199,6 +204,10 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._database_watch
         await self.rpc.stop()
+        if hasattr(self, "_usage_saver"):
+            self._usage_saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._usage_saver
         if hasattr(self, "jobs"):
             await self.invitations.stop()
             await self.jobs.stop()
@@ -211,7 +220,7 @@ class Daemon:
             await adapter.close()
         if self.store is not None:
             with contextlib.suppress(Exception):
-                await self._save_egress()
+                await self.save_usage()
             await self.store.close()
         log.info("clientlinkd stopped")
 
@@ -442,7 +451,6 @@ class Daemon:
     async def _usage(self, name: str) -> dict[str, Any]:
         """Connections and this month's API egress against the provider's tier."""
         assert self.store is not None
-        await self._save_egress()
         now = self.clock.now()
         return usage_json(
             name,
@@ -464,12 +472,27 @@ class Daemon:
             if stored and stored.isdigit() and not meter.total(self.clock.now()):
                 meter.restore(month, int(stored))
 
-    async def _save_egress(self) -> None:
+    async def save_usage(self) -> None:
+        """Write the egress counts that changed since they were last written.
+
+        Counted in memory per API answer and written every few minutes and at stop, so a
+        status call stays a read and a job item pays no extra write; a killed daemon loses
+        at most those minutes of the count (a figure for the practice, not a limit)."""
         if self.store is None:
             return
         for name, meter in self.egress.items():
-            for month, count in meter.months().items():
+            changed = meter.unsaved()
+            for month, count in changed.items():
                 await self.store.set_meta(meta_key(name, month), str(count))
+            meter.saved(changed)
+
+    async def _save_usage_now_and_then(self) -> None:
+        while True:
+            await asyncio.sleep(USAGE_SAVE_SECONDS)
+            try:
+                await self.save_usage()
+            except Exception as exc:  # a full disk or a lost database: said elsewhere
+                log.warning("could not save the API egress count: %s", exc)
 
     # ------------------------------------------------------------------ RPC: providers
 

@@ -23,6 +23,7 @@ class EgressMeter:
 
     def __init__(self) -> None:
         self._bytes: dict[str, int] = {}
+        self._saved: dict[str, int] = {}
 
     def add(self, count: int, moment: datetime) -> None:
         month = month_of(moment)
@@ -32,12 +33,18 @@ class EgressMeter:
         """Bytes received in `moment`'s month."""
         return self._bytes.get(month_of(moment), 0)
 
-    def months(self) -> dict[str, int]:
-        return dict(self._bytes)
+    def unsaved(self) -> dict[str, int]:
+        """The months whose count changed since it was last saved (or restored)."""
+        return {m: n for m, n in self._bytes.items() if self._saved.get(m) != n}
+
+    def saved(self, months: dict[str, int]) -> None:
+        """Those counts are in the database now."""
+        self._saved.update(months)
 
     def restore(self, month: str, count: int) -> None:
         """Start a month from what an earlier run recorded."""
         self._bytes[month] = self._bytes.get(month, 0) + count
+        self._saved[month] = self._bytes[month]
 
 
 def meta_key(provider: str, month: str) -> str:

@@ -324,8 +324,14 @@ async def test_calls_to_one_business_respect_xeros_concurrency_limit(practice):
     client = await rpc.call("clients.get", {"client_id": client_id})
     await sandbox_post(practice.sandbox.base_url, "/_sandbox/limits", {"api_latency_seconds": 0.2})
     before = await sandbox_get(practice.sandbox.base_url, "/_sandbox/stats")
+    # From five connections: the socket runs only a few calls of one connection at once.
+    callers = [await practice.connect(f"caller {n}") for n in range(5)]
     await asyncio.gather(
-        *(rpc.call("clients.check", {"client_ids": [client_id]}) for _ in range(20))
+        *(
+            caller.call("clients.check", {"client_ids": [client_id]})
+            for caller in callers
+            for _ in range(4)
+        )
     )
     stats = await sandbox_get(practice.sandbox.base_url, "/_sandbox/stats")
     assert stats["max_concurrency"][client["tenant_id"]] == 5
