@@ -171,6 +171,11 @@ class EmailChannel:
                     ) from exc
                 # Cut off mid-conversation: whether it went out is unknown to us.
                 raise SendUncertain(f"the mail server stopped answering: {exc}") from exc
+            except BaseException:
+                # Cancelled, or ``leaving`` could not record the send: an envelope may be
+                # open on this connection, so it serves no other message.
+                self._discard(client, keep=False)
+                raise
             self._idle.append(client)
         return str(mail["Message-ID"])
 
