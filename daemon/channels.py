@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.policy
 import email.utils
 import ssl
 from collections.abc import Awaitable, Callable
@@ -47,8 +48,9 @@ class SendRetry(Exception):
 
 
 Leaving = Callable[[], Awaitable[None]]
-"""Awaited by a send just before the message's bytes leave (after any wait for a connection):
-what happens after it may have delivered the message."""
+"""Awaited by a send just before the message's bytes leave (after any wait for a connection,
+and for email once the server accepted sender and recipient, right before DATA): what
+happens after it may have delivered the message."""
 
 
 class SendUncertain(Exception):
@@ -114,18 +116,40 @@ class EmailChannel:
         return client
 
     async def send(self, mail: EmailMessage, leaving: Leaving | None = None) -> str:
-        """Send one composed message; returns its Message-ID. ``leaving`` is awaited once
-        a connection is ready, just before the message is handed over."""
+        """Send one composed message; returns its Message-ID.
+
+        ``leaving`` is awaited once the server has accepted the sender (MAIL) and the
+        recipient (RCPT), just before DATA: only what fails after it can have delivered
+        the message. A reused connection that breaks or says "try later" before then
+        (the server closed it while it sat idle) is replaced by a fresh one at once; a
+        fresh one that does the same raises :class:`SendRetry`: nothing was sent.
+        """
         async with self._available:
-            client = self._idle.pop() if self._idle else None
+            reused = self._idle.pop() if self._idle else None
+            if reused is not None and not reused.is_connected:
+                reused.close()
+                reused = None
+            client = reused
+            data_started = False
             try:
-                if client is None or not client.is_connected:
+                if client is None:
                     client = await self._connect()
+                try:
+                    message = await self._envelope(client, mail)
+                except aiosmtplib.SMTPException as exc:
+                    if client is not reused or not _nothing_sent(exc):
+                        raise
+                    client.close()
+                    client = None
+                    client = await self._connect()
+                    message = await self._envelope(client, mail)
                 if leaving is not None:
                     await leaving()
-                await client.send_message(mail)
+                data_started = True
+                await client.data(message)
             except aiosmtplib.SMTPResponseException as exc:
-                self._discard(client, keep=exc.code < 500 or exc.code == 550)
+                # A reply is a definite answer: the message was not taken, even after DATA.
+                await self._after_refusal(client, exc, before_data=not data_started)
                 if exc.code == 535:
                     raise SendFailed("the mail server refused the username or password") from exc
                 if 400 <= exc.code < 500:
@@ -136,12 +160,79 @@ class EmailChannel:
             except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPConnectTimeoutError) as exc:
                 self._discard(client, keep=False)
                 raise SendRetry(f"cannot reach the mail server: {exc}") from exc
-            except aiosmtplib.SMTPException as exc:
+            except aiosmtplib.SMTPNotSupported as exc:
+                self._discard(client, keep=True)
+                raise SendFailed(f"the mail server cannot take this message: {exc}") from exc
+            except (aiosmtplib.SMTPException, OSError) as exc:
                 self._discard(client, keep=False)
+                if not data_started:
+                    raise SendRetry(
+                        f"the mail server broke off before the message was sent: {exc}"
+                    ) from exc
                 # Cut off mid-conversation: whether it went out is unknown to us.
                 raise SendUncertain(f"the mail server stopped answering: {exc}") from exc
+            except BaseException:
+                # Cancelled, or ``leaving`` could not record the send: an envelope may be
+                # open on this connection, so it serves no other message.
+                self._discard(client, keep=False)
+                raise
             self._idle.append(client)
         return str(mail["Message-ID"])
+
+    async def _envelope(self, client: aiosmtplib.SMTP, mail: EmailMessage) -> bytes:
+        """Open the message's envelope (MAIL, then RCPT); return the bytes DATA will carry.
+
+        Raises what aiosmtplib raises: a refused sender or recipient, or a broken connection.
+        """
+        sender = self._config.from_address
+        recipients = [address for _, address in email.utils.getaddresses(mail.get_all("To", []))]
+        if client.is_ehlo_or_helo_needed:
+            await client.ehlo()
+        options: list[str] = []
+        utf8 = not (sender + "".join(recipients)).isascii()
+        if utf8:
+            if not client.supports_extension("smtputf8"):
+                raise aiosmtplib.SMTPNotSupported(
+                    "the address is not plain ASCII and the server does not offer SMTPUTF8"
+                )
+            options.append("SMTPUTF8")
+        eight_bit = client.supports_extension("8bitmime")
+        if eight_bit:
+            options.append("BODY=8BITMIME")
+        policy = (email.policy.SMTPUTF8 if utf8 else email.policy.SMTP).clone(
+            cte_type="8bit" if eight_bit else "7bit"
+        )
+        message = mail.as_bytes(policy=policy)
+        if client.supports_extension("size"):
+            options.insert(0, f"SIZE={len(message)}")
+        encoding = "utf-8" if utf8 else "ascii"
+        await client.mail(sender, options=options, encoding=encoding)
+        for recipient in recipients:
+            await client.rcpt(recipient, encoding=encoding)
+        return message
+
+    async def _after_refusal(
+        self,
+        client: aiosmtplib.SMTP | None,
+        exc: aiosmtplib.SMTPResponseException,
+        *,
+        before_data: bool,
+    ) -> None:
+        """A refused MAIL, RCPT or DATA leaves the envelope open: reset it to keep the
+        connection for the next message, unless the server is going away or said try later
+        (the next try starts on a fresh connection)."""
+        if client is None or not client.is_connected or exc.code == 421:
+            self._discard(client, keep=False)
+            return
+        if 400 <= exc.code < 500 and before_data:
+            self._discard(client, keep=False)
+            return
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            self._discard(client, keep=False)
+            return
+        self._discard(client, keep=exc.code < 500 or exc.code == 550)
 
     def _discard(self, client: aiosmtplib.SMTP | None, *, keep: bool) -> None:
         """After a refusal the connection may still serve; after a break it may not."""
@@ -222,6 +313,14 @@ class SmsChannel:
             response = await http.get(url, auth=(self._config.account_sid, self._token))
         response.raise_for_status()
         return str(response.json().get("status"))
+
+
+def _nothing_sent(exc: Exception) -> bool:
+    """Whether a failure before DATA on a reused connection is worth a fresh connection:
+    it broke, timed out, or the server said it is busy (4xx). A 5xx is the message's own."""
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return 400 <= exc.code < 500
+    return isinstance(exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPTimeoutError)
 
 
 def _twilio_error(response: httpx.Response) -> tuple[int | None, str | None]:

@@ -23,6 +23,8 @@ from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 from desktop_notifier import Button, DesktopNotifier, Notification, Urgency
 
+from clientlink.common.safe_text import visible
+
 log = logging.getLogger(__name__)
 
 OPEN_ACTION_TITLE = "Open clientlink"
@@ -89,6 +91,11 @@ class DesktopNotifications:
 
         Raises DesktopUnavailable when it could not be shown; returns or raises within
         ``timeout`` seconds of its turn (calls on one instance take turns).
+
+        ``title`` and ``body`` hold text from outside (client names, providers' reasons):
+        control and bidi characters are made visible, and for a server that reads markup in
+        the body (the specification's "body-markup" capability) ``&``, ``<`` and ``>`` are
+        escaped, so a client named ``<a href=...>`` shows those characters, not a link.
         """
         if urgency not in _URGENCIES:
             raise ValueError(f"urgency must be one of {', '.join(_URGENCIES)}, not {urgency!r}")
@@ -97,20 +104,23 @@ class DesktopNotifications:
         open_button = Button(
             OPEN_ACTION_TITLE, on_pressed=open_clientlink, identifier=OPEN_ACTION_KEY
         )
-        notification = Notification(
-            title=title,
-            message=body,
-            urgency=_URGENCIES[urgency],
-            buttons=(open_button,) if open_action else (),
-            on_clicked=open_clientlink,
-            on_dispatched=dispatched.set,
-        )
         async with self._lock:
             failure = BUS_NOT_ANSWERING
             try:
                 async with asyncio.timeout(self._timeout):
                     await self._require_desktop()
                     failure = SERVER_NOT_ANSWERING
+                    shown_body = visible(body)
+                    if await self._server_reads_markup():
+                        shown_body = escape_markup(shown_body)
+                    notification = Notification(
+                        title=visible(title),
+                        message=shown_body,
+                        urgency=_URGENCIES[urgency],
+                        buttons=(open_button,) if open_action else (),
+                        on_clicked=open_clientlink,
+                        on_dispatched=dispatched.set,
+                    )
                     await self._notifier.send_notification(notification)
                     if not dispatched.is_set():
                         # desktop-notifier logged the cause and carried on; find a reason
@@ -172,6 +182,28 @@ class DesktopNotifications:
     async def _is_showing(self, identifier: str) -> bool:
         # desktop-notifier forgets a notification once it is closed, clicked or dismissed.
         return identifier in await self._notifier.get_current_notifications()
+
+    async def _server_reads_markup(self) -> bool:
+        """Whether the notification server reads markup in the body; True when it cannot
+        say (escaping then shows a stray ``&amp;`` at worst, never a live link)."""
+        bus = await self._connected_probe_bus()
+        if bus is None:
+            return True
+        try:
+            reply = await bus.call(
+                Message(
+                    destination=NOTIFICATIONS_BUS_NAME,
+                    path="/org/freedesktop/Notifications",
+                    interface=NOTIFICATIONS_BUS_NAME,
+                    member="GetCapabilities",
+                )
+            )
+        except Exception as error:
+            log.debug("cannot ask the notification server what it reads: %r", error)
+            return True
+        if reply.message_type is MessageType.ERROR or not reply.body:
+            return True
+        return "body-markup" in reply.body[0]
 
     async def _probe(self) -> str | None:
         bus = await self._connected_probe_bus()
@@ -271,6 +303,11 @@ class DesktopNotifications:
             return
         # Reap it when it exits; it runs in its own session, so it outlives the daemon.
         await process.wait()
+
+
+def escape_markup(text: str) -> str:
+    """``text`` for a notification body that a server reads as markup: shown as written."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 async def _ask_bus(bus: MessageBus, member: str, signature: str, body: list[Any]) -> Any:

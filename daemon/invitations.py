@@ -3,8 +3,9 @@
 Sending is a job item, and each (invitation, channel) is sent at most once: the
 invitation is recorded as ``queued`` with its sealed link while it waits for the pace and
 a connection, becomes ``sending`` (committed) only when its bytes are about to leave (the
-SMTP connection is up, the SMS request is about to be made), and is marked ``sent``
-together with the item's outcome after. A daemon that dies in between finds the
+mail server accepted MAIL and RCPT and DATA is next, the SMS request is about to be
+made; a reused SMTP connection that broke before that is replaced, not uncertain), and is
+marked ``sent`` together with the item's outcome after. A daemon that dies in between finds the
 ``sending`` record at its next start and marks the invitation ``uncertain`` — shown to the
 person, never resent silently. A ``queued`` one never left: it is sent after the restart,
 with the same link.

@@ -51,6 +51,43 @@ async def test_send_shows_title_body_and_an_open_clientlink_action(
     assert OPEN_ACTION_KEY not in critical.action_titles
 
 
+HOSTILE_NAME = (
+    "Evil \x1b]52;c;ZXZpbA==\x07\x1b]0;owned\x07\x9b2J\u202e <b>bold</b> "
+    "<a href='https://evil.example/'>pay here</a> & Co"
+)
+
+
+async def test_outside_text_is_made_visible_and_the_body_is_never_read_as_markup(
+    desktop: DesktopNotifications, notification_server: NotificationServer
+) -> None:
+    notification_server.capabilities.append("body-markup")
+    await desktop.send(f"Re-authorise {HOSTILE_NAME}", f"{HOSTILE_NAME}\nand 2 more")
+    [shown] = await notification_server.wait_for(1)
+    visible_name = (
+        "Evil ␛]52;c;ZXZpbA==␇␛]0;owned␇\ufffd2J\ufffd <b>bold</b> "
+        "<a href='https://evil.example/'>pay here</a> & Co"
+    )
+    # The summary is plain text in the specification: made visible, nothing else.
+    assert shown.summary == f"Re-authorise {visible_name}"
+    assert shown.body == (
+        "Evil ␛]52;c;ZXZpbA==␇␛]0;owned␇\ufffd2J\ufffd &lt;b&gt;bold&lt;/b&gt; "
+        "&lt;a href='https://evil.example/'&gt;pay here&lt;/a&gt; &amp; Co␊and 2 more"
+    )
+    for text in (shown.summary, shown.body):
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
+        assert "\u202e" not in text
+
+
+async def test_a_server_that_reads_no_markup_gets_the_body_unescaped(
+    desktop: DesktopNotifications, notification_server: NotificationServer
+) -> None:
+    assert "body-markup" not in notification_server.capabilities
+    await desktop.send("Smith & Jones <Trust>", "Smith & Jones <Trust>\x1b[2J")
+    [shown] = await notification_server.wait_for(1)
+    assert shown.summary == "Smith & Jones <Trust>"
+    assert shown.body == "Smith & Jones <Trust>␛[2J"
+
+
 async def test_withdraw_closes_the_shown_notification(
     desktop: DesktopNotifications, notification_server: NotificationServer
 ) -> None:

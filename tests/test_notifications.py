@@ -119,3 +119,41 @@ async def test_a_recovery_that_clears_notifications_announces_the_new_unread_cou
     await practice.daemon.notifier.flush()
     event = await next_event(rpc, "notifications.read")
     assert event["unread"] == 0
+
+
+async def test_hostile_client_names_reach_the_desktop_made_visible_and_never_as_markup(
+    notification_server, daemon
+):
+    """A business names itself; its name reaches the desktop in a digest and on its own."""
+    from clientlink.tui.demo import seed_practice
+
+    notification_server.capabilities.append("body-markup")  # as GNOME, KDE, dunst read it
+    base = daemon.sandbox.base_url
+    for number, org in enumerate(await sandbox_get(base, "/_sandbox/orgs")):
+        hostile = f"<b>Org {number}</b>\x1b]0;owned\x07\x9b2J <a href='https://e.example/'>x</a> &"
+        await sandbox_post(base, f"/_sandbox/orgs/{org['tenant_id']}", {"name": hostile})
+    rpc = await daemon.connect()
+    await seed_practice(rpc, base)
+    await daemon.daemon.notifier.flush()
+    before = len(notification_server.notifications)
+
+    await revoke_staff_grant(daemon, "sam")
+    await advance_time(daemon, 26 * 60)
+    await daemon.daemon.notifier.flush()
+    (digest,) = notification_server.notifications[before:]
+    assert "&lt;b&gt;Org " in digest.body
+    assert "&lt;/b&gt;␛]0;owned␇\ufffd2J &lt;a href=" in digest.body
+    assert "&lt;/a&gt; &amp;" in digest.body
+    assert "<" not in digest.body and "\x1b" not in digest.body and "\x9b" not in digest.body
+
+    listing = await rpc.call("clients.list", {"filter": {"status": "connected"}, "limit": 1000})
+    client = next(item for item in listing["items"] if item["provider"] == "xero")
+    await sandbox_post(base, "/_sandbox/connections/disconnect", {"tenant_id": client["tenant_id"]})
+    await rpc.call("clients.refresh", {"client_id": client["id"], "force": True})
+    await daemon.daemon.notifier.flush()
+    single = notification_server.notifications[-1]
+    assert single.summary.startswith("Re-authorise <b>Org ")
+    assert "</b>␛]0;owned␇\ufffd2J <a href='https://e.example/'>x</a> &" in single.summary
+    # Stored as the business named itself; only what reaches a screen is made safe.
+    stored = (await rpc.call("notifications.list", {}))["items"][0]
+    assert stored["title"] == f"Re-authorise {client['name']}" and "\x1b" in stored["title"]

@@ -36,7 +36,7 @@ class EditContactScreen(DaemonModalScreen[Client | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="contact-dialog") as dialog:
-            dialog.border_title = f"Contact details — {self.client.name}"
+            dialog.border_title = Text(f"Contact details — {self.client.name}")
             dialog.border_subtitle = "Enter saves · Esc cancels · F1 help"
             yield Label("Email")
             yield Input(self.client.email or "", id="contact-email", compact=True)

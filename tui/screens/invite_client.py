@@ -45,10 +45,13 @@ def bank_items(banks: list[Bank]) -> list[ChecklistItem[str]]:
 
 def template_options(
     templates: list[InvitationTemplate], channel: Channel
-) -> list[tuple[str, str]]:
-    """The channel's templates for a Select, built-in first (the daemon lists them so)."""
+) -> list[tuple[Text, str]]:
+    """The channel's templates for a Select, built-in first (the daemon lists them so).
+
+    A Select reads a ``str`` prompt as markup: the names are the practice's own text, shown
+    as written."""
     return [
-        (f"{template.name}{'  (built-in)' if template.builtin else ''}", template.id)
+        (Text(f"{template.name}{'  (built-in)' if template.builtin else ''}"), template.id)
         for template in templates
         if template.channel == channel
     ]
@@ -96,7 +99,7 @@ class InviteClientScreen(DaemonModalScreen[int | None]):
                 prompt.append(f" {MISSING_CONTACT[channel]} — e on the client adds one")
             options.append(Option(prompt, id=channel.value, disabled=not address))
         with Vertical(id="invite-dialog") as dialog:
-            dialog.border_title = f"Invite {self.client.name}"
+            dialog.border_title = Text(f"Invite {self.client.name}")
             dialog.border_subtitle = "ctrl+s sends · Esc cancels · F1 help"
             yield OptionList(*options, id="invite-channel")
             with Horizontal(id="invite-template-row"):

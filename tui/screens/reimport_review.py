@@ -64,6 +64,9 @@ class ReimportReviewScreen(DaemonScreen[None]):
         yield OfflineBanner()
         yield Static("Loading the differences…", id="review-summary")
         yield Checklist[int](id="review-list")
+        # A checklist entry shows one line (its name): the differences of the highlighted
+        # client are shown in full here.
+        yield Static("", id="review-detail")
         with Horizontal(id="review-buttons"):
             yield Button(
                 "Apply selected changes (Enter)", id="review-apply", variant="primary", compact=True
@@ -96,6 +99,17 @@ class ReimportReviewScreen(DaemonScreen[None]):
         if self.items:
             checklist.highlighted = 0
         self._show_summary()
+        self._show_detail()
+
+    @on(SelectionList.SelectionHighlighted, "#review-list")
+    def _show_detail(self) -> None:
+        """The highlighted client's differences, field by field."""
+        highlighted = self.query_one(Checklist).highlighted
+        detail = self.query_one("#review-detail", Static)
+        if highlighted is None or not 0 <= highlighted < len(self.items):
+            detail.update("")
+            return
+        detail.update(change_prompt(self.items[highlighted]))
 
     @on(SelectionList.SelectedChanged, "#review-list")
     def _show_summary(self) -> None:

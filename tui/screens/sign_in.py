@@ -364,6 +364,13 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
 
     def on_auth_failed(self, message: messages.AuthFailed) -> None:
         if self.session and message.event.session_id == self.session.session_id:
+            if self.phase != Phase.DONE:
+                # A toast too, as for a success: the person may be looking elsewhere. The
+                # provider wrote the message; the app's toasts show it as written.
+                who = self.client.name if self.client is not None else self.software
+                self.app.notify(
+                    message.event.message, title=f"Sign-in failed — {who}", severity="error"
+                )
             self._fail(message.event.message, message.event.code)
 
     def on_daemon_connected(self, message: messages.DaemonConnected) -> None:

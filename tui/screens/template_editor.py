@@ -166,7 +166,8 @@ class TemplateEditorScreen(DaemonScreen[InvitationTemplate | None]):
         )
         self.preview_clients = sorted(listed.items, key=lambda client: client.name.casefold())
         select = self.query_one("#editor-client", Select)
-        select.set_options([(client.name, client.id) for client in self.preview_clients])
+        # A str prompt would be read as markup: a client's name is shown as written.
+        select.set_options([(Text(client.name), client.id) for client in self.preview_clients])
         if self.preview_clients:
             select.value = self.preview_clients[0].id
         else:
