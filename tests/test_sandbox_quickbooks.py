@@ -403,7 +403,8 @@ async def test_more_than_500_calls_a_minute_to_a_realm_get_429_throttle_exceeded
 async def test_eleventh_concurrent_call_to_a_realm_gets_429_throttle_exceeded(
     sandbox: SandboxServer, http: httpx.AsyncClient
 ) -> None:
-    await http.post("/_sandbox/limits", json={"api_latency_seconds": 0.3})
+    # Long enough that all twelve are in flight together even on a loaded machine.
+    await http.post("/_sandbox/limits", json={"api_latency_seconds": 1.5})
     org = sandbox.state.orgs[0]
     tokens = await connect(sandbox, http, org)
     responses = await asyncio.gather(
