@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from urllib.parse import urlencode
@@ -163,6 +164,41 @@ async def test_clients_json_is_valid_and_escaped(hostile_practice) -> None:
     assert code == 0, err
     assert_no_attack(out)
     assert set(PAYLOADS.values()) <= {item["name"] for item in json.loads(out)["items"]}
+
+
+async def test_the_grants_table_names_a_few_businesses_made_visible(hostile_practice) -> None:
+    home = str(hostile_practice.paths.config_dir.parent)
+    code, out, err = await clientlink("--home", home, "grants")
+    assert code == 0, err
+    assert_no_attack(out)
+    lines = out.decode().splitlines()
+    assert lines[-1].endswith("unused (revoke one with clientlink grants --revoke ID)")
+    staff_sign_in = next(line for line in lines if "more" in line)
+    assert len(staff_sign_in) < 200  # three names and a count, not every business
+    code, out, err = await clientlink("--home", home, "grants", "--json")
+    assert code == 0, err
+    assert_no_attack(out)
+    assert json.loads(out)["items"]
+
+
+async def test_a_reader_that_goes_away_gets_no_traceback(hostile_practice) -> None:
+    home = str(hostile_practice.paths.config_dir.parent)
+    read, write = os.pipe()
+    os.close(read)  # like `clientlink clients | head` once head has finished
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "clientlink.tui.cli",
+        "--home",
+        home,
+        "clients",
+        stdout=write,
+        stderr=subprocess.PIPE,
+    )
+    os.close(write)
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert b"Traceback" not in stderr
+    assert process.returncode != 0  # nothing more could be said, and no traceback said it
 
 
 async def test_a_providers_error_description_is_shown_made_visible(daemon, rpc) -> None:

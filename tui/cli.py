@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +27,7 @@ from clientlink.common.paths import resolve_paths
 from clientlink.common.protocol import STATUS_LABELS, ConnectionStatus
 from clientlink.common.safe_text import terminal_json, visible
 from clientlink.common.version import VERSION
+from clientlink.common.wording import plural
 from clientlink.common.xero_tiers import usage_line
 
 EXIT_ATTENTION = 1
@@ -93,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+GRANT_TENANTS_SHOWN = 3
+"""Businesses named per sign-in in `clientlink grants` (the rest are counted)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``clientlink`` console script."""
     parser = build_parser()
@@ -131,7 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.secret:
             print(f"clientlink {args.command} set-secret: no secret given", file=sys.stderr)
             return EXIT_ERROR
-    return asyncio.run(_with_daemon(args, handlers[args.command]))
+    try:
+        return asyncio.run(_with_daemon(args, handlers[args.command]))
+    except BrokenPipeError:
+        # The reader went away (`clientlink clients | head`): nothing more to say to it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
 
 
 def _run_tui(args: argparse.Namespace) -> int:
@@ -252,15 +263,23 @@ async def _grants(daemon: DaemonClient, args: argparse.Namespace) -> int:
         return 0
     listing = await daemon.call("grants.list", {})
     if args.json:
-        print(json.dumps(listing, indent=2, ensure_ascii=False))
+        print(terminal_json(listing))
         return 0
     for grant in listing["items"]:
-        use = "unused sign-in" if grant["unused"] else f"{grant['clients']} clients"
-        tenants = ", ".join(grant["tenants"])
-        line = f"{grant['id']:>6}  {grant['provider']:<10} {grant['state']:<8} {use:<16} {tenants}"
-        print("".join(ch if ch.isprintable() else "?" for ch in line))
+        use = "unused sign-in" if grant["unused"] else plural(grant["clients"], "client")
+        names = grant["tenants"]
+        shown = ", ".join(names[:GRANT_TENANTS_SHOWN])
+        if len(names) > GRANT_TENANTS_SHOWN:
+            shown += f" and {len(names) - GRANT_TENANTS_SHOWN} more"
+        print(
+            f"{grant['id']:>6}  {visible(grant['provider']):<10} {visible(grant['state']):<8} "
+            f"{use:<16} {visible(shown)}"
+        )
     unused = sum(1 for grant in listing["items"] if grant["unused"])
-    print(f"{len(listing['items'])} grants, {unused} unused (clientlink grants --revoke ID)")
+    print(
+        f"{plural(len(listing['items']), 'grant')}, {unused} unused "
+        "(revoke one with clientlink grants --revoke ID)"
+    )
     return 0
 
 
