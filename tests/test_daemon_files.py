@@ -24,10 +24,10 @@ from clientlink.common.client import RpcError
 from clientlink.common.config import load_config
 from clientlink.common.paths import UnsafeFolder, default_runtime_dir, ensure_private_dir
 from clientlink.common.protocol import ErrorCode
-from clientlink.daemon import store as store_module
 from clientlink.daemon.datafiles import DataFilesProblem, DiskFull, installation_marker
 from clientlink.daemon.service import Daemon
 from clientlink.daemon.store import Store, TenantRow, split_statements
+from clientlink.daemon.store import schema as store_schema
 from tests.helpers import DaemonProcess, MemoryKeyring, wait_until
 
 TEMPLATE = {"name": "Hello", "channel": "email", "subject": "Hi", "body": "Dear you: {link}"}
@@ -83,7 +83,7 @@ async def test_a_migration_with_a_trigger_and_a_semicolon_literal_runs(short_tmp
     END;
     INSERT INTO trigger_test DEFAULT VALUES;
     """
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, extra])
+    monkeypatch.setattr(store_schema, "MIGRATIONS", [*store_schema.MIGRATIONS, extra])
     store = await Store.open(short_tmp / "data" / "clientlink.db")
     try:
         rows = await store._fetchall("SELECT note FROM trigger_log")

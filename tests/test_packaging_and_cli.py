@@ -6,6 +6,8 @@ import asyncio
 import json
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +29,20 @@ def test_packages_install_under_one_import_name():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_wheel_lists_every_package_folder():
+    """``packages`` in pyproject.toml is an explicit list: a new sub-package that is not on it
+    works in the editable install and is missing from the wheel."""
+    root = Path(__file__).resolve().parents[1]
+    setup = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = set()
+    for name, folder in setup["package-dir"].items():
+        for marker in sorted((root / folder).rglob("__init__.py")):
+            inner = marker.parent.relative_to(root / folder).parts
+            folders.add(".".join((name, *inner)))
+    assert "clientlink.daemon.store" in folders
+    assert folders == set(setup["packages"])
 
 
 def test_daemon_and_common_never_import_textual():

@@ -1,0 +1,78 @@
+"""The daemon's SQLite store: one :class:`Store` with every query, split by aggregate.
+
+Where each thing lives:
+
+- ``schema``: the migrations and their runner.
+- ``core``: opening the database, the one writer, its identity, the disk reserve,
+  ``transaction()`` and ``after_commit``.
+- one module per aggregate, each a class of that aggregate's queries and the frozen
+  dataclasses of its rows: ``clients`` (and their history), ``grants`` (and their tenants,
+  and the watcher's schedule), ``jobs``, ``invitations``, ``banks``, ``templates``,
+  ``notifications``, ``audit``, ``secrets`` (and ``meta``).
+
+Callers import from here (``from clientlink.daemon.store import Store, GrantRow``) and
+never from the modules, so the split stays an inside matter.
+"""
+
+from __future__ import annotations
+
+from clientlink.daemon.store.audit import AuditQueries, AuditRow
+from clientlink.daemon.store.banks import BankConnectionRow, BankQueries
+from clientlink.daemon.store.clients import (
+    CLIENT_COLUMNS,
+    CLIENT_FROM,
+    ClientQueries,
+    ClientRow,
+    HistoryRow,
+)
+from clientlink.daemon.store.core import Database
+from clientlink.daemon.store.grants import (
+    GrantQueries,
+    GrantRow,
+    GrantSummary,
+    GrantTimes,
+    TenantRow,
+)
+from clientlink.daemon.store.invitations import InvitationQueries, InvitationRow
+from clientlink.daemon.store.jobs import JobItemRow, JobQueries, JobRow
+from clientlink.daemon.store.notifications import NotificationQueries, NotificationRow
+from clientlink.daemon.store.schema import MIGRATIONS, split_statements
+from clientlink.daemon.store.secrets import MetaAndSecrets
+from clientlink.daemon.store.templates import TemplateQueries, TemplateRow
+
+
+class Store(
+    MetaAndSecrets,
+    GrantQueries,
+    ClientQueries,
+    NotificationQueries,
+    JobQueries,
+    TemplateQueries,
+    InvitationQueries,
+    BankQueries,
+    AuditQueries,
+    Database,
+):
+    """All reads and writes of the daemon's database."""
+
+
+__all__ = [
+    "CLIENT_COLUMNS",
+    "CLIENT_FROM",
+    "MIGRATIONS",
+    "AuditRow",
+    "BankConnectionRow",
+    "ClientRow",
+    "GrantRow",
+    "GrantSummary",
+    "GrantTimes",
+    "HistoryRow",
+    "InvitationRow",
+    "JobItemRow",
+    "JobRow",
+    "NotificationRow",
+    "Store",
+    "TemplateRow",
+    "TenantRow",
+    "split_statements",
+]

@@ -1,0 +1,64 @@
+"""Bank feeds: each client's bank-feed user and the state of its bank connections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from clientlink.common.timeutil import to_iso
+from clientlink.daemon.store.core import Database
+
+
+@dataclass(frozen=True)
+class BankConnectionRow:
+    """A client's connection to one bank; returned as a dict in round 1 of the store split."""
+
+    id: str
+    client_id: int
+    institution_id: str
+    status: str
+    updated_at: str
+
+
+class BankQueries(Database):
+    """Reads and writes of ``bank_users`` and ``bank_connections``."""
+
+    async def bank_user(self, client_id: int) -> str | None:
+        row = await self._fetchone(
+            "SELECT user_id FROM bank_users WHERE client_id = ?", (client_id,)
+        )
+        return row["user_id"] if row else None
+
+    async def set_bank_user(self, client_id: int, user_id: str) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO bank_users (client_id, user_id) VALUES (?, ?)",
+                (client_id, user_id),
+            )
+
+    async def set_bank_connection(
+        self, connection_id: str, client_id: int, institution_id: str, status: str, now: datetime
+    ) -> str | None:
+        """Record a bank connection's status; returns the previous one."""
+        async with self.transaction() as db:
+            row = await self._fetchone(
+                "SELECT status FROM bank_connections WHERE id = ?", (connection_id,)
+            )
+            await db.execute(
+                "INSERT OR REPLACE INTO bank_connections (id, client_id, institution_id, status, "
+                "updated_at) VALUES (?, ?, ?, ?, ?)",
+                (connection_id, client_id, institution_id, status, to_iso(now)),
+            )
+        return row["status"] if row else None
+
+    async def bank_users(self) -> list[tuple[int, str]]:
+        rows = await self._fetchall("SELECT client_id, user_id FROM bank_users ORDER BY client_id")
+        return [(row["client_id"], row["user_id"]) for row in rows]
+
+    async def bank_connections(self, client_id: int) -> list[dict[str, Any]]:
+        rows = await self._fetchall(
+            "SELECT * FROM bank_connections WHERE client_id = ? ORDER BY institution_id",
+            (client_id,),
+        )
+        return [dict(row) for row in rows]

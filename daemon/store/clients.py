@@ -1,0 +1,297 @@
+"""Clients (one business or fund each), their status and their history."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from clientlink.common.protocol import ConnectionStatus
+from clientlink.common.timeutil import to_iso
+from clientlink.daemon.store.core import Database
+
+CLIENT_COLUMNS = (
+    "c.id, c.provider, c.tenant_id, c.name, c.legal_name, c.abn, c.email, c.phone, "
+    "c.grant_id, c.status, c.status_reason, c.status_since, c.active, c.last_verified_at, "
+    "g.access_expires_at, g.refresh_expires_at, g.hard_expires_at, "
+    "g.authorised_by, g.created_at AS authorised_at, g.refreshed_at AS last_refresh_at, "
+    "g.next_check_at"
+)
+CLIENT_FROM = "clients c LEFT JOIN grants g ON g.id = c.grant_id"
+
+
+@dataclass(frozen=True)
+class ClientRow:
+    """A client with its grant's moments (``CLIENT_COLUMNS``); returned as a dict in round 1
+    of the store split, with exactly these keys."""
+
+    id: int
+    provider: str
+    tenant_id: str | None
+    name: str
+    legal_name: str | None
+    abn: str | None
+    email: str | None
+    phone: str | None
+    grant_id: int | None
+    status: str
+    status_reason: str | None
+    status_since: str
+    active: bool
+    last_verified_at: str | None
+    access_expires_at: str | None
+    refresh_expires_at: str | None
+    hard_expires_at: str | None
+    authorised_by: str | None
+    authorised_at: str | None
+    last_refresh_at: str | None
+    next_check_at: str | None
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One line of a client's history; returned as a dict in round 1 of the store split."""
+
+    at: str
+    kind: str
+    status: str | None
+    old_status: str | None
+    reason: str | None
+    actor: str | None
+
+
+class ClientQueries(Database):
+    """Reads and writes of ``clients`` and ``client_history`` (and a grant's binding)."""
+
+    async def list_clients(
+        self,
+        *,
+        statuses: list[str] | None,
+        provider: str | None,
+        text: str | None,
+        active: bool | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Clients matching the filter, ordered by name; returns (total, page)."""
+        where, params = _client_filter(statuses, provider, text, active)
+        total_row = await self._fetchone(f"SELECT count(*) FROM clients c {where}", params)
+        assert total_row is not None
+        rows = await self._fetchall(
+            f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} {where} "
+            "ORDER BY c.name COLLATE NOCASE, c.id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return total_row[0], [_client_dict(row) for row in rows]
+
+    async def count_clients_by_status(self, *, active: bool = True) -> dict[str, int]:
+        rows = await self._fetchall(
+            "SELECT status, count(*) AS n FROM clients WHERE active = ? GROUP BY status",
+            (int(active),),
+        )
+        counts = {status.value: 0 for status in ConnectionStatus}
+        counts.update({row["status"]: row["n"] for row in rows})
+        return counts
+
+    async def count_attention(self) -> int:
+        """Active clients whose status needs a person."""
+        row = await self._fetchone(
+            "SELECT count(*) FROM clients WHERE active = 1 AND status IN "
+            "('needs_reauth', 'expiring', 'error')"
+        )
+        assert row is not None
+        return int(row[0])
+
+    async def get_client(self, client_id: int) -> dict[str, Any] | None:
+        row = await self._fetchone(
+            f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.id = ?", (client_id,)
+        )
+        return _client_dict(row) if row else None
+
+    async def client_ids(self, *, active_only: bool = True) -> list[int]:
+        rows = await self._fetchall(
+            "SELECT id FROM clients WHERE active = 1 OR ? = 0 ORDER BY id", (int(active_only),)
+        )
+        return [row["id"] for row in rows]
+
+    async def find_client_by_tenant(self, provider: str, tenant_id: str) -> dict[str, Any] | None:
+        row = await self._fetchone(
+            f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.provider = ? AND c.tenant_id = ?",
+            (provider, tenant_id),
+        )
+        return _client_dict(row) if row else None
+
+    async def clients_of_grant(self, grant_id: int) -> list[dict[str, Any]]:
+        rows = await self._fetchall(
+            f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.grant_id = ? AND c.active = 1",
+            (grant_id,),
+        )
+        return [_client_dict(row) for row in rows]
+
+    async def create_client(
+        self,
+        *,
+        provider: str,
+        tenant_id: str,
+        name: str,
+        legal_name: str | None,
+        abn: str | None,
+        grant_id: int | None,
+        status: ConnectionStatus,
+        now: datetime,
+    ) -> int:
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO clients (provider, tenant_id, name, legal_name, abn, grant_id, "
+                "status, status_since, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    provider,
+                    tenant_id,
+                    name,
+                    legal_name,
+                    abn,
+                    grant_id,
+                    status.value,
+                    to_iso(now),
+                    to_iso(now),
+                    to_iso(now),
+                ),
+            )
+            assert cursor.lastrowid is not None
+            if grant_id is not None:
+                await self._mark_grant_bound(grant_id, now)
+            return cursor.lastrowid
+
+    async def update_client_details(self, client_id: int, now: datetime, **fields: Any) -> None:
+        """Set plain detail columns (name, legal_name, abn, email, phone, grant_id)."""
+        allowed = {"name", "legal_name", "abn", "email", "phone", "grant_id", "last_verified_at"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"not client detail columns: {sorted(unknown)}")
+        if not fields:
+            return
+        assignments = ", ".join(f"{column} = ?" for column in fields)
+        async with self.transaction() as db:
+            await db.execute(
+                f"UPDATE clients SET {assignments}, updated_at = ? WHERE id = ?",
+                [*fields.values(), to_iso(now), client_id],
+            )
+            if fields.get("grant_id") is not None:
+                await self._mark_grant_bound(fields["grant_id"], now)
+
+    async def _mark_grant_bound(self, grant_id: int, now: datetime) -> None:
+        """A client was bound to the grant: it is no longer an unused sign-in."""
+        await self._db.execute(
+            "UPDATE grants SET bound_at = COALESCE(bound_at, ?) WHERE id = ?",
+            (to_iso(now), grant_id),
+        )
+
+    async def set_client_status(
+        self, client_id: int, status: ConnectionStatus, reason: str | None, now: datetime
+    ) -> str | None:
+        """Set the status; ``status_since`` moves only on a change. Returns the old status."""
+        async with self.transaction() as db:
+            row = await self._fetchone("SELECT status FROM clients WHERE id = ?", (client_id,))
+            if row is None:
+                return None
+            old = row["status"]
+            if old == status.value:
+                await db.execute(
+                    "UPDATE clients SET status_reason = ?, updated_at = ? WHERE id = ?",
+                    (reason, to_iso(now), client_id),
+                )
+            else:
+                await db.execute(
+                    "UPDATE clients SET status = ?, status_reason = ?, status_since = ?, "
+                    "updated_at = ? WHERE id = ?",
+                    (status.value, reason, to_iso(now), to_iso(now), client_id),
+                )
+                await self.add_history(
+                    client_id, "status", now, status=status.value, old_status=old, reason=reason
+                )
+            return old
+
+    async def set_clients_active(
+        self, client_ids: list[int], active: bool, now: datetime
+    ) -> list[int]:
+        """Set ``active``; returns the ids that changed."""
+        changed = []
+        async with self.transaction() as db:
+            for client_id in client_ids:
+                cursor = await db.execute(
+                    "UPDATE clients SET active = ?, updated_at = ? WHERE id = ? AND active != ?",
+                    (int(active), to_iso(now), client_id, int(active)),
+                )
+                if cursor.rowcount:
+                    changed.append(client_id)
+        return changed
+
+    # ------------------------------------------------------------------ history
+
+    async def add_history(
+        self,
+        client_id: int,
+        kind: str,
+        now: datetime,
+        *,
+        status: str | None = None,
+        old_status: str | None = None,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO client_history (client_id, at, kind, status, old_status, reason, "
+                "actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (client_id, to_iso(now), kind, status, old_status, reason, actor),
+            )
+
+    async def client_history(self, client_id: int, limit: int) -> list[dict[str, Any]]:
+        rows = await self._fetchall(
+            "SELECT at, kind, status, old_status, reason, actor FROM client_history "
+            "WHERE client_id = ? ORDER BY id DESC LIMIT ?",
+            (client_id, limit),
+        )
+        return [dict(row) for row in rows]
+
+
+def _client_filter(
+    statuses: list[str] | None, provider: str | None, text: str | None, active: bool | None
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if active is not None:
+        clauses.append("c.active = ?")
+        params.append(int(active))
+    if statuses:
+        clauses.append(f"c.status IN ({', '.join('?' * len(statuses))})")
+        params.extend(statuses)
+    if provider:
+        clauses.append("c.provider = ?")
+        params.append(provider)
+    if text and text.strip():
+        needle = (
+            "%"
+            + text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            + "%"
+        )
+        digits = "".join(ch for ch in text if ch.isdigit())
+        clause = (
+            "(lower(c.name) LIKE ? ESCAPE '\\' OR lower(coalesce(c.legal_name, '')) LIKE ? "
+            "ESCAPE '\\' OR lower(coalesce(c.email, '')) LIKE ? ESCAPE '\\'"
+        )
+        params.extend([needle, needle, needle])
+        if digits:
+            clause += " OR c.abn LIKE ?"
+            params.append(f"%{digits}%")
+        clauses.append(clause + ")")
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    return where, params
+
+
+def _client_dict(row: sqlite3.Row) -> dict[str, Any]:
+    client = dict(row)
+    client["active"] = bool(client["active"])
+    return client

@@ -1,0 +1,207 @@
+"""Jobs (bulk actions) and their items, recorded before work starts."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from clientlink.common.timeutil import to_iso
+from clientlink.daemon.store.core import Database
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A job; returned as a dict in round 1 of the store split."""
+
+    id: int
+    kind: str
+    state: str
+    params: dict[str, Any]
+    actor: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    total: int
+    done: int
+    failed: int
+    retry_of: int | None
+
+
+@dataclass(frozen=True)
+class JobItemRow:
+    """One item of a job (``name`` is the client's, where the query joins it); returned as a
+    dict in round 1 of the store split."""
+
+    id: int
+    job_id: int
+    position: int
+    client_id: int
+    state: str
+    attempts: int
+    error: str | None
+    result: dict[str, Any] | None
+    started_at: str | None
+    finished_at: str | None
+    name: str | None = None
+
+
+class JobQueries(Database):
+    """Reads and writes of ``jobs`` and ``job_items``."""
+
+    async def create_job(
+        self,
+        *,
+        kind: str,
+        params: dict[str, Any],
+        actor: str,
+        client_ids: list[int],
+        now: datetime,
+        retry_of: int | None = None,
+    ) -> int:
+        """Record a job and every one of its items before any work starts."""
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO jobs (kind, state, params, actor, created_at, total, retry_of) "
+                "VALUES (?, 'queued', ?, ?, ?, ?, ?)",
+                (kind, json.dumps(params), actor, to_iso(now), len(client_ids), retry_of),
+            )
+            job_id = cursor.lastrowid
+            assert job_id is not None
+            await db.executemany(
+                "INSERT INTO job_items (job_id, position, client_id) VALUES (?, ?, ?)",
+                [(job_id, position, client_id) for position, client_id in enumerate(client_ids)],
+            )
+        return job_id
+
+    async def get_job(self, job_id: int) -> dict[str, Any] | None:
+        row = await self._fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return _job_dict(row) if row else None
+
+    async def list_jobs(self, state: str | None, limit: int) -> list[dict[str, Any]]:
+        if state is None:
+            rows = await self._fetchall("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = await self._fetchall(
+                "SELECT * FROM jobs WHERE state = ? ORDER BY id DESC LIMIT ?", (state, limit)
+            )
+        return [_job_dict(row) for row in rows]
+
+    async def jobs_in_states(self, states: tuple[str, ...]) -> list[dict[str, Any]]:
+        marks = ", ".join("?" * len(states))
+        rows = await self._fetchall(
+            f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", states
+        )
+        return [_job_dict(row) for row in rows]
+
+    async def set_job_state(
+        self,
+        job_id: int,
+        state: str,
+        now: datetime,
+        *,
+        started: bool = False,
+        finished: bool = False,
+    ) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET state = ?, "
+                "started_at = CASE WHEN ? THEN COALESCE(started_at, ?) ELSE started_at END, "
+                "finished_at = CASE WHEN ? THEN ? ELSE NULL END WHERE id = ?",
+                (state, int(started), to_iso(now), int(finished), to_iso(now), job_id),
+            )
+
+    async def claim_item(self, job_id: int, now: datetime) -> dict[str, Any] | None:
+        """Take the next pending item: it is marked running (committed) before work starts.
+
+        One statement is atomic on its own, so it runs in autocommit under the write lock
+        (the lock keeps it out of another task's open transaction): one trip, not three.
+        """
+        async with self._write_lock as depth:
+            assert depth == 1, "claim_item must not run inside another transaction"
+            rows = await self._db.execute_fetchall(
+                "UPDATE job_items SET state = 'running', attempts = attempts + 1, "
+                "started_at = ? WHERE id = (SELECT id FROM job_items WHERE job_id = ? AND "
+                "state = 'pending' ORDER BY position LIMIT 1) RETURNING *, "
+                "(SELECT name FROM clients WHERE id = client_id) AS name",
+                (to_iso(now), job_id),
+            )
+        row = next(iter(rows), None)
+        return _item_dict(row) if row else None
+
+    async def release_item(self, item_id: int) -> None:
+        """Put a running item back to pending (to be tried again)."""
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE job_items SET state = 'pending' WHERE id = ? AND state = 'running'",
+                (item_id,),
+            )
+
+    async def finish_item(
+        self,
+        item: dict[str, Any],
+        state: str,
+        now: datetime,
+        *,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> None:
+        """Record an item's outcome and the job's counters in one transaction."""
+        counter = {"done": "done", "failed": "failed"}.get(state)
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE job_items SET state = ?, error = ?, result = ?, finished_at = ? "
+                "WHERE id = ?",
+                (
+                    state,
+                    error,
+                    json.dumps(result) if result is not None else None,
+                    to_iso(now),
+                    item["id"],
+                ),
+            )
+            if counter:
+                await db.execute(
+                    f"UPDATE jobs SET {counter} = {counter} + 1 WHERE id = ?", (item["job_id"],)
+                )
+
+    async def items_in_state(self, job_id: int, state: str) -> list[dict[str, Any]]:
+        rows = await self._fetchall(
+            "SELECT * FROM job_items WHERE job_id = ? AND state = ? ORDER BY position",
+            (job_id, state),
+        )
+        return [_item_dict(row) for row in rows]
+
+    async def skip_pending_items(self, job_id: int, now: datetime) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE job_items SET state = 'skipped', finished_at = ? "
+                "WHERE job_id = ? AND state = 'pending'",
+                (to_iso(now), job_id),
+            )
+
+    async def job_items(
+        self, job_id: int, state: str | None, offset: int, limit: int
+    ) -> list[dict[str, Any]]:
+        where = "WHERE i.job_id = ?" + (" AND i.state = ?" if state else "")
+        params: list[Any] = [job_id] + ([state] if state else [])
+        rows = await self._fetchall(
+            "SELECT i.*, c.name AS name FROM job_items i JOIN clients c ON c.id = i.client_id "
+            f"{where} ORDER BY i.position LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [_item_dict(row) for row in rows]
+
+
+def _job_dict(row: sqlite3.Row) -> dict[str, Any]:
+    job = dict(row)
+    job["params"] = json.loads(job["params"])
+    return job
+
+
+def _item_dict(row: sqlite3.Row) -> dict[str, Any]:
+    item = dict(row)
+    item["result"] = json.loads(item["result"]) if item.get("result") else None
+    return item

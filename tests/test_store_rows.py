@@ -1,0 +1,198 @@
+"""The store's row dataclasses match the rows it returns, so callers can move to them.
+
+In round 1 of the store split every method returns what it returned before (dicts where it
+returned dicts); each aggregate also declares a frozen dataclass of its rows. These tests
+fill a real SQLite file through the store and check that every dict a method returns has
+exactly its dataclass's fields, with the same values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from clientlink.common.protocol import ConnectionStatus
+from clientlink.daemon.store import (
+    AuditRow,
+    BankConnectionRow,
+    ClientRow,
+    GrantSummary,
+    HistoryRow,
+    InvitationRow,
+    JobItemRow,
+    JobRow,
+    NotificationRow,
+    Store,
+    TemplateRow,
+    TenantRow,
+)
+
+NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+
+
+def assert_shape(row_type: type, row: dict[str, Any]) -> None:
+    """``row`` has every required field of ``row_type``, no other key, and the same values."""
+    fields = {f.name: f for f in dataclasses.fields(row_type)}
+    required = {
+        name
+        for name, f in fields.items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    assert required <= set(row), f"{row_type.__name__} lacks {sorted(required - set(row))}"
+    assert set(row) <= set(fields), f"{row_type.__name__} has no {sorted(set(row) - set(fields))}"
+    typed = row_type(**row)
+    assert {name: getattr(typed, name) for name in row} == row
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(typed, "id" if "id" in fields else "at", None)
+
+
+@pytest.fixture
+async def store(short_tmp):
+    store = await Store.open(short_tmp / "data" / "clientlink.db")
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Store):
+    grant_id = await store.insert_grant(
+        uid="g-1",
+        provider="xero",
+        auth_event_id="e-1",
+        token_ciphertext=b"sealed",
+        access_expires_at=NOW,
+        refresh_expires_at=NOW,
+        hard_expires_at=None,
+        authorised_by="alice",
+        now=NOW,
+        tenants=[TenantRow("t-1", "Acme Pty Ltd", "ORGANISATION", "c-1", "e-1")],
+    )
+    client_id = await store.create_client(
+        provider="xero",
+        tenant_id="t-1",
+        name="Acme Pty Ltd",
+        legal_name="Acme Holdings Pty Ltd",
+        abn="53004085616",
+        grant_id=grant_id,
+        status=ConnectionStatus.CONNECTED,
+        now=NOW,
+    )
+    await store.update_client_details(
+        client_id, NOW, email="acme@example.org", phone="+61400000000"
+    )
+    await store.set_client_status(client_id, ConnectionStatus.EXPIRING, "ends soon", NOW)
+
+    clients = [
+        await store.get_client(client_id),
+        await store.find_client_by_tenant("xero", "t-1"),
+        *(await store.clients_of_grant(grant_id)),
+        *(
+            await store.list_clients(
+                statuses=None, provider=None, text=None, active=None, offset=0, limit=10
+            )
+        )[1],
+    ]
+    assert len(clients) == 4
+    for client in clients:
+        assert client is not None
+        assert_shape(ClientRow, client)
+        assert client["active"] is True and client["status"] == "expiring"
+
+    history = await store.client_history(client_id, 10)
+    assert history and history[0]["old_status"] == "connected"
+    for line in history:
+        assert_shape(HistoryRow, line)
+
+    grants = await store.list_grants()
+    assert [g["tenants"] for g in grants] == [["Acme Pty Ltd"]]
+    assert_shape(GrantSummary, grants[0])
+
+    job_id = await store.create_job(
+        kind="reauth", params={"provider": "xero"}, actor="alice", client_ids=[client_id], now=NOW
+    )
+    jobs = [
+        await store.get_job(job_id),
+        *(await store.list_jobs(None, 10)),
+        *(await store.jobs_in_states(("queued",))),
+    ]
+    assert len(jobs) == 3
+    for job in jobs:
+        assert job is not None
+        assert_shape(JobRow, job)
+    assert jobs[0] is not None and jobs[0]["params"] == {"provider": "xero"}
+
+    claimed = await store.claim_item(job_id, NOW)
+    assert claimed is not None and claimed["name"] == "Acme Pty Ltd"
+    assert_shape(JobItemRow, claimed)
+    await store.finish_item(claimed, "done", NOW, result={"grant_id": grant_id})
+    items = [
+        *(await store.items_in_state(job_id, "done")),  # no client name joined
+        *(await store.job_items(job_id, None, 0, 10)),
+    ]
+    assert len(items) == 2 and "name" not in items[0]
+    for item in items:
+        assert_shape(JobItemRow, item)
+        assert item["result"] == {"grant_id": grant_id}
+
+    template_id = await store.save_template(
+        None, name="Banks", channel="email", subject="Your banks", body="{link}", now=NOW
+    )
+    templates = [await store.get_template(template_id), *(await store.list_templates())]
+    for template in templates:
+        assert template is not None
+        assert_shape(TemplateRow, template)
+
+    invitation_id = await store.add_invitation(
+        client_id=client_id,
+        job_item_id=claimed["id"],
+        channel="email",
+        template_id=str(template_id),
+        bank_ids='["bank-1", "bank-2"]',
+        state="sent",
+        actor="alice",
+        created_at="2026-03-01T09:30:00Z",
+    )
+    invitations = [
+        await store.get_invitation(invitation_id),
+        await store.invitation_for_item(claimed["id"]),
+        *(await store.list_invitations(client_id, ("sent",), 10)),  # with the client's name
+    ]
+    assert len(invitations) == 3 and invitations[2] is not None
+    assert invitations[2]["client_name"] == "Acme Pty Ltd"
+    for invitation in invitations:
+        assert invitation is not None
+        assert_shape(InvitationRow, invitation)
+        assert invitation["bank_ids"] == ["bank-1", "bank-2"]
+
+    await store.set_bank_connection("conn-1", client_id, "bank-1", "connected", NOW)
+    connections = await store.bank_connections(client_id)
+    assert len(connections) == 1
+    assert_shape(BankConnectionRow, connections[0])
+
+    await store.add_notification(
+        kind="expiring",
+        title="Ends soon",
+        body="Acme",
+        client_ids=[client_id],
+        desktop="pending",
+        now=NOW,
+    )
+    notifications = [
+        *(await store.list_notifications(False, 10)),
+        *(await store.unread_notifications_for(client_id)),
+    ]
+    assert len(notifications) == 2
+    for notification in notifications:
+        assert_shape(NotificationRow, notification)
+        assert notification["client_ids"] == [client_id] and notification["read"] is False
+
+    await store.add_audit(
+        actor="alice", action="client.update", client_id=client_id, detail={"email": "x"}, now=NOW
+    )
+    audit = await store.list_audit(client_id, 10)
+    assert len(audit) == 1 and audit[0]["detail"] == {"email": "x"}
+    assert_shape(AuditRow, audit[0])
