@@ -283,3 +283,19 @@ async def test_the_list_loads_page_by_page_and_mark_all_marks_every_match(
         await pilot.press("asterisk")
         await wait_until(lambda: len(screen.marked) == total, what="every client marked")
         assert table.row_count < total  # marked without loading them all
+
+
+async def test_a_bulk_sign_in_that_would_pass_the_xero_tier_cap_says_so_first(
+    practice,
+) -> None:
+    """Xero's Starter tier allows 5 connections: the bulk sign-in warns before it starts."""
+    practice.daemon.config.providers["xero"].tier = "starter"
+    app = ClientlinkApp(practice.socket_path, open_browser=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await clients_screen_with_list(app)
+        sign_in = await sign_in_to_xero_in_bulk(pilot)
+        warning = sign_in.query_one("#sign-in-warning", Static)
+        await wait_until(lambda: warning.display, what="the tier warning")
+        text = str(warning.render())
+        assert "Before you sign in: the starter tier allows 5 connections" in text
+        assert "Xero will refuse some of them" in text

@@ -189,6 +189,7 @@ class BulkReauthScreen(DaemonScreen[None]):
                 self.provider.display_name,
                 provider=self.provider.name,
                 approve_orgs=approve_orgs,
+                new_connections=len(approve_orgs),
             ),
             self._signed_in,
         )

@@ -114,10 +114,13 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
         *,
         provider: str | None = None,
         approve_orgs: list[str] | None = None,
+        new_connections: int = 1,
     ) -> None:
         """``client`` to re-authorise; or None with ``provider`` for a bulk sign-in.
 
-        ``approve_orgs`` are the businesses the demo's auto-approve ticks in bulk mode.
+        ``approve_orgs`` are the businesses the demo's auto-approve ticks in bulk mode;
+        ``new_connections`` how many businesses the sign-in may connect (checked by the
+        daemon against the provider's connection cap, which is said before signing in).
         """
         super().__init__()
         self.client = client
@@ -126,6 +129,7 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
         if self.provider is None:
             raise ValueError("a bulk sign-in needs the provider")
         self.approve_orgs = approve_orgs or []
+        self.new_connections = new_connections
         if client is None:
             self.HELP = self.BULK_HELP
             self.title = "Re-authorise Bulk Clients: sign in"
@@ -142,6 +146,7 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
         with VerticalScroll(id="sign-in-body"):
             yield Static(self._title_text(), id="sign-in-title")
             yield Static("Opening a sign-in session…", id="sign-in-status")
+            yield Static("", id="sign-in-warning")
             yield Static("", id="sign-in-error")
             with Vertical(id="sign-in-details"):
                 yield Label("Open this address in a browser  (c copies it, q shows a QR code):")
@@ -263,7 +268,10 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
         self._lost_to_outage = False
         self.show_qr = False
         self.phase = Phase.STARTING
-        params: dict[str, Any] = {"provider": self.provider}
+        params: dict[str, Any] = {
+            "provider": self.provider,
+            "new_connections": self.new_connections,
+        }
         if self.client is not None:
             params["client_id"] = self.client.id
         try:
@@ -276,6 +284,11 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
             self._fail(f"{exc}. The sign-in starts again once clientlinkd is back.")
             return
         self.session = AuthBeginResult.model_validate(result)
+        if self.session.warning:
+            self.query_one("#sign-in-warning", Static).update(
+                Text(f"Before you sign in: {self.session.warning}.", style="bold yellow")
+            )
+            self.add_class("-warned")
         self._show_session(self.session)
         self.phase = Phase.WAITING
         if self.clientlink.auto_approve is not None:
