@@ -66,9 +66,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def configure_logging(level: str) -> logging.Handler:
-    """Log to stderr, every line escaped: log lines carry client names and provider text."""
+    """Log to stderr, every line escaped: log lines carry client names and provider text.
+    When stderr is the journal, each line starts with its syslog priority (``<3>``...)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(SafeLogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    formatter = (
+        systemd.JournalFormatter if systemd.stream_is_journal(sys.stderr) else SafeLogFormatter
+    )
+    handler.setFormatter(formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler])
     return handler
 
