@@ -110,7 +110,6 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    assert daemon.store is not None
     watching = sum((await daemon.store.count_clients_by_status(active=True)).values())
     # Only now can the daemon really serve: store, vault, socket (and scheduler) are up.
     systemd.notify("READY=1", systemd.status_text(f"Watching {watching} clients"))
