@@ -87,7 +87,12 @@ class Daemon:
         ):
             for method, handler in api.handlers().items():
                 self.rpc.register(method, handler)
-        await self.rpc.start(inherited_socket)
+        try:
+            await self.rpc.start(inherited_socket)
+        except BaseException:
+            self._services = None
+            await services.close()
+            raise
         self._database_watch = asyncio.create_task(
             self._watch_database(services.store), name="database-watch"
         )
