@@ -11,9 +11,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from clientlink.common import protocol as p
 from clientlink.common.protocol import ConnectionStatus, ErrorCode, Topic
 from clientlink.common.timeutil import to_iso
 from clientlink.daemon.clock import Clock
+from clientlink.daemon.contacts import normalise_email, normalise_phone
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.grants import FailureKind, Grants, classify_failure
 from clientlink.daemon.providers import OrganisationDetails, ProviderAdapter
@@ -38,13 +40,14 @@ class ClientService:
         adapters: dict[str, ProviderAdapter],
         events: EventBus,
         clock: Clock,
+        on_transition: Transition | None = None,
     ) -> None:
         self._store = store
         self._grants = grants
         self._adapters = adapters
         self._events = events
         self._clock = clock
-        self.on_transition: Transition | None = None
+        self.on_transition = on_transition
 
     async def require(self, client_id: int) -> dict[str, Any]:
         """The client, or a NOT_FOUND error that names the id."""
@@ -140,10 +143,9 @@ class ClientService:
     # ------------------------------------------------------------------ re-authorise
 
     async def reauthorise(
-        self, client_id: int, grant_id: int, tenants: list[TenantRow], actor: str
+        self, client: dict[str, Any], grant_id: int, tenants: list[TenantRow], actor: str
     ) -> None:
         """Bind the client's business to a new grant, verify it, mark it connected."""
-        client = await self.require(client_id)
         tenant = self.selected_tenant(client, tenants, grant_id)
         details = await self._verify_or_fail(client["provider"], grant_id, tenant)
         await self.commit_reauthorisation(client, grant_id, details, actor)
@@ -232,6 +234,81 @@ class ClientService:
                 raise
             raise RpcFailure(FAILURE_ERROR_CODES[failure.kind], failure.reason) from exc
 
+    # ------------------------------------------------------------------ details
+
+    async def update_contact(
+        self, client: dict[str, Any], email: str | None, phone: str | None, actor: str
+    ) -> None:
+        """Store a corrected email or phone (validated, normalised; blank clears it)."""
+        fields: dict[str, Any] = {}
+        if email is not None:
+            fields["email"] = normalise_email(email) if email.strip() else None
+        if phone is not None:
+            fields["phone"] = normalise_phone(phone) if phone.strip() else None
+        if not fields:
+            return
+        async with self._store.transaction():
+            await self._store.update_client_details(client["id"], self._clock.now(), **fields)
+            await self._store.add_audit(
+                actor=actor,
+                action="client.contact_updated",
+                client_id=client["id"],
+                detail={name: [client[name], value] for name, value in fields.items()},
+                now=self._clock.now(),
+            )
+
+    async def set_active(
+        self, client_ids: list[int], active: bool, actor: str
+    ) -> tuple[list[int], set[int]]:
+        """Deactivate or reactivate clients: (the ones changed, the grants they use)."""
+        for client_id in client_ids:
+            await self.require(client_id)
+        grants = set()
+        for client_id in client_ids:
+            client = await self._store.get_client(client_id)
+            if client is not None and client["grant_id"] is not None:
+                grants.add(client["grant_id"])
+        changed = await self._store.set_clients_active(client_ids, active, self._clock.now())
+        for client_id in changed:
+            await self._store.add_audit(
+                actor=actor,
+                action="client.reactivated" if active else "client.deactivated",
+                client_id=client_id,
+                detail={},
+                now=self._clock.now(),
+            )
+        return changed, grants
+
+    async def apply_reimport(
+        self, job_id: int, client_ids: list[int] | None, actor: str
+    ) -> list[int]:
+        """Write the differences a finished re-import found; the clients changed."""
+        job = await self._store.get_job(job_id)
+        if job is None or job["kind"] != p.JobKind.REIMPORT.value:
+            raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no re-import job {job_id}")
+        if not p.JobState(job["state"]).finished:
+            raise RpcFailure(ErrorCode.CONFLICT, f"job {job_id} has not finished")
+        wanted = set(client_ids) if client_ids is not None else None
+        changed = []
+        for item in await self._store.items_in_state(job_id, p.ItemState.DONE.value):
+            changes = (item["result"] or {}).get("changes") or {}
+            if not changes or (wanted is not None and item["client_id"] not in wanted):
+                continue
+            fields = {field: values[1] for field, values in changes.items()}
+            async with self._store.transaction():
+                await self._store.update_client_details(
+                    item["client_id"], self._clock.now(), **fields
+                )
+                await self._store.add_audit(
+                    actor=actor,
+                    action="client.details_updated",
+                    client_id=item["client_id"],
+                    detail={"job_id": job_id, "changes": changes},
+                    now=self._clock.now(),
+                )
+            changed.append(item["client_id"])
+        return changed
+
     # ------------------------------------------------------------------ verify
 
     async def check(self, client_ids: list[int] | None) -> dict[str, Any]:
@@ -294,3 +371,12 @@ FAILURE_ERROR_CODES = {
     FailureKind.RATE_LIMITED: ErrorCode.PROVIDER_UNAVAILABLE,
 }
 """The RPC error a person sees when a provider failure stops what they asked for."""
+
+
+def store_filter(flt: p.ClientFilter) -> dict[str, Any]:
+    """A ``clients.list`` filter as the store's ``list_clients`` arguments."""
+    statuses = None
+    if flt.status is not None:
+        raw = flt.status if isinstance(flt.status, list) else [flt.status]
+        statuses = [status.value for status in raw]
+    return {"statuses": statuses, "provider": flt.provider, "text": flt.text, "active": flt.active}

@@ -26,6 +26,9 @@ from typing import Any
 from clientlink.common.paths import Paths
 from clientlink.common.protocol import ErrorCode
 from clientlink.daemon.rpc_errors import RpcFailure
+from clientlink.daemon.store import Store
+
+EXPORT_PAGE = 5000
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
@@ -150,3 +153,13 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
             raise _refuse(f"cannot write {path}: {exc.strerror}; nothing was written") from exc
         raise
     return count
+
+
+async def all_clients(store: Store, **flt: Any) -> list[dict[str, Any]]:
+    """Every client matching ``flt`` (the store's ``list_clients`` filter), page by page."""
+    rows: list[dict[str, Any]] = []
+    while True:
+        total, page = await store.list_clients(**flt, offset=len(rows), limit=EXPORT_PAGE)
+        rows += page
+        if not page or len(rows) >= total:
+            return rows

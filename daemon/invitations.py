@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clientlink.common.config import Config
-from clientlink.common.protocol import JobKind, Topic
+from clientlink.common.protocol import Channel, ErrorCode, JobKind, Topic
 from clientlink.common.timeutil import from_iso, to_iso
 from clientlink.daemon.banks import BankFeeds, BanksUnavailable
 from clientlink.daemon.channels import (
@@ -45,8 +45,9 @@ from clientlink.daemon.contacts import is_mobile
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry, JobEngine
 from clientlink.daemon.limits import LimitSpec, ProviderLimits, RateLimiter
+from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.store import Store
-from clientlink.daemon.templates import Template, render_text
+from clientlink.daemon.templates import Template, TemplateBook, placeholder_values, render_text
 from clientlink.daemon.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ class Invitations:
         email: EmailChannel,
         sms: SmsChannel,
         banks: BankFeeds,
-        template: Any,
+        templates: TemplateBook,
+        jobs: JobEngine,
     ) -> None:
         self._store = store
         self._vault = vault
@@ -98,12 +100,12 @@ class Invitations:
         self.email = email
         self.sms = sms
         self.banks = banks
-        self._template = template  # async (template_id) -> Template
+        self._templates = templates
         self._pace = {
             "email": RateLimiter(ProviderLimits(app=LimitSpec(per_minute=config.email.per_minute))),
             "sms": RateLimiter(ProviderLimits(app=LimitSpec(per_minute=config.sms.per_minute))),
         }
-        self.jobs: JobEngine | None = None
+        self.jobs = jobs
         self._follow_up: asyncio.Task[None] | None = None
         self._bank_user_locks: dict[int, asyncio.Lock] = {}
 
@@ -112,6 +114,28 @@ class Invitations:
     def channel_problem(self, channel: str) -> str | None:
         sender = self.email if channel == "email" else self.sms
         return sender.problem() or self.banks.problem()
+
+    async def check_job_params(
+        self, channel: Channel | None, template_id: str | None, bank_ids: list[str]
+    ) -> dict[str, Any]:
+        """Check an invitation's channel, template and banks before any job is recorded;
+        the job's params."""
+        if channel is None:
+            raise RpcFailure(ErrorCode.INVALID_PARAMS, "an invitation needs a channel")
+        problem = self.channel_problem(channel.value)
+        if problem:
+            raise RpcFailure(ErrorCode.PROVIDER_NOT_CONFIGURED, problem)
+        template = await self._templates.get(template_id or f"default-{channel.value}")
+        if template.channel != channel.value:
+            raise RpcFailure(
+                ErrorCode.INVALID_PARAMS,
+                f"template {template.name!r} is for {template.channel}, not {channel.value}",
+            )
+        try:
+            await self.banks.bank_names(bank_ids)
+        except BanksUnavailable as exc:
+            raise RpcFailure(ErrorCode.INVALID_PARAMS, str(exc)) from exc
+        return {"channel": channel.value, "template_id": template.id, "bank_ids": bank_ids}
 
     async def send_item(self, job: dict[str, Any], item: dict[str, Any], finish: Finish) -> None:
         params = job["params"]
@@ -128,7 +152,7 @@ class Invitations:
             raise ItemFailed(f"{client['name']} has no {what}: add it in the client's details")
         if channel == "sms" and not is_mobile(address):
             raise ItemFailed(f"{address} is not a mobile number and cannot receive SMS")
-        template: Template = await self._template(params["template_id"])
+        template: Template = await self._templates.get(params["template_id"])
         reminder_of = params.get("reminder_of")
         queued = await self._store.invitation_for_item(item["id"])
         try:
@@ -143,13 +167,9 @@ class Invitations:
             bank_names = await self.banks.bank_names(bank_ids)
         except BanksUnavailable as exc:
             raise ItemRetry(str(exc)) from exc
-        values = {
-            "client_name": client["name"],
-            "practice_name": self._config.practice.name,
-            "bank_names": _join(bank_names) or "your bank accounts",
-            "link": link,
-            "link_expires": expires.strftime("%d %b %Y"),
-        }
+        values = placeholder_values(
+            client["name"], self._config.practice.name, bank_names, link, expires
+        )
         body = render_text(template.body, values)
         subject = render_text(template.subject or "", values, one_line=True)
         if reminder_of:
@@ -436,7 +456,7 @@ class Invitations:
 
     async def _remind_due(self) -> int:
         days = self._config.invites.reminder_days
-        if not days or self.jobs is None:
+        if not days:
             return 0
         due = self._clock.now() - timedelta(days=days)
         reminded = 0
@@ -467,12 +487,6 @@ class Invitations:
                 )
                 reminded += 1
         return reminded
-
-
-def _join(names: list[str]) -> str:
-    if len(names) > 1:
-        return ", ".join(names[:-1]) + " and " + names[-1]
-    return "".join(names)
 
 
 def _json(value: Any) -> str:

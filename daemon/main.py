@@ -66,9 +66,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def configure_logging(level: str) -> logging.Handler:
-    """Log to stderr, every line escaped: log lines carry client names and provider text."""
+    """Log to stderr, every line escaped: log lines carry client names and provider text.
+    When stderr is the journal, each line starts with its syslog priority (``<3>``...)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(SafeLogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    formatter = (
+        systemd.JournalFormatter if systemd.stream_is_journal(sys.stderr) else SafeLogFormatter
+    )
+    handler.setFormatter(formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler])
     return handler
 
@@ -106,7 +110,6 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    assert daemon.store is not None
     watching = sum((await daemon.store.count_clients_by_status(active=True)).values())
     # Only now can the daemon really serve: store, vault, socket (and scheduler) are up.
     systemd.notify("READY=1", systemd.status_text(f"Watching {watching} clients"))

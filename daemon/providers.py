@@ -15,10 +15,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import sys
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from types import ModuleType
 from typing import Any
 
 from authlib.integrations.base_client.errors import OAuthError
@@ -26,10 +28,9 @@ from authlib.oauth2.client import DEFAULT_HEADERS as OAUTH_DEFAULT_HEADERS
 
 with warnings.catch_warnings():
     # authlib prefers the httpx2 fork and warns when it falls back to httpx, which is what
-    # clientlink builds on; its errors are caught through the module authlib really uses.
+    # clientlink builds on.
     warnings.filterwarnings("ignore", message="The httpx module is deprecated")
     from authlib.integrations.httpx_client import AsyncOAuth2Client
-    from authlib.integrations.httpx_client._compat import httpx2 as httpx
 from clientlink.common.config import ProviderConfig
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.limits import QUICKBOOKS_LIMITS, XERO_LIMITS, ProviderLimits, RateLimiter
@@ -37,6 +38,21 @@ from clientlink.daemon.store import TenantRow
 from clientlink.daemon.usage import EgressMeter
 
 log = logging.getLogger(__name__)
+
+
+def _http_library(client_class: type) -> ModuleType:
+    """The HTTP library (httpx, or its httpx2 fork) that ``client_class`` is built on.
+
+    Read from the class's public bases, so timeouts, auth and the errors caught below are
+    always those of the library authlib really uses."""
+    for base in client_class.__mro__:
+        package = base.__module__.partition(".")[0]
+        if base.__name__ == "AsyncClient" and package in ("httpx", "httpx2"):
+            return sys.modules[package]
+    raise ImportError(f"{client_class.__qualname__} is not built on an httpx AsyncClient")
+
+
+httpx = _http_library(AsyncOAuth2Client)
 
 # How often a routine (not person-asked) check lists a Xero consent's connections.
 CONNECTIONS_CHECK_INTERVAL = timedelta(hours=6)

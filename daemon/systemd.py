@@ -2,7 +2,8 @@
 
 Each part is a few lines over environment variables and one AF_UNIX datagram, so no library:
 ``notify`` is sd_notify(3), ``watchdog_interval`` is sd_watchdog_enabled(3) and
-``listen_sockets`` is sd_listen_fds_with_names(3). Outside systemd they all do nothing.
+``listen_sockets`` is sd_listen_fds_with_names(3), ``JournalFormatter`` the sd-daemon(3)
+log-level prefixes. Outside systemd they all do nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import contextlib
 import logging
 import os
 import socket
+from typing import IO
+
+from clientlink.common.safe_text import SafeLogFormatter
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +122,37 @@ def listen_sockets(name: str | None = None) -> list[socket.socket]:
             continue
         sockets.append(sock)
     return sockets
+
+
+def stream_is_journal(stream: IO[str]) -> bool:
+    """True when ``stream`` is the journal: ``JOURNAL_STREAM`` names its device and inode."""
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):  # closed, or not a real file
+        return False
+    return (info.st_dev, info.st_ino) == (int(device), int(inode))
+
+
+def journal_priority(levelno: int) -> int:
+    """The syslog priority of a logging level (sd-daemon(3): <3> error ... <7> debug)."""
+    if levelno >= logging.CRITICAL:
+        return 2
+    if levelno >= logging.ERROR:
+        return 3
+    if levelno >= logging.WARNING:
+        return 4
+    if levelno >= logging.INFO:
+        return 6
+    return 7
+
+
+class JournalFormatter(SafeLogFormatter):
+    """Escaped lines, each prefixed with its record's priority so journald files it right
+    (``journalctl -p err`` shows errors); a traceback's lines carry its record's priority."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{journal_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in super().format(record).split("\n"))

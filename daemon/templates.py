@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from clientlink.common.protocol import ErrorCode
 from clientlink.daemon.rpc_errors import RpcFailure
+
+if TYPE_CHECKING:
+    from clientlink.daemon.store import Store
 
 PLACEHOLDERS: dict[str, str] = {
     "client_name": "the client's name",
@@ -75,6 +80,48 @@ DEFAULT_SMS = Template(
 )
 
 BUILTIN_TEMPLATES = {DEFAULT_EMAIL.id: DEFAULT_EMAIL, DEFAULT_SMS.id: DEFAULT_SMS}
+
+
+class TemplateBook:
+    """The built-in templates and the practice's own (stored), by id."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def get(self, template_id: str) -> Template:
+        """The template, or a NOT_FOUND error that names the id."""
+        if template_id in BUILTIN_TEMPLATES:
+            return BUILTIN_TEMPLATES[template_id]
+        row = await self._store.get_template(int(template_id)) if template_id.isdigit() else None
+        if row is None:
+            raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no template {template_id!r}")
+        return Template(
+            id=str(row["id"]),
+            name=row["name"],
+            channel=row["channel"],
+            subject=row["subject"],
+            body=row["body"],
+        )
+
+    async def all(self) -> list[Template]:
+        """The built-in templates first, then the practice's own."""
+        own = [await self.get(str(row["id"])) for row in await self._store.list_templates()]
+        return [*BUILTIN_TEMPLATES.values(), *own]
+
+
+def placeholder_values(
+    client_name: str, practice_name: str, bank_names: list[str], link: str, link_expires: datetime
+) -> dict[str, str]:
+    """What each placeholder stands for in one client's invitation."""
+    names = [name for name in bank_names if name]
+    joined = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+    return {
+        "client_name": client_name,
+        "practice_name": practice_name,
+        "bank_names": joined or "your bank accounts",
+        "link": link,
+        "link_expires": link_expires.strftime("%d %b %Y"),
+    }
 
 
 def _fields(text: str, where: str) -> list[tuple[str, str | None]]:

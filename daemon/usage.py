@@ -7,10 +7,20 @@ keeps the running total in the store's meta table so a restart does not lose the
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clientlink.common.xero_tiers import XERO_TIERS
+
+if TYPE_CHECKING:
+    from clientlink.daemon.clock import Clock
+    from clientlink.daemon.store import Store
+
+log = logging.getLogger(__name__)
+
+USAGE_SAVE_SECONDS = 300
 
 
 def month_of(moment: datetime) -> str:
@@ -78,3 +88,56 @@ def would_exceed(usage: dict[str, Any], more: int) -> str | None:
         f"{usage['connections']}: connecting {more} more would pass the cap, so Xero will "
         "refuse some of them"
     )
+
+
+class Usage:
+    """Each provider's egress meter, kept in the store's meta table."""
+
+    def __init__(self, store: Store, clock: Clock, meters: dict[str, EgressMeter]) -> None:
+        self._store = store
+        self._clock = clock
+        # Bytes received from each provider's API, by month; outlives adapter rebuilds.
+        self.meters = meters
+
+    def meter(self, name: str) -> EgressMeter:
+        return self.meters.setdefault(name, EgressMeter())
+
+    async def load(self, names: list[str]) -> None:
+        """This month's stored counts, for meters that have counted nothing yet."""
+        month = month_of(self._clock.now())
+        for name in names:
+            stored = await self._store.get_meta(meta_key(name, month))
+            meter = self.meter(name)
+            if stored and stored.isdigit() and not meter.total(self._clock.now()):
+                meter.restore(month, int(stored))
+
+    async def report(self, name: str, tier: str | None) -> dict[str, Any]:
+        """Connections and this month's API egress against the provider's tier."""
+        now = self._clock.now()
+        return usage_json(
+            name,
+            tier,
+            await self._store.count_connected_tenants(name),
+            self.meter(name).total(now),
+            month_of(now),
+        )
+
+    async def save(self) -> None:
+        """Write the egress counts that changed since they were last written.
+
+        Counted in memory per API answer and written every few minutes and at stop, so a
+        status call stays a read and a job item pays no extra write; a killed daemon loses
+        at most those minutes of the count (a figure for the practice, not a limit)."""
+        for name, meter in self.meters.items():
+            changed = meter.unsaved()
+            for month, count in changed.items():
+                await self._store.set_meta(meta_key(name, month), str(count))
+            meter.saved(changed)
+
+    async def save_now_and_then(self) -> None:
+        while True:
+            await asyncio.sleep(USAGE_SAVE_SECONDS)
+            try:
+                await self.save()
+            except Exception as exc:  # a full disk or a lost database: said elsewhere
+                log.warning("could not save the API egress count: %s", exc)

@@ -114,7 +114,7 @@ async def test_status_changed_is_published_after_the_commit_and_never_on_rollbac
 async def _lose_one_refresh_answer(practice, rpc) -> dict:
     """A forced refresh the sandbox processes (rotating the token) but answers too late."""
     practice.daemon.config.network.timeout_seconds = 0.2
-    await practice.daemon._build_adapters()
+    await practice.daemon.providers.build()
     client_id = practice.xero_connected_ids[-1]
     before = await refreshes(practice)
     await sandbox_post(

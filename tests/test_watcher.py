@@ -126,7 +126,7 @@ async def test_one_or_two_bad_days_do_not_mark_error(practice):
 
 async def test_timeouts_count_as_an_outage_not_a_verdict(practice):
     practice.daemon.config.network.timeout_seconds = 0.2
-    await practice.daemon._build_adapters()
+    await practice.daemon.providers.build()
     rpc = await practice.connect()
     await sandbox_post(
         practice.sandbox.base_url,

@@ -1,0 +1,19 @@
+"""``audit.*``: who did what to which client."""
+
+from __future__ import annotations
+
+from clientlink.common import protocol as p
+from clientlink.daemon.api import Api, handles
+from clientlink.daemon.rpc_server import CallContext
+from clientlink.daemon.store import Store
+
+
+class AuditApi(Api):
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @handles("audit.list")
+    async def list(self, params: p.AuditListParams, ctx: CallContext) -> p.AuditListResult:
+        """Who did what to which client, newest first."""
+        rows = await self._store.list_audit(params.client_id, params.limit)
+        return p.AuditListResult(items=[p.AuditEntry.model_validate(row) for row in rows])

@@ -1,0 +1,75 @@
+"""``auth.*``: sign-in sessions (the finishing work is in ``daemon/signin.py``)."""
+
+from __future__ import annotations
+
+from clientlink.common import protocol as p
+from clientlink.common.protocol import ErrorCode
+from clientlink.common.timeutil import to_iso
+from clientlink.daemon.adapters import ConfiguredProviders
+from clientlink.daemon.api import Api, handles
+from clientlink.daemon.auth import AuthSessions
+from clientlink.daemon.clients import ClientService
+from clientlink.daemon.rpc_errors import RpcFailure
+from clientlink.daemon.rpc_server import CallContext
+from clientlink.daemon.usage import would_exceed
+
+
+class AuthApi(Api):
+    def __init__(
+        self, auth: AuthSessions, providers: ConfiguredProviders, clients: ClientService
+    ) -> None:
+        self._auth = auth
+        self._providers = providers
+        self._clients = clients
+
+    @handles("auth.begin")
+    async def begin(self, params: p.AuthBeginParams, ctx: CallContext) -> p.AuthBeginResult:
+        """Open a sign-in: returns the address to open and where the redirect will land."""
+        adapter = self._providers.require(params.provider)
+        if params.client_id is not None:
+            client = await self._clients.require(params.client_id)
+            if client["provider"] != params.provider:
+                raise RpcFailure(
+                    ErrorCode.INVALID_PARAMS,
+                    f"{client['name']} is connected through {client['provider']}, "
+                    f"not {params.provider}",
+                )
+        session = await self._auth.begin(
+            params.provider,
+            params.client_id,
+            ctx.peer.actor,
+            lambda redirect_uri, state, verifier: adapter.authorization_url(
+                redirect_uri=redirect_uri, state=state, code_verifier=verifier
+            ),
+        )
+        warning = None
+        if adapter.definition.kind == "xero":
+            usage = await self._providers.usage(params.provider)
+            warning = would_exceed(usage, params.new_connections)
+        return p.AuthBeginResult(
+            session_id=session.id,
+            authorize_url=session.authorize_url,
+            redirect_uri=session.redirect_uri,
+            expires_at=to_iso(session.expires_at) or "",
+            callback_port=self._auth.callback_port,
+            warning=warning,
+        )
+
+    @handles("auth.complete")
+    async def complete(
+        self, params: p.AuthCompleteParams, ctx: CallContext
+    ) -> p.AuthCompleteResult:
+        """Finish a sign-in with the address the browser ended on (pasted by the person)."""
+        result = await self._auth.complete(params.session_id, params.redirect_url)
+        return p.AuthCompleteResult.model_validate(result)
+
+    @handles("auth.status")
+    async def status(self, params: p.AuthSessionParams, ctx: CallContext) -> p.AuthStatusResult:
+        """Where a sign-in stands: pending, completed (with its result), failed, expired."""
+        return p.AuthStatusResult.model_validate(self._auth.get(params.session_id).public())
+
+    @handles("auth.cancel")
+    async def cancel(self, params: p.AuthSessionParams, ctx: CallContext) -> p.AuthStatusResult:
+        """Abandon a pending sign-in; its redirect will no longer be accepted."""
+        session = await self._auth.cancel(params.session_id)
+        return p.AuthStatusResult.model_validate(session.public())
