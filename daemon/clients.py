@@ -11,7 +11,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from clientlink.common.protocol import ConnectionStatus, ErrorCode, Topic
+from clientlink.common.protocol import (
+    ClientReauthorised,
+    ClientsImported,
+    ClientStatusChanged,
+    ConnectionStatus,
+    ErrorCode,
+)
 from clientlink.common.timeutil import to_iso
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
@@ -65,12 +71,13 @@ class ClientService:
                 self.on_transition(client, old, status, reason)
             if old is not None and old != status.value:
                 self._events.publish(
-                    Topic.CLIENT_STATUS_CHANGED,
-                    client_id=client["id"],
-                    name=client["name"],
-                    old_status=old,
-                    status=status.value,
-                    reason=reason,
+                    ClientStatusChanged(
+                        client_id=client["id"],
+                        name=client["name"],
+                        old_status=old,
+                        status=status,
+                        reason=reason,
+                    )
                 )
 
         self._store.after_commit(announce)
@@ -134,7 +141,7 @@ class ClientService:
             detail={"grant_id": grant_id, "created": created, "updated": updated},
             now=self._clock.now(),
         )
-        self._events.publish(Topic.CLIENTS_IMPORTED, created=created, updated=updated)
+        self._events.publish(ClientsImported(created=created, updated=updated))
         return {"created": created, "updated": updated}
 
     # ------------------------------------------------------------------ re-authorise
@@ -205,10 +212,7 @@ class ClientService:
             if also is not None:
                 await also()
         self._events.publish(
-            Topic.CLIENT_REAUTHORISED,
-            client_id=client["id"],
-            name=client["name"],
-            grant_id=grant_id,
+            ClientReauthorised(client_id=client["id"], name=client["name"], grant_id=grant_id)
         )
 
     async def verify(self, provider: str, grant_id: int, tenant_id: str) -> OrganisationDetails:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from clientlink.common import protocol as p
 from clientlink.common.config import Config
 from clientlink.common.paths import Paths
-from clientlink.common.protocol import AuthSessionState, ErrorCode, JobKind, Topic
+from clientlink.common.protocol import AuthSessionState, ErrorCode, JobKind
 from clientlink.common.timeutil import from_iso, to_iso
 from clientlink.common.version import VERSION
 from clientlink.daemon.auth import AuthSession, AuthSessions
@@ -384,12 +384,13 @@ class Daemon:
     def _announce_session(self, session: AuthSession) -> None:
         if session.status == AuthSessionState.COMPLETED and session.result:
             self.events.publish(
-                Topic.AUTH_COMPLETED,
-                session_id=session.id,
-                provider=session.provider,
-                client_id=session.client_id,
-                grant_id=session.result["grant_id"],
-                tenants=session.result["tenants"],
+                p.AuthCompleted(
+                    session_id=session.id,
+                    provider=session.provider,
+                    client_id=session.client_id,
+                    grant_id=session.result["grant_id"],
+                    tenants=session.result["tenants"],
+                )
             )
         elif session.status in (
             AuthSessionState.FAILED,
@@ -401,12 +402,13 @@ class Daemon:
                 "message": "The sign-in was cancelled",
             }
             self.events.publish(
-                Topic.AUTH_FAILED,
-                session_id=session.id,
-                provider=session.provider,
-                client_id=session.client_id,
-                code=error["code"],
-                message=error["message"],
+                p.AuthFailed(
+                    session_id=session.id,
+                    provider=session.provider,
+                    client_id=session.client_id,
+                    code=error["code"],
+                    message=error["message"],
+                )
             )
 
     # ------------------------------------------------------------------ RPC: daemon
@@ -416,7 +418,12 @@ class Daemon:
         hello_check(params.protocol)
         ctx.connection.peer.client = params.client
         return p.HelloResult(
-            protocol=p.PROTOCOL_VERSION, daemon_version=VERSION, user=ctx.peer.user, pid=os.getpid()
+            protocol=p.PROTOCOL_VERSION,
+            daemon_version=VERSION,
+            user=ctx.peer.user,
+            pid=os.getpid(),
+            minor=p.PROTOCOL_MINOR,
+            epoch=self.events.epoch,
         )
 
     async def _rpc_daemon__status(self, params: p.Empty, ctx: CallContext) -> p.DaemonStatusResult:
