@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import to_jsonable_python
 
 from clientlink.common.protocol import (
     DAEMON_HELLO,
@@ -85,7 +84,11 @@ def _wire(value: Any) -> Any:
         return value.model_dump(mode="json", exclude_unset=True)
     if isinstance(value, Enum):
         return value.value
-    return to_jsonable_python(value, exclude_unset=True)
+    if isinstance(value, dict):
+        return {key: _wire(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_wire(item) for item in value]
+    return value
 
 
 class DaemonUnavailable(Exception):
