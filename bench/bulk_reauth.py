@@ -59,6 +59,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient
 from clientlink.common.paths import Paths, resolve_paths
 from clientlink.daemon.job_kinds import ReauthoriseJob
@@ -172,19 +173,17 @@ async def admin(world: World, method: str, path: str, body: dict[str, Any] | Non
 # --------------------------------------------------------------------------- clientlink
 
 
-async def sign_in(rpc: DaemonClient, tenants: list[str]) -> dict[str, Any]:
+async def sign_in(rpc: DaemonClient, tenants: list[str]) -> p.AuthCompleteResult:
     """One sign-in through the sandbox's pages ticking ``tenants``; auth.complete's result."""
-    session = await rpc.call("auth.begin", {"provider": "xero"})
-    redirect = await approve(session["authorize_url"], orgs=tenants)
-    return await rpc.call(
-        "auth.complete", {"session_id": session["session_id"], "redirect_url": redirect}
-    )
+    session = await rpc.call(p.AUTH_BEGIN, provider="xero")
+    redirect = await approve(session.authorize_url, orgs=tenants)
+    return await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
 
 
 async def import_clients(rpc: DaemonClient, shares: list[list[str]]) -> None:
     for tenants in shares:
         grant = await sign_in(rpc, tenants)
-        await rpc.call("clients.import", {"grant_id": grant["grant_id"]})
+        await rpc.call(p.CLIENTS_IMPORT, grant_id=grant.grant_id)
 
 
 async def bulk_sign_ins(rpc: DaemonClient, shares: list[list[str]]) -> list[tuple[int, list[int]]]:
@@ -192,10 +191,10 @@ async def bulk_sign_ins(rpc: DaemonClient, shares: list[list[str]]) -> list[tupl
     grants = []
     for tenants in shares:
         result = await sign_in(rpc, tenants)
-        client_ids = [t["client_id"] for t in result["tenants"] if t.get("client_id")]
+        client_ids = [t.client_id for t in result.tenants if t.client_id]
         if len(client_ids) != len(tenants):
             raise SystemExit(f"only {len(client_ids)} of {len(tenants)} tenants matched clients")
-        grants.append((result["grant_id"], client_ids))
+        grants.append((result.grant_id, client_ids))
     return grants
 
 
@@ -210,10 +209,10 @@ async def run_jobs(
     for grant_id, client_ids in grants:
         started = time.perf_counter()
         job = await rpc.call(
-            "jobs.start", {"kind": "reauthorise", "grant_id": grant_id, "client_ids": client_ids}
+            p.JOBS_START, kind=p.JobKind.REAUTHORISE, grant_id=grant_id, client_ids=client_ids
         )
         async for event in events:
-            if event["topic"] == "job.finished" and event["job_id"] == job["job_id"]:
+            if event["topic"] == "job.finished" and event["job_id"] == job.job_id:
                 break
         total += time.perf_counter() - started
         finished.append(event)

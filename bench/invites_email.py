@@ -30,6 +30,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from bulk_reauth import World
 
+from clientlink.common import protocol as p
 from clientlink.common.config import load_config
 from clientlink.common.protocol import ConnectionStatus
 from clientlink.daemon.store import Store
@@ -64,22 +65,20 @@ async def populate(world: World, count: int) -> None:
 
 async def run_clientlink(world: World, count: int) -> float:
     rpc = await world.start_daemon()
-    await rpc.call("channels.set_secret", {"channel": "email", "secret": SMTP_PASSWORD})
-    await rpc.call("channels.set_secret", {"channel": "banks", "secret": BASIQ_API_KEY})
-    bank = (await rpc.call("banks.list"))["items"][1]["id"]
+    await rpc.call(p.CHANNELS_SET_SECRET, channel="email", secret=SMTP_PASSWORD)
+    await rpc.call(p.CHANNELS_SET_SECRET, channel="banks", secret=BASIQ_API_KEY)
+    bank = (await rpc.call(p.BANKS_LIST)).items[1].id
     await rpc.subscribe(["job.finished"])
     began = time.perf_counter()
     started = await rpc.call(
-        "jobs.start",
-        {
-            "kind": "invite",
-            "client_ids": list(range(1, count + 1)),
-            "channel": "email",
-            "bank_ids": [bank],
-        },
+        p.JOBS_START,
+        kind=p.JobKind.INVITE,
+        client_ids=list(range(1, count + 1)),
+        channel=p.Channel.EMAIL,
+        bank_ids=[bank],
     )
     async for event in rpc.events():
-        if event.get("job_id") == started["job_id"]:
+        if event.get("job_id") == started.job_id:
             break
     elapsed = time.perf_counter() - began
     if event["failed"]:

@@ -41,6 +41,7 @@ from textual.widgets import DataTable, Input, Static
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from watcher_idle import PASSPHRASE, populate, wait_ready
 
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient
 from clientlink.common.paths import resolve_paths
 from clientlink.tui.app import ClientlinkApp
@@ -160,18 +161,17 @@ async def measure_bare(rows: list[Row], expected: int) -> tuple[float, float]:
 async def daemon_rows(socket_path: Path) -> tuple[list[Row], int]:
     """The clients as rows for the bare app, and how many the filter key matches."""
     async with DaemonClient(socket_path, client_name="bench") as daemon:
-        items: list[dict] = []
+        items: list[p.Client] = []
         while True:
-            page = await daemon.call("clients.list", {"offset": len(items), "limit": 1000})
-            items += page["items"]
-            if not page["items"] or len(items) >= page["total"]:
+            page = await daemon.call(p.CLIENTS_LIST, offset=len(items), limit=1000)
+            items += page.items
+            if not page.items or len(items) >= page.total:
                 break
-        matched = await daemon.call("clients.list", {"filter": {"text": FILTER_KEY}, "limit": 1})
+        matched = await daemon.call(p.CLIENTS_LIST, filter={"text": FILTER_KEY}, limit=1)
     rows = [
-        (c["name"], c["abn"] or "", c["provider"], c["status"], c["access_expires_at"] or "")
-        for c in items
+        (c.name, c.abn or "", c.provider, c.status.value, c.access_expires_at or "") for c in items
     ]
-    return rows, matched["total"]
+    return rows, matched.total
 
 
 def verdict(seconds: float, target: float) -> str:

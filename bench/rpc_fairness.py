@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from watcher_idle import PASSPHRASE, populate, wait_ready
 
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient
 from clientlink.common.paths import resolve_paths
 from clientlink.common.protocol import MAX_FRAME_BYTES
@@ -85,7 +86,7 @@ async def latencies(client: DaemonClient, calls: int) -> list[float]:
     seconds = []
     for _ in range(calls):
         started = time.perf_counter()
-        await client.call("clients.list", {"limit": 50})
+        await client.call(p.CLIENTS_LIST, limit=50)
         seconds.append(time.perf_counter() - started)
     return seconds
 

@@ -26,6 +26,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient
 from clientlink.common.config import load_config
 from clientlink.common.paths import resolve_paths
@@ -126,7 +127,7 @@ async def wait_ready(socket_path: Path, process: subprocess.Popen[bytes]) -> Non
             raise SystemExit("clientlinkd exited during start (see its log)")
         try:
             async with DaemonClient(socket_path) as client:
-                await client.call("daemon.status")
+                await client.call(p.DAEMON_STATUS)
                 return
         except Exception:
             await asyncio.sleep(0.05)

@@ -1,10 +1,19 @@
 """The one async client for the daemon's socket, used by the TUI, CLI, tests and benchmarks.
 
 async with DaemonClient(paths.socket) as daemon:
-    clients = await daemon.call("clients.list", {"filter": {"status": "needs_reauth"}})
-    await daemon.subscribe(["client.status_changed"])
-    async for event in daemon.events():
+    listed = await daemon.call(p.CLIENTS_LIST, filter={"status": "needs_reauth"})
+    listed.items[0].name                      # a ClientsListResult, validated on arrival
+    await daemon.subscribe()
+    async for update in daemon.updates():     # protocol.Event models, and Resync markers
         ...
+
+``call(method, ...)`` takes a method constant of ``common/protocol.py`` (``p.CLIENTS_LIST``)
+and returns its result model; ``call_raw(name, params)`` sends any name and dict and returns
+the decoded JSON (``clientlink rpc``, the fuzz tests). Events are numbered (``seq``): a client
+subscribed to every topic notices a gap (events the daemon dropped for a slow reader, or
+no longer buffered for a replay) and a daemon restart (``daemon.hello``'s ``epoch``), and says
+so with a :class:`Resync` in :meth:`DaemonClient.updates`: whatever it shows must be read
+again from a snapshot (``clients.list``...).
 """
 
 from __future__ import annotations
@@ -13,22 +22,73 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import os
 import pwd
 import socket
 import struct
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
+
+from pydantic import BaseModel, ValidationError
 
 from clientlink.common.protocol import (
+    DAEMON_HELLO,
     EVENT_METHOD,
+    EVENT_MODELS,
+    EVENTS_SUBSCRIBE,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     ErrorCode,
+    Event,
+    HelloResult,
+    Method,
 )
 
+log = logging.getLogger(__name__)
+
 _READ_LIMIT = MAX_FRAME_BYTES + 1
+
+P = TypeVar("P", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class EventCursor:
+    """Where a client stood in a daemon's events: that daemon start and the last seq seen."""
+
+    epoch: str | None
+    seq: int
+
+
+@dataclass(frozen=True)
+class Resync:
+    """Events were missed: what a client shows must be read again from a snapshot."""
+
+    reason: str
+    after_seq: int | None = None
+    """The last event seen before the gap (``None`` after a daemon restart)."""
+
+
+LOST_EVENTS = "events were lost (the connection fell behind)"
+NOT_BUFFERED = "events since the last one seen are no longer buffered"
+DAEMON_RESTARTED = "clientlinkd restarted"
+
+
+def _wire(value: Any) -> Any:
+    """Call parameters as JSON: models as their set fields, enums as their values."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_unset=True)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {key: _wire(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_wire(item) for item in value]
+    return value
 
 
 class DaemonUnavailable(Exception):
@@ -88,11 +148,15 @@ class DaemonClient:
         self.socket_path = Path(socket_path)
         self.client_name = client_name
         self.hello: dict[str, Any] = {}
+        self.last_seq: int | None = None
+        """The seq of the newest event this connection received (or was told of)."""
+        self._watch_gaps = False
+        self._subscribe_ids: set[int] = set()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
-        self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._events: asyncio.Queue[dict[str, Any] | Resync | None] = asyncio.Queue()
         self._read_task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self.closed = asyncio.Event()
@@ -123,9 +187,28 @@ class DaemonClient:
             self._reader = self._writer = None
             raise
         self._read_task = asyncio.create_task(self._read_loop(), name="daemon-client-reader")
-        self.hello = await self.call(
-            "daemon.hello", {"protocol": PROTOCOL_VERSION, "client": self.client_name}
+        # Only fields every daemon of this major knows: an older one refuses unknown fields.
+        self.hello = await self.call_raw(
+            DAEMON_HELLO.name, {"protocol": PROTOCOL_VERSION, "client": self.client_name}
         )
+
+    @property
+    def greeting(self) -> HelloResult:
+        """``daemon.hello``'s answer, typed (``minor`` 0 and no ``epoch`` from older daemons)."""
+        return HelloResult.model_validate(self.hello)
+
+    @property
+    def epoch(self) -> str | None:
+        """This daemon start's id; ``None`` from a daemon older than protocol minor 1."""
+        epoch = self.hello.get("epoch")
+        return epoch if isinstance(epoch, str) else None
+
+    @property
+    def cursor(self) -> EventCursor | None:
+        """Where this connection stands in the daemon's events, to resume from elsewhere."""
+        if self.last_seq is None:
+            return None
+        return EventCursor(self.epoch, self.last_seq)
 
     async def close(self) -> None:
         """Close the connection; pending calls fail with :class:`DaemonUnavailable`."""
@@ -139,13 +222,62 @@ class DaemonClient:
                 await self._read_task
         self._fail_pending()
 
-    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        """Call ``method`` and return its result; raises :class:`RpcError` on an error reply."""
+    @overload
+    async def call(self, method: Method[P, R], params: P | None = None, /, **fields: Any) -> R: ...
+
+    @overload
+    async def call(self, method: str, params: dict[str, Any] | None = None, /) -> Any: ...
+
+    async def call(self, method: Any, params: Any = None, /, **fields: Any) -> Any:
+        """Call a protocol method and return its result model, validated on arrival.
+
+        Parameters come as the method's params model or as its fields by name
+        (``call(p.CLIENTS_LIST, filter={"text": "acme"}, limit=5)``); the daemon validates
+        them (so a person's bad input gets the daemon's sentence). Unknown fields in the
+        answer are ignored: a newer daemon's additions do not break this client. A method
+        name (a string) is still accepted for callers not converted yet; prefer a constant,
+        or :meth:`call_raw` where the name really is data.
+        """
+        if isinstance(method, str):
+            return await self.call_raw(method, params)
+        if params is not None and fields:
+            raise TypeError(f"{method.name}: pass a params model or fields by name, not both")
+        if params is not None and not isinstance(params, method.params):
+            raise TypeError(
+                f"{method.name} takes {method.params.__name__}, not {type(params).__name__}"
+            )
+        unknown = set(fields) - set(method.params.model_fields)
+        if unknown:
+            raise TypeError(
+                f"{method.name} has no parameter {', '.join(sorted(unknown))}; "
+                f"its parameters are: {', '.join(method.params.model_fields) or 'none'}"
+            )
+        wire = _wire(params) if params is not None else _wire(fields)
+        result = await self._request(method.name, wire)
+        return method.result.model_validate(self._clean(method.name, result))
+
+    async def call_raw(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """Call any method name with a params dict and return the decoded JSON result.
+
+        For callers whose method is data (``clientlink rpc METHOD JSON``, the fuzz tests);
+        raises :class:`RpcError` on an error reply.
+        """
+        return self._clean(method, await self._request(method, params))
+
+    def _clean(self, method: str, value: Any) -> Any:
+        """A result or event as it arrives, before any model reads it (the TUI's makes its
+        text safe to show); ``method`` is the call's, or ``"event"``."""
+        return value
+
+    async def _request(self, method: str, params: dict[str, Any] | None) -> Any:
+        """Send one call and wait for its answer, as decoded JSON."""
         if self._writer is None or self.closed.is_set():
             raise DaemonUnavailable("not connected to clientlinkd")
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
+        if method == EVENTS_SUBSCRIBE.name:
+            self._subscribe_ids.add(request_id)
         frame = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}}
         try:
             async with self._write_lock:
@@ -161,15 +293,31 @@ class DaemonClient:
             raise
 
     async def subscribe(
-        self, topics: list[str] | None = None, since_seq: int | None = None
+        self,
+        topics: list[str] | None = None,
+        since_seq: int | None = None,
+        *,
+        resume: EventCursor | None = None,
     ) -> dict[str, Any]:
-        """Ask for events on this connection; read them with :meth:`events`."""
+        """Ask for events on this connection; read them with :meth:`events` or :meth:`updates`.
+
+        Subscribed to every topic (``topics`` absent), the client watches ``seq`` for gaps.
+        ``resume`` (another connection's :attr:`cursor`) replays what that one missed: from
+        the same daemon start, the buffered events after its seq; after a restart, nothing,
+        and a :class:`Resync` says so.
+        """
         params: dict[str, Any] = {}
         if topics is not None:
             params["topics"] = topics
+        if resume is not None:
+            if resume.epoch is not None and resume.epoch == self.epoch:
+                since_seq = resume.seq
+            else:
+                self._events.put_nowait(Resync(DAEMON_RESTARTED))
         if since_seq is not None:
             params["since_seq"] = since_seq
-        return await self.call("events.subscribe", params)
+        self._watch_gaps = topics is None
+        return await self.call_raw(EVENTS_SUBSCRIBE.name, params)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """Yield event params (``topic``, ``seq``, ...) until the connection ends."""
@@ -177,7 +325,32 @@ class DaemonClient:
             event = await self._events.get()
             if event is None:
                 raise DaemonUnavailable("the connection to clientlinkd ended")
-            yield event
+            if isinstance(event, Resync):
+                continue
+            yield self._clean(EVENT_METHOD, event)
+
+    async def updates(self) -> AsyncIterator[Event | Resync]:
+        """Yield events as their protocol models, and a :class:`Resync` where some were missed.
+
+        Topics this client does not know (a newer daemon's) and malformed events are skipped.
+        """
+        while True:
+            event = await self._events.get()
+            if event is None:
+                raise DaemonUnavailable("the connection to clientlinkd ended")
+            if isinstance(event, Resync):
+                yield event
+                continue
+            topic = event.get("topic")
+            model = EVENT_MODELS.get(topic) if isinstance(topic, str) else None  # type: ignore[call-overload]
+            if model is None:
+                continue  # a topic from a newer daemon
+            try:
+                parsed = model.model_validate(self._clean(EVENT_METHOD, event))
+            except ValidationError as exc:
+                log.warning("ignoring a malformed %s event: %s", topic, exc)
+                continue
+            yield parsed
 
     async def _read_loop(self) -> None:
         assert self._reader is not None
@@ -196,9 +369,15 @@ class DaemonClient:
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if message.get("method") == EVENT_METHOD:
-            self._events.put_nowait(message.get("params") or {})
+            event = message.get("params") or {}
+            self._note_seq(event.get("seq"))
+            self._events.put_nowait(event)
             return
-        future = self._pending.pop(message.get("id"), None)  # type: ignore[arg-type]
+        request_id = message.get("id")
+        if request_id in self._subscribe_ids:
+            self._subscribe_ids.discard(request_id)  # type: ignore[arg-type]
+            self._note_subscribed(message.get("result"))
+        future = self._pending.pop(request_id, None)  # type: ignore[arg-type]
         if future is None or future.done():
             return
         if "error" in message:
@@ -208,6 +387,26 @@ class DaemonClient:
             )
         else:
             future.set_result(message.get("result"))
+
+    def _note_seq(self, seq: Any) -> None:
+        """Follow the event numbers; a jump means the daemon dropped some for us."""
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return
+        last = self.last_seq
+        if self._watch_gaps and last is not None and seq > last + 1:
+            self._events.put_nowait(Resync(LOST_EVENTS, after_seq=last))
+        if last is None or seq > last:
+            self.last_seq = seq
+
+    def _note_subscribed(self, result: Any) -> None:
+        """A subscription's answer: where the numbers stand, and whether a replay fell short."""
+        if not isinstance(result, dict):
+            return
+        seq = result.get("seq")
+        if result.get("gap"):
+            self._events.put_nowait(Resync(NOT_BUFFERED, after_seq=self.last_seq))
+        if isinstance(seq, int) and (self.last_seq is None or seq > self.last_seq):
+            self.last_seq = seq
 
     def _fail_pending(self) -> None:
         for future in self._pending.values():

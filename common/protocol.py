@@ -11,14 +11,24 @@ error codes and event topics. It must never import Textual or anything daemon-si
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 PROTOCOL_VERSION = 1
 """Major protocol version. Additive changes keep it; clients ignore unknown fields."""
+
+PROTOCOL_MINOR = 1
+"""Minor protocol version, raised by each additive change (a new field, method or topic).
+
+``daemon.hello`` reports it; only the major must match, so a client of a higher minor
+works against an older daemon of the same major (it reads the older daemon's answers,
+whose missing new fields take their defaults). Minor 1: ``daemon.hello`` says ``minor``
+and ``epoch``.
+"""
 
 MAX_FRAME_BYTES = 1024 * 1024
 """Largest accepted frame (one JSON object plus its newline)."""
@@ -201,6 +211,11 @@ class HelloResult(_Result):
     daemon_version: str
     user: str
     pid: int
+    minor: int = Field(default=0, description="The daemon's minor protocol version.")
+    epoch: str | None = Field(
+        default=None,
+        description="A random id of this daemon start: event seq numbers restart with it.",
+    )
 
 
 class Empty(_Params):
@@ -833,14 +848,19 @@ class OkResult(_Result):
 
 
 class Event(_Result):
-    """Every event: its topic, a daemon-wide sequence number and when it happened."""
+    """Every event: its topic, a daemon-wide sequence number and when it happened.
+
+    The daemon builds each event from its model (``ClientStatusChanged(client_id=...)``);
+    its bus numbers it (``seq``) and stamps it (``at``) as it publishes it.
+    """
 
     topic: Topic
-    seq: int
-    at: str
+    seq: int = Field(default=0, description="Set as the event is published (from 1).")
+    at: str = Field(default="", description="Set as the event is published.")
 
 
 class ClientStatusChanged(Event):
+    topic: Topic = Topic.CLIENT_STATUS_CHANGED
     client_id: int
     name: str
     old_status: ConnectionStatus | None
@@ -849,17 +869,20 @@ class ClientStatusChanged(Event):
 
 
 class ClientReauthorised(Event):
+    topic: Topic = Topic.CLIENT_REAUTHORISED
     client_id: int
     name: str
     grant_id: int
 
 
 class ClientsImported(Event):
+    topic: Topic = Topic.CLIENTS_IMPORTED
     created: list[int]
     updated: list[int]
 
 
 class AuthCompleted(Event):
+    topic: Topic = Topic.AUTH_COMPLETED
     session_id: str
     provider: str
     client_id: int | None = None
@@ -868,6 +891,7 @@ class AuthCompleted(Event):
 
 
 class AuthFailed(Event):
+    topic: Topic = Topic.AUTH_FAILED
     session_id: str
     provider: str
     client_id: int | None = None
@@ -876,6 +900,7 @@ class AuthFailed(Event):
 
 
 class NotificationEvent(Event):
+    topic: Topic = Topic.NOTIFICATION
     id: int
     kind: NotificationKind
     title: str
@@ -885,6 +910,8 @@ class NotificationEvent(Event):
 
 
 class JobProgress(Event):
+    """A job's progress (``job.progress``) or its end (``job.finished``): give the topic."""
+
     job_id: int
     kind: JobKind
     state: JobState
@@ -899,12 +926,14 @@ class JobProgress(Event):
 class NotificationsRead(Event):
     """Notifications were marked read (acknowledged, or cleared by a recovery)."""
 
+    topic: Topic = Topic.NOTIFICATIONS_READ
     unread: int
 
 
 class InvitationChanged(Event):
     """An invitation moved on: sent, delivered, opened, connected, failed or uncertain."""
 
+    topic: Topic = Topic.INVITATION_CHANGED
     invitation_id: int
     client_id: int
     name: str
@@ -914,6 +943,7 @@ class InvitationChanged(Event):
 class BankConnectionChanged(Event):
     """A client's bank connection changed status (e.g. broke: it needs a reconnect)."""
 
+    topic: Topic = Topic.BANK_CONNECTION_CHANGED
     client_id: int
     name: str
     connection_id: str
@@ -940,200 +970,436 @@ EVENT_MODELS: dict[Topic, type[Event]] = {
 # --------------------------------------------------------------------------- methods
 
 
-class MethodSpec(BaseModel):
-    """A method's parameter and result models and a one-line description."""
+P = TypeVar("P", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    params: type[BaseModel]
-    result: type[BaseModel]
+@dataclass(frozen=True)
+class Method(Generic[P, R]):
+    """One RPC method: its wire name, parameter and result models and a one-line description.
+
+    Each method is a constant below (``CLIENTS_LIST``...), typed in its params and result, so
+    ``await client.call(CLIENTS_LIST, limit=10)`` is a ``ClientsListResult`` to a type checker.
+    """
+
+    name: str
+    params: type[P]
+    result: type[R]
     summary: str
 
 
-METHODS: dict[str, MethodSpec] = {
-    "daemon.hello": MethodSpec(
-        params=HelloParams, result=HelloResult, summary="Negotiate the protocol version."
-    ),
-    "daemon.status": MethodSpec(
-        params=Empty, result=DaemonStatusResult, summary="What the daemon holds and does."
-    ),
-    "providers.list": MethodSpec(
-        params=Empty, result=ProvidersListResult, summary="The configured accounting software."
-    ),
-    "providers.set_secret": MethodSpec(
-        params=ProviderSecretParams,
-        result=OkResult,
-        summary="Store an app's client secret in the vault.",
-    ),
-    "clients.list": MethodSpec(
-        params=ClientsListParams, result=ClientsListResult, summary="List clients, filtered."
-    ),
-    "clients.get": MethodSpec(params=ClientIdParams, result=Client, summary="One client."),
-    "clients.import": MethodSpec(
-        params=ClientsImportParams,
-        result=ClientsImportResult,
-        summary="Create or update clients from a grant's tenants.",
-    ),
-    "clients.check": MethodSpec(
-        params=ClientsCheckParams,
-        result=ClientsCheckResult,
-        summary="Verify clients' connections now with one provider call each.",
-    ),
-    "clients.history": MethodSpec(
-        params=ClientHistoryParams,
-        result=ClientHistoryResult,
-        summary="A connection's history: status changes, refreshes, re-authorisations.",
-    ),
-    "clients.refresh": MethodSpec(
-        params=ClientRefreshParams,
-        result=Client,
-        summary="Refresh the client's grant now and verify it with one provider call.",
-    ),
-    "clients.export": MethodSpec(
-        params=ClientsExportParams,
-        result=ExportResult,
-        summary="Write clients to a CSV file with the chosen columns.",
-    ),
-    "clients.deactivate": MethodSpec(
-        params=ClientIdsParams,
-        result=ClientsChangedResult,
-        summary="Stop watching clients; their data is kept and they are listed as inactive.",
-    ),
-    "clients.reactivate": MethodSpec(
-        params=ClientIdsParams,
-        result=ClientsChangedResult,
-        summary="Watch deactivated clients again.",
-    ),
-    "clients.apply_reimport": MethodSpec(
-        params=ReimportApplyParams,
-        result=ClientsChangedResult,
-        summary="Apply the differences a re-import job found, after review.",
-    ),
-    "clients.update": MethodSpec(
-        params=ClientUpdateParams,
-        result=Client,
-        summary="Correct a client's email or phone (validated; nothing saved when invalid).",
-    ),
-    "templates.list": MethodSpec(
-        params=Empty,
-        result=TemplatesListResult,
-        summary="Invitation templates: the built-in defaults and the practice's own.",
-    ),
-    "templates.create": MethodSpec(
-        params=TemplateCreateParams,
-        result=InvitationTemplate,
-        summary="Save a new invitation template (placeholders checked).",
-    ),
-    "templates.update": MethodSpec(
-        params=TemplateUpdateParams,
-        result=InvitationTemplate,
-        summary="Change a template of the practice's own.",
-    ),
-    "templates.delete": MethodSpec(
-        params=TemplateIdParams, result=OkResult, summary="Delete a template of the practice's own."
-    ),
-    "templates.preview": MethodSpec(
-        params=TemplatePreviewParams,
-        result=TemplatePreviewResult,
-        summary="Render a template for one client, with SMS segment count.",
-    ),
-    "invites.send": MethodSpec(
-        params=InviteParams,
-        result=JobStartResult,
-        summary="Invite one client (a persistent job of one).",
-    ),
-    "invites.list": MethodSpec(
-        params=InvitesListParams,
-        result=InvitesListResult,
-        summary="Invitations, newest first: a client's communication timeline.",
-    ),
-    "invites.resend": MethodSpec(
-        params=InvitationIdParams,
-        result=JobStartResult,
-        summary="Send an invitation again with a new link (the old one stops working).",
-    ),
-    "invites.follow_up": MethodSpec(
-        params=Empty,
-        result=FollowUpResult,
-        summary="Ask the SMS and bank-feed services what became of open invitations now.",
-    ),
-    "banks.connections": MethodSpec(
-        params=ClientIdParams,
-        result=BankConnectionsResult,
-        summary="A client's bank connections as last seen; broken ones need a reconnect.",
-    ),
-    "banks.list": MethodSpec(
-        params=Empty, result=BanksListResult, summary="The banks clients can connect."
-    ),
-    "channels.set_secret": MethodSpec(
-        params=ChannelSecretParams,
-        result=OkResult,
-        summary="Store the SMTP password, SMS token or bank-feed API key in the vault.",
-    ),
-    "jobs.start": MethodSpec(
-        params=JobStartParams, result=JobStartResult, summary="Start a persistent bulk job."
-    ),
-    "jobs.list": MethodSpec(
-        params=JobsListParams, result=JobsListResult, summary="Jobs, newest first."
-    ),
-    "jobs.get": MethodSpec(
-        params=JobGetParams, result=Job, summary="One job, with its items if asked."
-    ),
-    "jobs.cancel": MethodSpec(
-        params=JobIdParams, result=Job, summary="Stop a job; items not started are skipped."
-    ),
-    "jobs.pause": MethodSpec(params=JobIdParams, result=Job, summary="Pause a running job."),
-    "jobs.resume": MethodSpec(params=JobIdParams, result=Job, summary="Resume a paused job."),
-    "jobs.retry": MethodSpec(
-        params=JobIdParams,
-        result=JobStartResult,
-        summary="A new job for the failed items of a finished job.",
-    ),
-    "jobs.export": MethodSpec(
-        params=JobExportParams,
-        result=ExportResult,
-        summary="Write a job's per-client outcome to a CSV file.",
-    ),
-    "notifications.list": MethodSpec(
-        params=NotificationsListParams,
-        result=NotificationsListResult,
-        summary="Stored notifications, newest first, with the unread count.",
-    ),
-    "notifications.ack": MethodSpec(
-        params=NotificationsAckParams,
-        result=NotificationsAckResult,
-        summary="Mark notifications read.",
-    ),
-    "auth.begin": MethodSpec(
-        params=AuthBeginParams, result=AuthBeginResult, summary="Open a sign-in session."
-    ),
-    "auth.complete": MethodSpec(
-        params=AuthCompleteParams,
-        result=AuthCompleteResult,
-        summary="Finish a sign-in with the URL the browser was redirected to.",
-    ),
-    "auth.status": MethodSpec(
-        params=AuthSessionParams, result=AuthStatusResult, summary="A sign-in session's state."
-    ),
-    "auth.cancel": MethodSpec(
-        params=AuthSessionParams, result=AuthStatusResult, summary="Abandon a sign-in session."
-    ),
-    "events.subscribe": MethodSpec(
-        params=EventsSubscribeParams,
-        result=EventsSubscribeResult,
-        summary="Receive events on this connection.",
-    ),
-    "audit.list": MethodSpec(
-        params=AuditListParams, result=AuditListResult, summary="Who did what, newest first."
-    ),
-    "grants.list": MethodSpec(
-        params=GrantsListParams,
-        result=GrantsListResult,
-        summary="Stored authorisations, with the unused sign-ins among them.",
-    ),
-    "grants.revoke": MethodSpec(
-        params=GrantIdParams,
-        result=GrantRevokeResult,
-        summary="Revoke an unused sign-in at the provider and stop watching it.",
-    ),
+MethodSpec = Method
+"""The former name of :class:`Method`."""
+
+
+DAEMON_HELLO = Method(
+    "daemon.hello",
+    HelloParams,
+    HelloResult,
+    "Negotiate the protocol version.",
+)
+
+
+DAEMON_STATUS = Method(
+    "daemon.status",
+    Empty,
+    DaemonStatusResult,
+    "What the daemon holds and does.",
+)
+
+
+PROVIDERS_LIST = Method(
+    "providers.list",
+    Empty,
+    ProvidersListResult,
+    "The configured accounting software.",
+)
+
+
+PROVIDERS_SET_SECRET = Method(
+    "providers.set_secret",
+    ProviderSecretParams,
+    OkResult,
+    "Store an app's client secret in the vault.",
+)
+
+
+CLIENTS_LIST = Method(
+    "clients.list",
+    ClientsListParams,
+    ClientsListResult,
+    "List clients, filtered.",
+)
+
+
+CLIENTS_GET = Method(
+    "clients.get",
+    ClientIdParams,
+    Client,
+    "One client.",
+)
+
+
+CLIENTS_IMPORT = Method(
+    "clients.import",
+    ClientsImportParams,
+    ClientsImportResult,
+    "Create or update clients from a grant's tenants.",
+)
+
+
+CLIENTS_CHECK = Method(
+    "clients.check",
+    ClientsCheckParams,
+    ClientsCheckResult,
+    "Verify clients' connections now with one provider call each.",
+)
+
+
+CLIENTS_HISTORY = Method(
+    "clients.history",
+    ClientHistoryParams,
+    ClientHistoryResult,
+    "A connection's history: status changes, refreshes, re-authorisations.",
+)
+
+
+CLIENTS_REFRESH = Method(
+    "clients.refresh",
+    ClientRefreshParams,
+    Client,
+    "Refresh the client's grant now and verify it with one provider call.",
+)
+
+
+CLIENTS_EXPORT = Method(
+    "clients.export",
+    ClientsExportParams,
+    ExportResult,
+    "Write clients to a CSV file with the chosen columns.",
+)
+
+
+CLIENTS_DEACTIVATE = Method(
+    "clients.deactivate",
+    ClientIdsParams,
+    ClientsChangedResult,
+    "Stop watching clients; their data is kept and they are listed as inactive.",
+)
+
+
+CLIENTS_REACTIVATE = Method(
+    "clients.reactivate",
+    ClientIdsParams,
+    ClientsChangedResult,
+    "Watch deactivated clients again.",
+)
+
+
+CLIENTS_APPLY_REIMPORT = Method(
+    "clients.apply_reimport",
+    ReimportApplyParams,
+    ClientsChangedResult,
+    "Apply the differences a re-import job found, after review.",
+)
+
+
+CLIENTS_UPDATE = Method(
+    "clients.update",
+    ClientUpdateParams,
+    Client,
+    "Correct a client's email or phone (validated; nothing saved when invalid).",
+)
+
+
+TEMPLATES_LIST = Method(
+    "templates.list",
+    Empty,
+    TemplatesListResult,
+    "Invitation templates: the built-in defaults and the practice's own.",
+)
+
+
+TEMPLATES_CREATE = Method(
+    "templates.create",
+    TemplateCreateParams,
+    InvitationTemplate,
+    "Save a new invitation template (placeholders checked).",
+)
+
+
+TEMPLATES_UPDATE = Method(
+    "templates.update",
+    TemplateUpdateParams,
+    InvitationTemplate,
+    "Change a template of the practice's own.",
+)
+
+
+TEMPLATES_DELETE = Method(
+    "templates.delete",
+    TemplateIdParams,
+    OkResult,
+    "Delete a template of the practice's own.",
+)
+
+
+TEMPLATES_PREVIEW = Method(
+    "templates.preview",
+    TemplatePreviewParams,
+    TemplatePreviewResult,
+    "Render a template for one client, with SMS segment count.",
+)
+
+
+INVITES_SEND = Method(
+    "invites.send",
+    InviteParams,
+    JobStartResult,
+    "Invite one client (a persistent job of one).",
+)
+
+
+INVITES_LIST = Method(
+    "invites.list",
+    InvitesListParams,
+    InvitesListResult,
+    "Invitations, newest first: a client's communication timeline.",
+)
+
+
+INVITES_RESEND = Method(
+    "invites.resend",
+    InvitationIdParams,
+    JobStartResult,
+    "Send an invitation again with a new link (the old one stops working).",
+)
+
+
+INVITES_FOLLOW_UP = Method(
+    "invites.follow_up",
+    Empty,
+    FollowUpResult,
+    "Ask the SMS and bank-feed services what became of open invitations now.",
+)
+
+
+BANKS_CONNECTIONS = Method(
+    "banks.connections",
+    ClientIdParams,
+    BankConnectionsResult,
+    "A client's bank connections as last seen; broken ones need a reconnect.",
+)
+
+
+BANKS_LIST = Method(
+    "banks.list",
+    Empty,
+    BanksListResult,
+    "The banks clients can connect.",
+)
+
+
+CHANNELS_SET_SECRET = Method(
+    "channels.set_secret",
+    ChannelSecretParams,
+    OkResult,
+    "Store the SMTP password, SMS token or bank-feed API key in the vault.",
+)
+
+
+JOBS_START = Method(
+    "jobs.start",
+    JobStartParams,
+    JobStartResult,
+    "Start a persistent bulk job.",
+)
+
+
+JOBS_LIST = Method(
+    "jobs.list",
+    JobsListParams,
+    JobsListResult,
+    "Jobs, newest first.",
+)
+
+
+JOBS_GET = Method(
+    "jobs.get",
+    JobGetParams,
+    Job,
+    "One job, with its items if asked.",
+)
+
+
+JOBS_CANCEL = Method(
+    "jobs.cancel",
+    JobIdParams,
+    Job,
+    "Stop a job; items not started are skipped.",
+)
+
+
+JOBS_PAUSE = Method(
+    "jobs.pause",
+    JobIdParams,
+    Job,
+    "Pause a running job.",
+)
+
+
+JOBS_RESUME = Method(
+    "jobs.resume",
+    JobIdParams,
+    Job,
+    "Resume a paused job.",
+)
+
+
+JOBS_RETRY = Method(
+    "jobs.retry",
+    JobIdParams,
+    JobStartResult,
+    "A new job for the failed items of a finished job.",
+)
+
+
+JOBS_EXPORT = Method(
+    "jobs.export",
+    JobExportParams,
+    ExportResult,
+    "Write a job's per-client outcome to a CSV file.",
+)
+
+
+NOTIFICATIONS_LIST = Method(
+    "notifications.list",
+    NotificationsListParams,
+    NotificationsListResult,
+    "Stored notifications, newest first, with the unread count.",
+)
+
+
+NOTIFICATIONS_ACK = Method(
+    "notifications.ack",
+    NotificationsAckParams,
+    NotificationsAckResult,
+    "Mark notifications read.",
+)
+
+
+AUTH_BEGIN = Method(
+    "auth.begin",
+    AuthBeginParams,
+    AuthBeginResult,
+    "Open a sign-in session.",
+)
+
+
+AUTH_COMPLETE = Method(
+    "auth.complete",
+    AuthCompleteParams,
+    AuthCompleteResult,
+    "Finish a sign-in with the URL the browser was redirected to.",
+)
+
+
+AUTH_STATUS = Method(
+    "auth.status",
+    AuthSessionParams,
+    AuthStatusResult,
+    "A sign-in session's state.",
+)
+
+
+AUTH_CANCEL = Method(
+    "auth.cancel",
+    AuthSessionParams,
+    AuthStatusResult,
+    "Abandon a sign-in session.",
+)
+
+
+EVENTS_SUBSCRIBE = Method(
+    "events.subscribe",
+    EventsSubscribeParams,
+    EventsSubscribeResult,
+    "Receive events on this connection.",
+)
+
+
+AUDIT_LIST = Method(
+    "audit.list",
+    AuditListParams,
+    AuditListResult,
+    "Who did what, newest first.",
+)
+
+
+GRANTS_LIST = Method(
+    "grants.list",
+    GrantsListParams,
+    GrantsListResult,
+    "Stored authorisations, with the unused sign-ins among them.",
+)
+
+
+GRANTS_REVOKE = Method(
+    "grants.revoke",
+    GrantIdParams,
+    GrantRevokeResult,
+    "Revoke an unused sign-in at the provider and stop watching it.",
+)
+
+
+METHODS: dict[str, Method[Any, Any]] = {
+    method.name: method
+    for method in (
+        DAEMON_HELLO,
+        DAEMON_STATUS,
+        PROVIDERS_LIST,
+        PROVIDERS_SET_SECRET,
+        CLIENTS_LIST,
+        CLIENTS_GET,
+        CLIENTS_IMPORT,
+        CLIENTS_CHECK,
+        CLIENTS_HISTORY,
+        CLIENTS_REFRESH,
+        CLIENTS_EXPORT,
+        CLIENTS_DEACTIVATE,
+        CLIENTS_REACTIVATE,
+        CLIENTS_APPLY_REIMPORT,
+        CLIENTS_UPDATE,
+        TEMPLATES_LIST,
+        TEMPLATES_CREATE,
+        TEMPLATES_UPDATE,
+        TEMPLATES_DELETE,
+        TEMPLATES_PREVIEW,
+        INVITES_SEND,
+        INVITES_LIST,
+        INVITES_RESEND,
+        INVITES_FOLLOW_UP,
+        BANKS_CONNECTIONS,
+        BANKS_LIST,
+        CHANNELS_SET_SECRET,
+        JOBS_START,
+        JOBS_LIST,
+        JOBS_GET,
+        JOBS_CANCEL,
+        JOBS_PAUSE,
+        JOBS_RESUME,
+        JOBS_RETRY,
+        JOBS_EXPORT,
+        NOTIFICATIONS_LIST,
+        NOTIFICATIONS_ACK,
+        AUTH_BEGIN,
+        AUTH_COMPLETE,
+        AUTH_STATUS,
+        AUTH_CANCEL,
+        EVENTS_SUBSCRIBE,
+        AUDIT_LIST,
+        GRANTS_LIST,
+        GRANTS_REVOKE,
+    )
 }
+"""Every method by its wire name (the daemon serves exactly these)."""

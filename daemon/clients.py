@@ -12,7 +12,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from clientlink.common import protocol as p
-from clientlink.common.protocol import ConnectionStatus, ErrorCode, Topic
+from clientlink.common.protocol import (
+    ClientReauthorised,
+    ClientsImported,
+    ClientStatusChanged,
+    ConnectionStatus,
+    ErrorCode,
+)
 from clientlink.common.timeutil import to_iso
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.contacts import normalise_email, normalise_phone
@@ -68,12 +74,13 @@ class ClientService:
                 self.on_transition(client, old, status, reason)
             if old is not None and old != status.value:
                 self._events.publish(
-                    Topic.CLIENT_STATUS_CHANGED,
-                    client_id=client["id"],
-                    name=client["name"],
-                    old_status=old,
-                    status=status.value,
-                    reason=reason,
+                    ClientStatusChanged(
+                        client_id=client["id"],
+                        name=client["name"],
+                        old_status=old,
+                        status=status,
+                        reason=reason,
+                    )
                 )
 
         self._store.after_commit(announce)
@@ -137,7 +144,7 @@ class ClientService:
             detail={"grant_id": grant_id, "created": created, "updated": updated},
             now=self._clock.now(),
         )
-        self._events.publish(Topic.CLIENTS_IMPORTED, created=created, updated=updated)
+        self._events.publish(ClientsImported(created=created, updated=updated))
         return {"created": created, "updated": updated}
 
     # ------------------------------------------------------------------ re-authorise
@@ -207,10 +214,7 @@ class ClientService:
             if also is not None:
                 await also()
         self._events.publish(
-            Topic.CLIENT_REAUTHORISED,
-            client_id=client["id"],
-            name=client["name"],
-            grant_id=grant_id,
+            ClientReauthorised(client_id=client["id"], name=client["name"], grant_id=grant_id)
         )
 
     async def verify(self, provider: str, grant_id: int, tenant_id: str) -> OrganisationDetails:

@@ -238,7 +238,7 @@ def namespaces(
     """One handler object per RPC namespace, each given only what it uses."""
     s = services
     return [
-        DaemonApi(s.store, s.vault, s.providers, s.auth, s.watcher, clock, started_at),
+        DaemonApi(s.store, s.vault, s.providers, s.auth, s.watcher, clock, started_at, events),
         ProvidersApi(s.providers, s.store, s.vault, clock),
         ClientsApi(s.clients, s.watcher, s.store, paths, clock),
         AuthApi(s.auth, s.providers, s.clients),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from clientlink.common.protocol import Topic
+from clientlink.common.protocol import EVENT_MODELS, Event, Topic
 from clientlink.common.timeutil import to_iso
 from clientlink.daemon.clock import Clock
 
@@ -26,22 +27,33 @@ class EventBus:
 
     def __init__(self, clock: Clock, buffer_size: int = 2000) -> None:
         self._clock = clock
+        self.epoch = secrets.token_hex(8)
+        """A random id of this daemon start (``daemon.hello``): seq numbers restart with it."""
         self._seq = itertools.count(1)
         self.last_seq = 0
         self._buffer: deque[dict[str, Any]] = deque(maxlen=buffer_size)
         self._subscribers: dict[int, tuple[set[Topic] | None, Deliver]] = {}
         self._subscriber_ids = itertools.count(1)
 
-    def publish(self, topic: Topic, **fields: Any) -> dict[str, Any]:
-        """Number and deliver one event; returns it."""
+    def publish(self, event: Event) -> dict[str, Any]:
+        """Number, stamp and deliver one event built from its protocol model; returns it.
+
+        The model is the topic's own (``EVENT_MODELS``), so what subscribers read is what
+        the protocol says, checked where the event is made.
+        """
+        topic = event.topic
+        if type(event) is not EVENT_MODELS.get(topic):
+            raise TypeError(
+                f"a {topic} event is a {EVENT_MODELS[topic].__name__}, not a {type(event).__name__}"
+            )
         self.last_seq = next(self._seq)
-        event = {"topic": str(topic), "seq": self.last_seq, "at": to_iso(self._clock.now())}
-        event.update(fields)
-        self._buffer.append(event)
+        stamped = event.model_copy(update={"seq": self.last_seq, "at": to_iso(self._clock.now())})
+        wire = stamped.model_dump(mode="json")
+        self._buffer.append(wire)
         for topics, deliver in list(self._subscribers.values()):
             if topics is None or topic in topics:
-                deliver(event)
-        return event
+                deliver(wire)
+        return wire
 
     def subscribe(
         self, deliver: Deliver, topics: set[Topic] | None, since_seq: int | None = None

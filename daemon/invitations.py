@@ -29,7 +29,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clientlink.common.config import Config
-from clientlink.common.protocol import Channel, ErrorCode, JobKind, Topic
+from clientlink.common.protocol import (
+    BankConnectionChanged,
+    Channel,
+    ErrorCode,
+    InvitationChanged,
+    JobKind,
+)
 from clientlink.common.timeutil import from_iso, to_iso
 from clientlink.daemon.banks import BankFeeds, BanksUnavailable
 from clientlink.daemon.channels import (
@@ -328,11 +334,12 @@ class Invitations:
 
     def _announce(self, invitation_id: int, client: dict[str, Any], state: str) -> None:
         self._events.publish(
-            Topic.INVITATION_CHANGED,
-            invitation_id=invitation_id,
-            client_id=client["id"],
-            name=client["name"],
-            state=state,
+            InvitationChanged(
+                invitation_id=invitation_id,
+                client_id=client["id"],
+                name=client["name"],
+                state=state,
+            )
         )
 
     # ------------------------------------------------------------------ following up
@@ -390,13 +397,14 @@ class Invitations:
         client = await self._store.get_client(client_id)
         broken = connection["status"] == "invalid"
         self._events.publish(
-            Topic.BANK_CONNECTION_CHANGED,
-            client_id=client_id,
-            name=client["name"] if client else "",
-            connection_id=connection["id"],
-            institution_id=institution,
-            status=connection["status"],
-            needs_reconnect=broken,
+            BankConnectionChanged(
+                client_id=client_id,
+                name=client["name"] if client else "",
+                connection_id=connection["id"],
+                institution_id=institution,
+                status=connection["status"],
+                needs_reconnect=broken,
+            )
         )
         if broken and client is not None:
             await self._store.add_history(

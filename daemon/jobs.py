@@ -23,7 +23,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from clientlink.common.protocol import ErrorCode, ItemState, JobKind, JobState, Topic
+from clientlink.common.protocol import (
+    ErrorCode,
+    ItemState,
+    JobKind,
+    JobProgress,
+    JobState,
+    Topic,
+)
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.rpc_errors import RpcFailure
@@ -310,16 +317,18 @@ class JobEngine:
     def _publish(self, job_id: int, topic: Topic, job: dict[str, Any]) -> None:
         described = self._describe(job)
         self._events.publish(
-            topic,
-            job_id=job_id,
-            kind=described["kind"],
-            state=described["state"],
-            total=described["total"],
-            done=described["done"],
-            failed=described["failed"],
-            current=described["current"],
-            rate_per_minute=described["rate_per_minute"],
-            eta_seconds=described["eta_seconds"],
+            JobProgress(
+                topic=topic,
+                job_id=job_id,
+                kind=described["kind"],
+                state=described["state"],
+                total=described["total"],
+                done=described["done"],
+                failed=described["failed"],
+                current=described["current"],
+                rate_per_minute=described["rate_per_minute"],
+                eta_seconds=described["eta_seconds"],
+            )
         )
 
     def _describe(self, job: dict[str, Any]) -> dict[str, Any]:

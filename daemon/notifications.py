@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from clientlink.common.config import NotificationsConfig
-from clientlink.common.protocol import ConnectionStatus, NotificationKind, Topic
+from clientlink.common.protocol import (
+    ConnectionStatus,
+    NotificationEvent,
+    NotificationKind,
+    NotificationsRead,
+)
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.store import Store
@@ -158,7 +163,7 @@ class Notifier:
 
     async def _announce_read(self) -> int:
         unread = await self._store.count_unread_notifications()
-        self._events.publish(Topic.NOTIFICATIONS_READ, unread=unread)
+        self._events.publish(NotificationsRead(unread=unread))
         return unread
 
     # ------------------------------------------------------------------ delivery
@@ -188,13 +193,14 @@ class Notifier:
             else:
                 await self._store.set_notification_desktop(notification_id, "sent", identifier)
         self._events.publish(
-            Topic.NOTIFICATION,
-            id=notification_id,
-            kind=kind.value,
-            title=title,
-            body=body,
-            client_ids=client_ids,
-            unread=await self._store.count_unread_notifications(),
+            NotificationEvent(
+                id=notification_id,
+                kind=kind,
+                title=title,
+                body=body,
+                client_ids=client_ids,
+                unread=await self._store.count_unread_notifications(),
+            )
         )
 
     async def _desktop_state(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clientlink.common.protocol import AuthSessionState, ErrorCode, Topic
+from clientlink.common.protocol import AuthCompleted, AuthFailed, AuthSessionState, ErrorCode
 from clientlink.common.timeutil import from_iso
 from clientlink.daemon.adapters import ConfiguredProviders
 from clientlink.daemon.auth import AuthSession
@@ -137,12 +137,13 @@ class SignIn:
         """Publish how a session ended: auth.completed, or auth.failed with why."""
         if session.status == AuthSessionState.COMPLETED and session.result:
             self._events.publish(
-                Topic.AUTH_COMPLETED,
-                session_id=session.id,
-                provider=session.provider,
-                client_id=session.client_id,
-                grant_id=session.result["grant_id"],
-                tenants=session.result["tenants"],
+                AuthCompleted(
+                    session_id=session.id,
+                    provider=session.provider,
+                    client_id=session.client_id,
+                    grant_id=session.result["grant_id"],
+                    tenants=session.result["tenants"],
+                )
             )
         elif session.status in (
             AuthSessionState.FAILED,
@@ -154,10 +155,11 @@ class SignIn:
                 "message": "The sign-in was cancelled",
             }
             self._events.publish(
-                Topic.AUTH_FAILED,
-                session_id=session.id,
-                provider=session.provider,
-                client_id=session.client_id,
-                code=error["code"],
-                message=error["message"],
+                AuthFailed(
+                    session_id=session.id,
+                    provider=session.provider,
+                    client_id=session.client_id,
+                    code=error["code"],
+                    message=error["message"],
+                )
             )

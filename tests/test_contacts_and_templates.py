@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import ErrorCode
 
@@ -12,11 +13,10 @@ async def test_contact_details_are_validated_and_stored_normalised(practice):
     rpc = await practice.connect()
     client_id = practice.connected_ids[0]
     client = await rpc.call(
-        "clients.update",
-        {"client_id": client_id, "email": " Jo.Smith@Example.COM ", "phone": "0491 570 156"},
+        p.CLIENTS_UPDATE, client_id=client_id, email=" Jo.Smith@Example.COM ", phone="0491 570 156"
     )
-    assert client["email"] == "Jo.Smith@example.com"
-    assert client["phone"] == "+61491570156"
+    assert client.email == "Jo.Smith@example.com"
+    assert client.phone == "+61491570156"
     audit = await rpc.call("audit.list", {"client_id": client_id})
     assert audit["items"][0]["action"] == "client.contact_updated"
 
@@ -35,7 +35,7 @@ async def test_invalid_contact_details_are_refused_and_nothing_is_saved(
 ):
     rpc = await practice.connect()
     client_id = practice.connected_ids[0]
-    await rpc.call("clients.update", {"client_id": client_id, "email": "a@example.com"})
+    await rpc.call(p.CLIENTS_UPDATE, client_id=client_id, email="a@example.com")
     before = await rpc.call("clients.get", {"client_id": client_id})
     with pytest.raises(RpcError) as caught:
         await rpc.call(
@@ -62,26 +62,20 @@ async def test_builtin_templates_and_placeholders_are_listed(rpc):
 async def test_a_custom_template_is_saved_previewed_edited_and_deleted(practice):
     rpc = await practice.connect()
     created = await rpc.call(
-        "templates.create",
-        {
-            "name": "New bank",
-            "channel": "email",
-            "subject": "{practice_name}: one more bank, {client_name}",
-            "body": "Hi {client_name}, please add {bank_names}: {link} (until {link_expires})",
-        },
+        p.TEMPLATES_CREATE,
+        name="New bank",
+        channel="email",
+        subject="{practice_name}: one more bank, {client_name}",
+        body="Hi {client_name}, please add {bank_names}: {link} (until {link_expires})",
     )
-    client = await rpc.call("clients.get", {"client_id": practice.connected_ids[0]})
-    preview = await rpc.call(
-        "templates.preview", {"template_id": created["id"], "client_id": client["id"]}
-    )
-    assert client["name"] in preview["body"] and client["name"] in preview["subject"]
-    assert "Harbourside Accounting" in preview["subject"]
-    updated = await rpc.call(
-        "templates.update", {"template_id": created["id"], "body": "Short: {link}"}
-    )
-    assert updated["body"] == "Short: {link}"
-    await rpc.call("templates.delete", {"template_id": created["id"]})
-    assert created["id"] not in [t["id"] for t in (await rpc.call("templates.list"))["items"]]
+    client = await rpc.call(p.CLIENTS_GET, client_id=practice.connected_ids[0])
+    preview = await rpc.call(p.TEMPLATES_PREVIEW, template_id=created.id, client_id=client.id)
+    assert client.name in preview.body and client.name in preview.subject
+    assert "Harbourside Accounting" in preview.subject
+    updated = await rpc.call(p.TEMPLATES_UPDATE, template_id=created.id, body="Short: {link}")
+    assert updated.body == "Short: {link}"
+    await rpc.call(p.TEMPLATES_DELETE, template_id=created.id)
+    assert created.id not in [t["id"] for t in (await rpc.call("templates.list"))["items"]]
 
 
 @pytest.mark.parametrize(
@@ -121,21 +115,18 @@ async def test_sms_preview_counts_segments_and_names_cannot_inject_headers(pract
         client_id, practice.clock.now(), name="Evil\r\nBcc: everyone@example.com"
     )
     email = await rpc.call(
-        "templates.preview",
-        {
-            "client_id": client_id,
-            "channel": "email",
-            "subject": "For {client_name}",
-            "body": "{link}",
-        },
+        p.TEMPLATES_PREVIEW,
+        client_id=client_id,
+        channel="email",
+        subject="For {client_name}",
+        body="{link}",
     )
-    assert "\n" not in email["subject"] and "\r" not in email["subject"]
+    assert "\n" not in email.subject and "\r" not in email.subject
     sms = await rpc.call(
-        "templates.preview",
-        {"client_id": client_id, "channel": "sms", "body": "{link} " + "x" * 200},
+        p.TEMPLATES_PREVIEW, client_id=client_id, channel="sms", body="{link} " + "x" * 200
     )
-    assert (sms["sms_encoding"], sms["sms_segments"]) == ("GSM-7", 2)
+    assert (sms.sms_encoding, sms.sms_segments) == ("GSM-7", 2)
     unicode = await rpc.call(
-        "templates.preview", {"client_id": client_id, "channel": "sms", "body": "{link} ✓"}
+        p.TEMPLATES_PREVIEW, client_id=client_id, channel="sms", body="{link} ✓"
     )
-    assert unicode["sms_encoding"] == "UCS-2"
+    assert unicode.sms_encoding == "UCS-2"

@@ -6,6 +6,7 @@ it is asked to show (tests/dbus_session.py).
 
 from __future__ import annotations
 
+from clientlink.common import protocol as p
 from tests.helpers import advance_time, next_event, sandbox_get, sandbox_post
 
 
@@ -39,22 +40,22 @@ async def test_one_client_gets_its_own_notification_and_recovery_only_clears_it(
     notification_server, practice
 ):
     rpc = await practice.connect()
-    client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[0]})
+    client = await rpc.call(p.CLIENTS_GET, client_id=practice.xero_connected_ids[0])
     await sandbox_post(
         practice.sandbox.base_url,
         "/_sandbox/connections/disconnect",
-        {"tenant_id": client["tenant_id"]},
+        {"tenant_id": client.tenant_id},
     )
     before = len(notification_server.notifications)
-    await rpc.call("clients.refresh", {"client_id": client["id"], "force": True})
+    await rpc.call(p.CLIENTS_REFRESH, client_id=client.id, force=True)
     await practice.daemon.notifier.flush()
     (shown,) = notification_server.notifications[before:]
-    assert shown.summary == f"Re-authorise {client['name']}"
+    assert shown.summary == f"Re-authorise {client.name}"
     assert "disconnected" in shown.body
 
-    session = await rpc.call("auth.begin", {"provider": "xero", "client_id": client["id"]})
-    redirect = await practice.approve(session["authorize_url"], [client["tenant_id"]])
-    await rpc.call("auth.complete", {"session_id": session["session_id"], "redirect_url": redirect})
+    session = await rpc.call(p.AUTH_BEGIN, provider="xero", client_id=client.id)
+    redirect = await practice.approve(session.authorize_url, [client.tenant_id])
+    await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
     await practice.daemon.notifier.flush()
 
     assert len(notification_server.notifications) == before + 1  # nothing for a recovery
@@ -96,26 +97,26 @@ async def test_acknowledging_clears_the_unread_count(practice):
     await revoke_staff_grant(practice, "sam")
     await advance_time(practice, 26 * 60)
     await practice.daemon.notifier.flush()
-    assert (await rpc.call("daemon.status"))["unread_notifications"] == 1
-    assert (await rpc.call("notifications.ack", {}))["unread"] == 0
+    assert (await rpc.call(p.DAEMON_STATUS)).unread_notifications == 1
+    assert (await rpc.call(p.NOTIFICATIONS_ACK)).unread == 0
     assert (await rpc.call("notifications.list", {"unread_only": True}))["items"] == []
 
 
 async def test_a_recovery_that_clears_notifications_announces_the_new_unread_count(practice):
     rpc = await practice.connect()
     await rpc.subscribe(["notifications.read"])
-    client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[0]})
+    client = await rpc.call(p.CLIENTS_GET, client_id=practice.xero_connected_ids[0])
     await sandbox_post(
         practice.sandbox.base_url,
         "/_sandbox/connections/disconnect",
-        {"tenant_id": client["tenant_id"]},
+        {"tenant_id": client.tenant_id},
     )
-    await rpc.call("clients.refresh", {"client_id": client["id"], "force": True})
+    await rpc.call(p.CLIENTS_REFRESH, client_id=client.id, force=True)
     await practice.daemon.notifier.flush()
-    assert (await rpc.call("daemon.status"))["unread_notifications"] == 1
-    session = await rpc.call("auth.begin", {"provider": "xero", "client_id": client["id"]})
-    redirect = await practice.approve(session["authorize_url"], [client["tenant_id"]])
-    await rpc.call("auth.complete", {"session_id": session["session_id"], "redirect_url": redirect})
+    assert (await rpc.call(p.DAEMON_STATUS)).unread_notifications == 1
+    session = await rpc.call(p.AUTH_BEGIN, provider="xero", client_id=client.id)
+    redirect = await practice.approve(session.authorize_url, [client.tenant_id])
+    await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
     await practice.daemon.notifier.flush()
     event = await next_event(rpc, "notifications.read")
     assert event["unread"] == 0
@@ -149,7 +150,7 @@ async def test_hostile_client_names_reach_the_desktop_made_visible_and_never_as_
     listing = await rpc.call("clients.list", {"filter": {"status": "connected"}, "limit": 1000})
     client = next(item for item in listing["items"] if item["provider"] == "xero")
     await sandbox_post(base, "/_sandbox/connections/disconnect", {"tenant_id": client["tenant_id"]})
-    await rpc.call("clients.refresh", {"client_id": client["id"], "force": True})
+    await rpc.call(p.CLIENTS_REFRESH, client_id=client["id"], force=True)
     await daemon.daemon.notifier.flush()
     single = notification_server.notifications[-1]
     assert single.summary.startswith("Re-authorise <b>Org ")

@@ -14,7 +14,13 @@ import textwrap
 import pytest
 
 from clientlink.common.client import DaemonClient, RpcError
-from clientlink.common.protocol import MAX_FRAME_BYTES, METHODS, ErrorCode, Topic
+from clientlink.common.protocol import (
+    MAX_FRAME_BYTES,
+    METHODS,
+    ErrorCode,
+    NotificationEvent,
+    NotificationKind,
+)
 from clientlink.daemon.rpc_server import DaemonAlreadyRunning, RpcServer
 
 
@@ -109,6 +115,18 @@ async def test_oversize_frame_closes_only_that_connection(daemon, rpc):
     assert (await rpc.call("daemon.status"))["version"]
 
 
+def notification_event(number: int, title: str) -> NotificationEvent:
+    """A notification event as the daemon builds one (the client reads only its title)."""
+    return NotificationEvent(
+        id=number,
+        kind=NotificationKind.DIGEST,
+        title=title,
+        body="",
+        client_ids=[],
+        unread=number,
+    )
+
+
 async def test_a_client_that_never_reads_does_not_slow_another(daemon, rpc):
     stalled = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -117,7 +135,7 @@ async def test_a_client_that_never_reads_does_not_slow_another(daemon, rpc):
     stalled.sendall(HELLO + frame("events.subscribe", request_id=2))
     await asyncio.sleep(0.1)
     for number in range(20000):
-        daemon.daemon.events.publish(Topic.NOTIFICATION, number=number, text="x" * 200)
+        daemon.daemon.events.publish(notification_event(number, "x" * 200))
     status = await asyncio.wait_for(rpc.call("daemon.status"), 5)
     assert status["version"]
     stalled.close()
@@ -126,14 +144,14 @@ async def test_a_client_that_never_reads_does_not_slow_another(daemon, rpc):
 async def test_events_after_a_sequence_number_are_replayed(daemon):
     first = await daemon.connect()
     await first.subscribe()
-    daemon.daemon.events.publish(Topic.NOTIFICATION, text="one")
+    daemon.daemon.events.publish(notification_event(1, "one"))
     seen = await anext(first.events())
-    daemon.daemon.events.publish(Topic.NOTIFICATION, text="two")
+    daemon.daemon.events.publish(notification_event(2, "two"))
     second = await daemon.connect()
     result = await second.subscribe(since_seq=seen["seq"])
     assert result["replayed"] == 1 and not result["gap"]
     replayed = await anext(second.events())
-    assert replayed["text"] == "two" and replayed["seq"] == seen["seq"] + 1
+    assert replayed["title"] == "two" and replayed["seq"] == seen["seq"] + 1
 
 
 async def test_socket_is_private_to_the_user(daemon):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from clientlink.common import protocol as p
 from clientlink.common.timeutil import from_iso
 from tests.helpers import advance_time, sandbox_delete, sandbox_get, sandbox_post, wait_until
 
@@ -21,17 +22,17 @@ async def refresh_calls(running) -> int:
 
 
 async def statuses(rpc) -> dict[str, int]:
-    return (await rpc.call("clients.list", {"limit": 1}))["counts"]
+    return (await rpc.call(p.CLIENTS_LIST, limit=1)).counts
 
 
 async def test_every_watched_grant_is_scheduled_at_start(practice):
     rpc = await practice.connect()
-    status = await rpc.call("daemon.status")
+    status = await rpc.call(p.DAEMON_STATUS)
     # Two Xero staff grants (the revoked one is no longer watched) and one per QBO company.
-    assert status["watched_grants"] == 2 + len(practice.seeded.quickbooks_ids)
-    client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[-1]})
-    next_check = from_iso(client["next_check_at"])
-    access_end = from_iso(client["access_expires_at"])
+    assert status.watched_grants == 2 + len(practice.seeded.quickbooks_ids)
+    client = await rpc.call(p.CLIENTS_GET, client_id=practice.xero_connected_ids[-1])
+    next_check = from_iso(client.next_check_at)
+    access_end = from_iso(client.access_expires_at)
     assert next_check is not None and access_end is not None
     assert access_end - timedelta(minutes=7) <= next_check <= access_end - timedelta(minutes=5)
 
@@ -39,14 +40,14 @@ async def test_every_watched_grant_is_scheduled_at_start(practice):
 async def test_access_tokens_are_refreshed_before_they_expire(practice):
     rpc = await practice.connect()
     client_id = practice.xero_connected_ids[-1]
-    before = await rpc.call("clients.get", {"client_id": client_id})
+    before = await rpc.call(p.CLIENTS_GET, client_id=client_id)
     calls = await refresh_calls(practice)
     await advance_time(practice, 26 * 60)
     assert await refresh_calls(practice) == calls + 2
-    after = await rpc.call("clients.get", {"client_id": client_id})
-    assert after["access_expires_at"] > before["access_expires_at"]
-    assert after["status"] == "connected"
-    assert after["last_refresh_at"] > before["last_refresh_at"]
+    after = await rpc.call(p.CLIENTS_GET, client_id=client_id)
+    assert after.access_expires_at > before.access_expires_at
+    assert after.status == "connected"
+    assert after.last_refresh_at > before.last_refresh_at
 
 
 async def test_idle_grants_are_kept_alive_past_the_refresh_tokens_idle_end(practice):
@@ -65,9 +66,9 @@ async def test_an_unwatched_grant_dies_at_its_idle_end(practice):
     practice.clock.advance(61 * DAY)
     await sandbox_post(practice.sandbox.base_url, "/_sandbox/clock", {"advance_seconds": 61 * DAY})
     client_id = practice.xero_connected_ids[-1]
-    await rpc.call("clients.check", {"client_ids": [client_id]})
-    client = await rpc.call("clients.get", {"client_id": client_id})
-    assert client["status"] == "needs_reauth"
+    await rpc.call(p.CLIENTS_CHECK, client_ids=[client_id])
+    client = await rpc.call(p.CLIENTS_GET, client_id=client_id)
+    assert client.status == "needs_reauth"
 
 
 async def test_a_refused_refresh_marks_needs_reauth_with_reason_and_since(practice):
@@ -134,10 +135,10 @@ async def test_timeouts_count_as_an_outage_not_a_verdict(practice):
         {"kind": "delay", "delay_seconds": 1.0, "target": "token", "count": 2},
     )
     await advance_time(practice, 26 * 60)
-    grant_client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[-1]})
-    assert grant_client["status"] == "connected"
-    status = await rpc.call("daemon.status")
-    assert status["clients_by_status"]["needs_reauth"] == len(practice.client_ids_needing_reauth)
+    grant_client = await rpc.call(p.CLIENTS_GET, client_id=practice.xero_connected_ids[-1])
+    assert grant_client.status == "connected"
+    status = await rpc.call(p.DAEMON_STATUS)
+    assert status.clients_by_status["needs_reauth"] == len(practice.client_ids_needing_reauth)
 
 
 async def test_rate_limited_refresh_waits_as_retry_after_says(practice):
@@ -148,9 +149,9 @@ async def test_rate_limited_refresh_waits_as_retry_after_says(practice):
         {"kind": "429", "target": "token", "retry_after": 600, "problem": "minute", "count": 2},
     )
     await advance_time(practice, 26 * 60)
-    client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[-1]})
-    assert client["status"] == "connected"
-    wait = from_iso(client["next_check_at"]) - practice.clock.now()
+    client = await rpc.call(p.CLIENTS_GET, client_id=practice.xero_connected_ids[-1])
+    assert client.status == "connected"
+    wait = from_iso(client.next_check_at) - practice.clock.now()
     assert timedelta(seconds=590) <= wait <= timedelta(seconds=600)
 
 
@@ -164,29 +165,29 @@ async def refresh_tokens_issued(running, tenant_id: str) -> int:
 async def test_two_simultaneous_refresh_triggers_make_one_refresh_call(practice):
     rpc = await practice.connect()
     other = await practice.connect("second")
-    client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[-1]})
+    client = await rpc.call(p.CLIENTS_GET, client_id=practice.xero_connected_ids[-1])
     practice.clock.advance(26 * 60)
     await sandbox_post(practice.sandbox.base_url, "/_sandbox/clock", {"advance_seconds": 26 * 60})
-    issued = await refresh_tokens_issued(practice, client["tenant_id"])
+    issued = await refresh_tokens_issued(practice, client.tenant_id)
     await asyncio.gather(
-        rpc.call("clients.refresh", {"client_id": client["id"]}),
-        other.call("clients.refresh", {"client_id": client["id"]}),
+        rpc.call("clients.refresh", {"client_id": client.id}),
+        other.call("clients.refresh", {"client_id": client.id}),
     )
-    assert await refresh_tokens_issued(practice, client["tenant_id"]) == issued + 1
+    assert await refresh_tokens_issued(practice, client.tenant_id) == issued + 1
 
 
 async def test_a_business_disconnected_in_xero_needs_reauth_alone(practice):
     rpc = await practice.connect()
-    client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[-1]})
+    client = await rpc.call(p.CLIENTS_GET, client_id=practice.xero_connected_ids[-1])
     await sandbox_post(
         practice.sandbox.base_url,
         "/_sandbox/connections/disconnect",
-        {"tenant_id": client["tenant_id"]},
+        {"tenant_id": client.tenant_id},
     )
-    await rpc.call("clients.refresh", {"client_id": client["id"], "force": True})
-    after = await rpc.call("clients.get", {"client_id": client["id"]})
-    assert after["status"] == "needs_reauth"
-    assert "disconnected" in after["status_reason"]
+    await rpc.call(p.CLIENTS_REFRESH, client_id=client.id, force=True)
+    after = await rpc.call(p.CLIENTS_GET, client_id=client.id)
+    assert after.status == "needs_reauth"
+    assert "disconnected" in after.status_reason
     counts = await statuses(rpc)
     assert counts["needs_reauth"] == len(practice.client_ids_needing_reauth) + 1
 
@@ -195,7 +196,7 @@ async def test_refresh_of_a_never_authorised_or_unknown_client_is_a_clear_error(
     from clientlink.common.client import RpcError
 
     try:
-        await rpc.call("clients.refresh", {"client_id": 4242})
+        await rpc.call(p.CLIENTS_REFRESH, client_id=4242)
     except RpcError as exc:
         assert "4242" in exc.message
     else:
@@ -247,33 +248,33 @@ async def test_a_hard_end_inside_the_warning_window_marks_expiring_then_needs_re
         f"/_sandbox/grants/{grant['grant_id']}/hard-end",
         {"at": hard_end.isoformat()},
     )
-    await rpc.call("clients.refresh", {"client_id": client_id, "force": True})
+    await rpc.call(p.CLIENTS_REFRESH, client_id=client_id, force=True)
     client = await rpc.call("clients.get", {"client_id": client_id})
     assert client["status"] == "expiring"
     assert hard_end.strftime("%d %b %Y") in client["status_reason"]
     assert abs(from_iso(client["hard_expires_at"]) - hard_end) < timedelta(seconds=2)
     others = [i for i in practice.seeded.quickbooks_ids if i != client_id]
     for other in others:
-        assert (await rpc.call("clients.get", {"client_id": other}))["status"] == "connected"
+        assert (await rpc.call(p.CLIENTS_GET, client_id=other)).status == "connected"
 
     for _ in range(11):  # day by day past the hard end
         await advance_time(practice, DAY)
     client = await rpc.call("clients.get", {"client_id": client_id})
     assert client["status"] == "needs_reauth"
     for other in others:
-        assert (await rpc.call("clients.get", {"client_id": other}))["status"] == "connected"
+        assert (await rpc.call(p.CLIENTS_GET, client_id=other)).status == "connected"
 
 
 async def test_a_wake_up_after_suspend_catches_up_what_became_due(practice):
     """Suspend: the wall clock jumps while the loop's timers stood still."""
     rpc = await practice.connect()
     client_id = practice.xero_connected_ids[-1]
-    before = await rpc.call("clients.get", {"client_id": client_id})
+    before = await rpc.call(p.CLIENTS_GET, client_id=client_id)
     practice.clock.advance(3 * 3600)
     await sandbox_post(practice.sandbox.base_url, "/_sandbox/clock", {"advance_seconds": 3 * 3600})
     assert practice.daemon.watcher.check_clock()  # what the heartbeat does every minute
     await wait_until(practice.daemon.watcher.idle, what="the catch-up")
-    after = await rpc.call("clients.get", {"client_id": client_id})
-    assert after["status"] == "connected"
-    assert from_iso(after["access_expires_at"]) > from_iso(before["access_expires_at"])
+    after = await rpc.call(p.CLIENTS_GET, client_id=client_id)
+    assert after.status == "connected"
+    assert from_iso(after.access_expires_at) > from_iso(before.access_expires_at)
     assert not practice.daemon.watcher.check_clock()  # no jump since

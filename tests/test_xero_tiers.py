@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from clientlink.common import protocol as p
 from clientlink.sandbox import xero_identity
 from clientlink.sandbox.accounts import PUBLIC_CLIENT_ID
 from clientlink.sandbox.approve import ApproveError, approve
@@ -109,10 +110,8 @@ def home(home, sandbox: SandboxServer):  # type: ignore[no-untyped-def]
 async def _sign_in(daemon: RunningDaemon, rpc, tenants: list[str]) -> dict:  # type: ignore[no-untyped-def]
     session = await rpc.call("auth.begin", {"provider": "xero", "new_connections": len(tenants)})
     redirect = await daemon.approve(session["authorize_url"], tenants)
-    grant = await rpc.call(
-        "auth.complete", {"session_id": session["session_id"], "redirect_url": redirect}
-    )
-    await rpc.call("clients.import", {"grant_id": grant["grant_id"]})
+    grant = await rpc.call(p.AUTH_COMPLETE, session_id=session["session_id"], redirect_url=redirect)
+    await rpc.call(p.CLIENTS_IMPORT, grant_id=grant.grant_id)
     return session
 
 
@@ -120,7 +119,7 @@ async def test_daemon_shows_connections_and_egress_against_the_tier(
     daemon: RunningDaemon,
 ) -> None:
     rpc = await daemon.connect()
-    (usage,) = (await rpc.call("daemon.status"))["usage"]
+    (usage,) = (await rpc.call(p.DAEMON_STATUS)).usage
     assert usage | {"month": None} == {
         "provider": "xero",
         "tier": "starter",
@@ -133,13 +132,13 @@ async def test_daemon_shows_connections_and_egress_against_the_tier(
     orgs = [org.tenant_id for org in daemon.sandbox.state.orgs[:3]]
     first = await _sign_in(daemon, rpc, orgs)
     assert first["warning"] is None
-    (usage,) = (await rpc.call("daemon.status"))["usage"]
+    (usage,) = (await rpc.call(p.DAEMON_STATUS)).usage
     assert usage["connections"] == 3 and usage["egress_bytes_month"] > 0
 
     # A bulk sign-in that would pass the cap is warned about before it starts.
-    warned = await rpc.call("auth.begin", {"provider": "xero", "new_connections": 3})
-    assert "allows 5 connections" in warned["warning"]
-    await rpc.call("auth.cancel", {"session_id": warned["session_id"]})
+    warned = await rpc.call(p.AUTH_BEGIN, provider="xero", new_connections=3)
+    assert "allows 5 connections" in warned.warning
+    await rpc.call(p.AUTH_CANCEL, session_id=warned.session_id)
 
     cli = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from clientlink.common import protocol
-from clientlink.common.client import DaemonClient, DaemonUnavailable, RpcError
+from clientlink.common.client import DaemonClient, DaemonUnavailable, Resync, RpcError
 from clientlink.common.safe_text import visible
 from clientlink.common.xero_tiers import usage_line
 from clientlink.tui import messages
@@ -171,23 +171,21 @@ class ClientlinkApp(App[None]):
                 async with asyncio.timeout(CONNECT_TIMEOUT):
                     await client.connect()
                     await client.subscribe()
-                    providers = await client.call("providers.list")
+                    providers = await client.call(protocol.PROVIDERS_LIST)
                     unread = await client.call(
-                        "notifications.list", {"unread_only": True, "limit": 1}
+                        protocol.NOTIFICATIONS_LIST, unread_only=True, limit=1
                     )
-                self.provider_names = {
-                    item.name: item.display_name
-                    for item in protocol.ProvidersListResult.model_validate(providers).items
-                }
-                self.unread_notifications = protocol.NotificationsListResult.model_validate(
-                    unread
-                ).unread
+                self.provider_names = {item.name: item.display_name for item in providers.items}
+                self.unread_notifications = unread.unread
                 self._daemon = client
                 self.offline_message = ""
                 delay = RECONNECT_FIRST_DELAY
                 self._broadcast(lambda hello=client.hello: messages.DaemonConnected(hello))
-                async for event in client.events():
-                    self._relay_event(event)
+                async for update in client.updates():
+                    if isinstance(update, Resync):
+                        self._resync(client, update)
+                    else:
+                        self._relay_event(update)
             except DaemonUnavailable as exc:
                 self.log.warning(f"daemon unavailable: {exc}")
                 if "not running" not in str(exc) and "ended" not in str(exc):
@@ -206,22 +204,20 @@ class ClientlinkApp(App[None]):
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_DELAY)
 
-    def _relay_event(self, params: dict[str, Any]) -> None:
-        try:
-            topic = protocol.Topic(params.get("topic"))
-        except ValueError:
-            return  # a topic from a newer daemon
-        if topic == protocol.Topic.NOTIFICATIONS_READ:
-            self.unread_notifications = int(params.get("unread", 0))
+    def _resync(self, client: DaemonClient, resync: Resync) -> None:
+        """Events were missed: every screen reloads from the daemon, as after a reconnect."""
+        self.log.warning(f"resyncing with clientlinkd: {resync.reason}")
+        self.refresh_unread_count()
+        self._broadcast(
+            lambda hello=client.hello: messages.DaemonConnected(hello, resync=resync.reason)
+        )
+
+    def _relay_event(self, event: protocol.Event) -> None:
+        if isinstance(event, protocol.NotificationsRead):
+            self.unread_notifications = event.unread
             return
-        model = messages.EVENT_MODELS.get(topic)
-        message_type = messages.EVENT_MESSAGES.get(topic)
-        if model is None or message_type is None:
-            return
-        try:
-            event = model.model_validate(params)
-        except ValidationError as exc:
-            self.log.warning(f"ignoring malformed {topic} event: {exc}")
+        message_type = messages.EVENT_MESSAGES.get(event.topic)
+        if message_type is None:
             return
         if isinstance(event, protocol.NotificationEvent):
             self._announce(event)
@@ -250,15 +246,13 @@ class ClientlinkApp(App[None]):
         """Re-read how many notifications are unread."""
         if not self.connected:
             return
-        result = protocol.NotificationsListResult.model_validate(
-            await self.daemon.call("notifications.list", {"unread_only": True, "limit": 1})
-        )
+        result = await self.daemon.call(protocol.NOTIFICATIONS_LIST, unread_only=True, limit=1)
         self.unread_notifications = result.unread
-        status = await self.daemon.call("daemon.status")
-        names = {item["name"]: item["display_name"] for item in status.get("providers", [])}
+        status = await self.daemon.call(protocol.DAEMON_STATUS)
+        names = {item.name: item.display_name for item in status.providers}
         self.usage_summary = " · ".join(
             usage_line(usage, names.get(usage["provider"], usage["provider"]))
-            for usage in status.get("usage", [])
+            for usage in status.usage
             if usage.get("tier")
         )
 

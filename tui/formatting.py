@@ -106,16 +106,16 @@ def shown(value: Any, *, keep_newlines: bool = False) -> Any:
 class ShownDaemonClient(DaemonClient):
     """The TUI's connection: results, errors and events arrive safe to show.
 
+    The raw answer is made safe before its result model reads it, so typed results
+    (``call(p.CLIENTS_LIST)``) and events (``updates()``) are as safe as raw ones.
     Templates are the practice's own multi-line text: their newlines are kept.
     """
 
-    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+    async def _request(self, method: str, params: dict[str, Any] | None) -> Any:
         try:
-            result = await super().call(method, params)
+            return await super()._request(method, params)
         except RpcError as exc:
             raise RpcError(exc.code, visible(exc.message), exc.data, exc.method) from None
-        return shown(result, keep_newlines=method.startswith("templates."))
 
-    async def events(self):  # type: ignore[override]
-        async for event in super().events():
-            yield shown(event)
+    def _clean(self, method: str, value: Any) -> Any:
+        return shown(value, keep_newlines=method.startswith("templates."))

@@ -16,9 +16,14 @@ from clientlink.common import protocol
 
 @dataclass
 class DaemonConnected(Message, bubble=False):
-    """The app (re)connected to clientlinkd and subscribed to its events: reload your data."""
+    """The app (re)connected to clientlinkd and subscribed to its events: reload your data.
+
+    Also sent when the connection missed events (``resync`` says why): what a screen shows
+    may be stale, so it reloads exactly as after a reconnect.
+    """
 
     hello: dict[str, Any]
+    resync: str = ""
 
 
 @dataclass

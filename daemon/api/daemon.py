@@ -12,6 +12,7 @@ from clientlink.daemon.adapters import ConfiguredProviders
 from clientlink.daemon.api import Api, handles
 from clientlink.daemon.auth import AuthSessions
 from clientlink.daemon.clock import Clock
+from clientlink.daemon.events import EventBus
 from clientlink.daemon.rpc_server import CallContext, hello_check
 from clientlink.daemon.store import Store
 from clientlink.daemon.vault import Vault
@@ -28,7 +29,9 @@ class DaemonApi(Api):
         watcher: Watcher,
         clock: Clock,
         started_at: datetime,
+        events: EventBus,
     ) -> None:
+        self._events = events
         self._store = store
         self._vault = vault
         self._providers = providers
@@ -43,7 +46,12 @@ class DaemonApi(Api):
         hello_check(params.protocol)
         ctx.connection.peer.client = params.client
         return p.HelloResult(
-            protocol=p.PROTOCOL_VERSION, daemon_version=VERSION, user=ctx.peer.user, pid=os.getpid()
+            protocol=p.PROTOCOL_VERSION,
+            daemon_version=VERSION,
+            user=ctx.peer.user,
+            pid=os.getpid(),
+            minor=p.PROTOCOL_MINOR,
+            epoch=self._events.epoch,
         )
 
     @handles("daemon.status")

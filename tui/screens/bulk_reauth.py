@@ -17,16 +17,13 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Header, Input, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
 
+from clientlink.common import protocol as p
 from clientlink.common.protocol import (
     AuthCompleteResult,
     Client,
-    ClientsImportResult,
-    ClientsListResult,
     ConnectionStatus,
     JobKind,
-    JobStartResult,
     ProviderInfo,
-    ProvidersListResult,
     Tenant,
 )
 from clientlink.tui.commands import PaletteCommand
@@ -78,16 +75,17 @@ class ChooseSoftwareScreen(DaemonModalScreen[ProviderInfo | None]):
     async def load_providers(self) -> None:
         """``providers.list``: every configured software first, the others with why not."""
         daemon = self.clientlink.daemon
-        providers = ProvidersListResult.model_validate(await daemon.call("providers.list")).items
+        providers = (await daemon.call(p.PROVIDERS_LIST)).items
         self.providers = {provider.name: provider for provider in providers}
         waiting: dict[str, int] = {}
         for provider in providers:
             if provider.configured:
                 listed = await daemon.call(
-                    "clients.list",
-                    {"filter": {"provider": provider.name, "status": NOT_CONNECTED}, "limit": 1},
+                    p.CLIENTS_LIST,
+                    filter={"provider": provider.name, "status": NOT_CONNECTED},
+                    limit=1,
                 )
-                waiting[provider.name] = int(listed["total"])
+                waiting[provider.name] = listed.total
         options = self.query_one(OptionList)
         options.clear_options()
         # The software with the most clients to re-authorise first.
@@ -217,15 +215,11 @@ class BulkReauthScreen(DaemonScreen[None]):
     async def _load_clients(self) -> None:
         items: list[Client] = []
         while True:
-            page = ClientsListResult.model_validate(
-                await self.clientlink.daemon.call(
-                    "clients.list",
-                    {
-                        "filter": {"provider": self.provider.name, "active": None},
-                        "offset": len(items),
-                        "limit": PAGE_SIZE,
-                    },
-                )
+            page = await self.clientlink.daemon.call(
+                p.CLIENTS_LIST,
+                filter={"provider": self.provider.name, "active": None},
+                offset=len(items),
+                limit=PAGE_SIZE,
             )
             items.extend(page.items)
             if not page.items or len(items) >= page.total:
@@ -367,11 +361,8 @@ class BulkReauthScreen(DaemonScreen[None]):
     @work(exclusive=True, group="start-job", exit_on_error=False)
     async def start_job(self, grant_id: int, client_ids: list[int]) -> None:
         """``jobs.start {kind: reauthorise}``; this screen gives way to the progress screen."""
-        started = JobStartResult.model_validate(
-            await self.clientlink.daemon.call(
-                "jobs.start",
-                {"kind": JobKind.REAUTHORISE.value, "grant_id": grant_id, "client_ids": client_ids},
-            )
+        started = await self.clientlink.daemon.call(
+            p.JOBS_START, kind=JobKind.REAUTHORISE.value, grant_id=grant_id, client_ids=client_ids
         )
         self.app.switch_screen(JobProgressScreen(started.job_id, kind=JobKind.REAUTHORISE))
 
@@ -384,10 +375,8 @@ class BulkReauthScreen(DaemonScreen[None]):
     @work(exclusive=True, group="import-new", exit_on_error=False)
     async def import_new(self, grant_id: int, tenant_ids: list[str]) -> None:
         """``clients.import`` for the new businesses; they join the list (connected)."""
-        result = ClientsImportResult.model_validate(
-            await self.clientlink.daemon.call(
-                "clients.import", {"grant_id": grant_id, "tenant_ids": tenant_ids}
-            )
+        result = await self.clientlink.daemon.call(
+            p.CLIENTS_IMPORT, grant_id=grant_id, tenant_ids=tenant_ids
         )
         await self._load_clients()
         self._rebuild()

@@ -13,23 +13,17 @@ from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Header, Static
 
+from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import (
     AuthCompleteResult,
     Bank,
     BankConnection,
-    BankConnectionsResult,
-    BanksListResult,
     Channel,
     Client,
-    ClientHistoryResult,
     ConnectionStatus,
     HistoryEntry,
     Invitation,
-    InvitesListResult,
-    Job,
-    JobStartResult,
-    TemplatesListResult,
 )
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
@@ -247,17 +241,13 @@ class ClientDetailScreen(DaemonScreen[None]):
         if not self.clientlink.connected:
             return  # the banner says why; the screen reloads on reconnect
         daemon = self.clientlink.daemon
-        client = Client.model_validate(
-            await daemon.call("clients.get", {"client_id": self.client_id})
-        )
-        history = ClientHistoryResult.model_validate(
-            await daemon.call(
-                "clients.history", {"client_id": self.client_id, "limit": HISTORY_LIMIT}
-            )
+        client = await daemon.call(p.CLIENTS_GET, client_id=self.client_id)
+        history = await daemon.call(
+            p.CLIENTS_HISTORY, client_id=self.client_id, limit=HISTORY_LIMIT
         )
         self.client = client
         self.history = history.items
-        self.unused_sign_ins = (await daemon.call("daemon.status"))["unused_sign_ins"]
+        self.unused_sign_ins = (await daemon.call(p.DAEMON_STATUS)).unused_sign_ins
         self._show_all()
 
     def action_reload(self) -> None:
@@ -271,9 +261,7 @@ class ClientDetailScreen(DaemonScreen[None]):
         """``banks.connections`` for this client, shown with what to do about broken ones."""
         if not self.clientlink.connected:
             return
-        listed = BankConnectionsResult.model_validate(
-            await self.clientlink.daemon.call("banks.connections", {"client_id": self.client_id})
-        )
+        listed = await self.clientlink.daemon.call(p.BANKS_CONNECTIONS, client_id=self.client_id)
         self.bank_connections = listed.items
         self._show_bank_connections()
 
@@ -283,17 +271,13 @@ class ClientDetailScreen(DaemonScreen[None]):
         if not self.clientlink.connected:
             return
         daemon = self.clientlink.daemon
-        listed = InvitesListResult.model_validate(
-            await daemon.call(
-                "invites.list", {"client_id": self.client_id, "limit": TIMELINE_LIMIT}
-            )
-        )
+        listed = await daemon.call(p.INVITES_LIST, client_id=self.client_id, limit=TIMELINE_LIMIT)
         # Templates are renamed and created elsewhere: read their names every time.
-        templates = TemplatesListResult.model_validate(await daemon.call("templates.list"))
+        templates = await daemon.call(p.TEMPLATES_LIST)
         self.template_names = {template.id: template.name for template in templates.items}
         if not self.banks and any(item.bank_ids for item in listed.items):
             try:
-                banks = BanksListResult.model_validate(await daemon.call("banks.list"))
+                banks = await daemon.call(p.BANKS_LIST)
             except RpcError as exc:
                 self.log.warning(f"bank names unavailable: {exc.message}")
             else:
@@ -477,9 +461,7 @@ class ClientDetailScreen(DaemonScreen[None]):
     @work(group="settle-invite", exit_on_error=False)
     async def settle_invite(self, job_id: int) -> None:
         """Once the job has ended: a toast saying the invitation went, or why not."""
-        job = Job.model_validate(
-            await self.clientlink.daemon.call("jobs.get", {"job_id": job_id, "items": True})
-        )
+        job = await self.clientlink.daemon.call(p.JOBS_GET, job_id=job_id, items=True)
         if not job.state.finished or job_id not in self.pending_invites:
             return
         self.pending_invites.discard(job_id)
@@ -524,10 +506,8 @@ class ClientDetailScreen(DaemonScreen[None]):
         """``clients.refresh {force: true}``, then a toast saying how it went."""
         self.refreshing = True
         try:
-            client = Client.model_validate(
-                await self.clientlink.daemon.call(
-                    "clients.refresh", {"client_id": self.client_id, "force": True}
-                )
+            client = await self.clientlink.daemon.call(
+                p.CLIENTS_REFRESH, client_id=self.client_id, force=True
             )
         except RpcError as exc:
             self.notify(exc.message, title="Refresh failed", severity="error")
@@ -603,10 +583,8 @@ class ClientDetailScreen(DaemonScreen[None]):
     async def resend(self, invitation_id: int) -> None:
         """``invites.resend``; the outcome is told like an invite's."""
         try:
-            started = JobStartResult.model_validate(
-                await self.clientlink.daemon.call(
-                    "invites.resend", {"invitation_id": invitation_id}
-                )
+            started = await self.clientlink.daemon.call(
+                p.INVITES_RESEND, invitation_id=invitation_id
             )
         except RpcError as exc:
             self.notify(exc.message, title="Not sent again", severity="error")

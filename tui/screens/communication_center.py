@@ -10,8 +10,9 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
+from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
-from clientlink.common.protocol import InvitationTemplate, TemplatesListResult
+from clientlink.common.protocol import InvitationTemplate
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.screens.base import DaemonScreen
@@ -77,9 +78,7 @@ class CommunicationCenterScreen(DaemonScreen[None]):
     @work(exclusive=True, group="load-templates", exit_on_error=False)
     async def load_templates(self, highlight: str | None = None) -> None:
         """``templates.list``; the list keeps its place (or moves to ``highlight``)."""
-        listed = TemplatesListResult.model_validate(
-            await self.clientlink.daemon.call("templates.list")
-        )
+        listed = await self.clientlink.daemon.call(p.TEMPLATES_LIST)
         table = self.query_one(DataTable)
         current = highlight or self.highlighted_template_id()
         self.templates = {template.id: template for template in listed.items}
@@ -188,7 +187,7 @@ class CommunicationCenterScreen(DaemonScreen[None]):
     async def delete_template(self, template: InvitationTemplate) -> None:
         """``templates.delete``, then the list again."""
         try:
-            await self.clientlink.daemon.call("templates.delete", {"template_id": template.id})
+            await self.clientlink.daemon.call(p.TEMPLATES_DELETE, template_id=template.id)
         except RpcError as exc:
             self.notify(exc.message, title="Not deleted", severity="error")
             return

@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Static
 
+from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import Client
 from clientlink.tui.screens.base import DaemonModalScreen
@@ -69,11 +70,8 @@ class EditContactScreen(DaemonModalScreen[Client | None]):
     async def save(self, email: str, phone: str) -> None:
         """``clients.update``; a refusal (an invalid address) is shown here."""
         try:
-            client = Client.model_validate(
-                await self.clientlink.daemon.call(
-                    "clients.update",
-                    {"client_id": self.client.id, "email": email, "phone": phone},
-                )
+            client = await self.clientlink.daemon.call(
+                p.CLIENTS_UPDATE, client_id=self.client.id, email=email, phone=phone
             )
         except RpcError as exc:
             self._show_error(exc.message)

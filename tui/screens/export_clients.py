@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Checkbox, Input, Static
 
+from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import CLIENT_EXPORT_COLUMNS, ErrorCode, ExportResult
 from clientlink.tui.screens.base import DaemonModalScreen
@@ -121,16 +122,12 @@ class ExportClientsScreen(DaemonModalScreen[ExportResult | None]):
     async def export(self, path: str, columns: list[str], overwrite: bool) -> None:
         """``clients.export``; a refusal (the file exists, a folder is missing) stays here."""
         try:
-            result = ExportResult.model_validate(
-                await self.clientlink.daemon.call(
-                    "clients.export",
-                    {
-                        "path": path,
-                        "columns": columns,
-                        "filter": self.filter_params,
-                        "overwrite": overwrite,
-                    },
-                )
+            result = await self.clientlink.daemon.call(
+                p.CLIENTS_EXPORT,
+                path=path,
+                columns=columns,
+                filter=self.filter_params,
+                overwrite=overwrite,
             )
         except RpcError as exc:
             exists = exc.error_code == ErrorCode.CONFLICT  # the file is already there

@@ -10,15 +10,13 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
+from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import (
     Bank,
-    BanksListResult,
     Channel,
     Client,
     InvitationTemplate,
-    JobStartResult,
-    TemplatesListResult,
 )
 from clientlink.tui.screens.base import DaemonModalScreen
 from clientlink.tui.widgets.filtered_checklist import ChecklistItem, FilteredChecklist
@@ -128,12 +126,10 @@ class InviteClientScreen(DaemonModalScreen[int | None]):
     async def load_choices(self) -> None:
         """``templates.list`` and ``banks.list``; without banks the link lets the client pick."""
         daemon = self.clientlink.daemon
-        self.templates = TemplatesListResult.model_validate(
-            await daemon.call("templates.list")
-        ).items
+        self.templates = (await daemon.call(p.TEMPLATES_LIST)).items
         self._show_templates()
         try:
-            banks = BanksListResult.model_validate(await daemon.call("banks.list")).items
+            banks = (await daemon.call(p.BANKS_LIST)).items
         except RpcError as exc:
             self._show_error(f"The banks cannot be listed: {exc.message}")
             return
@@ -188,9 +184,7 @@ class InviteClientScreen(DaemonModalScreen[int | None]):
         if template_id:
             params["template_id"] = template_id
         try:
-            started = JobStartResult.model_validate(
-                await self.clientlink.daemon.call("invites.send", params)
-            )
+            started = await self.clientlink.daemon.call(p.INVITES_SEND, **params)
         except RpcError as exc:
             self._show_error(exc.message)
             return

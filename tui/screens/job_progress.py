@@ -16,16 +16,15 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import Button, DataTable, Footer, Header, Input, ProgressBar, Static
 
+from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import (
     ErrorCode,
-    ExportResult,
     ItemState,
     Job,
     JobItem,
     JobKind,
     JobProgress,
-    JobStartResult,
     JobState,
 )
 from clientlink.tui import messages
@@ -186,9 +185,7 @@ class JobProgressScreen(DaemonScreen[None]):
         """Read the job, and its failures when they changed, from the daemon."""
         if not self.clientlink.connected:
             return
-        job = Job.model_validate(
-            await self.clientlink.daemon.call("jobs.get", {"job_id": self.job_id})
-        )
+        job = await self.clientlink.daemon.call(p.JOBS_GET, job_id=self.job_id)
         self.job = job
         await self._load_failures(job)
         if job.state.finished and job.kind == JobKind.REIMPORT:
@@ -197,16 +194,12 @@ class JobProgressScreen(DaemonScreen[None]):
     async def _load_failures(self, job: Job) -> None:
         if job.failed == self._failures_shown:
             return
-        with_failures = Job.model_validate(
-            await self.clientlink.daemon.call(
-                "jobs.get",
-                {
-                    "job_id": self.job_id,
-                    "items": True,
-                    "item_state": ItemState.FAILED.value,
-                    "limit": FAILURES_LIMIT,
-                },
-            )
+        with_failures = await self.clientlink.daemon.call(
+            p.JOBS_GET,
+            job_id=self.job_id,
+            items=True,
+            item_state=ItemState.FAILED.value,
+            limit=FAILURES_LIMIT,
         )
         self._failures_shown = job.failed
         self.failures = {str(item.id): item for item in with_failures.items or []}
@@ -240,16 +233,8 @@ class JobProgressScreen(DaemonScreen[None]):
         detail.update(text)
 
     async def _count_changes(self) -> None:
-        job = Job.model_validate(
-            await self.clientlink.daemon.call(
-                "jobs.get",
-                {
-                    "job_id": self.job_id,
-                    "items": True,
-                    "item_state": ItemState.DONE.value,
-                    "limit": 2000,
-                },
-            )
+        job = await self.clientlink.daemon.call(
+            p.JOBS_GET, job_id=self.job_id, items=True, item_state=ItemState.DONE.value, limit=2000
         )
         self.changed_items = sum(1 for item in job.items or [] if item.changes)
         self.set_class(bool(self.changed_items), "-has-changes")
@@ -465,9 +450,7 @@ class JobProgressScreen(DaemonScreen[None]):
     @work(exclusive=True, group="job-control", exit_on_error=False)
     async def retry_failed(self) -> None:
         """``jobs.retry``, then this screen is replaced by the new job's."""
-        started = JobStartResult.model_validate(
-            await self.clientlink.daemon.call("jobs.retry", {"job_id": self.job_id})
-        )
+        started = await self.clientlink.daemon.call(p.JOBS_RETRY, job_id=self.job_id)
         self.app.switch_screen(JobProgressScreen(started.job_id, kind=self.kind))
 
     def action_review(self) -> None:
@@ -497,10 +480,8 @@ class JobProgressScreen(DaemonScreen[None]):
     async def export_outcome(self, path: str, overwrite: bool = False) -> None:
         """``jobs.export``; a file that exists is only replaced after a confirm."""
         try:
-            result = ExportResult.model_validate(
-                await self.clientlink.daemon.call(
-                    "jobs.export", {"job_id": self.job_id, "path": path, "overwrite": overwrite}
-                )
+            result = await self.clientlink.daemon.call(
+                p.JOBS_EXPORT, job_id=self.job_id, path=path, overwrite=overwrite
             )
         except RpcError as exc:
             if exc.error_code == ErrorCode.CONFLICT and not overwrite:  # the file exists

@@ -9,13 +9,11 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widgets import ContentSwitcher, DataTable, Footer, Header, Static
 
+from clientlink.common import protocol as p
 from clientlink.common.protocol import (
     AuditEntry,
-    AuditListResult,
-    ClientsListResult,
     Job,
     JobKind,
-    JobsListResult,
 )
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
@@ -119,9 +117,7 @@ class JobsScreen(DaemonScreen[None]):
         """``jobs.list``, newest first."""
         if not self.clientlink.connected:
             return
-        result = JobsListResult.model_validate(
-            await self.clientlink.daemon.call("jobs.list", {"limit": JOBS_LIMIT})
-        )
+        result = await self.clientlink.daemon.call(p.JOBS_LIST, limit=JOBS_LIMIT)
         table = self.query_one("#jobs-table", DataTable)
         keep = self.highlighted_job_id()
         table.clear()
@@ -162,17 +158,12 @@ class JobsScreen(DaemonScreen[None]):
         if not self.clientlink.connected:
             return
         daemon = self.clientlink.daemon
-        result = AuditListResult.model_validate(
-            await daemon.call("audit.list", {"limit": AUDIT_LIMIT})
-        )
+        result = await daemon.call(p.AUDIT_LIST, limit=AUDIT_LIMIT)
         if not self.client_names:
             offset = 0
             while True:
-                page = ClientsListResult.model_validate(
-                    await daemon.call(
-                        "clients.list",
-                        {"filter": {"active": None}, "offset": offset, "limit": CLIENT_PAGE},
-                    )
+                page = await daemon.call(
+                    p.CLIENTS_LIST, filter={"active": None}, offset=offset, limit=CLIENT_PAGE
                 )
                 self.client_names.update({client.id: client.name for client in page.items})
                 offset += len(page.items)

@@ -10,9 +10,9 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
+from clientlink.common import protocol as p
 from clientlink.common.protocol import (
     Notification,
-    NotificationsAckResult,
     NotificationsListResult,
 )
 from clientlink.tui import messages
@@ -97,9 +97,7 @@ class NotificationsScreen(DaemonScreen[None]):
         """Read the stored notifications and show them, keeping the highlighted one."""
         if not self.clientlink.connected:
             return  # the banner says why; the list reloads on reconnect
-        result = NotificationsListResult.model_validate(
-            await self.clientlink.daemon.call("notifications.list", {"limit": NOTIFICATIONS_LIMIT})
-        )
+        result = await self.clientlink.daemon.call(p.NOTIFICATIONS_LIST, limit=NOTIFICATIONS_LIMIT)
         self.clientlink.unread_notifications = result.unread
         self._show(result)
 
@@ -183,9 +181,7 @@ class NotificationsScreen(DaemonScreen[None]):
 
     async def _acknowledge(self, ids: list[int] | None) -> None:
         params = {"ids": ids} if ids is not None else {}
-        result = NotificationsAckResult.model_validate(
-            await self.clientlink.daemon.call("notifications.ack", params)
-        )
+        result = await self.clientlink.daemon.call(p.NOTIFICATIONS_ACK, **params)
         self.clientlink.unread_notifications = result.unread
         self.load_notifications()
 

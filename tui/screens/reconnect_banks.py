@@ -21,15 +21,12 @@ from textual.screen import Screen
 from textual.widgets import Button, ContentSwitcher, Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
+from clientlink.common import protocol as p
 from clientlink.common.protocol import (
-    BanksListResult,
     Channel,
     Client,
-    ClientsListResult,
     InvitationTemplate,
     JobKind,
-    JobStartResult,
-    TemplatesListResult,
 )
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.screens.base import DaemonScreen
@@ -138,11 +135,8 @@ class ReconnectBanksScreen(DaemonScreen[None]):
         daemon = self.clientlink.daemon
         clients: list[Client] = []
         while True:
-            page = ClientsListResult.model_validate(
-                await daemon.call(
-                    "clients.list",
-                    {"filter": {"active": None}, "offset": len(clients), "limit": PAGE_SIZE},
-                )
+            page = await daemon.call(
+                p.CLIENTS_LIST, filter={"active": None}, offset=len(clients), limit=PAGE_SIZE
             )
             clients.extend(page.items)
             if not page.items or len(clients) >= page.total:
@@ -151,9 +145,9 @@ class ReconnectBanksScreen(DaemonScreen[None]):
         self.query_one(f"#{Step.CLIENTS}", FilteredChecklist).set_items(
             [client_item(client) for client in clients if client.active], self.preselected
         )
-        banks = BanksListResult.model_validate(await daemon.call("banks.list")).items
+        banks = (await daemon.call(p.BANKS_LIST)).items
         self.query_one(f"#{Step.BANKS}", FilteredChecklist).set_items(bank_items(banks), ())
-        templates = TemplatesListResult.model_validate(await daemon.call("templates.list")).items
+        templates = (await daemon.call(p.TEMPLATES_LIST)).items
         self.templates = {template.id: template for template in templates}
         options = self.query_one("#reconnect-templates", OptionList)
         options.clear_options()
@@ -334,17 +328,13 @@ class ReconnectBanksScreen(DaemonScreen[None]):
         self, client_ids: list[int], template: InvitationTemplate, bank_ids: list[str]
     ) -> None:
         """``jobs.start {kind: invite}``; this screen gives way to the progress screen."""
-        started = JobStartResult.model_validate(
-            await self.clientlink.daemon.call(
-                "jobs.start",
-                {
-                    "kind": JobKind.INVITE.value,
-                    "client_ids": client_ids,
-                    "channel": template.channel.value,
-                    "template_id": template.id,
-                    "bank_ids": bank_ids,
-                },
-            )
+        started = await self.clientlink.daemon.call(
+            p.JOBS_START,
+            kind=JobKind.INVITE.value,
+            client_ids=client_ids,
+            channel=template.channel.value,
+            template_id=template.id,
+            bank_ids=bank_ids,
         )
         self.app.switch_screen(JobProgressScreen(started.job_id, kind=JobKind.INVITE))
 

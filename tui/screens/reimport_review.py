@@ -9,7 +9,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, Footer, Header, SelectionList, Static
 
-from clientlink.common.protocol import ClientsChangedResult, ItemState, Job, JobItem
+from clientlink.common import protocol as p
+from clientlink.common.protocol import ItemState, JobItem
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.widgets.checklist import Checklist
@@ -81,16 +82,12 @@ class ReimportReviewScreen(DaemonScreen[None]):
     @work(exclusive=True, group="load-changes", exit_on_error=False)
     async def load_changes(self) -> None:
         """The job's done items that found differences."""
-        job = Job.model_validate(
-            await self.clientlink.daemon.call(
-                "jobs.get",
-                {
-                    "job_id": self.job_id,
-                    "items": True,
-                    "item_state": ItemState.DONE.value,
-                    "limit": ITEMS_LIMIT,
-                },
-            )
+        job = await self.clientlink.daemon.call(
+            p.JOBS_GET,
+            job_id=self.job_id,
+            items=True,
+            item_state=ItemState.DONE.value,
+            limit=ITEMS_LIMIT,
         )
         self.items = [item for item in job.items or [] if item.changes]
         checklist = self.query_one(Checklist)
@@ -141,10 +138,8 @@ class ReimportReviewScreen(DaemonScreen[None]):
     @work(exclusive=True, group="apply-changes", exit_on_error=False)
     async def apply_changes(self, client_ids: list[int]) -> None:
         """``clients.apply_reimport`` for the ticked clients."""
-        result = ClientsChangedResult.model_validate(
-            await self.clientlink.daemon.call(
-                "clients.apply_reimport", {"job_id": self.job_id, "client_ids": client_ids}
-            )
+        result = await self.clientlink.daemon.call(
+            p.CLIENTS_APPLY_REIMPORT, job_id=self.job_id, client_ids=client_ids
         )
         self.notify(
             f"{len(result.changed)} clients updated from the software.", title="Re-import applied"

@@ -18,12 +18,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonUnavailable, RpcError
 from clientlink.common.protocol import (
     AuthBeginResult,
     AuthCompleteResult,
     AuthSessionState,
-    AuthStatusResult,
     Client,
     ErrorCode,
 )
@@ -275,7 +275,7 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
         if self.client is not None:
             params["client_id"] = self.client.id
         try:
-            result = await self.clientlink.daemon.call("auth.begin", params)
+            result = await self.clientlink.daemon.call(p.AUTH_BEGIN, **params)
         except RpcError as exc:
             self._fail(exc.message, exc.code)
             return
@@ -283,7 +283,7 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
             self._lost_to_outage = True
             self._fail(f"{exc}. The sign-in starts again once clientlinkd is back.")
             return
-        self.session = AuthBeginResult.model_validate(result)
+        self.session = result
         if self.session.warning:
             self.query_one("#sign-in-warning", Static).update(
                 Text(f"Before you sign in: {self.session.warning}.", style="bold yellow")
@@ -319,14 +319,14 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
         self.phase = Phase.COMPLETING
         try:
             result = await self.clientlink.daemon.call(
-                "auth.complete", {"session_id": session_id, "redirect_url": redirect_url}
+                p.AUTH_COMPLETE, session_id=session_id, redirect_url=redirect_url
             )
         except RpcError as exc:
             if exc.error_code == ErrorCode.AUTH_SESSION_FINISHED and self.phase == Phase.DONE:
                 return
             self._fail(exc.message, exc.code)
             return
-        self._succeed(AuthCompleteResult.model_validate(result))
+        self._succeed(result)
 
     @work(exclusive=True, group="auto-approve", exit_on_error=False)
     async def sign_in_automatically(self, session: AuthBeginResult) -> None:
@@ -348,9 +348,7 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
     async def check_session(self, session_id: str) -> None:
         """After a reconnect: did the sign-in finish while we could not hear about it?"""
         try:
-            status = AuthStatusResult.model_validate(
-                await self.clientlink.daemon.call("auth.status", {"session_id": session_id})
-            )
+            status = await self.clientlink.daemon.call(p.AUTH_STATUS, session_id=session_id)
         except RpcError as exc:
             self._fail(exc.message, exc.code)
             return
@@ -460,7 +458,7 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
         session = self.session
         if session is not None and self.phase in (Phase.WAITING, Phase.COMPLETING):
             try:
-                await self.clientlink.daemon.call("auth.cancel", {"session_id": session.session_id})
+                await self.clientlink.daemon.call(p.AUTH_CANCEL, session_id=session.session_id)
             except (RpcError, DaemonUnavailable) as exc:
                 self.log.warning(f"could not cancel sign-in {session.session_id}: {exc}")
         self.dismiss(None)

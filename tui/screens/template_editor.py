@@ -20,11 +20,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Label, Select, Static, TextArea
 
+from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import (
     Channel,
     Client,
-    ClientsListResult,
     InvitationTemplate,
     TemplatePreviewResult,
 )
@@ -161,9 +161,7 @@ class TemplateEditorScreen(DaemonScreen[InvitationTemplate | None]):
     @work(exclusive=True, group="preview-clients", exit_on_error=False)
     async def load_preview_clients(self) -> None:
         """The clients to preview for, by name; the first one is chosen."""
-        listed = ClientsListResult.model_validate(
-            await self.clientlink.daemon.call("clients.list", {"limit": PREVIEW_CLIENTS})
-        )
+        listed = await self.clientlink.daemon.call(p.CLIENTS_LIST, limit=PREVIEW_CLIENTS)
         self.preview_clients = sorted(listed.items, key=lambda client: client.name.casefold())
         select = self.query_one("#editor-client", Select)
         # A str prompt would be read as markup: a client's name is shown as written.
@@ -204,9 +202,7 @@ class TemplateEditorScreen(DaemonScreen[InvitationTemplate | None]):
             "body": fields["body"],
         }
         try:
-            preview = TemplatePreviewResult.model_validate(
-                await self.clientlink.daemon.call("templates.preview", params)
-            )
+            preview = await self.clientlink.daemon.call(p.TEMPLATES_PREVIEW, **params)
         except RpcError as exc:
             self._show_preview_problem(f"Not valid yet: {exc.message}")
             return
@@ -247,18 +243,17 @@ class TemplateEditorScreen(DaemonScreen[InvitationTemplate | None]):
         daemon = self.clientlink.daemon
         try:
             if self.template is None:
-                saved = await daemon.call(
-                    "templates.create", {**fields, "channel": fields["channel"].value}
+                template = await daemon.call(
+                    p.TEMPLATES_CREATE, **{**fields, "channel": fields["channel"].value}
                 )
             else:
                 changes = {key: fields[key] for key in ("name", "subject", "body")}
-                saved = await daemon.call(
-                    "templates.update", {"template_id": self.template.id, **changes}
+                template = await daemon.call(
+                    p.TEMPLATES_UPDATE, template_id=self.template.id, **changes
                 )
         except RpcError as exc:
             self._show_error(f"Not saved: {exc.message}")
             return
-        template = InvitationTemplate.model_validate(saved)
         self.app.notify(f"Template {template.name!r} saved.", title="Communication Center")
         self.dismiss(template)
 
