@@ -30,13 +30,13 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from bulk_reauth import World
 
+from clientlink.cli.demo import demo_config_text
 from clientlink.common.config import load_config
 from clientlink.common.protocol import ConnectionStatus
 from clientlink.daemon.store import Store
 from clientlink.daemon.vault import Vault
 from clientlink.sandbox.basiq import BASIQ_API_KEY
 from clientlink.sandbox.mail import SMTP_PASSWORD, SMTP_USER
-from clientlink.tui.demo import demo_config_text
 
 
 async def populate(world: World, count: int) -> None:

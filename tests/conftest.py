@@ -16,6 +16,7 @@ import httpx
 import keyring
 import pytest
 
+from clientlink.cli.demo import PASSPHRASE_ENV, SeededPractice, demo_config_text, seed_practice
 from clientlink.common.client import DaemonClient
 from clientlink.common.config import load_config
 from clientlink.common.paths import Paths, resolve_paths
@@ -24,7 +25,6 @@ from clientlink.daemon.clock import Clock
 from clientlink.daemon.service import Daemon
 from clientlink.sandbox.approve import approve as sandbox_approve
 from clientlink.sandbox.server import SandboxServer
-from clientlink.tui.demo import PASSPHRASE_ENV, SeededPractice, demo_config_text, seed_practice
 from tests.helpers import MemoryKeyring
 
 pytest_plugins = ["tests.dbus_session"]

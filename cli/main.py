@@ -43,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"clientlink {VERSION}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    from clientlink.cli.demo import add_demo_parser
+    from clientlink.cli.service_install import add_service_parser
     from clientlink.sandbox.cli import add_sandbox_parser
-    from clientlink.tui.demo import add_demo_parser
-    from clientlink.tui.service import add_service_parser
 
     add_demo_parser(commands)
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         return _run_tui(args)
     if args.command == "demo":
-        from clientlink.tui.demo import run_demo
+        from clientlink.cli.demo import run_demo
 
         return run_demo(args)
     if args.command == "sandbox":
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_sandbox_command(args)
     if args.command == "service":
-        from clientlink.tui.service import run_service_command
+        from clientlink.cli.service_install import run_service_command
 
         return run_service_command(args)
     handlers: dict[str, Callable[[DaemonClient, argparse.Namespace], Awaitable[int]]] = {
