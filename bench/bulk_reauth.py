@@ -59,6 +59,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from clientlink.cli.demo import PASSPHRASE_ENV, demo_config_text
 from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient
 from clientlink.common.paths import Paths, resolve_paths
@@ -66,7 +67,6 @@ from clientlink.daemon.job_kinds import ReauthoriseJob
 from clientlink.daemon.limits import XERO_LIMITS
 from clientlink.sandbox.accounts import PUBLIC_CLIENT_ID
 from clientlink.sandbox.approve import approve
-from clientlink.tui.demo import PASSPHRASE_ENV, demo_config_text
 
 CONSENT_TICKS = 999
 """Most businesses one sign-in can tick: Starlette reads at most 1,000 form fields."""

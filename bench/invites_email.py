@@ -30,6 +30,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from bulk_reauth import World
 
+from clientlink.cli.demo import demo_config_text
 from clientlink.common import protocol as p
 from clientlink.common.config import load_config
 from clientlink.common.protocol import ConnectionStatus
@@ -37,7 +38,6 @@ from clientlink.daemon.store import Store
 from clientlink.daemon.vault import Vault
 from clientlink.sandbox.basiq import BASIQ_API_KEY
 from clientlink.sandbox.mail import SMTP_PASSWORD, SMTP_USER
-from clientlink.tui.demo import demo_config_text
 
 
 async def populate(world: World, count: int) -> None:

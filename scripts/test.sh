@@ -16,4 +16,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 .venv/bin/ruff check .
+# The layout's import contracts ([tool.importlinter] in pyproject.toml).
+.venv/bin/lint-imports --no-cache
 exec .venv/bin/python -m pytest "$@"

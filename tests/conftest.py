@@ -16,6 +16,7 @@ import httpx
 import keyring
 import pytest
 
+from clientlink.cli.demo import PASSPHRASE_ENV, SeededPractice, demo_config_text, seed_practice
 from clientlink.common.client import DaemonClient
 from clientlink.common.config import load_config
 from clientlink.common.paths import Paths, resolve_paths
@@ -24,7 +25,6 @@ from clientlink.daemon.clock import Clock
 from clientlink.daemon.service import Daemon
 from clientlink.sandbox.approve import approve as sandbox_approve
 from clientlink.sandbox.server import SandboxServer
-from clientlink.tui.demo import PASSPHRASE_ENV, SeededPractice, demo_config_text, seed_practice
 from tests.helpers import MemoryKeyring
 
 pytest_plugins = ["tests.dbus_session"]
@@ -91,15 +91,21 @@ class RunningDaemon:
 
 
 @pytest.fixture
+def daemon_clock() -> Clock:
+    """The daemon's clock: real time (a test module may override it with a fixed one)."""
+    return Clock()
+
+
+@pytest.fixture
 async def daemon(
-    home: Paths, sandbox: SandboxServer, request: pytest.FixtureRequest
+    home: Paths, sandbox: SandboxServer, request: pytest.FixtureRequest, daemon_clock: Clock
 ) -> AsyncIterator[RunningDaemon]:
     """A started daemon with no clients yet.
 
     Desktop notifications go to the session bus only in tests that ask for the
     ``notification_server`` (a private bus); elsewhere the daemon has no desktop channel.
     """
-    clock = Clock()
+    clock = daemon_clock
     desktop = "default" if "notification_server" in request.fixturenames else None
     instance = Daemon(home, load_config(home.config_file), clock=clock, desktop=desktop)
     await instance.start()

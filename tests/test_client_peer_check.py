@@ -91,7 +91,7 @@ async def test_the_cli_sends_no_secret_to_another_users_socket(impostor):
     cli = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "clientlink.tui.cli",
+        "clientlink.cli",
         "--home",
         str(paths.config_dir.parent),
         "provider",

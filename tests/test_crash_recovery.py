@@ -9,8 +9,8 @@ import signal
 
 import pytest
 
+from clientlink.cli.demo import PASSPHRASE_ENV, seed_practice
 from clientlink.common.client import DaemonUnavailable
-from clientlink.tui.demo import PASSPHRASE_ENV, seed_practice
 from tests.helpers import DaemonProcess, sandbox_delete, sandbox_get, sandbox_post, wait_until
 
 

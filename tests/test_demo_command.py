@@ -16,7 +16,7 @@ async def test_demo_serves_a_practice_until_interrupted_then_cleans_up():
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "clientlink.tui.cli",
+        "clientlink.cli",
         "demo",
         "--no-tui",
         "--orgs",
@@ -40,7 +40,7 @@ async def test_demo_serves_a_practice_until_interrupted_then_cleans_up():
         status = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "clientlink.tui.cli",
+            "clientlink.cli",
             "--home",
             str(home),
             "status",

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from clientlink.cli.demo import PASSPHRASE_ENV, demo_config_text
 from clientlink.common.client import RpcError
 from clientlink.common.paths import Paths, resolve_paths
 from clientlink.common.protocol import ErrorCode
-from clientlink.tui.demo import PASSPHRASE_ENV, demo_config_text
 from tests.helpers import sandbox_get
 
 

@@ -8,9 +8,9 @@ import re
 import httpx
 import pytest
 
+from clientlink.cli.demo import seed_practice
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import ErrorCode
-from clientlink.tui.demo import seed_practice
 from tests.helpers import DaemonProcess, sandbox_get, sandbox_post, wait_until
 from tests.test_jobs import finished
 

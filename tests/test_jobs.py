@@ -9,10 +9,10 @@ import os
 
 import pytest
 
+from clientlink.cli.demo import seed_practice
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import ErrorCode
 from clientlink.daemon.export import neutralise
-from clientlink.tui.demo import seed_practice
 from tests.helpers import DaemonProcess, sandbox_get, sandbox_post, wait_until
 
 

@@ -126,7 +126,7 @@ async def test_hostile_client_names_reach_the_desktop_made_visible_and_never_as_
     notification_server, daemon
 ):
     """A business names itself; its name reaches the desktop in a digest and on its own."""
-    from clientlink.tui.demo import seed_practice
+    from clientlink.cli.demo import seed_practice
 
     notification_server.capabilities.append("body-markup")  # as GNOME, KDE, dunst read it
     base = daemon.sandbox.base_url

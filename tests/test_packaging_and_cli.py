@@ -24,8 +24,9 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 def test_packages_install_under_one_import_name():
     result = run_python(
         "import clientlink.common, clientlink.daemon, clientlink.tui, clientlink.sandbox\n"
+        "import clientlink.cli\n"
         "import importlib.util as u\n"
-        "print([n for n in ('common', 'daemon', 'tui', 'sandbox') if u.find_spec(n)])"
+        "print([n for n in ('common', 'daemon', 'tui', 'sandbox', 'cli') if u.find_spec(n)])"
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
@@ -55,11 +56,25 @@ def test_daemon_and_common_never_import_textual():
     assert result.stdout.strip() == "False"
 
 
+def test_the_command_line_imports_textual_only_to_open_the_tui():
+    result = run_python(
+        "import sys\n"
+        "from clientlink.cli.main import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('textual' in sys.modules, any(n.startswith('clientlink.tui') for n in sys.modules))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False False"
+
+
 async def clientlink(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "clientlink.tui.cli",
+        "clientlink.cli",
         *args,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -130,7 +145,7 @@ async def test_channel_secret_is_read_from_stdin_and_never_echoed(daemon, short_
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "clientlink.tui.cli",
+        "clientlink.cli",
         "--home",
         home,
         "channel",

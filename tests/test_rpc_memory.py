@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clientlink.tui.demo import seed_practice
+from clientlink.cli.demo import seed_practice
 from tests.helpers import DaemonProcess
 
 CALLS = 3000

@@ -15,10 +15,10 @@ import keyring.backend
 import keyring.backends.fail
 import pytest
 
+from clientlink.cli.demo import PASSPHRASE_ENV
 from clientlink.common.config import load_config
 from clientlink.daemon.service import Daemon
 from clientlink.daemon.vault import VaultUnavailable
-from clientlink.tui.demo import PASSPHRASE_ENV
 from tests.helpers import MemoryKeyring, sandbox_get, wait_until
 
 

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from clientlink.cli.demo import PASSPHRASE_ENV
+from clientlink.cli.service_install import SERVICE_UNIT, SOCKET_UNIT, daemon_command, render_units
 from clientlink.common.client import DaemonClient
 from clientlink.common.paths import Paths
 from clientlink.common.protocol import PROTOCOL_VERSION
 from clientlink.daemon import systemd
-from clientlink.tui.demo import PASSPHRASE_ENV
-from clientlink.tui.service import SERVICE_UNIT, SOCKET_UNIT, daemon_command, render_units
 
 # Starts its arguments with the socket given as argv[1] on fd 3 and the LISTEN_* variables
 # set for its own pid, as systemd does for a socket-activated service.
@@ -383,7 +383,7 @@ def test_exec_start_quotes_a_home_with_spaces_and_escapes_specifiers(tmp_path: P
 
 def clientlink(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "clientlink.tui.cli", *args],
+        [sys.executable, "-m", "clientlink.cli", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -425,7 +425,7 @@ async def test_service_status_exits_0_when_the_daemon_answers(daemon, short_tmp:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "clientlink.tui.cli",
+        "clientlink.cli",
         "--home",
         home_root(daemon.paths),
         "service",

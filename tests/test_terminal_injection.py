@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 
 import pytest
 
+from clientlink.cli.demo import seed_practice
 from clientlink.common.safe_text import terminal_json, visible
-from clientlink.tui.demo import seed_practice
 from tests.helpers import sandbox_get, sandbox_post
 
 # What was seen in the wild, one attack a name.
@@ -112,7 +112,7 @@ async def clientlink(*args: str) -> tuple[int, bytes, bytes]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "clientlink.tui.cli",
+        "clientlink.cli",
         *args,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -360,7 +360,7 @@ async def test_the_tui_in_a_real_terminal_writes_none_of_the_attackers_bytes(
     pid, fd = pty.fork()
     if pid == 0:  # the child: the TUI, as a person starts it
         os.environ["TERM"] = "xterm-256color"
-        os.execv(sys.executable, [sys.executable, "-m", "clientlink.tui.cli", "--home", home])
+        os.execv(sys.executable, [sys.executable, "-m", "clientlink.cli", "--home", home])
     loop = asyncio.get_running_loop()
     try:
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))

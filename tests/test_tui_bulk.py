@@ -263,7 +263,7 @@ async def test_the_list_loads_page_by_page_and_mark_all_marks_every_match(
 ) -> None:
     """A long list paints its first page at once and fetches more as the cursor nears the end;
     marking all marks every client matching the filter, loaded or not."""
-    import clientlink.tui.screens.manage_clients as manage
+    import clientlink.tui.widgets.client_table as manage
 
     monkeypatch.setattr(manage, "PAGE_SIZE", 8)
     monkeypatch.setattr(manage, "LOAD_AHEAD", 3)

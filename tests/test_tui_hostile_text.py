@@ -18,9 +18,9 @@ from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input, Select, TextArea
 
+from clientlink.cli.demo import seed_practice
 from clientlink.common.protocol import Client, ProviderInfo
 from clientlink.tui.app import ClientlinkApp
-from clientlink.tui.demo import seed_practice
 from clientlink.tui.screens.bulk_reauth import BulkReauthScreen
 from clientlink.tui.screens.client_detail import ClientDetailScreen
 from clientlink.tui.screens.communication_center import CommunicationCenterScreen

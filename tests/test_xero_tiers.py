@@ -143,7 +143,7 @@ async def test_daemon_shows_connections_and_egress_against_the_tier(
     cli = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "clientlink.tui.cli",
+        "clientlink.cli",
         "--home",
         str(daemon.paths.config_dir.parent),
         "status",

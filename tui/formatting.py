@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from clientlink.common.client import DaemonClient, RpcError
 from clientlink.common.safe_text import visible
+
+
+def wall_clock() -> datetime:
+    """The real time, in UTC."""
+    return datetime.now(UTC)
+
+
+clock: Callable[[], datetime] = wall_clock
+"""Where the TUI reads the time for what it shows relative to now (snapshot tests fix it)."""
+
+
+def current_time() -> datetime:
+    """Now, in UTC, by :data:`clock`."""
+    return clock()
 
 
 def format_abn(abn: str | None) -> str:
@@ -46,7 +61,7 @@ def relative_expiry(value: str | None, now: datetime | None = None) -> str:
     when = parse_time(value)
     if when is None:
         return "—"
-    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    seconds = (when - (now or current_time())).total_seconds()
     return f"in {_span(seconds)}" if seconds > 0 else "expired"
 
 
@@ -55,7 +70,7 @@ def relative_time(value: str | None, now: datetime | None = None) -> str:
     when = parse_time(value)
     if when is None:
         return "—"
-    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    seconds = (when - (now or current_time())).total_seconds()
     if abs(seconds) < 60:
         return "just now"
     return f"in {_span(seconds)}" if seconds > 0 else f"{_span(-seconds)} ago"

@@ -45,3 +45,7 @@ class DaemonModalScreen(_DaemonAccess, ModalScreen[ResultT]):
 
     # A modal screen hides the app's bindings; F1 must still explain the dialog.
     BINDINGS = [Binding("f1", "app.help", "Help", id="dialog.help")]
+
+
+class DaemonWidget(_DaemonAccess):
+    """Mixed into a widget whose workers talk to clientlinkd, reporting failures as screens do."""

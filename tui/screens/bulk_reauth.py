@@ -27,6 +27,7 @@ from clientlink.common.protocol import (
     Tenant,
 )
 from clientlink.tui.commands import PaletteCommand
+from clientlink.tui.paging import fetch_clients
 from clientlink.tui.screens.base import DaemonModalScreen, DaemonScreen
 from clientlink.tui.screens.job_progress import JobProgressScreen
 from clientlink.tui.screens.sign_in import SignInScreen
@@ -34,7 +35,6 @@ from clientlink.tui.widgets.checklist import Checklist
 from clientlink.tui.widgets.offline_banner import OfflineBanner
 from clientlink.tui.widgets.status_cell import status_text
 
-PAGE_SIZE = 1000
 STATUS_COLUMN = 14
 NOT_CONNECTED = [
     status.value for status in ConnectionStatus if status != ConnectionStatus.CONNECTED
@@ -213,18 +213,10 @@ class BulkReauthScreen(DaemonScreen[None]):
         self._show_not_clients()
 
     async def _load_clients(self) -> None:
-        items: list[Client] = []
-        while True:
-            page = await self.clientlink.daemon.call(
-                p.CLIENTS_LIST,
-                filter={"provider": self.provider.name, "active": None},
-                offset=len(items),
-                limit=PAGE_SIZE,
-            )
-            items.extend(page.items)
-            if not page.items or len(items) >= page.total:
-                break
-        self.clients = {client.id: client for client in items}
+        listing = await fetch_clients(
+            self.clientlink.daemon, {"provider": self.provider.name, "active": None}
+        )
+        self.clients = {client.id: client for client in listing.items}
 
     def _covered(self) -> list[Client]:
         """The clients this sign-in covers, by name."""

@@ -19,13 +19,18 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, ProgressBa
 from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import (
+    JOBS_CANCEL,
+    JOBS_PAUSE,
+    JOBS_RESUME,
     ErrorCode,
     ItemState,
     Job,
+    JobIdParams,
     JobItem,
     JobKind,
     JobProgress,
     JobState,
+    Method,
 )
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
@@ -411,7 +416,7 @@ class JobProgressScreen(DaemonScreen[None]):
         job = self.job
         if job is None or job.state.finished:
             return
-        self.call_job("jobs.resume" if job.state == JobState.PAUSED else "jobs.pause")
+        self.call_job(JOBS_RESUME if job.state == JobState.PAUSED else JOBS_PAUSE)
 
     def action_cancel_job(self) -> None:
         """Cancel the job after a confirm; clients not started are skipped."""
@@ -422,7 +427,7 @@ class JobProgressScreen(DaemonScreen[None]):
 
         def cancel_if_confirmed(confirmed: bool | None) -> None:
             if confirmed:
-                self.call_job("jobs.cancel")
+                self.call_job(JOBS_CANCEL)
 
         self.app.push_screen(
             ConfirmScreen(
@@ -435,11 +440,9 @@ class JobProgressScreen(DaemonScreen[None]):
         )
 
     @work(exclusive=True, group="job-control", exit_on_error=False)
-    async def call_job(self, method: str) -> None:
+    async def call_job(self, method: Method[JobIdParams, Job]) -> None:
         """``jobs.pause``, ``jobs.resume`` or ``jobs.cancel``; shows the job it returns."""
-        self.job = Job.model_validate(
-            await self.clientlink.daemon.call(method, {"job_id": self.job_id})
-        )
+        self.job = await self.clientlink.daemon.call(method, job_id=self.job_id)
 
     def action_retry_failed(self) -> None:
         """Start a new job for the clients that failed, and watch it."""

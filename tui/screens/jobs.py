@@ -18,6 +18,7 @@ from clientlink.common.protocol import (
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.formatting import relative_time
+from clientlink.tui.paging import fetch_clients
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.screens.job_progress import JobProgressScreen, state_text
 from clientlink.tui.widgets.literal_table import LiteralTable
@@ -25,7 +26,6 @@ from clientlink.tui.widgets.offline_banner import OfflineBanner
 
 JOBS_LIMIT = 200
 AUDIT_LIMIT = 500
-CLIENT_PAGE = 1000
 KIND_LABELS = {JobKind.REAUTHORISE: "Re-authorise", JobKind.REIMPORT: "Re-import"}
 JOB_COLUMNS = [
     ("id", "Job", 5),
@@ -160,15 +160,8 @@ class JobsScreen(DaemonScreen[None]):
         daemon = self.clientlink.daemon
         result = await daemon.call(p.AUDIT_LIST, limit=AUDIT_LIMIT)
         if not self.client_names:
-            offset = 0
-            while True:
-                page = await daemon.call(
-                    p.CLIENTS_LIST, filter={"active": None}, offset=offset, limit=CLIENT_PAGE
-                )
-                self.client_names.update({client.id: client.name for client in page.items})
-                offset += len(page.items)
-                if not page.items or offset >= page.total:
-                    break
+            listing = await fetch_clients(daemon, {"active": None})
+            self.client_names.update({client.id: client.name for client in listing.items})
         table = self.query_one("#audit-table", DataTable)
         table.clear()
         for entry in result.items:

@@ -29,6 +29,7 @@ from clientlink.common.protocol import (
     JobKind,
 )
 from clientlink.tui.commands import PaletteCommand
+from clientlink.tui.paging import fetch_clients
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.screens.invite_client import (
     CHANNEL_WORDS,
@@ -40,7 +41,6 @@ from clientlink.tui.screens.job_progress import JobProgressScreen
 from clientlink.tui.widgets.filtered_checklist import ChecklistItem, FilteredChecklist
 from clientlink.tui.widgets.offline_banner import OfflineBanner
 
-PAGE_SIZE = 1000
 NAMES_SHOWN = 5
 
 
@@ -133,14 +133,7 @@ class ReconnectBanksScreen(DaemonScreen[None]):
     async def load_choices(self) -> None:
         """Every client, the banks and the templates, from clientlinkd."""
         daemon = self.clientlink.daemon
-        clients: list[Client] = []
-        while True:
-            page = await daemon.call(
-                p.CLIENTS_LIST, filter={"active": None}, offset=len(clients), limit=PAGE_SIZE
-            )
-            clients.extend(page.items)
-            if not page.items or len(clients) >= page.total:
-                break
+        clients = (await fetch_clients(daemon, {"active": None})).items
         self.clients = {client.id: client for client in clients}
         self.query_one(f"#{Step.CLIENTS}", FilteredChecklist).set_items(
             [client_item(client) for client in clients if client.active], self.preselected

@@ -6,7 +6,6 @@ import asyncio
 import getpass
 import socket
 import webbrowser
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -29,7 +28,7 @@ from clientlink.common.protocol import (
 )
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
-from clientlink.tui.formatting import countdown, parse_time
+from clientlink.tui.formatting import countdown, current_time, parse_time
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.widgets.offline_banner import OfflineBanner
 from clientlink.tui.widgets.qr_view import QrView
@@ -216,7 +215,7 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
         if self.phase != Phase.WAITING or self.session is None:
             return
         expires_at = parse_time(self.session.expires_at)
-        left = (expires_at - datetime.now(UTC)).total_seconds() if expires_at else 0.0
+        left = (expires_at - current_time()).total_seconds() if expires_at else 0.0
         if expires_at and left <= 0:
             self._fail(
                 "This sign-in expired before it was finished.", ErrorCode.AUTH_SESSION_EXPIRED

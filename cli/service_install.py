@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient, DaemonUnavailable, RpcError
 from clientlink.common.paths import APP_NAME, HOME_ENV, SOCKET_NAME, Paths, resolve_paths
 
@@ -361,13 +362,13 @@ def status(home: str | None, *, as_json: bool = False) -> int:
 async def _daemon_answer(paths: Paths) -> dict[str, Any]:
     try:
         async with asyncio.timeout(10), DaemonClient(paths.socket, client_name="cli") as daemon:
-            answer = await daemon.call("daemon.status")
+            answer = await daemon.call(p.DAEMON_STATUS)
     except (DaemonUnavailable, RpcError, TimeoutError, OSError) as exc:
         return {"answers": False, "problem": str(exc) or type(exc).__name__}
     return {
         "answers": True,
-        "version": answer["version"],
-        "clients": sum(answer["clients_by_status"].values()),
+        "version": answer.version,
+        "clients": sum(answer.clients_by_status.values()),
     }
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient, DaemonUnavailable
 from clientlink.common.paths import Paths, resolve_paths
 from clientlink.sandbox.accounts import (
@@ -149,8 +150,9 @@ async def seed_practice(
         if qbo_orgs:
             say(f"  {demo_user} connects {len(qbo_orgs)} QuickBooks Online companies")
             await daemon.call(
-                "providers.set_secret",
-                {"provider": "quickbooks", "client_secret": QUICKBOOKS_CLIENT_SECRET},
+                p.PROVIDERS_SET_SECRET,
+                provider="quickbooks",
+                client_secret=QUICKBOOKS_CLIENT_SECRET,
             )
         quickbooks_ids: list[int] = []
         for org in qbo_orgs:  # Intuit grants one company per consent
@@ -170,13 +172,11 @@ async def seed_practice(
             )
     await _seed_contacts(daemon, orgs, provider_of={"xero", "quickbooks"})
     say("  clientlink checks every connection")
-    await daemon.call("clients.check", {})
-    listing = await daemon.call(
-        "clients.list", {"filter": {"status": "needs_reauth"}, "limit": 1000}
-    )
+    await daemon.call(p.CLIENTS_CHECK)
+    listing = await daemon.call(p.CLIENTS_LIST, filter={"status": "needs_reauth"}, limit=1000)
     return SeededPractice(
         client_ids=sorted(client_ids),
-        needs_reauth_ids=[item["id"] for item in listing["items"]],
+        needs_reauth_ids=[item.id for item in listing.items],
         quickbooks_ids=sorted(quickbooks_ids),
         revoked_user=small_share,
         disconnected_tenants=disconnected,
@@ -189,33 +189,30 @@ async def _seed_contacts(
     """Contact details from the practice's records, and the channels' secrets."""
     by_tenant = {org["tenant_id"]: org for org in orgs}
     by_realm = {org.get("realm_id"): org for org in orgs if org.get("realm_id")}
-    listing = await daemon.call("clients.list", {"limit": 1000})
-    for client in listing["items"]:
-        org = by_tenant.get(client["tenant_id"]) or by_realm.get(client["tenant_id"])
-        if org is not None and client["provider"] in provider_of:
+    listing = await daemon.call(p.CLIENTS_LIST, limit=1000)
+    for client in listing.items:
+        org = by_tenant.get(client.tenant_id) or by_realm.get(client.tenant_id)
+        if org is not None and client.provider in provider_of:
             await daemon.call(
-                "clients.update",
-                {"client_id": client["id"], "email": org["email"], "phone": org["phone"]},
+                p.CLIENTS_UPDATE, client_id=client.id, email=org["email"], phone=org["phone"]
             )
     for channel, secret in (
         ("email", SMTP_PASSWORD),
         ("sms", TWILIO_AUTH_TOKEN),
         ("banks", BASIQ_API_KEY),
     ):
-        await daemon.call("channels.set_secret", {"channel": channel, "secret": secret})
+        await daemon.call(p.CHANNELS_SET_SECRET, channel=channel, secret=secret)
 
 
 async def _sign_in_and_import(
     daemon: DaemonClient, provider: str, orgs: list[str], user: str
 ) -> list[int]:
     """One sign-in through the sandbox ticking ``orgs``; returns the clients created."""
-    session = await daemon.call("auth.begin", {"provider": provider})
-    redirect = await approve(session["authorize_url"], orgs=orgs, user=user)
-    grant = await daemon.call(
-        "auth.complete", {"session_id": session["session_id"], "redirect_url": redirect}
-    )
-    imported = await daemon.call("clients.import", {"grant_id": grant["grant_id"]})
-    return list(imported["created"])
+    session = await daemon.call(p.AUTH_BEGIN, provider=provider)
+    redirect = await approve(session.authorize_url, orgs=orgs, user=user)
+    grant = await daemon.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
+    imported = await daemon.call(p.CLIENTS_IMPORT, grant_id=grant.grant_id)
+    return list(imported.created)
 
 
 # --------------------------------------------------------------------------- processes

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient, DaemonImpostor, DaemonUnavailable, RpcError
 from clientlink.common.paths import resolve_paths
 from clientlink.common.protocol import STATUS_LABELS, ConnectionStatus
@@ -45,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"clientlink {VERSION}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    from clientlink.cli.demo import add_demo_parser
+    from clientlink.cli.service_install import add_service_parser
     from clientlink.sandbox.cli import add_sandbox_parser
-    from clientlink.tui.demo import add_demo_parser
-    from clientlink.tui.service import add_service_parser
 
     add_demo_parser(commands)
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         return _run_tui(args)
     if args.command == "demo":
-        from clientlink.tui.demo import run_demo
+        from clientlink.cli.demo import run_demo
 
         return run_demo(args)
     if args.command == "sandbox":
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_sandbox_command(args)
     if args.command == "service":
-        from clientlink.tui.service import run_service_command
+        from clientlink.cli.service_install import run_service_command
 
         return run_service_command(args)
     handlers: dict[str, Callable[[DaemonClient, argparse.Namespace], Awaitable[int]]] = {
@@ -178,21 +179,21 @@ async def _with_daemon(
 
 
 async def _rpc(daemon: DaemonClient, args: argparse.Namespace) -> int:
-    result = await daemon.call(args.method, args.params)
+    result = await daemon.call_raw(args.method, args.params)  # the method name is data here
     print(terminal_json(result))
     return 0
 
 
 async def _status(daemon: DaemonClient, args: argparse.Namespace) -> int:
-    status = await daemon.call("daemon.status")
-    counts: dict[str, int] = status["clients_by_status"]
+    status = await daemon.call(p.DAEMON_STATUS)
+    counts = status.clients_by_status
     attention = sum(counts.get(s.value, 0) for s in ConnectionStatus if s.needs_attention)
     if args.json:
-        print(terminal_json(status))
+        print(terminal_json(status.model_dump(mode="json")))
     else:
         print(_status_line(counts, attention))
-        names = {item["name"]: item.get("display_name") for item in status.get("providers", [])}
-        for usage in status.get("usage", []):
+        names = {item.name: item.display_name for item in status.providers}
+        for usage in status.usage:
             print(usage_line(usage, names.get(usage["provider"]) or usage["provider"]))
     return EXIT_ATTENTION if attention else 0
 
@@ -216,25 +217,24 @@ async def _clients(daemon: DaemonClient, args: argparse.Namespace) -> int:
         flt["status"] = args.status
     if args.text:
         flt["text"] = args.text
-    items: list[dict[str, Any]] = []
+    items: list[p.Client] = []
     total = None
     while total is None or len(items) < total:
-        page = await daemon.call(
-            "clients.list", {"filter": flt, "offset": len(items), "limit": 1000}
-        )
-        total = page["total"]
-        items += page["items"]
-        if not page["items"]:
+        page = await daemon.call(p.CLIENTS_LIST, filter=flt, offset=len(items), limit=1000)
+        total = page.total
+        items += page.items
+        if not page.items:
             break
     if args.json:
-        print(terminal_json({"total": total, "items": items}))
+        rows = [item.model_dump(mode="json") for item in items]
+        print(terminal_json({"total": total, "items": rows}))
         return 0
     for item in items:
-        label = STATUS_LABELS[ConnectionStatus(item["status"])]
+        label = STATUS_LABELS[ConnectionStatus(item.status)]
         # Names come from the client's own accounting file: shown, never obeyed.
-        name, provider = visible(item["name"]), visible(item["provider"])
-        print(f"{item['id']:>6}  {label:<14} {provider:<10} {name}")
-    print(f"{total} clients")
+        name, provider = visible(item.name), visible(item.provider)
+        print(f"{item.id:>6}  {label:<14} {provider:<10} {name}")
+    print(plural(total or 0, "client"))
     return 0
 
 
@@ -242,55 +242,55 @@ async def _jobs(daemon: DaemonClient, args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"limit": 200}
     if args.state:
         params["state"] = args.state
-    listing = await daemon.call("jobs.list", params)
+    listing = await daemon.call(p.JOBS_LIST, **params)
     if args.json:
-        print(terminal_json(listing))
+        print(terminal_json(listing.model_dump(mode="json")))
         return 0
-    for job in listing["items"]:
+    for job in listing.items:
         print(
-            f"{job['id']:>6}  {visible(job['kind']):<12} {visible(job['state']):<10} "
-            f"{job['done']}/{job['total']} done, {job['failed']} failed  "
-            f"{job['created_at']} by {visible(str(job['actor']))}"
+            f"{job.id:>6}  {visible(job.kind):<12} {visible(job.state):<10} "
+            f"{job.done}/{job.total} done, {job.failed} failed  "
+            f"{job.created_at} by {visible(str(job.actor))}"
         )
-    print(f"{len(listing['items'])} jobs")
+    print(plural(len(listing.items), "job"))
     return 0
 
 
 async def _grants(daemon: DaemonClient, args: argparse.Namespace) -> int:
     if args.revoke is not None:
-        result = await daemon.call("grants.revoke", {"grant_id": args.revoke})
-        print(result["message"])
+        result = await daemon.call(p.GRANTS_REVOKE, grant_id=args.revoke)
+        print(visible(result.message))
         return 0
-    listing = await daemon.call("grants.list", {})
+    listing = await daemon.call(p.GRANTS_LIST)
     if args.json:
-        print(terminal_json(listing))
+        print(terminal_json(listing.model_dump(mode="json")))
         return 0
-    for grant in listing["items"]:
-        use = "unused sign-in" if grant["unused"] else plural(grant["clients"], "client")
-        names = grant["tenants"]
+    for grant in listing.items:
+        use = "unused sign-in" if grant.unused else plural(grant.clients, "client")
+        names = grant.tenants
         shown = ", ".join(names[:GRANT_TENANTS_SHOWN])
         if len(names) > GRANT_TENANTS_SHOWN:
             shown += f" and {len(names) - GRANT_TENANTS_SHOWN} more"
         print(
-            f"{grant['id']:>6}  {visible(grant['provider']):<10} {visible(grant['state']):<8} "
+            f"{grant.id:>6}  {visible(grant.provider):<10} {visible(grant.state):<8} "
             f"{use:<16} {visible(shown)}"
         )
-    unused = sum(1 for grant in listing["items"] if grant["unused"])
+    unused = sum(1 for grant in listing.items if grant.unused)
     print(
-        f"{plural(len(listing['items']), 'grant')}, {unused} unused "
+        f"{plural(len(listing.items), 'grant')}, {unused} unused "
         "(revoke one with clientlink grants --revoke ID)"
     )
     return 0
 
 
 async def _set_channel_secret(daemon: DaemonClient, args: argparse.Namespace) -> int:
-    await daemon.call("channels.set_secret", {"channel": args.name, "secret": args.secret})
+    await daemon.call(p.CHANNELS_SET_SECRET, channel=args.name, secret=args.secret)
     print(f"The {args.name} secret is stored in the vault.")
     return 0
 
 
 async def _set_secret(daemon: DaemonClient, args: argparse.Namespace) -> int:
-    await daemon.call("providers.set_secret", {"provider": args.name, "client_secret": args.secret})
+    await daemon.call(p.PROVIDERS_SET_SECRET, provider=args.name, client_secret=args.secret)
     print(f"The client secret for {args.name} is stored in the vault.")
     return 0
 

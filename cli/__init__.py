@@ -1,0 +1,1 @@
+"""The ``clientlink`` command line: subcommands, the demo, the systemd service install."""

@@ -1,0 +1,39 @@
+"""The pane under the client list: the highlighted client's status, since when and why."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.text import Text
+from textual.widgets import Static
+
+from clientlink.common.protocol import Client
+from clientlink.tui.formatting import relative_time
+from clientlink.tui.widgets.status_cell import status_text
+
+
+class ClientDetailStrip(Static):
+    """One client's status in a few lines; empty when no row is highlighted."""
+
+    def show(self, client: Client | None) -> None:
+        """Describe ``client`` (None: nothing)."""
+        if client is None:
+            self.update("")
+            return
+        heading = Text(client.name, style="bold", no_wrap=True, overflow="ellipsis")
+        heading.append("  ")
+        heading.append_text(status_text(client.status))
+        if client.status_since:
+            heading.append(f" since {relative_time(client.status_since)}")
+        heading.append("  · Enter: details", style="dim")
+        if client.status_reason:
+            why = Text(client.status_reason, style="italic")
+        elif client.authorised_at:
+            why = Text(
+                f"Authorised by {client.authorised_by or 'someone'} "
+                f"{relative_time(client.authorised_at)}; next check "
+                f"{relative_time(client.next_check_at)}",
+                style="dim",
+            )
+        else:
+            why = Text("Never authorised: press r to sign in for it.", style="dim")
+        self.update(Group(heading, why))
