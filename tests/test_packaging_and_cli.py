@@ -135,7 +135,7 @@ async def test_jobs_lists_bulk_jobs_and_refuses_a_bad_state(practice):
     (job,) = json.loads(out)["items"]
     assert job["kind"] == "reimport" and job["total"] == 2
     code, out, _ = await clientlink("--home", home, "jobs")
-    assert "reimport" in out and "1 jobs" in out
+    assert "reimport" in out and out.rstrip().endswith("1 job")
     code, _, err = await clientlink("--home", home, "jobs", "--state", "sleeping")
     assert code != 0 and "state" in err
 
