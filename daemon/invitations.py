@@ -100,8 +100,12 @@ class Invitations:
         self.banks = banks
         self._template = template  # async (template_id) -> Template
         self._pace = {
-            "email": RateLimiter(ProviderLimits(app=LimitSpec(per_minute=config.email.per_minute))),
-            "sms": RateLimiter(ProviderLimits(app=LimitSpec(per_minute=config.sms.per_minute))),
+            "email": RateLimiter(
+                ProviderLimits(app=LimitSpec(per_minute=config.email.per_minute)), clock
+            ),
+            "sms": RateLimiter(
+                ProviderLimits(app=LimitSpec(per_minute=config.sms.per_minute)), clock
+            ),
         }
         self.jobs: JobEngine | None = None
         self._follow_up: asyncio.Task[None] | None = None
@@ -330,7 +334,7 @@ class Invitations:
 
     async def _follow_up_loop(self) -> None:
         while True:
-            await asyncio.sleep(self._config.invites.poll_seconds)
+            await self._clock.sleep(self._config.invites.poll_seconds)
             try:
                 await self.follow_up()
             except Exception:
