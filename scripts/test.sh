@@ -16,4 +16,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest "$@"
+# One pytest worker per core (pytest-xdist); each builds its own seeded practice once.
+# CLIENTLINK_TEST_WORKERS overrides (0 runs in this process), as does a later `-n` in "$@".
+exec .venv/bin/python -m pytest -n "${CLIENTLINK_TEST_WORKERS:-auto}" "$@"
