@@ -334,7 +334,7 @@ class Invitations:
 
     async def _follow_up_loop(self) -> None:
         while True:
-            await self._clock.sleep(self._config.invites.poll_seconds)
+            await asyncio.sleep(self._config.invites.poll_seconds)
             try:
                 await self.follow_up()
             except Exception:

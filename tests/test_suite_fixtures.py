@@ -10,12 +10,14 @@ from clientlink.common.client import DaemonClient
 from clientlink.common.config import load_config
 from clientlink.common.paths import resolve_paths
 from clientlink.daemon.clock import Clock
+from clientlink.daemon.limits import LimitSpec, ProviderLimits, RateLimiter
 from clientlink.daemon.service import Daemon
 from clientlink.sandbox.server import SandboxServer
 from clientlink.sandbox.state import SandboxState
 from clientlink.tui.demo import demo_config_text, seed_practice
 from tests.conftest import TEST_ORGS
-from tests.helpers import sandbox_get
+from tests.helpers import on_the_clock, sandbox_get, sandbox_post, wait_until
+from tests.test_jobs import finished
 
 # --------------------------------------------------------------------------- Clock.sleep
 
@@ -151,3 +153,58 @@ async def test_a_copied_practice_is_what_seeding_makes(practice, short_tmp) -> N
     assert refreshed["status"] == "connected"
     await rpc.call("clients.check", {})
     assert await _listing(rpc) == copied
+
+
+# --------------------------------------------------------------------------- waits on the clock
+
+
+async def test_a_rate_limit_wait_passes_when_the_clock_moves_on() -> None:
+    clock = Clock()
+    limiter = RateLimiter(ProviderLimits(app=LimitSpec(per_minute=1)), clock)
+    async with limiter.slot(None):
+        pass
+    second = asyncio.create_task(limiter.slot(None).__aenter__())
+    await asyncio.sleep(0.1)
+    assert not second.done()  # the minute's one call is spent
+    clock.advance(61)
+    await asyncio.wait_for(second, 2)
+
+    limiter.block(None, 3600)  # a Retry-After of an hour
+    third = asyncio.create_task(limiter.slot(None).__aenter__())
+    await asyncio.sleep(0.1)
+    assert not third.done()
+    clock.advance(3601)
+    await asyncio.wait_for(third, 2)
+
+
+async def test_the_digest_window_ends_on_the_daemons_clock(practice) -> None:
+    rpc = await practice.connect()
+    client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[0]})
+    await sandbox_post(
+        practice.sandbox.base_url,
+        "/_sandbox/connections/disconnect",
+        {"tenant_id": client["tenant_id"]},
+    )
+    await rpc.call("clients.refresh", {"client_id": client["id"], "force": True})
+    await asyncio.sleep(0.2)
+    assert (await rpc.call("notifications.list", {}))["unread"] == 0  # still gathering
+    practice.clock.advance(practice.daemon.config.notifications.digest_window_seconds)
+
+    async def announced() -> bool:
+        return (await rpc.call("notifications.list", {}))["unread"] == 1
+
+    await wait_until(announced, within=2, what="the notification, once the window passed")
+
+
+async def test_a_retry_backoff_ends_on_the_daemons_clock(practice) -> None:
+    rpc = await practice.connect()
+    await sandbox_post(
+        practice.sandbox.base_url,
+        "/_sandbox/faults",
+        {"kind": "429", "target": "sms", "count": 1, "retry_after": 600},
+    )
+    started = await rpc.call(
+        "invites.send", {"client_id": practice.connected_ids[0], "channel": "sms"}
+    )
+    job = await on_the_clock(practice.clock, finished(rpc, started["job_id"], within=10), step=30)
+    assert job["done"] == 1 and job["items"][0]["attempts"] == 2
