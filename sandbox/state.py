@@ -200,6 +200,9 @@ class SandboxState:
         world = copy.deepcopy(snapshot.world, memo)
         for name in _SNAPSHOT_REPLACED:
             setattr(self, name, world[name])
+        # Webhook links name the server the bank-feed API was first asked on: a snapshot taken
+        # in another server learns this one's address from its first request, as a new one does.
+        self.basiq.api_base = ""
         for name in _SNAPSHOT_IN_PLACE:
             vars(getattr(self, name)).clear()
             vars(getattr(self, name)).update(vars(world[name]))
