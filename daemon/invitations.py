@@ -108,8 +108,12 @@ class Invitations:
         self.banks = banks
         self._templates = templates
         self._pace = {
-            "email": RateLimiter(ProviderLimits(app=LimitSpec(per_minute=config.email.per_minute))),
-            "sms": RateLimiter(ProviderLimits(app=LimitSpec(per_minute=config.sms.per_minute))),
+            "email": RateLimiter(
+                ProviderLimits(app=LimitSpec(per_minute=config.email.per_minute)), clock
+            ),
+            "sms": RateLimiter(
+                ProviderLimits(app=LimitSpec(per_minute=config.sms.per_minute)), clock
+            ),
         }
         self.jobs = jobs
         self._follow_up: asyncio.Task[None] | None = None

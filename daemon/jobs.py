@@ -281,7 +281,7 @@ class JobEngine:
                 await self._fail(item, f"{retry} (gave up after {item['attempts']} attempts)")
                 return
             delay = retry.after * (2 ** (item["attempts"] - 1)) * self._random.uniform(0.8, 1.2)
-            await asyncio.sleep(min(delay, 60))
+            await self._clock.sleep(min(delay, 60))
             await self._store.release_item(item["id"])
             return
         except ItemFailed as failure:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+
+from clientlink.daemon.clock import Clock
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,9 @@ class _Scope:
 class RateLimiter:
     """Slots for one provider's API calls."""
 
-    def __init__(self, limits: ProviderLimits) -> None:
+    def __init__(self, limits: ProviderLimits, clock: Clock | None = None) -> None:
         self._limits = limits
+        self._clock = clock or Clock()
         self._app = _Scope(limits.app)
         self._tenants: dict[str, _Scope] = {}
         self._lock = asyncio.Lock()
@@ -106,7 +108,7 @@ class RateLimiter:
     async def _take(self, scopes: list[_Scope]) -> None:
         while True:
             async with self._lock:
-                now = time.monotonic()
+                now = self._clock.monotonic()
                 wait = max(
                     [scope.blocked_until - now for scope in scopes]
                     + [window.wait_needed(now) for scope in scopes for window in scope.windows]
@@ -116,16 +118,16 @@ class RateLimiter:
                         for window in scope.windows:
                             window.calls.append(now)
                     return
-            await asyncio.sleep(wait)
+            await self._clock.sleep(wait)
 
     def block(self, tenant: str | None, seconds: float) -> None:
         """Hold every call for ``tenant`` (or the app) back for ``seconds`` (Retry-After)."""
         scope = self._scope(tenant)[0]
-        scope.blocked_until = max(scope.blocked_until, time.monotonic() + seconds)
+        scope.blocked_until = max(scope.blocked_until, self._clock.monotonic() + seconds)
 
     def observe(self, tenant: str | None, headers: Mapping[str, str]) -> None:
         """Tighten the windows to what the provider says is left."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         for header, scope, length in (
             ("x-minlimit-remaining", self._scope(tenant)[0] if tenant else None, MINUTE),
             ("x-daylimit-remaining", self._scope(tenant)[0] if tenant else None, DAY),

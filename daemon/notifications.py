@@ -120,7 +120,7 @@ class Notifier:
             self._flush_task = asyncio.ensure_future(self._flush_later())
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(self._config.digest_window_seconds)
+        await self._clock.sleep(self._config.digest_window_seconds)
         await self.flush()
 
     async def flush(self) -> None:

@@ -272,7 +272,7 @@ class ProviderAdapter(ABC):
             code_challenge_method="S256",
             timeout=httpx.Timeout(timeout_seconds),
         )
-        self.limiter = RateLimiter(self.limits)
+        self.limiter = RateLimiter(self.limits, clock)
         # Bytes of API answers received, by month (the service swaps in its lasting meter).
         self.egress = EgressMeter()
         self._oauth.register_compliance_hook("access_token_response", _raise_for_throttle)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
 
 from starlette.responses import Response
 
@@ -58,6 +61,35 @@ class SmtpEndpoint:
     host: str
     port: int
     certificate_pem: str | None
+
+
+# The parts of the world a snapshot copies. `mail`, `faults` and `calls` are restored in place:
+# the SMTP server holds them.
+_SNAPSHOT_REPLACED = (
+    "orgs",
+    "xero",
+    "quickbooks",
+    "limits",
+    "api_latency_seconds",
+    "rate_limited",
+    "sms",
+    "basiq",
+)
+_SNAPSHOT_IN_PLACE = ("mail", "faults")
+# Stand-ins for what a snapshot shares with the state it is restored into, not copies:
+# the clock (its reading is kept apart) and the callback sender (it owns a connection).
+_CLOCK = object()
+_CALLBACKS = object()
+
+
+@dataclass(frozen=True)
+class SandboxSnapshot:
+    """A deep copy of the world at one moment, see :meth:`SandboxState.snapshot`."""
+
+    world: dict[str, Any]
+    calls: Counter[str]
+    callbacks_delivered: list[Any]
+    clock_now: datetime
 
 
 class SandboxState:
@@ -147,6 +179,37 @@ class SandboxState:
         self.sms.clear()
         self.basiq.reset()
         self.callbacks.clear()
+
+    def snapshot(self) -> SandboxSnapshot:
+        """A deep copy of every grant, token, connection, message, fault, limit and counter,
+        with the clock's reading; :meth:`restore` brings it back, here or in another state
+        (tests build one world and give each test its own copy of it)."""
+        memo: dict[int, Any] = {id(self.clock): _CLOCK, id(self.callbacks): _CALLBACKS}
+        names = (*_SNAPSHOT_REPLACED, *_SNAPSHOT_IN_PLACE)
+        world = copy.deepcopy({name: getattr(self, name) for name in names}, memo)
+        delivered = copy.deepcopy(self.callbacks.deliveries)
+        return SandboxSnapshot(world, Counter(self.calls), delivered, self.clock.now())
+
+    def restore(self, snapshot: SandboxSnapshot) -> None:
+        """Make this world a copy of ``snapshot`` (which stays usable for further restores).
+
+        The clock resumes at the snapshot's moment, so tokens are as old as they were then.
+        Callbacks this state had already queued still go out (as after :meth:`reset`).
+        """
+        memo: dict[int, Any] = {id(_CLOCK): self.clock, id(_CALLBACKS): self.callbacks}
+        world = copy.deepcopy(snapshot.world, memo)
+        for name in _SNAPSHOT_REPLACED:
+            setattr(self, name, world[name])
+        # Webhook links name the server the bank-feed API was first asked on: a snapshot taken
+        # in another server learns this one's address from its first request, as a new one does.
+        self.basiq.api_base = ""
+        for name in _SNAPSHOT_IN_PLACE:
+            vars(getattr(self, name)).clear()
+            vars(getattr(self, name)).update(vars(world[name]))
+        self.calls.clear()
+        self.calls.update(snapshot.calls)
+        self.callbacks.deliveries[:] = copy.deepcopy(snapshot.callbacks_delivered)
+        self.clock.set(snapshot.clock_now)
 
     def tick(self) -> None:
         """Bring time-driven state (SMS delivery) up to the sandbox clock's now."""

@@ -18,4 +18,6 @@ fi
 .venv/bin/ruff check .
 # The layout's import contracts ([tool.importlinter] in pyproject.toml).
 .venv/bin/lint-imports --no-cache
-exec .venv/bin/python -m pytest "$@"
+# One pytest worker per core (pytest-xdist); each builds its own seeded practice once.
+# CLIENTLINK_TEST_WORKERS overrides (0 runs in this process), as does a later `-n` in "$@".
+exec .venv/bin/python -m pytest -n "${CLIENTLINK_TEST_WORKERS:-auto}" "$@"

@@ -7,12 +7,16 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import httpx
 import keyring.backend
 
 from clientlink.common.client import DaemonClient, DaemonUnavailable
+from clientlink.daemon.clock import Clock
+
+T = TypeVar("T")
 
 
 async def next_event(
@@ -96,6 +100,20 @@ async def advance_time(running: Any, seconds: float) -> None:
     await watcher.reschedule_all()
     await asyncio.sleep(0)
     await wait_until(watcher.idle, what="the watcher to finish what was due")
+
+
+async def on_the_clock(
+    clock: Clock, work: Awaitable[T], *, step: float = 5.0, every: float = 0.02
+) -> T:
+    """Await ``work`` while moving the daemon's ``clock`` on by ``step`` seconds at a time:
+    waits the daemon makes on its clock (retry backoffs, rate-limit waits) pass without
+    waiting for them in real time. For short waits only: the sandbox's clock stays put."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await asyncio.wait({task}, timeout=every)
+        if not task.done():
+            clock.advance(step)
+    return task.result()
 
 
 class DaemonProcess:

@@ -22,6 +22,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from clientlink.common.paths import Paths
+from tests.helpers import on_the_clock
 from tests.test_invitations import _email_settings
 from tests.test_jobs import finished
 
@@ -155,7 +156,7 @@ async def test_a_busy_answer_to_rcpt_on_a_fresh_connection_is_retried_never_unce
 ) -> None:
     rpc = await practice.connect()
     mail_server.fault = "fresh_busy_rcpt"
-    job = await send_one(rpc, practice.connected_ids[0])
+    job = await on_the_clock(practice.clock, send_one(rpc, practice.connected_ids[0]))
     assert mail_server.times == 0, "the fault fired"
     assert (job["done"], job["failed"], job["items"][0]["attempts"]) == (1, 0, 2)
     assert await invitation_states(rpc) == ["sent"]

@@ -11,7 +11,7 @@ import pytest
 from clientlink.cli.demo import seed_practice
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import ErrorCode
-from tests.helpers import DaemonProcess, sandbox_get, sandbox_post, wait_until
+from tests.helpers import DaemonProcess, on_the_clock, sandbox_get, sandbox_post, wait_until
 from tests.test_jobs import finished
 
 LINK = re.compile(r"https?://\S+/basiq/consent/\S+")
@@ -232,7 +232,7 @@ async def test_sms_busy_is_retried_and_an_unsubscribed_number_is_explained(pract
         practice.sandbox.base_url, "/_sandbox/faults", {"kind": "429", "target": "sms", "count": 1}
     )
     started = await rpc.call("invites.send", {"client_id": client_id, "channel": "sms"})
-    job = await finished(rpc, started["job_id"], within=30)
+    job = await on_the_clock(practice.clock, finished(rpc, started["job_id"], within=30))
     assert job["done"] == 1 and job["items"][0]["attempts"] == 2
     assert len(await outbox(practice, "sms")) == 1
 

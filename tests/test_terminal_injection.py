@@ -188,7 +188,7 @@ async def test_a_reader_that_goes_away_gets_no_traceback(hostile_practice) -> No
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "clientlink.tui.cli",
+        "clientlink.cli",
         "--home",
         home,
         "clients",
