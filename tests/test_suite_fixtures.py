@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from clientlink.cli.demo import demo_config_text, seed_practice
 from clientlink.common.client import DaemonClient
 from clientlink.common.config import load_config
 from clientlink.common.paths import resolve_paths
@@ -14,7 +15,6 @@ from clientlink.daemon.limits import LimitSpec, ProviderLimits, RateLimiter
 from clientlink.daemon.service import Daemon
 from clientlink.sandbox.server import SandboxServer
 from clientlink.sandbox.state import SandboxState
-from clientlink.cli.demo import demo_config_text, seed_practice
 from tests.conftest import TEST_ORGS
 from tests.helpers import on_the_clock, sandbox_get, sandbox_post, wait_until
 from tests.test_jobs import finished
