@@ -96,6 +96,12 @@ async def _serve(
     paths: Paths, config: Config, inherited: socket.socket | None = None, *, init: bool = False
 ) -> int:
     daemon = Daemon(paths, config, init=init)
+    # Taken before the socket opens: a SIGTERM that comes as soon as it serves (systemd
+    # stopping a unit that just started) is a clean stop, not a kill mid-start.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     try:
         await daemon.start(inherited_socket=inherited)
     except VaultUnavailable as exc:
@@ -106,10 +112,6 @@ async def _serve(
         return _failed(1, str(exc))
     except Exception as exc:
         return _failed(1, f"clientlinkd could not start: {exc}", traceback=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     watching = sum((await daemon.store.count_clients_by_status(active=True)).values())
     # Only now can the daemon really serve: store, vault, socket (and scheduler) are up.
     systemd.notify("READY=1", systemd.status_text(f"Watching {watching} clients"))
