@@ -18,7 +18,7 @@ from clientlink.common.client import (
     EventCursor,
     Resync,
 )
-from clientlink.daemon.rpc_server import OUTBOUND_EVENT_BYTES
+from clientlink.daemon.rpc_connection import OUTBOUND_EVENT_BYTES
 from clientlink.tui.app import ClientlinkApp
 from clientlink.tui.formatting import ShownDaemonClient
 from clientlink.tui.screens.manage_clients import ManageClientsScreen

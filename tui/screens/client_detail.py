@@ -3,8 +3,6 @@ contact details, and the communication timeline (invitations to connect bank fee
 
 from __future__ import annotations
 
-from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -27,122 +25,21 @@ from clientlink.common.protocol import (
 )
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
-from clientlink.tui.formatting import format_abn, format_when, relative_expiry, relative_time
+from clientlink.tui.formatting import relative_expiry
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.screens.confirm import ConfirmScreen
 from clientlink.tui.screens.edit_contact import EditContactScreen
-from clientlink.tui.screens.invite_client import CHANNEL_WORDS, InviteClientScreen
+from clientlink.tui.screens.invite_client import InviteClientScreen
 from clientlink.tui.screens.sign_in import SignInScreen
-from clientlink.tui.widgets.literal_table import LiteralTable
+from clientlink.tui.widgets.bank_connections import BankConnectionsPane
+from clientlink.tui.widgets.client_fields import ClientFields
+from clientlink.tui.widgets.client_history import ClientHistory
+from clientlink.tui.widgets.invitation_timeline import InvitationTimeline, invitation_detail
 from clientlink.tui.widgets.offline_banner import OfflineBanner
-from clientlink.tui.widgets.status_cell import status_text
 
 HISTORY_LIMIT = 50
-HISTORY_KINDS = {
-    "reauthorised": "Re-authorised",
-    "refresh": "Refreshed",
-    "refresh_failed": "Refresh failed",
-}
-"""Words for the daemon's history kinds; others are shown as their name."""
 CLOCK_REFRESH_SECONDS = 30.0
 TIMELINE_LIMIT = 100
-TIMELINE_COLUMNS = (
-    ("When", "when", 8),
-    ("Via", "channel", 5),
-    ("Template", "template", 14),
-    ("Banks", "banks", 14),
-    ("State", "state", 14),
-    ("By", "actor", 8),
-)
-"""Fits 80 columns; the line under the table shows the highlighted invitation in full."""
-
-INVITATION_STATES = {
-    "queued": ("Queued", "cyan"),
-    "sending": ("Sending", "cyan"),
-    "sent": ("Sent", ""),
-    "delivered": ("Delivered", ""),
-    "opened": ("Opened", "bold"),
-    "connected": ("Bank connected", "bold green"),
-    "failed": ("Failed", "bold red"),
-    "uncertain": ("Uncertain", "bold yellow"),
-}
-"""Each invitation state in words and colour; uncertain is yellow: a person must check."""
-
-BANK_CONNECTION_STATES = {
-    "active": ("Connected", "green"),
-    "pending": ("Pending", "cyan"),
-}
-"""A bank connection's status in words and colour; a broken one is told by
-:func:`bank_connection_state_text` from ``needs_reconnect``, whatever its status."""
-
-
-def invitation_state_text(state: str) -> Text:
-    """An invitation's state in its colour: ``Bank connected`` in green."""
-    label, style = INVITATION_STATES.get(state, (state.capitalize(), ""))
-    return Text(label, style=style)
-
-
-def bank_connection_state_text(connection: BankConnection) -> Text:
-    """Where a bank connection stands: ``Connected``, ``Broken — needs a reconnect``."""
-    if connection.needs_reconnect:
-        return Text("Broken — needs a reconnect", style="bold red")
-    label, style = BANK_CONNECTION_STATES.get(
-        connection.status, (connection.status.capitalize(), "")
-    )
-    return Text(label, style=style)
-
-
-def bank_connections_view(connections: list[BankConnection]) -> Group | Text:
-    """Each bank, where it stands and when it was last seen; then what to do about broken
-    ones, since a broken feed stays broken until the client reconnects it."""
-    if not connections:
-        return Text("No bank connections yet: i invites this client to connect bank feeds.", "dim")
-    table = Table.grid(padding=(0, 2))
-    table.add_column(ratio=1)
-    table.add_column(no_wrap=True)
-    table.add_column(no_wrap=True, style="dim")
-    for connection in connections:
-        table.add_row(
-            Text(connection.bank_name),
-            bank_connection_state_text(connection),
-            f"seen {relative_time(connection.updated_at)}",
-        )
-    broken = [each.bank_name for each in connections if each.needs_reconnect]
-    if not broken:
-        return Group(table)
-    hint = Text(
-        f"Invite the client to reconnect: press i and tick {', '.join(broken)}",
-        style="bold yellow",
-    )
-    return Group(table, hint)
-
-
-def history_event(entry: HistoryEntry) -> Text:
-    """What happened, in words: ``Connected → Needs re-auth``, ``Re-authorised``."""
-    if entry.kind == "status" and entry.status is not None:
-        text = Text()
-        if entry.old_status is not None:
-            text.append_text(status_text(entry.old_status))
-            text.append(" → ")
-        text.append_text(status_text(entry.status))
-        return text
-    return Text(HISTORY_KINDS.get(entry.kind, entry.kind.replace("_", " ").capitalize()))
-
-
-def history_table(entries: list[HistoryEntry]) -> Table | Text:
-    """The history as a table that wraps to the screen: when, what, why and who."""
-    if not entries:
-        return Text("Nothing recorded yet.", style="dim")
-    table = Table.grid(padding=(0, 2))
-    table.add_column(no_wrap=True, style="dim")
-    table.add_column(no_wrap=True)
-    table.add_column(ratio=1)
-    for entry in entries:
-        detail = Text(entry.reason or "")
-        if entry.actor:
-            detail.append(f"{' — ' if entry.reason else ''}by {entry.actor}", style="italic")
-        table.add_row(relative_time(entry.at), history_event(entry), detail)
-    return table
 
 
 class ClientDetailScreen(DaemonScreen[None]):
@@ -204,22 +101,20 @@ class ClientDetailScreen(DaemonScreen[None]):
         yield Header()
         yield OfflineBanner()
         with VerticalScroll(id="detail-body"):
-            yield Static("Loading…", id="detail-fields")
+            yield ClientFields("Loading…", id="detail-fields")
             yield Static("Refreshing…", id="detail-refreshing")
             yield Static(Text("Bank connections", style="bold underline"), id="detail-banks-title")
-            yield Static("Loading…", id="detail-banks")
+            yield BankConnectionsPane("Loading…", id="detail-banks")
             yield Static(Text("Communication", style="bold underline"), id="detail-timeline-title")
             yield Static("Loading…", id="detail-timeline-empty")
-            yield LiteralTable(cursor_type="row", zebra_stripes=True, id="detail-timeline")
+            yield InvitationTimeline(cursor_type="row", zebra_stripes=True, id="detail-timeline")
             yield Static("", id="detail-invitation")
             yield Static(Text("History", style="bold underline"), id="detail-history-title")
-            yield Static("Loading…", id="detail-history")
+            yield ClientHistory("Loading…", id="detail-history")
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
-        timeline = self.query_one("#detail-timeline", DataTable)
-        for label, key, width in TIMELINE_COLUMNS:
-            timeline.add_column(label, key=key, width=width)
+        self.query_one("#detail-timeline", InvitationTimeline).add_timeline_columns()
         self._show_client()
         self.set_interval(CLOCK_REFRESH_SECONDS, self._show_all)
         self.query_one("#detail-body").focus()
@@ -290,45 +185,19 @@ class ClientDetailScreen(DaemonScreen[None]):
     def _show_all(self) -> None:
         self._show_client()
         if self.history is not None:
-            self.query_one("#detail-history", Static).update(history_table(self.history))
+            self.query_one("#detail-history", ClientHistory).show(self.history)
         if self.invitations is not None:
             self._show_timeline()
         if self.bank_connections is not None:
             self._show_bank_connections()
 
     def _show_bank_connections(self) -> None:
-        view = bank_connections_view(self.bank_connections or [])
-        self.query_one("#detail-banks", Static).update(view)
-
-    def _banks_in_words(self, invitation: Invitation, *, short: bool = False) -> str:
-        if not invitation.bank_ids:
-            return "client chooses"
-        names = []
-        for bank_id in invitation.bank_ids:
-            bank = self.banks.get(bank_id)
-            if bank is None:
-                names.append(bank_id)  # the bank-feed service could not be asked
-            else:
-                names.append((bank.short_name or bank.name) if short else bank.name)
-        return ", ".join(names)
+        self.query_one("#detail-banks", BankConnectionsPane).show(self.bank_connections or [])
 
     def _show_timeline(self) -> None:
         invitations = self.invitations or []
-        table = self.query_one("#detail-timeline", DataTable)
-        highlighted = self.highlighted_invitation()
-        table.clear()
-        for invitation in invitations:
-            table.add_row(
-                relative_time(invitation.sent_at or invitation.created_at),
-                CHANNEL_WORDS.get(invitation.channel, invitation.channel),
-                self.template_names.get(invitation.template_id, invitation.template_id),
-                self._banks_in_words(invitation, short=True),
-                invitation_state_text(invitation.state),
-                invitation.actor,
-                key=str(invitation.id),
-            )
-        if highlighted is not None and str(highlighted.id) in table.rows:
-            table.move_cursor(row=table.get_row_index(str(highlighted.id)))
+        table = self.query_one("#detail-timeline", InvitationTimeline)
+        table.show(invitations, self.template_names, self.banks, self.highlighted_invitation())
         self.set_class(bool(invitations), "-has-invitations")
         empty = "No invitations sent yet: i invites this client to connect bank feeds."
         self.query_one("#detail-timeline-empty", Static).update(Text(empty, style="dim"))
@@ -336,13 +205,8 @@ class ClientDetailScreen(DaemonScreen[None]):
 
     def highlighted_invitation(self) -> Invitation | None:
         """The invitation under the timeline's cursor (the newest until it moves)."""
-        table = self.query_one("#detail-timeline", DataTable)
-        if not table.row_count:
-            return None
-        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
-        return next(
-            (each for each in self.invitations or [] if str(each.id) == row_key.value), None
-        )
+        table = self.query_one("#detail-timeline", InvitationTimeline)
+        return table.highlighted(self.invitations or [])
 
     @on(DataTable.RowHighlighted, "#detail-timeline")
     def _show_invitation(self) -> None:
@@ -352,68 +216,17 @@ class ClientDetailScreen(DaemonScreen[None]):
         if invitation is None:
             detail.update("")
             return
-        text = invitation_state_text(invitation.state)
-        if invitation.error:
-            style = "yellow" if invitation.state == "uncertain" else "red"
-            text.append(f": {invitation.error}", style=style)
-        text.append(
-            f"\n{CHANNEL_WORDS.get(invitation.channel, invitation.channel)}, "
-            f"{format_when(invitation.sent_at or invitation.created_at)}, "
-            f"by {invitation.actor}",
-            style="dim",
-        )
-        template = self.template_names.get(invitation.template_id, invitation.template_id)
-        text.append(f"\nTemplate: {template} · Banks: {self._banks_in_words(invitation)}")
-        if invitation.reminder_of:
-            text.append(" · a reminder", style="italic")
-        if invitation.link_expires_at:
-            text.append(f"\nLink works until {format_when(invitation.link_expires_at)}", "dim")
-        detail.update(text)
+        detail.update(invitation_detail(invitation, self.template_names, self.banks))
 
     def _show_client(self) -> None:
         client = self.client
-        fields = self.query_one("#detail-fields", Static)
         if client is None:
             return
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column(ratio=1)
-        grid.add_row("ABN", format_abn(client.abn))
-        grid.add_row("Software", self.clientlink.provider_name(client.provider))
-        grid.add_row(
-            "Email", Text(client.email) if client.email else Text("— (e adds one)", style="dim")
+        self.query_one("#detail-fields", ClientFields).show(
+            client,
+            self.clientlink.provider_name(client.provider),
+            getattr(self, "unused_sign_ins", 0),
         )
-        grid.add_row(
-            "Mobile", Text(client.phone) if client.phone else Text("— (e adds one)", style="dim")
-        )
-        status = status_text(client.status)
-        if client.status_since:
-            status.append(f"  since {format_when(client.status_since)}")
-        grid.add_row("Status", status)
-        if client.status_reason:
-            grid.add_row("Reason", Text(client.status_reason))
-        authorised = Text(client.authorised_by or "—")
-        if client.authorised_at:
-            authorised.append(f", {format_when(client.authorised_at)}")
-        grid.add_row("Authorised by", authorised)
-        if getattr(self, "unused_sign_ins", 0):
-            count = self.unused_sign_ins
-            grid.add_row(
-                "Sign-ins",
-                Text(
-                    f"{count} unused sign-in{'s' if count != 1 else ''} "
-                    "(clientlink grants lists them; --revoke ID revokes one)",
-                    style="dim",
-                ),
-            )
-        grid.add_row("Last refresh", format_when(client.last_refresh_at))
-        grid.add_row("Last verified", format_when(client.last_verified_at))
-        grid.add_row("Next check", format_when(client.next_check_at))
-        grid.add_row("Access token ends", format_when(client.access_expires_at))
-        grid.add_row("Refresh token ends", format_when(client.refresh_expires_at))
-        if client.hard_expires_at:
-            grid.add_row("Grant ends for good", format_when(client.hard_expires_at))
-        fields.update(Group(Text(client.name, style="bold"), grid))
 
     def watch_refreshing(self, refreshing: bool) -> None:
         self.set_class(refreshing, "-refreshing")

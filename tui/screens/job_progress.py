@@ -34,57 +34,14 @@ from clientlink.common.protocol import (
 )
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
-from clientlink.tui.formatting import duration, parse_time
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.screens.confirm import ConfirmScreen
 from clientlink.tui.screens.reimport_review import ReimportReviewScreen
-from clientlink.tui.widgets.literal_table import LiteralTable
+from clientlink.tui.widgets.job_failures import JobFailures, failure_detail
+from clientlink.tui.widgets.job_status import JobSummary, job_counts, job_current, job_heading
 from clientlink.tui.widgets.offline_banner import OfflineBanner
 
 FAILURES_LIMIT = 500
-REASON_MIN_WIDTH = 20
-
-JOB_TITLES = {
-    JobKind.REAUTHORISE: "Re-authorise clients",
-    JobKind.REIMPORT: "Re-import clients",
-    JobKind.INVITE: "Invite clients to connect banks",
-}
-DONE_WORDS = {
-    JobKind.REAUTHORISE: "re-authorised",
-    JobKind.REIMPORT: "re-imported",
-    JobKind.INVITE: "invited",
-}
-STATE_STYLES = {
-    JobState.QUEUED: "dim",
-    JobState.RUNNING: "bold cyan",
-    JobState.PAUSED: "bold yellow",
-    JobState.COMPLETED: "bold green",
-    JobState.CANCELLED: "bold yellow",
-    JobState.FAILED: "bold red",
-}
-
-
-def job_title(kind: JobKind | str) -> str:
-    """What a job kind does, in words (``Re-authorise clients``)."""
-    try:
-        return JOB_TITLES[JobKind(kind)]
-    except ValueError:
-        return str(kind).replace("_", " ").capitalize()
-
-
-def state_text(state: JobState) -> Text:
-    """A job's state in its colour."""
-    return Text(state.value.capitalize(), style=STATE_STYLES.get(state, ""))
-
-
-def outcome_line(job: Job) -> str:
-    """``22 re-authorised, 1 failed`` (plus what a cancel left undone)."""
-    words = DONE_WORDS.get(job.kind, "done")
-    line = f"{job.done} {words}, {job.failed} failed"
-    left = job.total - job.done - job.failed
-    if job.state == JobState.CANCELLED and left > 0:
-        line += f", {left} not started (cancelled)"
-    return line
 
 
 def default_outcome_path(job_id: int) -> str:
@@ -144,9 +101,9 @@ class JobProgressScreen(DaemonScreen[None]):
             yield ProgressBar(show_eta=False, id="job-bar")
             yield Static("Loading the job from clientlinkd…", id="job-counts")
             yield Static("", id="job-current")
-            yield Static("", id="job-summary")
+            yield JobSummary("", id="job-summary")
             yield Static(Text("Failures", style="bold"), id="job-failures-title")
-            yield LiteralTable(cursor_type="row", zebra_stripes=True, id="job-failures")
+            yield JobFailures(cursor_type="row", zebra_stripes=True, id="job-failures")
             yield Static("", id="job-failure-detail")
             with Horizontal(id="job-export"):
                 yield Static("Save to:", id="job-export-label")
@@ -162,20 +119,10 @@ class JobProgressScreen(DaemonScreen[None]):
         yield Footer(show_command_palette=False)
 
     def _heading(self) -> Text:
-        heading = Text(job_title(self.kind or "job"), style="bold")
-        heading.append(f"  · job {self.job_id}", style="dim")
-        job = self.job
-        if job is not None:
-            heading.append("  · ")
-            heading.append_text(state_text(job.state))
-            if job.retry_of:
-                heading.append(f"  · retry of job {job.retry_of}", style="dim")
-        return heading
+        return job_heading(self.kind, self.job_id, self.job)
 
     def on_mount(self) -> None:
-        table = self.query_one("#job-failures", DataTable)
-        table.add_column("Client", key="client", width=26)
-        table.add_column("Reason", key="reason")
+        self.query_one("#job-failures", JobFailures).add_failure_columns()
         self.query_one("#job-failures", DataTable).focus()
         if self.clientlink.connected:
             self.load_job()
@@ -208,34 +155,18 @@ class JobProgressScreen(DaemonScreen[None]):
         )
         self._failures_shown = job.failed
         self.failures = {str(item.id): item for item in with_failures.items or []}
-        table = self.query_one("#job-failures", DataTable)
-        table.clear()
-        reason_width = max(REASON_MIN_WIDTH, self.size.width - 26 - 2 * 2 - 2)
-        for item in with_failures.items or []:
-            reason = Text(item.error or "—", no_wrap=True, overflow="ellipsis")
-            reason.truncate(reason_width, overflow="ellipsis")
-            table.add_row(item.name, reason, key=str(item.id))
+        table = self.query_one("#job-failures", JobFailures)
+        table.show(with_failures.items or [], self.size.width)
         self.set_class(bool(table.row_count), "-has-failures")
         self._show_failure_detail()
 
     @on(DataTable.RowHighlighted, "#job-failures")
     def _show_failure_detail(self) -> None:
         """The highlighted failure's whole reason: the column cuts it short."""
-        table = self.query_one("#job-failures", DataTable)
+        key = self.query_one("#job-failures", JobFailures).highlighted_key()
         detail = self.query_one("#job-failure-detail", Static)
-        if not table.row_count:
-            detail.update("")
-            return
-        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
-        item = self.failures.get(str(row_key.value))
-        if item is None:
-            detail.update("")
-            return
-        text = Text(f"{item.name}: ", style="bold")
-        text.append(item.error or "no reason given")
-        if item.attempts > 1:
-            text.append(f" ({item.attempts} attempts)", style="dim")
-        detail.update(text)
+        item = self.failures.get(key) if key is not None else None
+        detail.update(failure_detail(item) if item is not None else "")
 
     async def _count_changes(self) -> None:
         job = await self.clientlink.daemon.call(
@@ -300,73 +231,16 @@ class JobProgressScreen(DaemonScreen[None]):
         self.query_one("#job-bar", ProgressBar).update(
             total=max(job.total, 1), progress=job.done + job.failed
         )
-        self.query_one("#job-counts", Static).update(self._counts(job))
-        self.query_one("#job-current", Static).update(self._current(job))
+        self.query_one("#job-counts", Static).update(job_counts(job))
+        self.query_one("#job-current", Static).update(job_current(job))
         self.query_one("#job-pause", Button).label = (
             "Resume (p)" if job.state == JobState.PAUSED else "Pause (p)"
         )
         self._show_summary(job)
         self.refresh_bindings()
 
-    def _counts(self, job: Job) -> Text:
-        counts = Text()
-        counts.append(f"{job.done} done", style="green")
-        counts.append(" · ")
-        counts.append(f"{job.failed} failed", style="bold red" if job.failed else "")
-        counts.append(f" · {job.total} total")
-        if job.state.finished:
-            took = self._took(job)
-            if took:
-                counts.append(f" · took {took}", style="dim")
-        elif job.state == JobState.RUNNING and job.rate_per_minute:
-            counts.append(f" · {job.rate_per_minute:.0f}/min", style="dim")
-            if job.eta_seconds is not None:
-                counts.append(f" · about {duration(job.eta_seconds)} left", style="dim")
-        return counts
-
-    @staticmethod
-    def _took(job: Job) -> str:
-        started, finished = parse_time(job.started_at), parse_time(job.finished_at)
-        if started is None or finished is None:
-            return ""
-        return duration((finished - started).total_seconds())
-
-    @staticmethod
-    def _current(job: Job) -> Text:
-        if job.state == JobState.PAUSED:
-            return Text("Paused: press p to resume.", style="yellow")
-        if job.state == JobState.QUEUED:
-            return Text("Waiting to start…", style="dim")
-        if job.state.finished or not job.current:
-            return Text("")
-        now = Text("Now: ", style="dim")
-        now.append(job.current, style="bold")
-        return now
-
     def _show_summary(self, job: Job) -> None:
-        summary = self.query_one("#job-summary", Static)
-        if not job.state.finished:
-            summary.update("")
-            return
-        text = Text(outcome_line(job), style="bold")
-        if job.state == JobState.FAILED:
-            text.append("  Every client failed: the reasons are below.", style="red")
-        hints = []
-        if job.failed:
-            hints.append("r retries the failed")
-        if job.kind == JobKind.REIMPORT:
-            if self.changed_items:
-                text.append(
-                    f"\n{self.changed_items} clients differ from the software: "
-                    "nothing changed yet.",
-                    style="yellow",
-                )
-                hints.append("v reviews them")
-            else:
-                text.append("\nNo differences found.", style="dim")
-        hints += ["e exports the outcome", "m Manage Clients"]
-        text.append("\n" + " · ".join(hints), style="dim")
-        summary.update(text)
+        self.query_one("#job-summary", JobSummary).show(job, self.changed_items)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         job = self.job

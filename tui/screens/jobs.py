@@ -20,7 +20,8 @@ from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.formatting import relative_time
 from clientlink.tui.paging import fetch_clients
 from clientlink.tui.screens.base import DaemonScreen
-from clientlink.tui.screens.job_progress import JobProgressScreen, state_text
+from clientlink.tui.screens.job_progress import JobProgressScreen
+from clientlink.tui.widgets.job_status import state_text
 from clientlink.tui.widgets.literal_table import LiteralTable
 from clientlink.tui.widgets.offline_banner import OfflineBanner
 

@@ -10,25 +10,15 @@ from textual.binding import Binding
 from textual.widgets import Button, DataTable, Footer, Header
 
 from clientlink.common.protocol import (
-    CLIENTS_DEACTIVATE,
     CLIENTS_GET,
-    CLIENTS_REACTIVATE,
-    JOBS_START,
     AuthCompleteResult,
     Client,
-    JobKind,
-    ProviderInfo,
 )
-from clientlink.common.wording import plural
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.screens.base import DaemonScreen
-from clientlink.tui.screens.bulk_actions import BulkAction, BulkActionsScreen
-from clientlink.tui.screens.bulk_reauth import BulkReauthScreen, ChooseSoftwareScreen
 from clientlink.tui.screens.client_detail import ClientDetailScreen
-from clientlink.tui.screens.confirm import ConfirmScreen
-from clientlink.tui.screens.export_clients import ExportClientsScreen
-from clientlink.tui.screens.job_progress import JobProgressScreen
+from clientlink.tui.screens.manage_clients_bulk import MarkedClientsActions
 from clientlink.tui.screens.sign_in import SignInScreen
 from clientlink.tui.widgets.client_detail_strip import ClientDetailStrip
 from clientlink.tui.widgets.client_filter_bar import (
@@ -46,22 +36,9 @@ __all__ = ["ALL", "ATTENTION", "INACTIVE", "ManageClientsScreen"]
 
 EXPIRY_REFRESH_SECONDS = 30.0
 """How often the times relative to now (expiry, since when) are redrawn."""
-NAMES_IN_CONFIRM = 3
 
 
-def _names_and_more(loaded_names: list[str], count: int) -> str:
-    """A few of ``count`` clients by name, "A, B, C and 7 more".
-
-    Marks can be on clients not loaded yet (mark all): only the loaded ones have names.
-    """
-    named = loaded_names[:NAMES_IN_CONFIRM]
-    more = count - len(named)
-    if not more:
-        return ", ".join(named)
-    return f"{', '.join(named)} and {more} more" if named else "none of them loaded yet"
-
-
-class ManageClientsScreen(DaemonScreen[None]):
+class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
     """The main screen: the practice's clients and the state of their connections."""
 
     TITLE = "Manage Clients"
@@ -403,121 +380,11 @@ class ManageClientsScreen(DaemonScreen[None]):
         client_id = self.focused_client_id()
         return [client_id] if client_id in self.clients else []
 
-    def _scope(self) -> str:
-        if self.marked:
-            return (
-                f"For the {len(self.marked)} marked clients (export writes all {self.total} shown)."
-            )
-        verb = "reactivate" if self.inactive_view else "deactivate"
-        return (
-            f"No clients marked (space marks one): re-import and export use all "
-            f"{self.total} shown; {verb} uses the highlighted one."
-        )
-
     # ------------------------------------------------------------------ bulk actions
-
-    def action_bulk_actions(self) -> None:
-        """Open the Bulk Actions menu."""
-        self.app.push_screen(
-            BulkActionsScreen(self._scope(), inactive_view=self.inactive_view), self._run_bulk
-        )
 
     @on(Button.Pressed, "#clients-bulk")
     def _bulk_pressed(self) -> None:
         self.action_bulk_actions()
-
-    def _run_bulk(self, action: BulkAction | None) -> None:
-        if action == BulkAction.REAUTHORISE:
-            self.action_bulk_reauthorise()
-        elif action == BulkAction.REIMPORT:
-            self.action_reimport()
-        elif action == BulkAction.EXPORT:
-            self.action_export()
-        elif action == BulkAction.DEACTIVATE:
-            self.action_set_active(False)
-        elif action == BulkAction.REACTIVATE:
-            self.action_set_active(True)
-
-    def action_bulk_reauthorise(self) -> None:
-        """Re-authorise Bulk Clients: choose the software, sign in once, tick clients."""
-
-        def open_wizard(provider: ProviderInfo | None) -> None:
-            if provider is not None:
-                self.app.push_screen(BulkReauthScreen(provider))
-
-        self.app.push_screen(ChooseSoftwareScreen(), open_wizard)
-
-    def action_reimport(self) -> None:
-        """Re-read the marked (or all shown) clients' details from the software, as a job."""
-        if not self.marked and not self.clients:
-            self.notify("No clients shown to re-import.", severity="warning")
-            return
-        self.start_reimport(sorted(self.marked) if self.marked else None)
-
-    @work(exclusive=True, group="start-job", exit_on_error=False)
-    async def start_reimport(self, client_ids: list[int] | None) -> None:
-        """``jobs.start {kind: reimport}`` (every client shown if None), then its progress."""
-        if client_ids is None:
-            client_ids = sorted(await self.table.ids_shown())  # the rows not loaded yet too
-        started = await self.clientlink.daemon.call(
-            JOBS_START, kind=JobKind.REIMPORT.value, client_ids=client_ids
-        )
-        self.app.push_screen(JobProgressScreen(started.job_id, kind=JobKind.REIMPORT))
-
-    def action_export(self) -> None:
-        """Write the clients shown to a CSV file."""
-        self.app.push_screen(
-            ExportClientsScreen(self._filter_params_for_export(), f"the {self.total} clients shown")
-        )
-
-    def _filter_params_for_export(self) -> dict[str, Any]:
-        params = self._filter_params()
-        params.setdefault("active", True)
-        return params
-
-    def action_set_active(self, active: bool) -> None:
-        """Deactivate (or reactivate) the marked or highlighted clients, after a confirm."""
-        client_ids = self._marked_or_focused()
-        if not client_ids:
-            self.notify("No client selected: move to a row or mark some first.", severity="warning")
-            return
-        chosen = set(client_ids)
-        names = _names_and_more(
-            [client.name for client in self.clients.values() if client.id in chosen],
-            len(client_ids),
-        )
-        one = len(client_ids) == 1
-        count = "1 client" if one else f"{len(client_ids)} clients"
-        them, their = ("it", "its") if one else ("them", "their")
-        if active:
-            question = f"Reactivate {count} ({names})? clientlinkd watches {them} again."
-        else:
-            question = (
-                f"Deactivate {count} ({names})? clientlinkd stops watching {them}; {their} "
-                f"data is kept, and the Inactive status filter lists {them} for reactivation."
-            )
-        verb = "Reactivate" if active else "Deactivate"
-
-        def change_if_confirmed(confirmed: bool | None) -> None:
-            if confirmed:
-                self.set_active(client_ids, active)
-
-        self.app.push_screen(ConfirmScreen(question, yes_label=verb), change_if_confirmed)
-
-    @work(exclusive=True, group="set-active", exit_on_error=False)
-    async def set_active(self, client_ids: list[int], active: bool) -> None:
-        """``clients.reactivate`` or ``clients.deactivate``, then the list again."""
-        method = CLIENTS_REACTIVATE if active else CLIENTS_DEACTIVATE
-        result = await self.clientlink.daemon.call(method, client_ids=client_ids)
-        self.table.marked -= set(client_ids)
-        done = len(result.changed)
-        if active:
-            self.notify(f"{plural(done, 'client')} reactivated: clientlinkd watches them again.")
-        else:
-            self.notify(
-                f"{plural(done, 'client')} deactivated: the Inactive status filter lists them."
-            )
-        self.load_clients()
 
     def on_job_finished(self, message: messages.JobFinished) -> None:
         self.load_clients()  # a bulk job changed statuses and details

@@ -1,0 +1,268 @@
+"""The OAuth2 adapter every provider shares: authorisation URLs with PKCE S256, the code
+exchange, refresh and revocation on authlib's :class:`AsyncOAuth2Client` (over httpx), and
+API calls inside the provider's rate limits. Every answer becomes a :class:`TokenSet`, tenants,
+or one of the :mod:`.errors`."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from datetime import timedelta
+from typing import Any
+
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.oauth2.client import DEFAULT_HEADERS as OAUTH_DEFAULT_HEADERS
+
+from clientlink.daemon.clock import Clock
+from clientlink.daemon.limits import ProviderLimits, RateLimiter
+from clientlink.daemon.providers.definitions import ProviderDefinition
+from clientlink.daemon.providers.errors import ProviderRefused, ProviderUnavailable, RateLimited
+from clientlink.daemon.providers.http import (
+    AsyncOAuth2Client,
+    httpx,
+    raise_for_api_status,
+    raise_for_throttle,
+    wire_bytes,
+)
+from clientlink.daemon.providers.results import (
+    OrganisationDetails,
+    ProviderUser,
+    TokenSet,
+    jwt_claims,
+)
+from clientlink.daemon.store import TenantRow
+from clientlink.daemon.usage import EgressMeter
+
+# The name the daemon's log lines have always carried for provider calls.
+log = logging.getLogger("clientlink.daemon.providers")
+
+
+class ProviderAdapter(ABC):
+    """Talks OAuth2 and the one verifying API call to one configured provider."""
+
+    limits: ProviderLimits = ProviderLimits()
+
+    def __init__(
+        self,
+        name: str,
+        definition: ProviderDefinition,
+        client_id: str,
+        client_secret: str | None,
+        clock: Clock,
+        timeout_seconds: float = 20.0,
+    ) -> None:
+        self.name = name
+        self.definition = definition
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self._clock = clock
+        self._oauth = AsyncOAuth2Client(
+            client_id=client_id,
+            client_secret=client_secret,
+            token_endpoint_auth_method=definition.client_auth if client_secret else "none",
+            code_challenge_method="S256",
+            timeout=httpx.Timeout(timeout_seconds),
+        )
+        self.limiter = RateLimiter(self.limits, clock)
+        # Bytes of API answers received, by month (the service swaps in its lasting meter).
+        self.egress = EgressMeter()
+        self._oauth.register_compliance_hook("access_token_response", raise_for_throttle)
+        self._oauth.register_compliance_hook("refresh_token_response", raise_for_throttle)
+
+    async def close(self) -> None:
+        await self._oauth.aclose()
+
+    def authorization_url(self, *, redirect_uri: str, state: str, code_verifier: str) -> str:
+        """The address the person opens to sign in and allow access."""
+        url, _ = self._oauth.create_authorization_url(
+            self.definition.authorize_url,
+            state=state,
+            code_verifier=code_verifier,
+            redirect_uri=redirect_uri,
+            scope=" ".join(self.definition.scopes),
+        )
+        return url
+
+    async def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> TokenSet:
+        """Trade an authorization code for tokens."""
+        token = await self._token_call(
+            self._oauth.fetch_token(
+                self.definition.token_url,
+                grant_type="authorization_code",
+                code=code,
+                redirect_uri=redirect_uri,
+                code_verifier=code_verifier,
+                headers=self._token_headers(),
+            )
+        )
+        return self._token_set(token)
+
+    async def refresh(self, refresh_token: str) -> TokenSet:
+        """Use a refresh token; a response without a new refresh token keeps the old one."""
+        token = await self._token_call(
+            self._oauth.refresh_token(
+                self.definition.token_url,
+                refresh_token=refresh_token,
+                headers=self._token_headers(),
+            )
+        )
+        tokens = self._token_set(token)
+        if not tokens.refresh_token:
+            tokens.refresh_token = refresh_token
+        return tokens
+
+    async def revoke(self, refresh_token: str) -> None:
+        """Revoke a refresh token at the provider (RFC 7009)."""
+        if not self.definition.revoke_url:
+            return
+        await self._token_call(
+            self._oauth.revoke_token(
+                self.definition.revoke_url, token=refresh_token, token_type_hint="refresh_token"
+            ),
+            expect_token=False,
+        )
+
+    @abstractmethod
+    async def list_tenants(
+        self, tokens: TokenSet, callback_params: dict[str, str]
+    ) -> tuple[str | None, list[TenantRow]]:
+        """The tenants this grant reaches, and the consent's auth event id if known."""
+
+    @abstractmethod
+    async def fetch_organisation(self, tokens: TokenSet, tenant_id: str) -> OrganisationDetails:
+        """One API call that proves the grant works for ``tenant_id``."""
+
+    async def connected_tenants(self, tokens: TokenSet, *, fresh: bool = True) -> set[str] | None:
+        """Every tenant the grant still reaches, when one call can tell; else None.
+
+        Without `fresh` an adapter may answer None (not checked now) to keep routine
+        keep-alive traffic small.
+        """
+        return None
+
+    def provider_user(self, tokens: TokenSet) -> ProviderUser | None:
+        """The provider user the code exchange's id_token names, or None without one.
+
+        The id_token came straight from the token endpoint over TLS, so its claims are read
+        without checking the signature (OpenID Connect Core §3.1.3.7); one issued to
+        another client is ignored.
+        """
+        id_token = tokens.extra.get("id_token")
+        claims = jwt_claims(id_token) if isinstance(id_token, str) else None
+        if not claims or not claims.get("sub"):
+            return None
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self.client_id not in audiences:
+            log.warning("%s sent an id_token for another client; ignored", self.name)
+            return None
+
+        def text(name: str) -> str | None:
+            value = claims.get(name)
+            return str(value) if value else None
+
+        return ProviderUser(
+            subject=str(claims["sub"]),
+            email=text("email"),
+            name=text("name") or text("preferred_username"),
+            user_id=text("xero_userid"),
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _token_headers(self) -> dict[str, str]:
+        """Headers for token-endpoint calls (a copy: authlib may add to them)."""
+        return dict(OAUTH_DEFAULT_HEADERS)
+
+    def _token_set(self, token: dict[str, Any]) -> TokenSet:
+        now = self._clock.now()
+        expires_in = float(token.get("expires_in") or 1800)
+        refresh_expires_at = None
+        if token.get("x_refresh_token_expires_in"):
+            refresh_expires_at = now + timedelta(seconds=float(token["x_refresh_token_expires_in"]))
+        elif self.definition.refresh_idle_days and token.get("refresh_token"):
+            refresh_expires_at = now + timedelta(days=self.definition.refresh_idle_days)
+        hard_expires_at = None
+        if token.get("x_refresh_token_hard_expires_in"):
+            hard_expires_at = now + timedelta(
+                seconds=float(token["x_refresh_token_hard_expires_in"])
+            )
+        return TokenSet(
+            access_token=token["access_token"],
+            refresh_token=token.get("refresh_token"),
+            access_expires_at=now + timedelta(seconds=expires_in),
+            refresh_expires_at=refresh_expires_at,
+            hard_expires_at=hard_expires_at,
+            scope=token.get("scope"),
+            extra={"id_token": token["id_token"]} if token.get("id_token") else {},
+        )
+
+    async def _token_call(self, pending, expect_token: bool = True):  # type: ignore[no-untyped-def]
+        display = self.definition.display_name
+        try:
+            return await pending
+        except OAuthError as exc:
+            error = exc.error or "error"
+            if error in ("invalid_client", "unauthorized_client"):
+                message = (
+                    f"{display} does not accept this app's client id or secret ({error}): fix "
+                    f"the app credentials (`clientlink provider set-secret {self.name}`, and "
+                    f"client_id under [providers.{self.name}] in config.toml); the clients' "
+                    "authorisations are not affected"
+                )
+            elif error == "invalid_grant":
+                message = (
+                    f"{display} refused the authorisation (it was revoked, expired or "
+                    "already used): re-authorise"
+                )
+            else:
+                message = f"{display} refused the request: {error}"
+                if exc.description:
+                    message += f" ({exc.description})"
+            raise ProviderRefused(message, error, exc.description) from exc
+        except RateLimited:
+            raise
+        except httpx.HTTPStatusError as exc:
+            raise ProviderUnavailable(
+                f"{display} answered HTTP {exc.response.status_code}; will try again"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable(f"{display} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"cannot reach {display}: {exc}") from exc
+        except ValueError as exc:
+            if not expect_token:
+                return None
+            raise ProviderUnavailable(f"{display} sent an unreadable answer: {exc}") from exc
+
+    async def _api_get(
+        self,
+        url: str,
+        tokens: TokenSet,
+        headers: dict[str, str] | None = None,
+        *,
+        tenant: str | None = None,
+    ) -> httpx.Response:
+        """One API call inside the provider's limits for ``tenant`` (None: app-level)."""
+        display = self.definition.display_name
+        request_headers = {"Authorization": f"Bearer {tokens.access_token}"}
+        request_headers.update(headers or {})
+        request_headers.setdefault("Accept", "application/json")
+        async with self.limiter.slot(tenant):
+            try:
+                response = await self._oauth.request(
+                    "GET", url, headers=request_headers, withhold_token=True
+                )
+            except httpx.TimeoutException as exc:
+                raise ProviderUnavailable(f"{display} did not answer in time") from exc
+            except httpx.TransportError as exc:
+                raise ProviderUnavailable(f"cannot reach {display}: {exc}") from exc
+        self.limiter.observe(tenant, response.headers)
+        self.egress.add(wire_bytes(response), self._clock.now())
+        try:
+            raise_for_api_status(response, display)
+        except RateLimited as exc:
+            scope = None if exc.problem and exc.problem.lower().startswith("app") else tenant
+            self.limiter.block(scope, exc.retry_after if exc.retry_after is not None else 60)
+            raise
+        return response

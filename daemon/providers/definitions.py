@@ -1,0 +1,83 @@
+"""What each accounting provider publishes: endpoints, scopes, how its grants age, and how
+a confidential app authenticates at its token endpoint.
+
+A provider is named in config.toml (``[providers.NAME]``) with a ``kind`` — ``xero`` or
+``quickbooks`` — whose built-in definition here carries the real endpoints; any endpoint can
+be overridden, which is how the sandbox is configured. Nothing here knows the sandbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from clientlink.common.config import ProviderConfig
+
+
+@dataclass(frozen=True)
+class ProviderDefinition:
+    """What a provider publishes: endpoints, scopes, and how its grants age."""
+
+    kind: str
+    display_name: str
+    authorize_url: str
+    token_url: str
+    revoke_url: str | None
+    connections_url: str | None
+    api_base: str
+    scopes: tuple[str, ...]
+    refresh_idle_days: int | None = None
+    requires_secret: bool = False
+    refresh_grace_seconds: int | None = None
+    """How long the previous refresh token keeps working after a rotation whose answer
+    was lost (None: unknown, assume none)."""
+    # How a confidential app authenticates at the token (and revocation) endpoint: the
+    # method the provider documents. Xero and Intuit both document HTTP Basic
+    # (provider-facts §1, §2); Xero also takes the form body, which its SDK sends.
+    client_auth: str = "client_secret_basic"
+
+
+XERO = ProviderDefinition(
+    kind="xero",
+    display_name="Xero",
+    authorize_url="https://login.xero.com/identity/connect/authorize",
+    token_url="https://identity.xero.com/connect/token",
+    revoke_url="https://identity.xero.com/connect/revocation",
+    connections_url="https://api.xero.com/connections",
+    api_base="https://api.xero.com/api.xro/2.0",
+    scopes=("offline_access", "openid", "profile", "email", "accounting.settings.read"),
+    refresh_idle_days=60,
+    refresh_grace_seconds=30 * 60,
+)
+
+QUICKBOOKS = ProviderDefinition(
+    kind="quickbooks",
+    display_name="QuickBooks Online",
+    authorize_url="https://appcenter.intuit.com/connect/oauth2",
+    token_url="https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+    revoke_url="https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
+    connections_url=None,
+    api_base="https://quickbooks.api.intuit.com/v3/company",
+    # openid: the id_token names the Intuit user who connected the company.
+    scopes=("com.intuit.quickbooks.accounting", "openid", "email"),
+    refresh_idle_days=100,
+    requires_secret=True,
+    refresh_grace_seconds=24 * 3600,
+)
+
+BUILTIN_DEFINITIONS = {definition.kind: definition for definition in (XERO, QUICKBOOKS)}
+
+
+def build_definition(config: ProviderConfig) -> ProviderDefinition:
+    """The built-in definition for ``config.kind`` with the config's overrides applied."""
+    base = BUILTIN_DEFINITIONS[config.kind]
+    overrides: dict[str, Any] = {
+        name: getattr(config, name)
+        for name in ("authorize_url", "token_url", "revoke_url", "connections_url", "api_base")
+        if getattr(config, name)
+    }
+    if config.display_name:
+        overrides["display_name"] = config.display_name
+    if config.scopes:
+        overrides["scopes"] = tuple(config.scopes)
+    return replace(base, **overrides)

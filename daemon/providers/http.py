@@ -1,0 +1,101 @@
+"""The HTTP library authlib's OAuth2 client sits on, and how a provider's HTTP answers
+(status codes, rate-limit headers, error bodies) become :mod:`.errors`."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from types import ModuleType
+
+with warnings.catch_warnings():
+    # authlib prefers the httpx2 fork and warns when it falls back to httpx, which is what
+    # clientlink builds on.
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+from clientlink.daemon.providers.errors import (
+    AccessTokenRejected,
+    ProviderRefused,
+    ProviderUnavailable,
+    RateLimited,
+    TenantForbidden,
+)
+
+
+def _http_library(client_class: type) -> ModuleType:
+    """The HTTP library (httpx, or its httpx2 fork) that ``client_class`` is built on.
+
+    Read from the class's public bases, so timeouts, auth and the errors the adapters catch are
+    always those of the library authlib really uses."""
+    for base in client_class.__mro__:
+        package = base.__module__.partition(".")[0]
+        if base.__name__ == "AsyncClient" and package in ("httpx", "httpx2"):
+            return sys.modules[package]
+    raise ImportError(f"{client_class.__qualname__} is not built on an httpx AsyncClient")
+
+
+httpx = _http_library(AsyncOAuth2Client)
+
+
+def wire_bytes(response: httpx.Response) -> int:
+    """What an answer cost in egress: its body as sent, or as read when not announced."""
+    announced = response.headers.get("content-length")
+    return int(announced) if announced and announced.isdigit() else len(response.content)
+
+
+def raise_for_throttle(response: httpx.Response) -> httpx.Response:
+    if response.status_code == 429:
+        raise rate_limited(response, "the token endpoint")
+    return response
+
+
+def rate_limited(response: httpx.Response, display: str) -> RateLimited:
+    retry_after = response.headers.get("Retry-After")
+    try:
+        seconds = float(retry_after) if retry_after else None
+    except ValueError:
+        seconds = None
+    problem = response.headers.get("X-Rate-Limit-Problem")
+    return RateLimited(
+        f"{display} is rate-limiting clientlink ({problem or 'too many requests'})",
+        seconds,
+        problem,
+    )
+
+
+def raise_for_api_status(response: httpx.Response, display: str) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    detail = error_detail(response)
+    if status == 429:
+        raise rate_limited(response, display)
+    if status == 401:
+        raise AccessTokenRejected(f"{display} refused the access token: {detail}")
+    if status == 403:
+        raise TenantForbidden(
+            f"{display} no longer gives access to this business ({detail}); it was "
+            "disconnected from clientlink: re-authorise"
+        )
+    if status >= 500:
+        raise ProviderUnavailable(f"{display} answered HTTP {status}; will try again")
+    raise ProviderRefused(f"{display} refused the request (HTTP {status}): {detail}", str(status))
+
+
+def error_detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase or "no detail"
+    if isinstance(body, dict):
+        if "Detail" in body:
+            return str(body["Detail"])
+        fault = body.get("Fault", {}).get("Error") if isinstance(body.get("Fault"), dict) else None
+        if fault:
+            return str(fault[0].get("Detail") or fault[0].get("Message"))
+        # Intuit's gateway (401, 403) writes the same fault in lower case.
+        gateway = body.get("fault")
+        errors = gateway.get("error") if isinstance(gateway, dict) else None
+        if errors and isinstance(errors[0], dict):
+            return str(errors[0].get("detail") or errors[0].get("message"))
+    return response.reason_phrase or "no detail"
