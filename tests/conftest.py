@@ -27,6 +27,7 @@ import keyring
 import pytest
 
 from clientlink.cli.demo import PASSPHRASE_ENV, SeededPractice, demo_config_text, seed_practice
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient
 from clientlink.common.config import load_config
 from clientlink.common.paths import Paths, resolve_paths
@@ -226,7 +227,7 @@ async def _seed_template(folder: Path) -> PracticeTemplate:
                 seeded = await seed_practice(client, server.base_url)
                 # What seeding broke is announced now and read: each test starts quiet.
                 await instance.notifier.flush()
-                await client.call("notifications.ack", {})
+                await client.call(p.NOTIFICATIONS_ACK)
             finally:
                 await client.close()
         finally:
@@ -274,7 +275,7 @@ async def practice(daemon: RunningDaemon) -> Practice:
     seeded = await seed_practice(client, daemon.sandbox.base_url)
     # What seeding broke is announced now and read, so each test starts with a quiet inbox.
     await daemon.daemon.notifier.flush()
-    await client.call("notifications.ack", {})
+    await client.call(p.NOTIFICATIONS_ACK)
     return Practice(**vars(daemon), seeded=seeded)
 
 

@@ -10,6 +10,7 @@ import signal
 import pytest
 
 from clientlink.cli.demo import PASSPHRASE_ENV, seed_practice
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonUnavailable
 from tests.helpers import DaemonProcess, sandbox_delete, sandbox_get, sandbox_post, wait_until
 
@@ -39,9 +40,7 @@ async def refresh_held_after_rotation(daemon_process, sandbox, hold_seconds: flo
         "/_sandbox/faults",
         {"kind": "hang_after", "delay_seconds": hold_seconds, "target": "token", "count": 1},
     )
-    pending = asyncio.ensure_future(
-        rpc.call("clients.refresh", {"client_id": client_id, "force": True})
-    )
+    pending = asyncio.ensure_future(rpc.call(p.CLIENTS_REFRESH, client_id=client_id, force=True))
 
     async def rotated() -> bool:
         stats = await sandbox_get(sandbox.base_url, "/_sandbox/stats")
@@ -63,14 +62,14 @@ async def test_killed_after_the_provider_rotated_a_token_needs_no_reauthorisatio
     await sandbox_delete(sandbox.base_url, "/_sandbox/faults")
 
     rpc = await daemon_process.start()
-    client = await rpc.call("clients.refresh", {"client_id": client_id, "force": True})
-    assert client["status"] == "connected"
+    client = await rpc.call(p.CLIENTS_REFRESH, client_id=client_id, force=True)
+    assert client.status == "connected"
     # The refresh after the restart used the old token inside Xero's 30-minute grace and
     # committed the new pair: past the grace, the grant still works.
     await sandbox_post(sandbox.base_url, "/_sandbox/clock", {"advance_seconds": 31 * 60})
-    client = await rpc.call("clients.refresh", {"client_id": client_id, "force": True})
-    assert client["status"] == "connected"
-    counts = (await rpc.call("clients.list", {"limit": 1}))["counts"]
+    client = await rpc.call(p.CLIENTS_REFRESH, client_id=client_id, force=True)
+    assert client.status == "connected"
+    counts = (await rpc.call(p.CLIENTS_LIST, limit=1)).counts
     assert counts["needs_reauth"] == len(seeded.needs_reauth_ids)
     await rpc.close()
 
@@ -85,6 +84,6 @@ async def test_sigterm_waits_for_an_in_flight_refresh_and_commits_it(home, sandb
     # Past the grace period only the rotated token works: it must have been committed.
     await sandbox_post(sandbox.base_url, "/_sandbox/clock", {"advance_seconds": 31 * 60})
     rpc = await daemon_process.start()
-    client = await rpc.call("clients.refresh", {"client_id": client_id, "force": True})
-    assert client["status"] == "connected"
+    client = await rpc.call(p.CLIENTS_REFRESH, client_id=client_id, force=True)
+    assert client.status == "connected"
     await rpc.close()

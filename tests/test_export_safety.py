@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import ErrorCode
 from clientlink.daemon.export import neutralise, write_csv
@@ -33,12 +34,14 @@ def database_dump(paths) -> str:
         return "\n".join(line for line in db.iterdump() if 'INTO "audit"' not in line)
 
 
-async def refused(rpc, path: str, *, overwrite: bool = True, method="clients.export") -> str:
+async def refused(
+    rpc, path: str, *, overwrite: bool = True, method: p.Method = p.CLIENTS_EXPORT
+) -> str:
     params = {"path": path, "overwrite": overwrite}
-    if method == "jobs.export":
+    if method is p.JOBS_EXPORT:
         params["job_id"] = 1
     with pytest.raises(RpcError) as caught:
-        await rpc.call(method, params)
+        await rpc.call(method, **params)
     assert caught.value.code in (ErrorCode.INVALID_PARAMS, ErrorCode.CONFLICT)
     return caught.value.message
 
@@ -53,7 +56,7 @@ async def seeded(practice):
     # and the daemon still answers.
     assert os.stat(practice.paths.database).st_ino == inode
     assert database_dump(practice.paths) == before
-    assert (await rpc.call("clients.list", {"limit": 1}))["total"] > 0
+    assert (await rpc.call(p.CLIENTS_LIST, limit=1)).total > 0
 
 
 async def test_export_over_the_database_is_refused_and_the_database_survives(seeded):
@@ -72,7 +75,7 @@ async def test_export_over_the_database_is_refused_and_the_database_survives(see
         message = await refused(rpc, str(target))
         assert "clientlink's own folder" in message, message
     assert "clientlink's own folder" in await refused(
-        rpc, str(paths.database), method="jobs.export"
+        rpc, str(paths.database), method=p.JOBS_EXPORT
     )
 
 
@@ -110,8 +113,8 @@ async def test_only_regular_files_are_written(seeded, short_tmp):
     assert "is a folder" in await refused(rpc, str(short_tmp))
 
     # An ordinary file is still replaced whole when asked.
-    result = await rpc.call("clients.export", {"path": str(elsewhere), "overwrite": True})
-    assert result["rows"] > 0 and elsewhere.read_text().startswith("name,")
+    result = await rpc.call(p.CLIENTS_EXPORT, path=str(elsewhere), overwrite=True)
+    assert result.rows > 0 and elsewhere.read_text().startswith("name,")
 
 
 async def test_bad_paths_get_a_sentence(seeded):
@@ -127,9 +130,7 @@ async def test_bad_paths_get_a_sentence(seeded):
     assert not Path(missing).parent.exists()
 
 
-async def test_tilde_is_the_callers_home_and_missing_folders_there_are_created(
-    seeded, monkeypatch
-):
+async def test_tilde_is_the_callers_home_and_missing_folders_there_are_created(seeded, monkeypatch):
     _, rpc = seeded
     # The caller's home comes from the account database, not the daemon's environment
     # (the fuzzer found '~' failing where HOME was unset).
@@ -137,14 +138,14 @@ async def test_tilde_is_the_callers_home_and_missing_folders_there_are_created(
     home = Path(pwd.getpwuid(os.getuid()).pw_dir)
     folder = f"clientlink-test-{secrets.token_hex(4)}"
     try:
-        result = await rpc.call("clients.export", {"path": f"~/{folder}/exports/clients.csv"})
-        assert result["path"] == str(home / folder / "exports" / "clients.csv")
-        assert result["created_folder"] == str(home / folder / "exports")
-        assert Path(result["path"]).read_text().startswith("name,")
+        result = await rpc.call(p.CLIENTS_EXPORT, path=f"~/{folder}/exports/clients.csv")
+        assert result.path == str(home / folder / "exports" / "clients.csv")
+        assert result.created_folder == str(home / folder / "exports")
+        assert Path(result.path).read_text().startswith("name,")
         again = await rpc.call(
-            "clients.export", {"path": f"~/{folder}/exports/again.csv", "overwrite": True}
+            p.CLIENTS_EXPORT, path=f"~/{folder}/exports/again.csv", overwrite=True
         )
-        assert again["created_folder"] is None
+        assert again.created_folder is None
     finally:
         shutil.rmtree(home / folder, ignore_errors=True)
 

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from clientlink.common import protocol as p
 from clientlink.common.paths import Paths
-from tests.helpers import on_the_clock
+from tests.helpers import finished, on_the_clock
 from tests.test_invitations import _email_settings
-from tests.test_jobs import finished
 
 BUSY = "451 4.3.2 Too busy, try again later (test fault)"
 
@@ -122,13 +122,13 @@ def home(home: Paths, mail_server: MailServer) -> Paths:
     return home
 
 
-async def send_one(rpc: Any, client_id: int) -> dict[str, Any]:
-    started = await rpc.call("invites.send", {"client_id": client_id, "channel": "email"})
-    return await finished(rpc, started["job_id"], within=30)
+async def send_one(rpc: Any, client_id: int) -> p.Job:
+    started = await rpc.call(p.INVITES_SEND, client_id=client_id, channel="email")
+    return await finished(rpc, started.job_id, within=30)
 
 
 async def invitation_states(rpc: Any) -> list[str]:
-    return [item["state"] for item in (await rpc.call("invites.list", {}))["items"]]
+    return [item.state for item in (await rpc.call(p.INVITES_LIST)).items]
 
 
 @pytest.mark.parametrize("fault", ["close_at_mail", "busy_mail", "busy_rcpt"])
@@ -137,17 +137,17 @@ async def test_a_reused_connection_failing_before_data_sends_on_a_fresh_one(
 ) -> None:
     rpc = await practice.connect()
     first, second = practice.connected_ids[:2]
-    assert (await send_one(rpc, first))["done"] == 1
+    assert (await send_one(rpc, first)).done == 1
     assert mail_server.connections == 1  # its connection now waits, idle, for the next one
 
     mail_server.fault = fault
     job = await send_one(rpc, second)
 
     assert mail_server.times == 0, "the fault fired"
-    assert (job["done"], job["failed"], job["items"][0]["attempts"]) == (1, 0, 1)
+    assert (job.done, job.failed, job.items[0].attempts) == (1, 0, 1)
     assert await invitation_states(rpc) == ["sent", "sent"]
     assert mail_server.connections == 2
-    emails = [(await rpc.call("clients.get", {"client_id": c}))["email"] for c in (first, second)]
+    emails = [(await rpc.call(p.CLIENTS_GET, client_id=c)).email for c in (first, second)]
     assert [message["To"] for message in mail_server.messages] == emails
 
 
@@ -158,6 +158,6 @@ async def test_a_busy_answer_to_rcpt_on_a_fresh_connection_is_retried_never_unce
     mail_server.fault = "fresh_busy_rcpt"
     job = await on_the_clock(practice.clock, send_one(rpc, practice.connected_ids[0]))
     assert mail_server.times == 0, "the fault fired"
-    assert (job["done"], job["failed"], job["items"][0]["attempts"]) == (1, 0, 2)
+    assert (job.done, job.failed, job.items[0].attempts) == (1, 0, 2)
     assert await invitation_states(rpc) == ["sent"]
     assert len(mail_server.messages) == 1

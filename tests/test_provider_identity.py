@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from clientlink.common import protocol as p
 from clientlink.common.config import load_config
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.providers import (
@@ -23,18 +24,15 @@ from clientlink.sandbox.xero import xero_user_id
 from tests.conftest import RunningDaemon
 
 
-async def _complete(daemon: RunningDaemon, provider: str, company: str) -> dict:
+async def _complete(daemon: RunningDaemon, provider: str, company: str) -> p.AuthCompleteResult:
     rpc = await daemon.connect()
     if provider == "quickbooks":
         await rpc.call(
-            "providers.set_secret",
-            {"provider": "quickbooks", "client_secret": QUICKBOOKS_CLIENT_SECRET},
+            p.PROVIDERS_SET_SECRET, provider="quickbooks", client_secret=QUICKBOOKS_CLIENT_SECRET
         )
-    session = await rpc.call("auth.begin", {"provider": provider})
-    redirect = await daemon.approve(session["authorize_url"], [company])
-    return await rpc.call(
-        "auth.complete", {"session_id": session["session_id"], "redirect_url": redirect}
-    )
+    session = await rpc.call(p.AUTH_BEGIN, provider=provider)
+    redirect = await daemon.approve(session.authorize_url, [company])
+    return await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
 
 
 async def test_xero_grant_records_the_provider_user_from_the_id_token(
@@ -42,7 +40,7 @@ async def test_xero_grant_records_the_provider_user_from_the_id_token(
 ) -> None:
     org = daemon.sandbox.state.orgs[0]
     result = await _complete(daemon, "xero", org.tenant_id)
-    assert result["provider_user"] == {
+    assert result.provider_user == {
         "sub": user_subject(DEMO_USER),
         "email": DEMO_USER,
         "name": "Demo Practice",
@@ -57,8 +55,8 @@ async def test_quickbooks_grant_records_the_intuit_user(daemon: RunningDaemon) -
     org = daemon.sandbox.state.orgs[1]
     result = await _complete(daemon, "quickbooks", org.realm_id)
     # Intuit's id_token names the user by `sub` only; the email is UserInfo's to tell.
-    assert result["provider_user"]["sub"] == user_subject(DEMO_USER)
-    assert result["tenants"][0]["tenant_id"] == org.realm_id
+    assert result.provider_user["sub"] == user_subject(DEMO_USER)
+    assert result.tenants[0].tenant_id == org.realm_id
 
 
 def _adapter(daemon: RunningDaemon, provider: str):  # type: ignore[no-untyped-def]

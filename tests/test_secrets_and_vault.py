@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import keyring
 import keyring.backend
@@ -16,6 +17,7 @@ import keyring.backends.fail
 import pytest
 
 from clientlink.cli.demo import PASSPHRASE_ENV
+from clientlink.common import protocol as p
 from clientlink.common.config import load_config
 from clientlink.daemon.service import Daemon
 from clientlink.daemon.vault import VaultUnavailable
@@ -36,21 +38,24 @@ async def test_issued_tokens_appear_nowhere_on_disk_in_the_log_or_in_results(
 ):
     caplog.set_level(logging.DEBUG)
     rpc = await practice.connect()
+
+    async def wire(method: p.Method, **params: Any) -> Any:
+        """An answer as it came over the wire, unknown fields too: no token may be in it."""
+        return await rpc.call_raw(method.name, params)
+
     client_id = practice.client_ids_needing_reauth[0]
-    client = await rpc.call("clients.get", {"client_id": client_id})
-    session = await rpc.call("auth.begin", {"provider": "xero", "client_id": client_id})
-    redirect = await practice.approve(session["authorize_url"], [client["tenant_id"]])
+    client = await rpc.call(p.CLIENTS_GET, client_id=client_id)
+    session = await wire(p.AUTH_BEGIN, provider="xero", client_id=client_id)
+    redirect = await practice.approve(session["authorize_url"], [client.tenant_id])
     results = [
         session,
-        await rpc.call(
-            "auth.complete", {"session_id": session["session_id"], "redirect_url": redirect}
-        ),
-        await rpc.call("clients.list", {"limit": 1000}),
-        await rpc.call("daemon.status"),
-        await rpc.call("audit.list", {}),
-        await rpc.call("auth.status", {"session_id": session["session_id"]}),
+        await wire(p.AUTH_COMPLETE, session_id=session["session_id"], redirect_url=redirect),
+        await wire(p.CLIENTS_LIST, limit=1000),
+        await wire(p.DAEMON_STATUS),
+        await wire(p.AUDIT_LIST),
+        await wire(p.AUTH_STATUS, session_id=session["session_id"]),
     ]
-    await rpc.call("clients.check", {})  # refreshes and API calls, logged at DEBUG
+    await rpc.call(p.CLIENTS_CHECK)  # refreshes and API calls, logged at DEBUG
     issued = [t["token"] for t in await sandbox_get(practice.sandbox.base_url, "/_sandbox/tokens")]
     assert len(issued) >= 8
     on_disk = database_bytes(practice.paths)
@@ -64,8 +69,8 @@ async def test_issued_tokens_appear_nowhere_on_disk_in_the_log_or_in_results(
 
 async def test_provider_secret_is_sealed_and_never_returned(daemon, rpc):
     secret = "app-secret-that-must-not-leak-7c1d"
-    await rpc.call("providers.set_secret", {"provider": "xero", "client_secret": secret})
-    providers = await rpc.call("providers.list")
+    await rpc.call(p.PROVIDERS_SET_SECRET, provider="xero", client_secret=secret)
+    providers = await rpc.call_raw(p.PROVIDERS_LIST.name)  # as on the wire: no secret in it
     xero = next(item for item in providers["items"] if item["name"] == "xero")
     assert xero["has_secret"] is True
     assert secret not in json.dumps(providers)
@@ -76,7 +81,7 @@ async def test_unknown_provider_secret_is_refused(rpc):
     from clientlink.common.client import RpcError
 
     with pytest.raises(RpcError) as caught:
-        await rpc.call("providers.set_secret", {"provider": "sage", "client_secret": "x"})
+        await rpc.call(p.PROVIDERS_SET_SECRET, provider="sage", client_secret="x")
     assert "sage" in caught.value.message
 
 

@@ -7,6 +7,7 @@ import asyncio
 from datetime import timedelta
 
 from clientlink.cli.demo import demo_config_text, seed_practice
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient
 from clientlink.common.config import load_config
 from clientlink.common.paths import resolve_paths
@@ -16,8 +17,7 @@ from clientlink.daemon.service import Daemon
 from clientlink.sandbox.server import SandboxServer
 from clientlink.sandbox.state import SandboxState
 from tests.conftest import TEST_ORGS
-from tests.helpers import on_the_clock, sandbox_get, sandbox_post, wait_until
-from tests.test_jobs import finished
+from tests.helpers import finished, on_the_clock, sandbox_get, sandbox_post, wait_until
 
 # --------------------------------------------------------------------------- Clock.sleep
 
@@ -110,10 +110,8 @@ async def test_a_restore_keeps_what_the_smtp_server_holds(sandbox: SandboxServer
 
 async def _listing(client: DaemonClient) -> list[tuple]:
     # Not by id: seeding imports concurrently, so ids fall to businesses in any order.
-    items = (await client.call("clients.list", {"limit": 1000}))["items"]
-    return sorted(
-        (item["name"], item["provider"], item["tenant_id"], item["status"]) for item in items
-    )
+    items = (await client.call(p.CLIENTS_LIST, limit=1000)).items
+    return sorted((item.name, item.provider, item.tenant_id, item.status) for item in items)
 
 
 async def test_a_copied_practice_is_what_seeding_makes(practice, short_tmp) -> None:
@@ -122,8 +120,8 @@ async def test_a_copied_practice_is_what_seeding_makes(practice, short_tmp) -> N
     # Clocks agree with each other, and with the moment seeding ended (a few seconds ago).
     sandbox_clock = await sandbox_get(practice.sandbox.base_url, "/_sandbox/clock")
     assert abs(sandbox_clock["offset_seconds"] - practice.clock.offset.total_seconds()) < 5
-    status = await rpc.call("notifications.list", {})
-    assert status["unread"] == 0
+    status = await rpc.call(p.NOTIFICATIONS_LIST)
+    assert status.unread == 0
 
     # Seed a practice afresh beside it, the way the fixture used to for every test.
     async with SandboxServer(org_count=TEST_ORGS) as server:
@@ -149,9 +147,9 @@ async def test_a_copied_practice_is_what_seeding_makes(practice, short_tmp) -> N
 
     # The copy's grants are live at its own sandbox: a forced refresh rotates the tokens.
     client_id = practice.xero_connected_ids[0]
-    refreshed = await rpc.call("clients.refresh", {"client_id": client_id, "force": True})
-    assert refreshed["status"] == "connected"
-    await rpc.call("clients.check", {})
+    refreshed = await rpc.call(p.CLIENTS_REFRESH, client_id=client_id, force=True)
+    assert refreshed.status == "connected"
+    await rpc.call(p.CLIENTS_CHECK)
     assert await _listing(rpc) == copied
 
 
@@ -179,19 +177,19 @@ async def test_a_rate_limit_wait_passes_when_the_clock_moves_on() -> None:
 
 async def test_the_digest_window_ends_on_the_daemons_clock(practice) -> None:
     rpc = await practice.connect()
-    client = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[0]})
+    client = await rpc.call(p.CLIENTS_GET, client_id=practice.xero_connected_ids[0])
     await sandbox_post(
         practice.sandbox.base_url,
         "/_sandbox/connections/disconnect",
-        {"tenant_id": client["tenant_id"]},
+        {"tenant_id": client.tenant_id},
     )
-    await rpc.call("clients.refresh", {"client_id": client["id"], "force": True})
+    await rpc.call(p.CLIENTS_REFRESH, client_id=client.id, force=True)
     await asyncio.sleep(0.2)
-    assert (await rpc.call("notifications.list", {}))["unread"] == 0  # still gathering
+    assert (await rpc.call(p.NOTIFICATIONS_LIST)).unread == 0  # still gathering
     practice.clock.advance(practice.daemon.config.notifications.digest_window_seconds)
 
     async def announced() -> bool:
-        return (await rpc.call("notifications.list", {}))["unread"] == 1
+        return (await rpc.call(p.NOTIFICATIONS_LIST)).unread == 1
 
     await wait_until(announced, within=2, what="the notification, once the window passed")
 
@@ -203,8 +201,6 @@ async def test_a_retry_backoff_ends_on_the_daemons_clock(practice) -> None:
         "/_sandbox/faults",
         {"kind": "429", "target": "sms", "count": 1, "retry_after": 600},
     )
-    started = await rpc.call(
-        "invites.send", {"client_id": practice.connected_ids[0], "channel": "sms"}
-    )
-    job = await on_the_clock(practice.clock, finished(rpc, started["job_id"], within=10), step=30)
-    assert job["done"] == 1 and job["items"][0]["attempts"] == 2
+    started = await rpc.call(p.INVITES_SEND, client_id=practice.connected_ids[0], channel="sms")
+    job = await on_the_clock(practice.clock, finished(rpc, started.job_id, within=10), step=30)
+    assert job.done == 1 and job.items[0].attempts == 2

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import pytest
 
 from clientlink.cli.demo import seed_practice
+from clientlink.common import protocol as p
 from clientlink.common.safe_text import terminal_json, visible
 from tests.helpers import sandbox_get, sandbox_post
 
@@ -134,8 +135,8 @@ async def test_the_sandbox_renames_a_business_in_every_provider(daemon) -> None:
 
 
 async def test_clients_table_shows_hostile_names_made_visible(hostile_practice) -> None:
-    listing = await (await hostile_practice.connect()).call("clients.list", {"limit": 1000})
-    stored = {item["name"] for item in listing["items"]}
+    listing = await (await hostile_practice.connect()).call(p.CLIENTS_LIST, limit=1000)
+    stored = {item.name for item in listing.items}
     assert set(PAYLOADS.values()) <= stored  # kept as received
 
     home = str(hostile_practice.paths.config_dir.parent)
@@ -150,7 +151,7 @@ async def test_clients_table_shows_hostile_names_made_visible(hostile_practice) 
     assert "Bidi \ufffdgnp.exe\ufffd \ufffdx\ufffd Pty Ltd" in text
     assert "Two␊Lines Pty Ltd" in text
     # One client a line, whatever its name holds.
-    assert len(out.splitlines()) == listing["total"] + 1
+    assert len(out.splitlines()) == listing.total + 1
 
 
 async def test_clients_json_is_valid_and_escaped(hostile_practice) -> None:
@@ -203,25 +204,25 @@ async def test_a_reader_that_goes_away_gets_no_traceback(hostile_practice) -> No
 
 async def test_a_providers_error_description_is_shown_made_visible(daemon, rpc) -> None:
     """The provider sends the browser back with an error and its own description."""
-    session = await rpc.call("auth.begin", {"provider": "xero"})
-    state = dict(
-        pair.split("=", 1) for pair in session["authorize_url"].split("?", 1)[1].split("&")
-    )["state"]
+    session = await rpc.call(p.AUTH_BEGIN, provider="xero")
+    state = dict(pair.split("=", 1) for pair in session.authorize_url.split("?", 1)[1].split("&"))[
+        "state"
+    ]
     description = "Denied \x1b]52;c;ZXZpbA==\x07\x1b]0;owned\x07\x9b2J\u202eok [bold]x[/]"
     redirect = (
-        session["redirect_uri"]
+        session.redirect_uri
         + "?"
         + urlencode({"state": state, "error": "server_error", "error_description": description})
     )
     home = str(daemon.paths.config_dir.parent)
-    params = json.dumps({"session_id": session["session_id"], "redirect_url": redirect})
+    params = json.dumps({"session_id": session.session_id, "redirect_url": redirect})
     code, out, err = await clientlink("--home", home, "rpc", "auth.complete", params)
     assert code != 0
     assert_no_attack(out + err)
     assert "␛]52;c;ZXZpbA==␇␛]0;owned␇\ufffd2J\ufffdok [bold]x[/]" in err.decode()
     # Stored as received: the session's error keeps the provider's own text.
-    status = await rpc.call("auth.status", {"session_id": session["session_id"]})
-    assert description in status["error"]["message"]
+    status = await rpc.call(p.AUTH_STATUS, session_id=session.session_id)
+    assert description in status.error["message"]
 
 
 # --------------------------------------------------------------------------- the log
@@ -301,9 +302,9 @@ async def test_a_sign_in_refused_with_a_hostile_description_is_shown_made_visibl
     app = ClientlinkApp(hostile_practice.socket_path, open_browser=False)
     practice = hostile_practice
     listing = await (await practice.connect()).call(
-        "clients.list", {"filter": {"status": "needs_reauth"}, "limit": 1000}
+        p.CLIENTS_LIST, filter={"status": "needs_reauth"}, limit=1000
     )
-    practice = type("P", (), {"client_ids_needing_reauth": [i["id"] for i in listing["items"]]})
+    practice = type("P", (), {"client_ids_needing_reauth": [i.id for i in listing.items]})
     async with app.run_test(size=(160, 50)) as pilot:
         _, sign_in, _ = await open_sign_in_for_a_client_needing_reauth(pilot, practice)
         session = sign_in.session

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import ConnectionStatus, ErrorCode, Topic
 from clientlink.common.timeutil import from_iso
@@ -34,18 +35,18 @@ async def refreshes(running, provider: str = "xero") -> int:
 
 async def test_a_wrong_app_secret_is_error_with_a_fix_in_the_watcher_and_in_check(practice):
     rpc = await practice.connect()
-    await rpc.call("providers.set_secret", {"provider": "quickbooks", "client_secret": "wrong"})
+    await rpc.call(p.PROVIDERS_SET_SECRET, provider="quickbooks", client_secret="wrong")
     await advance_time(practice, 61 * MINUTE)  # every QuickBooks grant must refresh now
     client_id = practice.seeded.quickbooks_ids[0]
-    watched = await rpc.call("clients.get", {"client_id": client_id})
-    assert watched["status"] == "error"
-    assert "clientlink provider set-secret quickbooks" in watched["status_reason"]
+    watched = await rpc.call(p.CLIENTS_GET, client_id=client_id)
+    assert watched.status == "error"
+    assert "clientlink provider set-secret quickbooks" in watched.status_reason
 
-    await rpc.call("clients.check", {"client_ids": [client_id]})
-    checked = await rpc.call("clients.get", {"client_id": client_id})
-    assert checked["status"] == "error"  # not needs_reauth: the grants are intact
-    assert "set-secret" in checked["status_reason"]
-    counts = (await rpc.call("clients.list", {"limit": 1}))["counts"]
+    await rpc.call(p.CLIENTS_CHECK, client_ids=[client_id])
+    checked = await rpc.call(p.CLIENTS_GET, client_id=client_id)
+    assert checked.status == "error"  # not needs_reauth: the grants are intact
+    assert "set-secret" in checked.status_reason
+    counts = (await rpc.call(p.CLIENTS_LIST, limit=1)).counts
     assert counts["needs_reauth"] == len(practice.client_ids_needing_reauth)
 
 
@@ -111,7 +112,7 @@ async def test_status_changed_is_published_after_the_commit_and_never_on_rollbac
 # ---------------------------------------------------------------- lost token answers
 
 
-async def _lose_one_refresh_answer(practice, rpc) -> dict:
+async def _lose_one_refresh_answer(practice, rpc) -> p.Client:
     """A forced refresh the sandbox processes (rotating the token) but answers too late."""
     practice.daemon.config.network.timeout_seconds = 0.2
     await practice.daemon.providers.build()
@@ -122,14 +123,14 @@ async def _lose_one_refresh_answer(practice, rpc) -> dict:
         "/_sandbox/faults",
         {"kind": "hang_after", "delay_seconds": 1.0, "target": "token", "count": 1},
     )
-    await rpc.call("clients.refresh", {"client_id": client_id, "force": True})
+    await rpc.call(p.CLIENTS_REFRESH, client_id=client_id, force=True)
     assert await refreshes(practice) == before + 1  # the provider rotated the token
     await sandbox_post(
         practice.sandbox.base_url,
         "/_sandbox/faults",
         {"kind": "503", "target": "token", "provider": "xero"},
     )
-    return await rpc.call("clients.get", {"client_id": client_id})
+    return await rpc.call(p.CLIENTS_GET, client_id=client_id)
 
 
 async def test_after_a_lost_answer_retries_fit_inside_the_grace_and_recover(practice):
@@ -137,19 +138,19 @@ async def test_after_a_lost_answer_retries_fit_inside_the_grace_and_recover(prac
     client = await _lose_one_refresh_answer(practice, rpc)
     lost_at = practice.clock.now()
     for _ in range(7):  # 21 minutes of an outage, inside Xero's 30-minute grace
-        client = await rpc.call("clients.get", {"client_id": client["id"]})
-        wait = from_iso(client["next_check_at"]) - practice.clock.now()
+        client = await rpc.call(p.CLIENTS_GET, client_id=client.id)
+        wait = from_iso(client.next_check_at) - practice.clock.now()
         assert wait <= timedelta(minutes=3), wait  # a tenth of the grace, not a backoff
         await advance_time(practice, 3 * MINUTE)
     await sandbox_delete(practice.sandbox.base_url, "/_sandbox/faults")
     await advance_time(practice, 3 * MINUTE)
     assert practice.clock.now() - lost_at < timedelta(minutes=30)
-    client = await rpc.call("clients.get", {"client_id": client["id"]})
-    assert client["status"] == "connected"
+    client = await rpc.call(p.CLIENTS_GET, client_id=client.id)
+    assert client.status == "connected"
     # The old refresh token, used inside its grace, brought a new pair that is stored.
     await advance_time(practice, 31 * MINUTE)
-    client = await rpc.call("clients.refresh", {"client_id": client["id"], "force": True})
-    assert client["status"] == "connected"
+    client = await rpc.call(p.CLIENTS_REFRESH, client_id=client.id, force=True)
+    assert client.status == "connected"
 
 
 async def test_a_grant_lost_past_the_grace_says_the_answers_never_arrived(practice):
@@ -158,10 +159,10 @@ async def test_a_grant_lost_past_the_grace_says_the_answers_never_arrived(practi
     for _ in range(11):  # 33 minutes: past Xero's grace for the rotated token
         await advance_time(practice, 3 * MINUTE)
     await sandbox_delete(practice.sandbox.base_url, "/_sandbox/faults")
-    client = await rpc.call("clients.refresh", {"client_id": client["id"]})
-    assert client["status"] == "needs_reauth"
-    assert "never arrived" in client["status_reason"]
-    assert "not revoked" in client["status_reason"]
+    client = await rpc.call(p.CLIENTS_REFRESH, client_id=client.id)
+    assert client.status == "needs_reauth"
+    assert "never arrived" in client.status_reason
+    assert "not revoked" in client.status_reason
 
 
 # ---------------------------------------------------------------- the redirect address
@@ -170,29 +171,25 @@ async def test_a_grant_lost_past_the_grace_says_the_answers_never_arrived(practi
 async def test_a_pasted_address_for_another_place_is_refused_and_the_session_waits(practice):
     rpc = await practice.connect()
     client_id = practice.client_ids_needing_reauth[0]
-    client = await rpc.call("clients.get", {"client_id": client_id})
-    session = await rpc.call("auth.begin", {"provider": "xero", "client_id": client_id})
-    redirect = await practice.approve(session["authorize_url"], [client["tenant_id"]])
-    uri = session["redirect_uri"]
+    client = await rpc.call(p.CLIENTS_GET, client_id=client_id)
+    session = await rpc.call(p.AUTH_BEGIN, provider="xero", client_id=client_id)
+    redirect = await practice.approve(session.authorize_url, [client.tenant_id])
+    uri = session.redirect_uri
     _, query = redirect.split("?", 1)
     for wrong in (
         f"https://evil.example/callback?{query}",
         uri.replace("127.0.0.1", "192.0.2.7") + "?" + query,
-        uri.replace(f":{session['callback_port']}", ":1") + "?" + query,
+        uri.replace(f":{session.callback_port}", ":1") + "?" + query,
         uri + "/elsewhere?" + query,
     ):
         with pytest.raises(RpcError) as caught:
-            await rpc.call(
-                "auth.complete", {"session_id": session["session_id"], "redirect_url": wrong}
-            )
+            await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=wrong)
         assert caught.value.code == ErrorCode.AUTH_REDIRECT_INVALID
         assert "still waiting" in caught.value.message
-        status = await rpc.call("auth.status", {"session_id": session["session_id"]})
-        assert status["state"] == "pending"
-    result = await rpc.call(
-        "auth.complete", {"session_id": session["session_id"], "redirect_url": redirect}
-    )
-    assert result["client_id"] == client_id
+        status = await rpc.call(p.AUTH_STATUS, session_id=session.session_id)
+        assert status.state == "pending"
+    result = await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
+    assert result.client_id == client_id
 
 
 # ---------------------------------------------------------------- racing sign-ins
@@ -201,23 +198,19 @@ async def test_a_pasted_address_for_another_place_is_refused_and_the_session_wai
 async def test_the_losing_one_of_two_racing_sign_ins_says_another_finished_first(practice):
     rpc = await practice.connect()
     client_id = practice.client_ids_needing_reauth[0]
-    client = await rpc.call("clients.get", {"client_id": client_id})
-    first = await rpc.call("auth.begin", {"provider": "xero", "client_id": client_id})
-    second = await rpc.call("auth.begin", {"provider": "xero", "client_id": client_id})
-    first_redirect = await practice.approve(first["authorize_url"], [client["tenant_id"]])
-    second_redirect = await practice.approve(second["authorize_url"], [client["tenant_id"]])
-    await rpc.call(
-        "auth.complete", {"session_id": second["session_id"], "redirect_url": second_redirect}
-    )
+    client = await rpc.call(p.CLIENTS_GET, client_id=client_id)
+    first = await rpc.call(p.AUTH_BEGIN, provider="xero", client_id=client_id)
+    second = await rpc.call(p.AUTH_BEGIN, provider="xero", client_id=client_id)
+    first_redirect = await practice.approve(first.authorize_url, [client.tenant_id])
+    second_redirect = await practice.approve(second.authorize_url, [client.tenant_id])
+    await rpc.call(p.AUTH_COMPLETE, session_id=second.session_id, redirect_url=second_redirect)
     with pytest.raises(RpcError) as caught:
-        await rpc.call(
-            "auth.complete", {"session_id": first["session_id"], "redirect_url": first_redirect}
-        )
+        await rpc.call(p.AUTH_COMPLETE, session_id=first.session_id, redirect_url=first_redirect)
     assert caught.value.code == ErrorCode.AUTH_CLIENT_NOT_SELECTED
     assert "Another sign-in" in caught.value.message and "finished first" in caught.value.message
     assert "(none)" not in caught.value.message
-    after = await rpc.call("clients.get", {"client_id": client_id})
-    assert after["status"] == "connected"
+    after = await rpc.call(p.CLIENTS_GET, client_id=client_id)
+    assert after.status == "connected"
 
 
 # ---------------------------------------------------------------- unused sign-ins
@@ -226,37 +219,35 @@ async def test_the_losing_one_of_two_racing_sign_ins_says_another_finished_first
 async def test_an_unused_sign_in_is_listed_watched_and_can_be_revoked(practice):
     rpc = await practice.connect()
     client_id = practice.client_ids_needing_reauth[0]
-    client = await rpc.call("clients.get", {"client_id": client_id})
+    client = await rpc.call(p.CLIENTS_GET, client_id=client_id)
     orgs = await sandbox_get(practice.sandbox.base_url, "/_sandbox/orgs")
-    other = next(o for o in orgs if o["tenant_id"] != client["tenant_id"])
-    before = await rpc.call("daemon.status")
-    session = await rpc.call("auth.begin", {"provider": "xero", "client_id": client_id})
-    redirect = await practice.approve(session["authorize_url"], [other["tenant_id"]])
+    other = next(o for o in orgs if o["tenant_id"] != client.tenant_id)
+    before = await rpc.call(p.DAEMON_STATUS)
+    session = await rpc.call(p.AUTH_BEGIN, provider="xero", client_id=client_id)
+    redirect = await practice.approve(session.authorize_url, [other["tenant_id"]])
     with pytest.raises(RpcError) as caught:
-        await rpc.call(
-            "auth.complete", {"session_id": session["session_id"], "redirect_url": redirect}
-        )
+        await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
     grant_id = caught.value.data["grant_id"]
 
-    unused = (await rpc.call("grants.list", {"unused_only": True}))["items"]
-    assert [g["id"] for g in unused] == [grant_id]
-    assert unused[0]["tenants"] == [other["name"]] and unused[0]["clients"] == 0
-    status = await rpc.call("daemon.status")
-    assert status["unused_sign_ins"] == 1
-    assert status["watched_grants"] == before["watched_grants"] + 1
+    unused = (await rpc.call(p.GRANTS_LIST, unused_only=True)).items
+    assert [g.id for g in unused] == [grant_id]
+    assert unused[0].tenants == [other["name"]] and unused[0].clients == 0
+    status = await rpc.call(p.DAEMON_STATUS)
+    assert status.unused_sign_ins == 1
+    assert status.watched_grants == before.watched_grants + 1
 
     # Watched like any other: its access token is refreshed before it ends.
-    first_end = unused[0]["access_expires_at"]
+    first_end = unused[0].access_expires_at
     await advance_time(practice, 26 * MINUTE)
-    listed = {g["id"]: g for g in (await rpc.call("grants.list"))["items"]}
-    assert listed[grant_id]["access_expires_at"] > first_end
+    listed = {g.id: g for g in (await rpc.call(p.GRANTS_LIST)).items}
+    assert listed[grant_id].access_expires_at > first_end
 
-    used = await rpc.call("clients.get", {"client_id": practice.xero_connected_ids[-1]})
+    used = await rpc.call(p.CLIENTS_GET, client_id=practice.xero_connected_ids[-1])
     with pytest.raises(RpcError) as refused:  # a grant that clients use is not for this
-        await rpc.call("grants.revoke", {"grant_id": used["grant_id"]})
+        await rpc.call(p.GRANTS_REVOKE, grant_id=used.grant_id)
     assert refused.value.code == ErrorCode.CONFLICT
-    result = await rpc.call("grants.revoke", {"grant_id": grant_id})
-    assert result["state"] == "revoked" and "Xero" in result["message"]
-    status = await rpc.call("daemon.status")
-    assert status["unused_sign_ins"] == 0
-    assert status["watched_grants"] == before["watched_grants"]
+    result = await rpc.call(p.GRANTS_REVOKE, grant_id=grant_id)
+    assert result.state == "revoked" and "Xero" in result.message
+    status = await rpc.call(p.DAEMON_STATUS)
+    assert status.unused_sign_ins == 0
+    assert status.watched_grants == before.watched_grants

@@ -15,6 +15,7 @@ from textual import events
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, Select, Static
 
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient
 from clientlink.common.protocol import CLIENT_EXPORT_COLUMNS
 from clientlink.tui.app import ClientlinkApp
@@ -48,11 +49,11 @@ async def screen_of(app: ClientlinkApp, kind: type) -> Any:
     return app.screen
 
 
-async def xero_clients_needing_reauth(daemon: DaemonClient) -> list[dict[str, Any]]:
+async def xero_clients_needing_reauth(daemon: DaemonClient) -> list[p.Client]:
     listed = await daemon.call(
-        "clients.list", {"filter": {"status": "needs_reauth", "provider": "xero"}, "limit": 1000}
+        p.CLIENTS_LIST, filter={"status": "needs_reauth", "provider": "xero"}, limit=1000
     )
-    return listed["items"]
+    return listed.items
 
 
 async def open_bulk_menu(pilot: Pilot) -> BulkActionsScreen:
@@ -89,14 +90,14 @@ async def test_bulk_reauthorise_reconnects_the_ticked_clients_after_one_sign_in(
     daemon = await practice.connect()
     needing = await xero_clients_needing_reauth(daemon)
     assert len(needing) >= 2
-    needing_ids = {client["id"] for client in needing}
+    needing_ids = {client.id for client in needing}
     app = ClientlinkApp(practice.socket_path, open_browser=False)
     async with app.run_test(size=(80, 24)) as pilot:
         clients_screen = await clients_screen_with_list(app)
         sign_in = await sign_in_to_xero_in_bulk(pilot)
         assert sign_in.session is not None
         redirect_url = await practice.approve(
-            sign_in.session.authorize_url, [client["tenant_id"] for client in needing]
+            sign_in.session.authorize_url, [client.tenant_id for client in needing]
         )
         app.screen.focused.post_message(events.Paste(redirect_url))
         paste = sign_in.query_one("#sign-in-paste", Input)
@@ -117,8 +118,8 @@ async def test_bulk_reauthorise_reconnects_the_ticked_clients_after_one_sign_in(
         await pilot.press("m")
         await wait_until(lambda: app.screen is clients_screen, what="back on Manage Clients")
 
-    listed = await daemon.call("clients.list", {"filter": {"provider": "xero"}, "limit": 1000})
-    statuses = {item["id"]: item["status"] for item in listed["items"]}
+    listed = await daemon.call(p.CLIENTS_LIST, filter={"provider": "xero"}, limit=1000)
+    statuses = {item.id: item.status for item in listed.items}
     assert {statuses[client_id] for client_id in needing_ids} == {"connected"}
 
 
@@ -206,8 +207,8 @@ async def test_deactivate_moves_a_client_under_inactive_and_reactivate_brings_it
         await screen_of(app, ConfirmScreen)
         await pilot.press("y")
         await wait_until(lambda: client_id not in screen.clients, what="the client to go")
-        held = await daemon.call("clients.get", {"client_id": client_id})
-        assert held["active"] is False
+        held = await daemon.call(p.CLIENTS_GET, client_id=client_id)
+        assert held.active is False
 
         screen.query_one("#clients-filter-status", Select).value = INACTIVE
         await wait_until(lambda: set(screen.clients) == {client_id}, what="the Inactive view")
@@ -216,27 +217,27 @@ async def test_deactivate_moves_a_client_under_inactive_and_reactivate_brings_it
         await screen_of(app, ConfirmScreen)
         await pilot.press("y")
         await wait_until(lambda: not screen.clients, what="the Inactive view to empty")
-        held = await daemon.call("clients.get", {"client_id": client_id})
-        assert held["active"] is True
+        held = await daemon.call(p.CLIENTS_GET, client_id=client_id)
+        assert held.active is True
 
 
 async def test_reimport_shows_the_differences_and_applies_only_the_ticked_ones(practice) -> None:
     daemon = await practice.connect()
     listed = await daemon.call(
-        "clients.list", {"filter": {"status": "connected", "provider": "xero"}, "limit": 2}
+        p.CLIENTS_LIST, filter={"status": "connected", "provider": "xero"}, limit=2
     )
-    renamed, kept = listed["items"]
+    renamed, kept = listed.items
     # The businesses changed their legal names in Xero since they were imported.
     xero = practice.sandbox.state.xero
     for client in (renamed, kept):
-        org = xero.orgs[client["tenant_id"]]
+        org = xero.orgs[client.tenant_id]
         xero.orgs[org.tenant_id] = dataclasses.replace(org, legal_name=f"{org.legal_name} (New)")
     app = ClientlinkApp(practice.socket_path, open_browser=False)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await clients_screen_with_list(app)
         for client in (renamed, kept):
             table = screen.query_one(DataTable)
-            table.move_cursor(row=table.get_row_index(str(client["id"])))
+            table.move_cursor(row=table.get_row_index(str(client.id)))
             await pilot.press("space")
         await open_bulk_menu(pilot)
         await pilot.press("2")  # Re-import client details
@@ -244,18 +245,18 @@ async def test_reimport_shows_the_differences_and_applies_only_the_ticked_ones(p
         review = await screen_of(app, ReimportReviewScreen)
         checklist = review.query_one(Checklist)
         await wait_until(lambda: checklist.option_count == 2, what="the differences")
-        assert set(checklist.selected) == {renamed["id"], kept["id"]}
-        checklist.highlighted = [item.client_id for item in review.items].index(kept["id"])
+        assert set(checklist.selected) == {renamed.id, kept.id}
+        checklist.highlighted = [item.client_id for item in review.items].index(kept.id)
         await pilot.press("space")  # keep this one as it is
         await pilot.press("enter")  # Apply selected changes
         await screen_of(app, JobProgressScreen)
 
     after = {
-        client["id"]: (await daemon.call("clients.get", {"client_id": client["id"]}))["legal_name"]
+        client.id: (await daemon.call(p.CLIENTS_GET, client_id=client.id)).legal_name
         for client in (renamed, kept)
     }
-    assert after[renamed["id"]] == f"{renamed['legal_name']} (New)"
-    assert after[kept["id"]] == kept["legal_name"]
+    assert after[renamed.id] == f"{renamed.legal_name} (New)"
+    assert after[kept.id] == kept.legal_name
 
 
 async def test_the_list_loads_page_by_page_and_mark_all_marks_every_match(

@@ -12,6 +12,7 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import DataTable, OptionList, Static
 
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient
 from clientlink.tui.app import ClientlinkApp
 from clientlink.tui.screens.client_detail import ClientDetailScreen
@@ -66,9 +67,9 @@ async def clients_screen_with_list(app: ClientlinkApp) -> ManageClientsScreen:
     return screen
 
 
-async def connected_client(daemon: DaemonClient) -> dict[str, Any]:
-    listed = await daemon.call("clients.list", {"filter": {"status": "connected"}, "limit": 1})
-    return listed["items"][0]
+async def connected_client(daemon: DaemonClient) -> p.Client:
+    listed = await daemon.call(p.CLIENTS_LIST, filter={"status": "connected"}, limit=1)
+    return listed.items[0]
 
 
 async def highlight(screen: ManageClientsScreen, client_id: int) -> None:
@@ -97,17 +98,17 @@ async def open_detail(
 async def start_with_nothing_unread(practice, daemon: DaemonClient) -> None:
     """Deliver and read what seeding the practice raised, so each test counts its own."""
     await practice.daemon.notifier.flush()
-    await daemon.call("notifications.ack", {})
+    await daemon.call(p.NOTIFICATIONS_ACK)
 
 
-async def disconnect_at_the_sandbox(practice, daemon: DaemonClient, client: dict[str, Any]) -> None:
+async def disconnect_at_the_sandbox(practice, daemon: DaemonClient, client: p.Client) -> None:
     """The business is disconnected in the software; the daemon finds out on its next check."""
     await sandbox_post(
         practice.sandbox.base_url,
         "/_sandbox/connections/disconnect",
-        {"tenant_id": client["tenant_id"]},
+        {"tenant_id": client.tenant_id},
     )
-    await daemon.call("clients.refresh", {"client_id": client["id"], "force": True})
+    await daemon.call(p.CLIENTS_REFRESH, client_id=client.id, force=True)
 
 
 # --------------------------------------------------------------------------- attention view
@@ -126,15 +127,15 @@ async def test_the_attention_view_lists_exactly_the_clients_needing_reauth_with_
         columns = [column.key.value for column in screen.query_one(DataTable).columns.values()]
         assert columns == ["mark", "name", "status", "since", "reason"]
         for client_id in expected:
-            held = await daemon.call("clients.get", {"client_id": client_id})
+            held = await daemon.call(p.CLIENTS_GET, client_id=client_id)
             assert cell(screen, client_id, "status") == "Needs re-auth"
             # The column leaves out the software's name the reason starts with.
             reason = cell(screen, client_id, "reason").rstrip("…").lower()
-            assert held["status_reason"].startswith(f"Xero (sandbox) {reason}")
+            assert held.status_reason.startswith(f"Xero (sandbox) {reason}")
             assert cell(screen, client_id, "since").endswith(("ago", "just now"))
         # The pane under the list gives the highlighted client's whole reason.
-        focused = await daemon.call("clients.get", {"client_id": screen.focused_client_id()})
-        assert focused["status_reason"] in flat(shown(screen, "#clients-detail"))
+        focused = await daemon.call(p.CLIENTS_GET, client_id=screen.focused_client_id())
+        assert focused.status_reason in flat(shown(screen, "#clients-detail"))
 
         await pilot.press("a")
         await wait_until(lambda: len(screen.clients) > len(expected), what="everyone again")
@@ -152,10 +153,10 @@ async def test_the_detail_screen_shows_who_authorised_a_client_and_its_history(p
     app = ClientlinkApp(practice.socket_path, open_browser=False, auto_approve=practice.approve)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await clients_screen_with_list(app)
-        detail = await open_detail(pilot, screen, client["id"])
+        detail = await open_detail(pilot, screen, client.id)
         fields = shown(detail, "#detail-fields")
-        assert client["name"] in fields
-        assert field(detail, "Authorised by").startswith(f"{client['authorised_by']}, ")
+        assert client.name in fields
+        assert field(detail, "Authorised by").startswith(f"{client.authorised_by}, ")
         for label in ("Last refresh", "Next check", "Access token ends", "Refresh token ends"):
             assert label in fields
 
@@ -165,11 +166,11 @@ async def test_the_detail_screen_shows_who_authorised_a_client_and_its_history(p
             lambda: "Connected → Needs re-auth" in shown(detail, "#detail-history"),
             what="the status change in the history",
         )
-        held = await daemon.call("clients.get", {"client_id": client["id"]})
-        assert held["status"] == "needs_reauth"
+        held = await daemon.call(p.CLIENTS_GET, client_id=client.id)
+        assert held.status == "needs_reauth"
         fields = shown(detail, "#detail-fields")
         assert "Needs re-auth" in fields
-        assert flat(held["status_reason"]) in flat(fields)
+        assert flat(held.status_reason) in flat(fields)
 
         # Re-authorise from here (the sandbox signs in): back on this screen, connected.
         await pilot.press("r")
@@ -181,14 +182,14 @@ async def test_the_detail_screen_shows_who_authorised_a_client_and_its_history(p
             lambda: any(entry.kind == "reauthorised" for entry in detail.history or []),
             what="the re-authorisation in the history",
         )
-        held = await daemon.call("clients.get", {"client_id": client["id"]})
-        assert field(detail, "Authorised by").startswith(f"{held['authorised_by']}, ")
+        held = await daemon.call(p.CLIENTS_GET, client_id=client.id)
+        assert field(detail, "Authorised by").startswith(f"{held.authorised_by}, ")
 
         # Esc: back to the list, the cursor still on the client.
         await pilot.press("escape")
         await wait_until(lambda: app.screen is screen, what="back on Manage Clients")
-        assert screen.focused_client_id() == client["id"]
-        assert cell(screen, client["id"], "status") == "Connected"
+        assert screen.focused_client_id() == client.id
+        assert cell(screen, client.id, "status") == "Connected"
 
 
 async def test_refresh_now_calls_the_daemon_and_says_how_it_went(practice) -> None:
@@ -197,24 +198,24 @@ async def test_refresh_now_calls_the_daemon_and_says_how_it_went(practice) -> No
     app = ClientlinkApp(practice.socket_path, open_browser=False)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await clients_screen_with_list(app)
-        detail = await open_detail(pilot, screen, client["id"])
-        before = (await daemon.call("clients.get", {"client_id": client["id"]}))["last_refresh_at"]
+        detail = await open_detail(pilot, screen, client.id)
+        before = (await daemon.call(p.CLIENTS_GET, client_id=client.id)).last_refresh_at
         await advance_time(practice, 60)  # so the refresh's time differs from the last one
         await pilot.press("f")
         await wait_until(
             lambda: any(t.startswith("Refreshed: connected") for t in toasts(app)),
             what="the refresh toast",
         )
-        after = await daemon.call("clients.get", {"client_id": client["id"]})
-        assert after["last_refresh_at"] > before
+        after = await daemon.call(p.CLIENTS_GET, client_id=client.id)
+        assert after.last_refresh_at > before
         await wait_until(
-            lambda: detail.client.last_refresh_at == after["last_refresh_at"],
+            lambda: detail.client.last_refresh_at == after.last_refresh_at,
             what="the new refresh time shown",
         )
         # Back on the list, the row is read again (no status event says a refresh happened).
         await pilot.press("escape")
         await wait_until(
-            lambda: screen.clients[client["id"]].last_refresh_at == after["last_refresh_at"],
+            lambda: screen.clients[client.id].last_refresh_at == after.last_refresh_at,
             what="the row re-read",
         )
 
@@ -230,14 +231,14 @@ async def test_a_disconnection_at_the_sandbox_turns_the_row_to_needs_reauth_live
     app = ClientlinkApp(practice.socket_path, open_browser=False)
     async with app.run_test(size=(80, 24)):
         screen = await clients_screen_with_list(app)
-        await highlight(screen, client["id"])
-        assert cell(screen, client["id"], "status") == "Connected"
+        await highlight(screen, client.id)
+        assert cell(screen, client.id, "status") == "Connected"
         await disconnect_at_the_sandbox(practice, daemon, client)
         await wait_until(
-            lambda: cell(screen, client["id"], "status") == "Needs re-auth",
+            lambda: cell(screen, client.id, "status") == "Needs re-auth",
             what="the row turning Needs re-auth",
         )
-        reason = (await daemon.call("clients.get", {"client_id": client["id"]}))["status_reason"]
+        reason = (await daemon.call(p.CLIENTS_GET, client_id=client.id)).status_reason
         await wait_until(
             lambda: reason in flat(shown(screen, "#clients-detail")),
             what="the new reason in the pane",
@@ -255,8 +256,8 @@ async def test_a_notification_raises_the_unread_count_and_m_clears_it(practice) 
         await clients_screen_with_list(app)
         assert app.unread_notifications == 0
         # Revoke a staff member's grant at the sandbox; the daemon notices on a refresh.
-        listed = await daemon.call("clients.list", {"filter": {"status": "connected"}})
-        by_tenant = {c["tenant_id"]: c for c in listed["items"]}
+        listed = await daemon.call(p.CLIENTS_LIST, filter={"status": "connected"})
+        by_tenant = {c.tenant_id: c for c in listed.items}
         grants = await sandbox_get(practice.sandbox.base_url, "/_sandbox/grants")
         grant = next(
             g for g in grants if not g["revoked"] and set(g["tenant_ids"]) & set(by_tenant)
@@ -265,15 +266,15 @@ async def test_a_notification_raises_the_unread_count_and_m_clears_it(practice) 
         await sandbox_post(
             practice.sandbox.base_url, f"/_sandbox/grants/{grant['grant_id']}/revoke"
         )
-        await daemon.call("clients.refresh", {"client_id": victim["id"], "force": True})
+        await daemon.call(p.CLIENTS_REFRESH, client_id=victim.id, force=True)
         await practice.daemon.notifier.flush()
 
         await wait_until(lambda: app.unread_notifications > 0, what="the unread count")
-        listed = await daemon.call("notifications.list", {})
-        newest = listed["items"][0]
-        assert app.unread_notifications == listed["unread"]
-        assert app.sub_title == f"{listed['unread']} unread (press o)"
-        await wait_until(lambda: newest["title"] in toasts(app), what="the notification toast")
+        listed = await daemon.call(p.NOTIFICATIONS_LIST)
+        newest = listed.items[0]
+        assert app.unread_notifications == listed.unread
+        assert app.sub_title == f"{listed.unread} unread (press o)"
+        await wait_until(lambda: newest.title in toasts(app), what="the notification toast")
 
         await pilot.press("o")
         await wait_until(
@@ -281,15 +282,15 @@ async def test_a_notification_raises_the_unread_count_and_m_clears_it(practice) 
             what="the notifications screen",
         )
         panel = app.screen
-        assert panel.notifications[0].id == newest["id"]
+        assert panel.notifications[0].id == newest.id
         prompt = shown_prompt(panel, 0)
-        assert newest["title"] in prompt and "●" in prompt
-        assert f"desktop: {newest['desktop']}" in prompt  # no pop-up here, and it says why
+        assert newest.title in prompt and "●" in prompt
+        assert f"desktop: {newest.desktop}" in prompt  # no pop-up here, and it says why
 
         await pilot.press("m")
         await wait_until(lambda: app.unread_notifications == 0, what="the count cleared")
         assert app.sub_title == ""
-        assert (await daemon.call("notifications.list", {}))["unread"] == 0
+        assert (await daemon.call(p.NOTIFICATIONS_LIST)).unread == 0
         await wait_until(lambda: all(n.read for n in panel.notifications), what="all read")
 
 
@@ -308,13 +309,13 @@ async def test_enter_on_a_notification_about_one_client_opens_its_connection(pra
             lambda: isinstance(app.screen, NotificationsScreen) and app.screen.notifications,
             what="the notifications screen",
         )
-        assert app.screen.notifications[0].client_ids == [client["id"]]
+        assert app.screen.notifications[0].client_ids == [client.id]
         await pilot.press("enter")
         await wait_until(
             lambda: isinstance(app.screen, ClientDetailScreen) and app.screen.client is not None,
             what="the client's connection",
         )
-        assert app.screen.client_id == client["id"]
+        assert app.screen.client_id == client.id
         await wait_until(lambda: app.unread_notifications == 0, what="opening marks it read")
 
 
@@ -328,7 +329,7 @@ async def test_the_new_screens_reload_after_a_daemon_restart(practice) -> None:
     app = ClientlinkApp(practice.socket_path, open_browser=False)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await clients_screen_with_list(app)
-        detail = await open_detail(pilot, screen, client["id"])
+        detail = await open_detail(pilot, screen, client.id)
         await pilot.press("o")
         await wait_until(lambda: isinstance(app.screen, NotificationsScreen), what="the panel")
         panel = app.screen
@@ -366,5 +367,5 @@ async def test_enter_on_a_digest_shows_everyone_needing_attention(practice) -> N
             ),
             what="the needs-attention view",
         )
-        listed = await daemon.call("notifications.list", {})
-        assert next(n for n in listed["items"] if n["id"] == digest.id)["read"]
+        listed = await daemon.call(p.NOTIFICATIONS_LIST)
+        assert next(n for n in listed.items if n.id == digest.id).read
