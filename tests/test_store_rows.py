@@ -33,8 +33,14 @@ from clientlink.daemon.store import (
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
 
-def assert_shape(row_type: type, row: dict[str, Any]) -> None:
-    """``row`` has every required field of ``row_type``, no other key, and the same values."""
+def assert_shape(row_type: type, row: Any) -> None:
+    """``row`` is a frozen ``row_type``; a dict (an aggregate not typed yet) has every
+    required field of ``row_type``, no other key, and the same values."""
+    if not isinstance(row, dict):
+        assert type(row) is row_type
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(row, "id" if hasattr(row, "id") else "at", None)
+        return
     fields = {f.name: f for f in dataclasses.fields(row_type)}
     required = {
         name
@@ -145,6 +151,7 @@ async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Sto
     for template in templates:
         assert template is not None
         assert_shape(TemplateRow, template)
+        assert (template.id, template.subject) == (template_id, "Your banks")
 
     invitation_id = await store.add_invitation(
         client_id=client_id,
