@@ -201,5 +201,5 @@ async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Sto
         actor="alice", action="client.update", client_id=client_id, detail={"email": "x"}, now=NOW
     )
     audit = await store.list_audit(client_id, 10)
-    assert len(audit) == 1 and audit[0]["detail"] == {"email": "x"}
+    assert len(audit) == 1 and audit[0].detail == {"email": "x"}
     assert_shape(AuditRow, audit[0])
