@@ -21,6 +21,7 @@ from clientlink.common.protocol import (
     ConnectionStatus,
     NotificationEvent,
     NotificationKind,
+    NotificationsListResult,
     NotificationsRead,
 )
 from clientlink.daemon.clock import Clock
@@ -151,11 +152,12 @@ class Notifier:
                 await self._flush_task
         await self.flush()
 
-    async def list(self, unread_only: bool, limit: int) -> dict[str, Any]:
-        items = await self._store.list_notifications(unread_only, limit)
-        for item in items:
-            item.pop("desktop_id", None)
-        return {"unread": await self._store.count_unread_notifications(), "items": items}
+    async def list(self, unread_only: bool, limit: int) -> NotificationsListResult:
+        rows = await self._store.list_notifications(unread_only, limit)
+        return NotificationsListResult(
+            unread=await self._store.count_unread_notifications(),
+            items=[row.to_protocol() for row in rows],
+        )
 
     async def ack(self, ids: list[int] | None) -> int:
         await self._store.mark_notifications_read(ids)
@@ -217,17 +219,17 @@ class Notifier:
         notification was cleared."""
         cleared = False
         for item in await self._store.unread_notifications_for(client_id):
-            others = [c for c in item["client_ids"] if c != client_id]
+            others = [c for c in item.client_ids if c != client_id]
             if others and await self._any_still_bad(others):
                 continue
             cleared = True
-            await self._store.mark_notifications_read([item["id"]])
-            if item["desktop"] == "sent" and item["desktop_id"] and self._desktop is not None:
+            await self._store.mark_notifications_read([item.id])
+            if item.desktop == "sent" and item.desktop_id and self._desktop is not None:
                 try:
-                    await self._desktop.withdraw(item["desktop_id"])
+                    await self._desktop.withdraw(item.desktop_id)
                 except Exception as exc:
                     log.info("could not withdraw desktop notification: %s", exc)
-                await self._store.set_notification_desktop(item["id"], "withdrawn")
+                await self._store.set_notification_desktop(item.id, "withdrawn")
         return cleared
 
     async def _any_still_bad(self, client_ids: list[int]) -> bool:

@@ -195,7 +195,7 @@ async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Sto
     assert len(notifications) == 2
     for notification in notifications:
         assert_shape(NotificationRow, notification)
-        assert notification["client_ids"] == [client_id] and notification["read"] is False
+        assert notification.client_ids == [client_id] and notification.read is False
 
     await store.add_audit(
         actor="alice", action="client.update", client_id=client_id, detail={"email": "x"}, now=NOW
