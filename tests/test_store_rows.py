@@ -179,6 +179,7 @@ async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Sto
     connections = await store.bank_connections(client_id)
     assert len(connections) == 1
     assert_shape(BankConnectionRow, connections[0])
+    assert connections[0].to_protocol("Bank One").needs_reconnect is False
 
     await store.add_notification(
         kind="expiring",
