@@ -114,7 +114,7 @@ async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Sto
         assert_shape(HistoryRow, line)
 
     grants = await store.list_grants()
-    assert [g["tenants"] for g in grants] == [["Acme Pty Ltd"]]
+    assert [g.tenants for g in grants] == [["Acme Pty Ltd"]]
     assert_shape(GrantSummary, grants[0])
 
     job_id = await store.create_job(

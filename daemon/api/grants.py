@@ -36,7 +36,7 @@ class GrantsApi(Api):
         """Stored authorisations (never their tokens); ``unused`` marks a sign-in no client
         was ever bound to, such as one where the person ticked another business."""
         rows = await self._store.list_grants(params.unused_only)
-        return p.GrantsListResult(items=[p.GrantInfo.model_validate(row) for row in rows])
+        return p.GrantsListResult(items=[row.to_protocol() for row in rows])
 
     @handles("grants.revoke")
     async def revoke(self, params: p.GrantIdParams, ctx: CallContext) -> p.GrantRevokeResult:
