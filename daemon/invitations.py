@@ -52,7 +52,7 @@ from clientlink.daemon.events import EventBus
 from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry, JobEngine
 from clientlink.daemon.limits import LimitSpec, ProviderLimits, RateLimiter
 from clientlink.daemon.rpc_errors import RpcFailure
-from clientlink.daemon.store import Store
+from clientlink.daemon.store import ClientRow, Store
 from clientlink.daemon.templates import Template, TemplateBook, placeholder_values, render_text
 from clientlink.daemon.vault import Vault
 
@@ -152,10 +152,10 @@ class Invitations:
         problem = self.channel_problem(channel)
         if problem:
             raise ItemFailed(problem)
-        address = client["email"] if channel == "email" else client["phone"]
+        address = client.email if channel == "email" else client.phone
         if not address:
             what = "email address" if channel == "email" else "mobile number"
-            raise ItemFailed(f"{client['name']} has no {what}: add it in the client's details")
+            raise ItemFailed(f"{client.name} has no {what}: add it in the client's details")
         if channel == "sms" and not is_mobile(address):
             raise ItemFailed(f"{address} is not a mobile number and cannot receive SMS")
         template: Template = await self._templates.get(params["template_id"])
@@ -174,7 +174,7 @@ class Invitations:
         except BanksUnavailable as exc:
             raise ItemRetry(str(exc)) from exc
         values = placeholder_values(
-            client["name"], self._config.practice.name, bank_names, link, expires
+            client.name, self._config.practice.name, bank_names, link, expires
         )
         body = render_text(template.body, values)
         subject = render_text(template.subject or "", values, one_line=True)
@@ -183,7 +183,7 @@ class Invitations:
         now = self._clock.now()
         fields: dict[str, Any] = {
             "bank_ids": _json(bank_ids),
-            "link_sealed": self._seal(link, client["id"]),
+            "link_sealed": self._seal(link, client.id),
             "link_expires_at": to_iso(expires),
             "state": QUEUED,
             "error": None,
@@ -193,7 +193,7 @@ class Invitations:
             await self._store.update_invitation(invitation_id, **fields)
         else:
             invitation_id = await self._store.add_invitation(
-                client_id=client["id"],
+                client_id=client.id,
                 job_item_id=item["id"],
                 channel=channel,
                 template_id=template.id,
@@ -237,7 +237,7 @@ class Invitations:
             await self._store.add_audit(
                 actor=job["actor"],
                 action="invitation.sent",
-                client_id=client["id"],
+                client_id=client.id,
                 detail={"invitation_id": invitation_id, "channel": channel, "banks": bank_ids},
                 now=now,
             )
@@ -279,11 +279,11 @@ class Invitations:
             return None  # a newer link replaced it (only the latest works) or it was used
         return link, expires, list(invitation["bank_ids"])
 
-    async def _new_link(self, client: dict[str, Any], bank_ids: list[str]) -> tuple[str, datetime]:
+    async def _new_link(self, client: ClientRow, bank_ids: list[str]) -> tuple[str, datetime]:
         user_id = await self._bank_user(client)
         return await self.banks.create_link(user_id, bank_ids, self._config.practice.name)
 
-    async def _bank_user(self, client: dict[str, Any]) -> str:
+    async def _bank_user(self, client: ClientRow) -> str:
         """The client's bank-feed user, created once.
 
         Basiq does not look for existing users and honours no idempotency key, so the id
@@ -292,7 +292,7 @@ class Invitations:
         user behind at Basiq that nobody can find through the API: that is recorded
         before the next attempt so the person can delete the spare one.
         """
-        client_id = client["id"]
+        client_id = client.id
         lock = self._bank_user_locks.setdefault(client_id, asyncio.Lock())
         async with lock:
             user_id = await self._store.bank_user(client_id)
@@ -306,10 +306,10 @@ class Invitations:
                     self._clock.now(),
                     reason="an earlier request to create this client's bank-feed user got no "
                     "answer; if the bank-feed dashboard lists two users for "
-                    f"{client['email'] or client['phone']}, delete the one without connections",
+                    f"{client.email or client.phone}, delete the one without connections",
                 )
             await self._store.set_meta(marker, to_iso(self._clock.now()))
-            user_id = await self.banks.create_user(client["email"], client["phone"], client["name"])
+            user_id = await self.banks.create_user(client.email, client.phone, client.name)
             async with self._store.transaction():
                 await self._store.set_bank_user(client_id, user_id)
                 await self._store.set_meta(marker, "")
@@ -332,12 +332,12 @@ class Invitations:
         # A consent link is a bearer credential for the client's banks: never stored bare.
         return self._vault.encrypt(link.encode(), f"invite-link:{client_id}")
 
-    def _announce(self, invitation_id: int, client: dict[str, Any], state: str) -> None:
+    def _announce(self, invitation_id: int, client: ClientRow, state: str) -> None:
         self._events.publish(
             InvitationChanged(
                 invitation_id=invitation_id,
-                client_id=client["id"],
-                name=client["name"],
+                client_id=client.id,
+                name=client.name,
                 state=state,
             )
         )
@@ -399,7 +399,7 @@ class Invitations:
         self._events.publish(
             BankConnectionChanged(
                 client_id=client_id,
-                name=client["name"] if client else "",
+                name=client.name if client else "",
                 connection_id=connection["id"],
                 institution_id=institution,
                 status=connection["status"],
@@ -456,7 +456,7 @@ class Invitations:
                 await self._store.add_audit(
                     actor="clientlinkd",
                     action="invitation.bank_connected",
-                    client_id=client["id"],
+                    client_id=client.id,
                     detail={"invitation_id": invitation["id"], "banks": invitation["bank_ids"]},
                     now=now,
                 )

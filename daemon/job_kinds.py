@@ -8,17 +8,15 @@ from typing import Any
 from clientlink.daemon.clients import ClientService
 from clientlink.daemon.grants import FailureKind, classify_failure
 from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry
-from clientlink.daemon.store import Store
+from clientlink.daemon.store import ClientRow, Store
 
 REVIEWED_FIELDS = ("name", "legal_name", "abn")
 
 
-async def _verify(
-    clients: ClientService, client: dict[str, Any], grant_id: int, tenant_id: str
-) -> Any:
+async def _verify(clients: ClientService, client: ClientRow, grant_id: int, tenant_id: str) -> Any:
     """The verifying call, with provider failures turned into retry or failure."""
     try:
-        return await clients.verify(client["provider"], grant_id, tenant_id)
+        return await clients.verify(client.provider, grant_id, tenant_id)
     except Exception as exc:
         failure = classify_failure(exc)
         if failure is None:
@@ -47,11 +45,9 @@ class ReauthoriseJob:
         client = await self._store.get_client(item["client_id"])
         if client is None:
             raise ItemFailed("the client no longer exists")
-        tenant = await self._store.grant_tenant(grant_id, client["tenant_id"] or "")
+        tenant = await self._store.grant_tenant(grant_id, client.tenant_id or "")
         if tenant is None:
-            raise ItemFailed(
-                f"{client['name']} was not among the businesses selected at this sign-in"
-            )
+            raise ItemFailed(f"{client.name} was not among the businesses selected at this sign-in")
         details = await _verify(self._clients, client, grant_id, tenant.tenant_id)
         await self._clients.commit_reauthorisation(
             client,
@@ -83,18 +79,18 @@ class ReimportJob:
         client = await self._store.get_client(item["client_id"])
         if client is None:
             raise ItemFailed("the client no longer exists")
-        if client["grant_id"] is None or client["tenant_id"] is None:
-            raise ItemFailed(f"{client['name']} has never been authorised: re-authorise it")
-        details = await _verify(self._clients, client, client["grant_id"], client["tenant_id"])
+        if client.grant_id is None or client.tenant_id is None:
+            raise ItemFailed(f"{client.name} has never been authorised: re-authorise it")
+        details = await _verify(self._clients, client, client.grant_id, client.tenant_id)
         provider_values = {
             "name": details.name,
             "legal_name": details.legal_name,
             "abn": details.abn,
         }
         changes = {
-            field: [client[field], provider_values[field]]
+            field: [getattr(client, field), provider_values[field]]
             for field in REVIEWED_FIELDS
-            if provider_values[field] and provider_values[field] != client[field]
+            if provider_values[field] and provider_values[field] != getattr(client, field)
         }
         await finish({"changes": changes})
 

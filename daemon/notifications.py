@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from clientlink.common.config import NotificationsConfig
 from clientlink.common.protocol import (
@@ -26,7 +26,7 @@ from clientlink.common.protocol import (
 )
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
-from clientlink.daemon.store import Store
+from clientlink.daemon.store import ClientRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class Notifier:
 
     def transition(
         self,
-        client: dict[str, Any],
+        client: ClientRow,
         old: str | None,
         new: ConnectionStatus,
         reason: str | None,
@@ -111,10 +111,10 @@ class Notifier:
         if old == new.value:
             return
         if new in BAD and new.value in self._config.kinds:
-            self._pending.append(_Change(client["id"], client["name"], new, reason))
+            self._pending.append(_Change(client.id, client.name, new, reason))
         elif new == ConnectionStatus.CONNECTED and old in {s.value for s in BAD}:
-            self._recovered.add(client["id"])
-            self._pending = [c for c in self._pending if c.client_id != client["id"]]
+            self._recovered.add(client.id)
+            self._pending = [c for c in self._pending if c.client_id != client.id]
         else:
             return
         if self._flush_task is None or self._flush_task.done():
@@ -235,7 +235,7 @@ class Notifier:
     async def _any_still_bad(self, client_ids: list[int]) -> bool:
         for client_id in client_ids:
             client = await self._store.get_client(client_id)
-            if client is not None and client["status"] in {s.value for s in BAD}:
+            if client is not None and client.status in {s.value for s in BAD}:
                 return True
         return False
 

@@ -106,10 +106,10 @@ async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Sto
     for client in clients:
         assert client is not None
         assert_shape(ClientRow, client)
-        assert client["active"] is True and client["status"] == "expiring"
+        assert client.active is True and client.status == "expiring"
 
     history = await store.client_history(client_id, 10)
-    assert history and history[0]["old_status"] == "connected"
+    assert history and history[0].old_status == "connected"
     for line in history:
         assert_shape(HistoryRow, line)
 

@@ -54,7 +54,7 @@ class GrantsApi(Api):
             raise RpcFailure(
                 ErrorCode.CONFLICT,
                 f"Grant {grant.id} is not an unused sign-in: clients were bound to it "
-                f"({', '.join(c['name'] for c in users[:5]) or 'now deactivated'}). Nothing "
+                f"({', '.join(c.name for c in users[:5]) or 'now deactivated'}). Nothing "
                 "was changed; re-authorise or deactivate those clients instead",
             )
         adapter = self._providers.require(grant.provider)

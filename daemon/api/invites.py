@@ -26,18 +26,14 @@ class InvitesApi(Api):
     async def send(self, params: p.InviteParams, ctx: CallContext) -> p.JobStartResult:
         """Invite one client by email or SMS (as a job of one: sent at most once)."""
         client = await self._clients.require(params.client_id)
-        address = client["email"] if params.channel == p.Channel.EMAIL else client["phone"]
+        address = client.email if params.channel == p.Channel.EMAIL else client.phone
         if not address:
             what = "email address" if params.channel == p.Channel.EMAIL else "mobile number"
-            raise RpcFailure(
-                ErrorCode.INVALID_PARAMS, f"{client['name']} has no {what}: add it first"
-            )
+            raise RpcFailure(ErrorCode.INVALID_PARAMS, f"{client.name} has no {what}: add it first")
         job_params = await self._invitations.check_job_params(
             params.channel, params.template_id, params.bank_ids
         )
-        job_id = await self._jobs.submit(
-            p.JobKind.INVITE, [client["id"]], job_params, ctx.peer.actor
-        )
+        job_id = await self._jobs.submit(p.JobKind.INVITE, [client.id], job_params, ctx.peer.actor)
         return p.JobStartResult(job_id=job_id)
 
     @handles("invites.list")
