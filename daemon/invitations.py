@@ -52,7 +52,7 @@ from clientlink.daemon.events import EventBus
 from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry, JobEngine
 from clientlink.daemon.limits import LimitSpec, ProviderLimits, RateLimiter
 from clientlink.daemon.rpc_errors import RpcFailure
-from clientlink.daemon.store import ClientRow, Store
+from clientlink.daemon.store import ClientRow, InvitationRow, Store
 from clientlink.daemon.templates import Template, TemplateBook, placeholder_values, render_text
 from clientlink.daemon.vault import Vault
 
@@ -189,7 +189,7 @@ class Invitations:
             "error": None,
         }
         if queued is not None:
-            invitation_id = queued["id"]
+            invitation_id = queued.id
             await self._store.update_invitation(invitation_id, **fields)
         else:
             invitation_id = await self._store.add_invitation(
@@ -246,11 +246,11 @@ class Invitations:
 
     async def recover_item(self, item: dict[str, Any]) -> str:
         invitation = await self._store.invitation_for_item(item["id"])
-        if invitation is None or invitation["state"] == QUEUED:
+        if invitation is None or invitation.state == QUEUED:
             return "redo"  # nothing left the machine; a queued one keeps its link
-        if invitation["state"] == "sending":
+        if invitation.state == "sending":
             await self._store.update_invitation(
-                invitation["id"],
+                invitation.id,
                 state=UNCERTAIN,
                 error="Uncertain: clientlinkd stopped while sending; check with the client "
                 "before sending again",
@@ -259,25 +259,25 @@ class Invitations:
         return "redo"
 
     async def _queued_link(
-        self, invitation: dict[str, Any]
+        self, invitation: InvitationRow
     ) -> tuple[str, datetime, list[str]] | None:
         """The link of this item's queued invitation, while it is still the client's
         current, unexpired link (a redone item sends the link it made, not a new one)."""
-        if invitation["state"] != QUEUED or not invitation["link_sealed"]:
+        if invitation.state != QUEUED or not invitation.link_sealed:
             return None
-        expires = from_iso(invitation["link_expires_at"])
+        expires = from_iso(invitation.link_expires_at)
         if expires is None or expires <= self._clock.now():
             return None
         link = self._vault.decrypt(
-            invitation["link_sealed"], f"invite-link:{invitation['client_id']}"
+            invitation.link_sealed, f"invite-link:{invitation.client_id}"
         ).decode()
-        user_id = await self._store.bank_user(invitation["client_id"])
+        user_id = await self._store.bank_user(invitation.client_id)
         if user_id is None:
             return None
         current = await self.banks.link_state(user_id)
         if not current or current.get("url") != link or current.get("used"):
             return None  # a newer link replaced it (only the latest works) or it was used
-        return link, expires, list(invitation["bank_ids"])
+        return link, expires, list(invitation.bank_ids)
 
     async def _new_link(self, client: ClientRow, bank_ids: list[str]) -> tuple[str, datetime]:
         user_id = await self._bank_user(client)
@@ -317,16 +317,16 @@ class Invitations:
 
     async def _reuse_link(self, invitation_id: int) -> tuple[str, datetime, list[str]]:
         original = await self._store.get_invitation(invitation_id)
-        if original is None or not original["link_sealed"]:
+        if original is None or not original.link_sealed:
             raise ItemFailed("the invitation to remind about is gone")
-        expires = from_iso(original["link_expires_at"])
+        expires = from_iso(original.link_expires_at)
         assert expires is not None
         if expires <= self._clock.now():
             raise ItemFailed("the link has expired: send a new invitation instead")
         link = self._vault.decrypt(
-            original["link_sealed"], f"invite-link:{original['client_id']}"
+            original.link_sealed, f"invite-link:{original.client_id}"
         ).decode()
-        return link, expires, original["bank_ids"]
+        return link, expires, original.bank_ids
 
     def _seal(self, link: str, client_id: int) -> bytes:
         # A consent link is a bearer credential for the client's banks: never stored bare.
@@ -416,21 +416,17 @@ class Invitations:
             )
         return 1
 
-    async def _follow_one(self, invitation: dict[str, Any]) -> bool:
+    async def _follow_one(self, invitation: InvitationRow) -> bool:
         now = self._clock.now()
         changes: dict[str, Any] = {}
-        if (
-            invitation["channel"] == "sms"
-            and invitation["state"] == "sent"
-            and not self.sms.problem()
-        ):
+        if invitation.channel == "sms" and invitation.state == "sent" and not self.sms.problem():
             with contextlib.suppress(Exception):
-                status = await self.sms.status(invitation["provider_ref"])
+                status = await self.sms.status(invitation.provider_ref)
                 if status == "delivered":
                     changes.update(state="delivered", delivered_at=to_iso(now))
                 elif status in ("undelivered", "failed"):
                     changes.update(state="failed", error=f"the SMS was {status}")
-        user_id = await self._store.bank_user(invitation["client_id"])
+        user_id = await self._store.bank_user(invitation.client_id)
         if user_id and not changes.get("state") == "failed":
             try:
                 link = await self.banks.link_state(user_id)
@@ -439,25 +435,25 @@ class Invitations:
                 log.info("bank-feed follow-up skipped: %s", exc)
                 return False
             for connection in connections:
-                await self._record_connection(invitation["client_id"], connection)
-            if link.get("opened") and not invitation["opened_at"]:
+                await self._record_connection(invitation.client_id, connection)
+            if link.get("opened") and not invitation.opened_at:
                 changes.update(state="opened", opened_at=link.get("openedAt") or to_iso(now))
-            wanted = set(invitation["bank_ids"])
+            wanted = set(invitation.bank_ids)
             active = {c["institution"]["id"] for c in connections if c["status"] == "active"}
             if wanted and wanted <= active:
                 changes.update(state="connected", connected_at=to_iso(now))
-        if not changes or changes.get("state") == invitation["state"]:
+        if not changes or changes.get("state") == invitation.state:
             return False
-        await self._store.update_invitation(invitation["id"], **changes)
-        client = await self._store.get_client(invitation["client_id"])
+        await self._store.update_invitation(invitation.id, **changes)
+        client = await self._store.get_client(invitation.client_id)
         if client is not None:
-            self._announce(invitation["id"], client, changes["state"])
+            self._announce(invitation.id, client, changes["state"])
             if changes["state"] == "connected":
                 await self._store.add_audit(
                     actor="clientlinkd",
                     action="invitation.bank_connected",
                     client_id=client.id,
-                    detail={"invitation_id": invitation["id"], "banks": invitation["bank_ids"]},
+                    detail={"invitation_id": invitation.id, "banks": invitation.bank_ids},
                     now=now,
                 )
         return True
@@ -469,11 +465,11 @@ class Invitations:
         due = self._clock.now() - timedelta(days=days)
         reminded = 0
         for invitation in await self._store.list_invitations(None, ("sent", "delivered"), 10_000):
-            sent = from_iso(invitation["sent_at"])
-            expires = from_iso(invitation["link_expires_at"])
+            sent = from_iso(invitation.sent_at)
+            expires = from_iso(invitation.link_expires_at)
             if (
-                invitation["reminder_of"] is None
-                and invitation["reminded_at"] is None
+                invitation.reminder_of is None
+                and invitation.reminded_at is None
                 and sent is not None
                 and sent <= due
                 and expires is not None
@@ -481,15 +477,15 @@ class Invitations:
             ):
                 # Recorded first, so a crash cannot turn into a second reminder.
                 await self._store.update_invitation(
-                    invitation["id"], reminded_at=to_iso(self._clock.now())
+                    invitation.id, reminded_at=to_iso(self._clock.now())
                 )
                 await self.jobs.submit(
                     JobKind.INVITE,
-                    [invitation["client_id"]],
+                    [invitation.client_id],
                     {
-                        "channel": invitation["channel"],
-                        "template_id": invitation["template_id"],
-                        "reminder_of": invitation["id"],
+                        "channel": invitation.channel,
+                        "template_id": invitation.template_id,
+                        "reminder_of": invitation.id,
                     },
                     "clientlinkd (reminder)",
                 )

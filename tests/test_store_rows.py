@@ -169,11 +169,11 @@ async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Sto
         *(await store.list_invitations(client_id, ("sent",), 10)),  # with the client's name
     ]
     assert len(invitations) == 3 and invitations[2] is not None
-    assert invitations[2]["client_name"] == "Acme Pty Ltd"
+    assert invitations[2].client_name == "Acme Pty Ltd"
     for invitation in invitations:
         assert invitation is not None
         assert_shape(InvitationRow, invitation)
-        assert invitation["bank_ids"] == ["bank-1", "bank-2"]
+        assert invitation.bank_ids == ["bank-1", "bank-2"]
 
     await store.set_bank_connection("conn-1", client_id, "bank-1", "connected", NOW)
     connections = await store.bank_connections(client_id)

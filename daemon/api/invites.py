@@ -42,7 +42,7 @@ class InvitesApi(Api):
         if params.client_id is not None:
             await self._clients.require(params.client_id)
         rows = await self._store.list_invitations(params.client_id, None, params.limit)
-        return p.InvitesListResult(items=[p.Invitation.model_validate(row) for row in rows])
+        return p.InvitesListResult(items=[row.to_protocol() for row in rows])
 
     @handles("invites.resend")
     async def resend(self, params: p.InvitationIdParams, ctx: CallContext) -> p.JobStartResult:
@@ -51,10 +51,10 @@ class InvitesApi(Api):
         if invitation is None:
             raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no invitation {params.invitation_id}")
         job_params = await self._invitations.check_job_params(
-            p.Channel(invitation["channel"]), invitation["template_id"], invitation["bank_ids"]
+            p.Channel(invitation.channel), invitation.template_id, invitation.bank_ids
         )
         job_id = await self._jobs.submit(
-            p.JobKind.INVITE, [invitation["client_id"]], job_params, ctx.peer.actor
+            p.JobKind.INVITE, [invitation.client_id], job_params, ctx.peer.actor
         )
         return p.JobStartResult(job_id=job_id)
 
