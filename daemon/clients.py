@@ -288,29 +288,27 @@ class ClientService:
     ) -> list[int]:
         """Write the differences a finished re-import found; the clients changed."""
         job = await self._store.get_job(job_id)
-        if job is None or job["kind"] != p.JobKind.REIMPORT.value:
+        if job is None or job.kind != p.JobKind.REIMPORT.value:
             raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no re-import job {job_id}")
-        if not p.JobState(job["state"]).finished:
+        if not p.JobState(job.state).finished:
             raise RpcFailure(ErrorCode.CONFLICT, f"job {job_id} has not finished")
         wanted = set(client_ids) if client_ids is not None else None
         changed = []
         for item in await self._store.items_in_state(job_id, p.ItemState.DONE.value):
-            changes = (item["result"] or {}).get("changes") or {}
-            if not changes or (wanted is not None and item["client_id"] not in wanted):
+            changes = (item.result or {}).get("changes") or {}
+            if not changes or (wanted is not None and item.client_id not in wanted):
                 continue
             fields = {field: values[1] for field, values in changes.items()}
             async with self._store.transaction():
-                await self._store.update_client_details(
-                    item["client_id"], self._clock.now(), **fields
-                )
+                await self._store.update_client_details(item.client_id, self._clock.now(), **fields)
                 await self._store.add_audit(
                     actor=actor,
                     action="client.details_updated",
-                    client_id=item["client_id"],
+                    client_id=item.client_id,
                     detail={"job_id": job_id, "changes": changes},
                     now=self._clock.now(),
                 )
-            changed.append(item["client_id"])
+            changed.append(item.client_id)
         return changed
 
     # ------------------------------------------------------------------ verify

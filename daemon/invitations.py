@@ -52,7 +52,7 @@ from clientlink.daemon.events import EventBus
 from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry, JobEngine
 from clientlink.daemon.limits import LimitSpec, ProviderLimits, RateLimiter
 from clientlink.daemon.rpc_errors import RpcFailure
-from clientlink.daemon.store import ClientRow, InvitationRow, Store
+from clientlink.daemon.store import ClientRow, InvitationRow, JobItemRow, JobRow, Store
 from clientlink.daemon.templates import Template, TemplateBook, placeholder_values, render_text
 from clientlink.daemon.vault import Vault
 
@@ -72,13 +72,13 @@ class InviteJob:
     def __init__(self, invitations: Invitations) -> None:
         self._invitations = invitations
 
-    async def run(self, job: dict[str, Any], item: dict[str, Any], finish: Finish) -> None:
+    async def run(self, job: JobRow, item: JobItemRow, finish: Finish) -> None:
         await self._invitations.send_item(job, item, finish)
 
-    async def recover(self, job: dict[str, Any], item: dict[str, Any]) -> str:
+    async def recover(self, job: JobRow, item: JobItemRow) -> str:
         return await self._invitations.recover_item(item)
 
-    async def finished(self, job: dict[str, Any]) -> None:
+    async def finished(self, job: JobRow) -> None:
         return None
 
 
@@ -143,10 +143,10 @@ class Invitations:
             raise RpcFailure(ErrorCode.INVALID_PARAMS, str(exc)) from exc
         return {"channel": channel.value, "template_id": template.id, "bank_ids": bank_ids}
 
-    async def send_item(self, job: dict[str, Any], item: dict[str, Any], finish: Finish) -> None:
-        params = job["params"]
+    async def send_item(self, job: JobRow, item: JobItemRow, finish: Finish) -> None:
+        params = job.params
         channel = params["channel"]
-        client = await self._store.get_client(item["client_id"])
+        client = await self._store.get_client(item.client_id)
         if client is None:
             raise ItemFailed("the client no longer exists")
         problem = self.channel_problem(channel)
@@ -160,7 +160,7 @@ class Invitations:
             raise ItemFailed(f"{address} is not a mobile number and cannot receive SMS")
         template: Template = await self._templates.get(params["template_id"])
         reminder_of = params.get("reminder_of")
-        queued = await self._store.invitation_for_item(item["id"])
+        queued = await self._store.invitation_for_item(item.id)
         try:
             reused = await self._queued_link(queued) if queued is not None else None
             if reused is not None:
@@ -194,10 +194,10 @@ class Invitations:
         else:
             invitation_id = await self._store.add_invitation(
                 client_id=client.id,
-                job_item_id=item["id"],
+                job_item_id=item.id,
                 channel=channel,
                 template_id=template.id,
-                actor=job["actor"],
+                actor=job.actor,
                 reminder_of=reminder_of,
                 created_at=to_iso(now),
                 **fields,
@@ -235,7 +235,7 @@ class Invitations:
             if reminder_of:
                 await self._store.update_invitation(reminder_of, reminded_at=to_iso(now))
             await self._store.add_audit(
-                actor=job["actor"],
+                actor=job.actor,
                 action="invitation.sent",
                 client_id=client.id,
                 detail={"invitation_id": invitation_id, "channel": channel, "banks": bank_ids},
@@ -244,8 +244,8 @@ class Invitations:
             await finish({"invitation_id": invitation_id})
         self._announce(invitation_id, client, "sent")
 
-    async def recover_item(self, item: dict[str, Any]) -> str:
-        invitation = await self._store.invitation_for_item(item["id"])
+    async def recover_item(self, item: JobItemRow) -> str:
+        invitation = await self._store.invitation_for_item(item.id)
         if invitation is None or invitation.state == QUEUED:
             return "redo"  # nothing left the machine; a queued one keeps its link
         if invitation.state == "sending":

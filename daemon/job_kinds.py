@@ -8,7 +8,7 @@ from typing import Any
 from clientlink.daemon.clients import ClientService
 from clientlink.daemon.grants import FailureKind, classify_failure
 from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry
-from clientlink.daemon.store import ClientRow, Store
+from clientlink.daemon.store import ClientRow, JobItemRow, JobRow, Store
 
 REVIEWED_FIELDS = ("name", "legal_name", "abn")
 
@@ -40,9 +40,9 @@ class ReauthoriseJob:
         self._clients = clients
         self._watch = watch
 
-    async def run(self, job: dict[str, Any], item: dict[str, Any], finish: Finish) -> None:
-        grant_id = job["params"]["grant_id"]
-        client = await self._store.get_client(item["client_id"])
+    async def run(self, job: JobRow, item: JobItemRow, finish: Finish) -> None:
+        grant_id = job.params["grant_id"]
+        client = await self._store.get_client(item.client_id)
         if client is None:
             raise ItemFailed("the client no longer exists")
         tenant = await self._store.grant_tenant(grant_id, client.tenant_id or "")
@@ -53,17 +53,17 @@ class ReauthoriseJob:
             client,
             grant_id,
             details,
-            job["actor"],
+            job.actor,
             also=lambda: finish({"grant_id": grant_id}),
         )
 
-    async def recover(self, job: dict[str, Any], item: dict[str, Any]) -> str:
+    async def recover(self, job: JobRow, item: JobItemRow) -> str:
         # The re-authorisation and the item's outcome commit together: an item still
         # "running" did not happen, and doing it is safe.
         return "redo"
 
-    async def finished(self, job: dict[str, Any]) -> None:
-        await self._watch(job["params"]["grant_id"])
+    async def finished(self, job: JobRow) -> None:
+        await self._watch(job.params["grant_id"])
 
 
 class ReimportJob:
@@ -75,8 +75,8 @@ class ReimportJob:
         self._store = store
         self._clients = clients
 
-    async def run(self, job: dict[str, Any], item: dict[str, Any], finish: Finish) -> None:
-        client = await self._store.get_client(item["client_id"])
+    async def run(self, job: JobRow, item: JobItemRow, finish: Finish) -> None:
+        client = await self._store.get_client(item.client_id)
         if client is None:
             raise ItemFailed("the client no longer exists")
         if client.grant_id is None or client.tenant_id is None:
@@ -94,8 +94,8 @@ class ReimportJob:
         }
         await finish({"changes": changes})
 
-    async def recover(self, job: dict[str, Any], item: dict[str, Any]) -> str:
+    async def recover(self, job: JobRow, item: JobItemRow) -> str:
         return "redo"  # reading is always safe to repeat
 
-    async def finished(self, job: dict[str, Any]) -> None:
+    async def finished(self, job: JobRow) -> None:
         return None

@@ -129,20 +129,20 @@ async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Sto
     for job in jobs:
         assert job is not None
         assert_shape(JobRow, job)
-    assert jobs[0] is not None and jobs[0]["params"] == {"provider": "xero"}
+    assert jobs[0] is not None and jobs[0].params == {"provider": "xero"}
 
     claimed = await store.claim_item(job_id, NOW)
-    assert claimed is not None and claimed["name"] == "Acme Pty Ltd"
+    assert claimed is not None and claimed.name == "Acme Pty Ltd"
     assert_shape(JobItemRow, claimed)
     await store.finish_item(claimed, "done", NOW, result={"grant_id": grant_id})
     items = [
         *(await store.items_in_state(job_id, "done")),  # no client name joined
         *(await store.job_items(job_id, None, 0, 10)),
     ]
-    assert len(items) == 2 and "name" not in items[0]
+    assert len(items) == 2 and items[0].name is None  # no client name joined
     for item in items:
         assert_shape(JobItemRow, item)
-        assert item["result"] == {"grant_id": grant_id}
+        assert item.result == {"grant_id": grant_id}
 
     template_id = await store.save_template(
         None, name="Banks", channel="email", subject="Your banks", body="{link}", now=NOW
@@ -155,7 +155,7 @@ async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Sto
 
     invitation_id = await store.add_invitation(
         client_id=client_id,
-        job_item_id=claimed["id"],
+        job_item_id=claimed.id,
         channel="email",
         template_id=str(template_id),
         bank_ids='["bank-1", "bank-2"]',
@@ -165,7 +165,7 @@ async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Sto
     )
     invitations = [
         await store.get_invitation(invitation_id),
-        await store.invitation_for_item(claimed["id"]),
+        await store.invitation_for_item(claimed.id),
         *(await store.list_invitations(client_id, ("sent",), 10)),  # with the client's name
     ]
     assert len(invitations) == 3 and invitations[2] is not None
