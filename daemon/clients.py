@@ -26,14 +26,14 @@ from clientlink.daemon.events import EventBus
 from clientlink.daemon.grants import FailureKind, Grants, classify_failure
 from clientlink.daemon.providers import OrganisationDetails, ProviderAdapter
 from clientlink.daemon.rpc_errors import RpcFailure
-from clientlink.daemon.store import Store, TenantRow
+from clientlink.daemon.store import ClientRow, Store, TenantRow
 
 log = logging.getLogger(__name__)
 
 VERIFY_CONCURRENCY = 5
 
 # Told of every status write: (client, old status, new status, reason).
-Transition = Callable[[dict[str, Any], str | None, ConnectionStatus, str | None], None]
+Transition = Callable[[ClientRow, str | None, ConnectionStatus, str | None], None]
 
 
 class ClientService:
@@ -55,7 +55,7 @@ class ClientService:
         self._clock = clock
         self.on_transition = on_transition
 
-    async def require(self, client_id: int) -> dict[str, Any]:
+    async def require(self, client_id: int) -> ClientRow:
         """The client, or a NOT_FOUND error that names the id."""
         client = await self._store.get_client(client_id)
         if client is None:
@@ -63,11 +63,11 @@ class ClientService:
         return client
 
     async def set_status(
-        self, client: dict[str, Any], status: ConnectionStatus, reason: str | None
+        self, client: ClientRow, status: ConnectionStatus, reason: str | None
     ) -> None:
         """Record a status (and why); announce it when it changed, once it is committed
         (inside a transaction: after its commit, and not at all if it rolls back)."""
-        old = await self._store.set_client_status(client["id"], status, reason, self._clock.now())
+        old = await self._store.set_client_status(client.id, status, reason, self._clock.now())
 
         def announce() -> None:
             if self.on_transition is not None:
@@ -75,8 +75,8 @@ class ClientService:
             if old is not None and old != status.value:
                 self._events.publish(
                     ClientStatusChanged(
-                        client_id=client["id"],
-                        name=client["name"],
+                        client_id=client.id,
+                        name=client.name,
                         old_status=old,
                         status=status,
                         reason=reason,
@@ -127,7 +127,7 @@ class ClientService:
                 await self._store.set_client_status(client_id, status, reason, now)
                 created.append(client_id)
             else:
-                client_id = existing["id"]
+                client_id = existing.id
                 await self._store.update_client_details(
                     client_id, now, grant_id=grant_id, last_verified_at=to_iso(now)
                 )
@@ -150,25 +150,25 @@ class ClientService:
     # ------------------------------------------------------------------ re-authorise
 
     async def reauthorise(
-        self, client: dict[str, Any], grant_id: int, tenants: list[TenantRow], actor: str
+        self, client: ClientRow, grant_id: int, tenants: list[TenantRow], actor: str
     ) -> None:
         """Bind the client's business to a new grant, verify it, mark it connected."""
         tenant = self.selected_tenant(client, tenants, grant_id)
-        details = await self._verify_or_fail(client["provider"], grant_id, tenant)
+        details = await self._verify_or_fail(client.provider, grant_id, tenant)
         await self.commit_reauthorisation(client, grant_id, details, actor)
 
     def selected_tenant(
-        self, client: dict[str, Any], tenants: list[TenantRow], grant_id: int
+        self, client: ClientRow, tenants: list[TenantRow], grant_id: int
     ) -> TenantRow:
         """The client's business among a sign-in's tenants, or a clear error."""
         selected = {tenant.tenant_id: tenant for tenant in tenants}
-        tenant = selected.get(client["tenant_id"] or "")
+        tenant = selected.get(client.tenant_id or "")
         if tenant is None:
             chosen = ", ".join(t.tenant_name for t in tenants) or "none"
             raise RpcFailure(
                 ErrorCode.AUTH_CLIENT_NOT_SELECTED,
-                f"You signed in, but {client['name']} was not among the businesses you "
-                f"selected ({chosen}). Start again and tick {client['name']} on the page "
+                f"You signed in, but {client.name} was not among the businesses you "
+                f"selected ({chosen}). Start again and tick {client.name} on the page "
                 "that lists the organisations.",
                 {"grant_id": grant_id},
             )
@@ -176,7 +176,7 @@ class ClientService:
 
     async def commit_reauthorisation(
         self,
-        client: dict[str, Any],
+        client: ClientRow,
         grant_id: int,
         details: OrganisationDetails,
         actor: str,
@@ -186,15 +186,15 @@ class ClientService:
         ``also`` (a job item's outcome) — in one transaction, then announce it."""
         now = self._clock.now()
         fields: dict[str, Any] = {"grant_id": grant_id, "last_verified_at": to_iso(now)}
-        if details.abn and not client["abn"]:
+        if details.abn and not client.abn:
             fields["abn"] = details.abn
-        if details.legal_name and not client["legal_name"]:
+        if details.legal_name and not client.legal_name:
             fields["legal_name"] = details.legal_name
         async with self._store.transaction():
-            await self._store.update_client_details(client["id"], now, **fields)
+            await self._store.update_client_details(client.id, now, **fields)
             await self.set_status(client, ConnectionStatus.CONNECTED, None)
             await self._store.add_history(
-                client["id"],
+                client.id,
                 "reauthorised",
                 now,
                 status=ConnectionStatus.CONNECTED.value,
@@ -203,18 +203,18 @@ class ClientService:
             await self._store.add_audit(
                 actor=actor,
                 action="client.reauthorised",
-                client_id=client["id"],
+                client_id=client.id,
                 detail={
                     "grant_id": grant_id,
-                    "provider": client["provider"],
-                    "previous_status": client["status"],
+                    "provider": client.provider,
+                    "previous_status": client.status,
                 },
                 now=now,
             )
             if also is not None:
                 await also()
         self._events.publish(
-            ClientReauthorised(client_id=client["id"], name=client["name"], grant_id=grant_id)
+            ClientReauthorised(client_id=client.id, name=client.name, grant_id=grant_id)
         )
 
     async def verify(self, provider: str, grant_id: int, tenant_id: str) -> OrganisationDetails:
@@ -241,7 +241,7 @@ class ClientService:
     # ------------------------------------------------------------------ details
 
     async def update_contact(
-        self, client: dict[str, Any], email: str | None, phone: str | None, actor: str
+        self, client: ClientRow, email: str | None, phone: str | None, actor: str
     ) -> None:
         """Store a corrected email or phone (validated, normalised; blank clears it)."""
         fields: dict[str, Any] = {}
@@ -252,12 +252,12 @@ class ClientService:
         if not fields:
             return
         async with self._store.transaction():
-            await self._store.update_client_details(client["id"], self._clock.now(), **fields)
+            await self._store.update_client_details(client.id, self._clock.now(), **fields)
             await self._store.add_audit(
                 actor=actor,
                 action="client.contact_updated",
-                client_id=client["id"],
-                detail={name: [client[name], value] for name, value in fields.items()},
+                client_id=client.id,
+                detail={name: [getattr(client, name), value] for name, value in fields.items()},
                 now=self._clock.now(),
             )
 
@@ -270,8 +270,8 @@ class ClientService:
         grants = set()
         for client_id in client_ids:
             client = await self._store.get_client(client_id)
-            if client is not None and client["grant_id"] is not None:
-                grants.add(client["grant_id"])
+            if client is not None and client.grant_id is not None:
+                grants.add(client.grant_id)
         changed = await self._store.set_clients_active(client_ids, active, self._clock.now())
         for client_id in changed:
             await self._store.add_audit(
@@ -288,29 +288,27 @@ class ClientService:
     ) -> list[int]:
         """Write the differences a finished re-import found; the clients changed."""
         job = await self._store.get_job(job_id)
-        if job is None or job["kind"] != p.JobKind.REIMPORT.value:
+        if job is None or job.kind != p.JobKind.REIMPORT.value:
             raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no re-import job {job_id}")
-        if not p.JobState(job["state"]).finished:
+        if not p.JobState(job.state).finished:
             raise RpcFailure(ErrorCode.CONFLICT, f"job {job_id} has not finished")
         wanted = set(client_ids) if client_ids is not None else None
         changed = []
         for item in await self._store.items_in_state(job_id, p.ItemState.DONE.value):
-            changes = (item["result"] or {}).get("changes") or {}
-            if not changes or (wanted is not None and item["client_id"] not in wanted):
+            changes = (item.result or {}).get("changes") or {}
+            if not changes or (wanted is not None and item.client_id not in wanted):
                 continue
             fields = {field: values[1] for field, values in changes.items()}
             async with self._store.transaction():
-                await self._store.update_client_details(
-                    item["client_id"], self._clock.now(), **fields
-                )
+                await self._store.update_client_details(item.client_id, self._clock.now(), **fields)
                 await self._store.add_audit(
                     actor=actor,
                     action="client.details_updated",
-                    client_id=item["client_id"],
+                    client_id=item.client_id,
                     detail={"job_id": job_id, "changes": changes},
                     now=self._clock.now(),
                 )
-            changed.append(item["client_id"])
+            changed.append(item.client_id)
         return changed
 
     # ------------------------------------------------------------------ verify
@@ -321,18 +319,18 @@ class ClientService:
         clients = [await self.require(client_id) for client_id in ids]
         limiter = asyncio.Semaphore(VERIFY_CONCURRENCY)
 
-        async def check_one(client: dict[str, Any]) -> None:
-            if not client["active"] or client["grant_id"] is None:
+        async def check_one(client: ClientRow) -> None:
+            if not client.active or client.grant_id is None:
                 return
-            tenant = TenantRow(tenant_id=client["tenant_id"], tenant_name=client["name"])
+            tenant = TenantRow(tenant_id=client.tenant_id, tenant_name=client.name)
             async with limiter:
                 _, status, reason = await self._verify(
-                    client["provider"], client["grant_id"], tenant, transient_is_none=True
+                    client.provider, client.grant_id, tenant, transient_is_none=True
                 )
             if status is None:
                 return  # an outage is not a verdict on the connection
             await self._store.update_client_details(
-                client["id"], self._clock.now(), last_verified_at=to_iso(self._clock.now())
+                client.id, self._clock.now(), last_verified_at=to_iso(self._clock.now())
             )
             await self.set_status(client, status, reason)
 
@@ -341,7 +339,7 @@ class ClientService:
         for client_id in ids:
             current = await self._store.get_client(client_id)
             if current is not None:
-                by_status[current["status"]] = by_status.get(current["status"], 0) + 1
+                by_status[current.status] = by_status.get(current.status, 0) + 1
         return {"checked": len(ids), "by_status": by_status}
 
     async def _verify(

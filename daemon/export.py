@@ -26,7 +26,7 @@ from typing import Any
 from clientlink.common.paths import Paths
 from clientlink.common.protocol import ErrorCode
 from clientlink.daemon.rpc_errors import RpcFailure
-from clientlink.daemon.store import Store
+from clientlink.daemon.store import ClientRow, Store
 
 EXPORT_PAGE = 5000
 
@@ -155,9 +155,9 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
     return count
 
 
-async def all_clients(store: Store, **flt: Any) -> list[dict[str, Any]]:
+async def all_clients(store: Store, **flt: Any) -> list[ClientRow]:
     """Every client matching ``flt`` (the store's ``list_clients`` filter), page by page."""
-    rows: list[dict[str, Any]] = []
+    rows: list[ClientRow] = []
     while True:
         total, page = await store.list_clients(**flt, offset=len(rows), limit=EXPORT_PAGE)
         rows += page

@@ -52,7 +52,7 @@ from clientlink.daemon.events import EventBus
 from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry, JobEngine
 from clientlink.daemon.limits import LimitSpec, ProviderLimits, RateLimiter
 from clientlink.daemon.rpc_errors import RpcFailure
-from clientlink.daemon.store import Store
+from clientlink.daemon.store import ClientRow, InvitationRow, JobItemRow, JobRow, Store
 from clientlink.daemon.templates import Template, TemplateBook, placeholder_values, render_text
 from clientlink.daemon.vault import Vault
 
@@ -72,13 +72,13 @@ class InviteJob:
     def __init__(self, invitations: Invitations) -> None:
         self._invitations = invitations
 
-    async def run(self, job: dict[str, Any], item: dict[str, Any], finish: Finish) -> None:
+    async def run(self, job: JobRow, item: JobItemRow, finish: Finish) -> None:
         await self._invitations.send_item(job, item, finish)
 
-    async def recover(self, job: dict[str, Any], item: dict[str, Any]) -> str:
+    async def recover(self, job: JobRow, item: JobItemRow) -> str:
         return await self._invitations.recover_item(item)
 
-    async def finished(self, job: dict[str, Any]) -> None:
+    async def finished(self, job: JobRow) -> None:
         return None
 
 
@@ -147,24 +147,24 @@ class Invitations:
             raise RpcFailure(ErrorCode.INVALID_PARAMS, str(exc)) from exc
         return {"channel": channel.value, "template_id": template.id, "bank_ids": bank_ids}
 
-    async def send_item(self, job: dict[str, Any], item: dict[str, Any], finish: Finish) -> None:
-        params = job["params"]
+    async def send_item(self, job: JobRow, item: JobItemRow, finish: Finish) -> None:
+        params = job.params
         channel = params["channel"]
-        client = await self._store.get_client(item["client_id"])
+        client = await self._store.get_client(item.client_id)
         if client is None:
             raise ItemFailed("the client no longer exists")
         problem = self.channel_problem(channel)
         if problem:
             raise ItemFailed(problem)
-        address = client["email"] if channel == "email" else client["phone"]
+        address = client.email if channel == "email" else client.phone
         if not address:
             what = "email address" if channel == "email" else "mobile number"
-            raise ItemFailed(f"{client['name']} has no {what}: add it in the client's details")
+            raise ItemFailed(f"{client.name} has no {what}: add it in the client's details")
         if channel == "sms" and not is_mobile(address):
             raise ItemFailed(f"{address} is not a mobile number and cannot receive SMS")
         template: Template = await self._templates.get(params["template_id"])
         reminder_of = params.get("reminder_of")
-        queued = await self._store.invitation_for_item(item["id"])
+        queued = await self._store.invitation_for_item(item.id)
         try:
             reused = await self._queued_link(queued) if queued is not None else None
             if reused is not None:
@@ -178,7 +178,7 @@ class Invitations:
         except BanksUnavailable as exc:
             raise ItemRetry(str(exc)) from exc
         values = placeholder_values(
-            client["name"], self._config.practice.name, bank_names, link, expires
+            client.name, self._config.practice.name, bank_names, link, expires
         )
         body = render_text(template.body, values)
         subject = render_text(template.subject or "", values, one_line=True)
@@ -187,21 +187,21 @@ class Invitations:
         now = self._clock.now()
         fields: dict[str, Any] = {
             "bank_ids": _json(bank_ids),
-            "link_sealed": self._seal(link, client["id"]),
+            "link_sealed": self._seal(link, client.id),
             "link_expires_at": to_iso(expires),
             "state": QUEUED,
             "error": None,
         }
         if queued is not None:
-            invitation_id = queued["id"]
+            invitation_id = queued.id
             await self._store.update_invitation(invitation_id, **fields)
         else:
             invitation_id = await self._store.add_invitation(
-                client_id=client["id"],
-                job_item_id=item["id"],
+                client_id=client.id,
+                job_item_id=item.id,
                 channel=channel,
                 template_id=template.id,
-                actor=job["actor"],
+                actor=job.actor,
                 reminder_of=reminder_of,
                 created_at=to_iso(now),
                 **fields,
@@ -239,22 +239,22 @@ class Invitations:
             if reminder_of:
                 await self._store.update_invitation(reminder_of, reminded_at=to_iso(now))
             await self._store.add_audit(
-                actor=job["actor"],
+                actor=job.actor,
                 action="invitation.sent",
-                client_id=client["id"],
+                client_id=client.id,
                 detail={"invitation_id": invitation_id, "channel": channel, "banks": bank_ids},
                 now=now,
             )
             await finish({"invitation_id": invitation_id})
         self._announce(invitation_id, client, "sent")
 
-    async def recover_item(self, item: dict[str, Any]) -> str:
-        invitation = await self._store.invitation_for_item(item["id"])
-        if invitation is None or invitation["state"] == QUEUED:
+    async def recover_item(self, item: JobItemRow) -> str:
+        invitation = await self._store.invitation_for_item(item.id)
+        if invitation is None or invitation.state == QUEUED:
             return "redo"  # nothing left the machine; a queued one keeps its link
-        if invitation["state"] == "sending":
+        if invitation.state == "sending":
             await self._store.update_invitation(
-                invitation["id"],
+                invitation.id,
                 state=UNCERTAIN,
                 error="Uncertain: clientlinkd stopped while sending; check with the client "
                 "before sending again",
@@ -263,31 +263,31 @@ class Invitations:
         return "redo"
 
     async def _queued_link(
-        self, invitation: dict[str, Any]
+        self, invitation: InvitationRow
     ) -> tuple[str, datetime, list[str]] | None:
         """The link of this item's queued invitation, while it is still the client's
         current, unexpired link (a redone item sends the link it made, not a new one)."""
-        if invitation["state"] != QUEUED or not invitation["link_sealed"]:
+        if invitation.state != QUEUED or not invitation.link_sealed:
             return None
-        expires = from_iso(invitation["link_expires_at"])
+        expires = from_iso(invitation.link_expires_at)
         if expires is None or expires <= self._clock.now():
             return None
         link = self._vault.decrypt(
-            invitation["link_sealed"], f"invite-link:{invitation['client_id']}"
+            invitation.link_sealed, f"invite-link:{invitation.client_id}"
         ).decode()
-        user_id = await self._store.bank_user(invitation["client_id"])
+        user_id = await self._store.bank_user(invitation.client_id)
         if user_id is None:
             return None
         current = await self.banks.link_state(user_id)
         if not current or current.get("url") != link or current.get("used"):
             return None  # a newer link replaced it (only the latest works) or it was used
-        return link, expires, list(invitation["bank_ids"])
+        return link, expires, list(invitation.bank_ids)
 
-    async def _new_link(self, client: dict[str, Any], bank_ids: list[str]) -> tuple[str, datetime]:
+    async def _new_link(self, client: ClientRow, bank_ids: list[str]) -> tuple[str, datetime]:
         user_id = await self._bank_user(client)
         return await self.banks.create_link(user_id, bank_ids, self._config.practice.name)
 
-    async def _bank_user(self, client: dict[str, Any]) -> str:
+    async def _bank_user(self, client: ClientRow) -> str:
         """The client's bank-feed user, created once.
 
         Basiq does not look for existing users and honours no idempotency key, so the id
@@ -296,7 +296,7 @@ class Invitations:
         user behind at Basiq that nobody can find through the API: that is recorded
         before the next attempt so the person can delete the spare one.
         """
-        client_id = client["id"]
+        client_id = client.id
         lock = self._bank_user_locks.setdefault(client_id, asyncio.Lock())
         async with lock:
             user_id = await self._store.bank_user(client_id)
@@ -310,10 +310,10 @@ class Invitations:
                     self._clock.now(),
                     reason="an earlier request to create this client's bank-feed user got no "
                     "answer; if the bank-feed dashboard lists two users for "
-                    f"{client['email'] or client['phone']}, delete the one without connections",
+                    f"{client.email or client.phone}, delete the one without connections",
                 )
             await self._store.set_meta(marker, to_iso(self._clock.now()))
-            user_id = await self.banks.create_user(client["email"], client["phone"], client["name"])
+            user_id = await self.banks.create_user(client.email, client.phone, client.name)
             async with self._store.transaction():
                 await self._store.set_bank_user(client_id, user_id)
                 await self._store.set_meta(marker, "")
@@ -321,27 +321,27 @@ class Invitations:
 
     async def _reuse_link(self, invitation_id: int) -> tuple[str, datetime, list[str]]:
         original = await self._store.get_invitation(invitation_id)
-        if original is None or not original["link_sealed"]:
+        if original is None or not original.link_sealed:
             raise ItemFailed("the invitation to remind about is gone")
-        expires = from_iso(original["link_expires_at"])
+        expires = from_iso(original.link_expires_at)
         assert expires is not None
         if expires <= self._clock.now():
             raise ItemFailed("the link has expired: send a new invitation instead")
         link = self._vault.decrypt(
-            original["link_sealed"], f"invite-link:{original['client_id']}"
+            original.link_sealed, f"invite-link:{original.client_id}"
         ).decode()
-        return link, expires, original["bank_ids"]
+        return link, expires, original.bank_ids
 
     def _seal(self, link: str, client_id: int) -> bytes:
         # A consent link is a bearer credential for the client's banks: never stored bare.
         return self._vault.encrypt(link.encode(), f"invite-link:{client_id}")
 
-    def _announce(self, invitation_id: int, client: dict[str, Any], state: str) -> None:
+    def _announce(self, invitation_id: int, client: ClientRow, state: str) -> None:
         self._events.publish(
             InvitationChanged(
                 invitation_id=invitation_id,
-                client_id=client["id"],
-                name=client["name"],
+                client_id=client.id,
+                name=client.name,
                 state=state,
             )
         )
@@ -403,7 +403,7 @@ class Invitations:
         self._events.publish(
             BankConnectionChanged(
                 client_id=client_id,
-                name=client["name"] if client else "",
+                name=client.name if client else "",
                 connection_id=connection["id"],
                 institution_id=institution,
                 status=connection["status"],
@@ -420,21 +420,17 @@ class Invitations:
             )
         return 1
 
-    async def _follow_one(self, invitation: dict[str, Any]) -> bool:
+    async def _follow_one(self, invitation: InvitationRow) -> bool:
         now = self._clock.now()
         changes: dict[str, Any] = {}
-        if (
-            invitation["channel"] == "sms"
-            and invitation["state"] == "sent"
-            and not self.sms.problem()
-        ):
+        if invitation.channel == "sms" and invitation.state == "sent" and not self.sms.problem():
             with contextlib.suppress(Exception):
-                status = await self.sms.status(invitation["provider_ref"])
+                status = await self.sms.status(invitation.provider_ref)
                 if status == "delivered":
                     changes.update(state="delivered", delivered_at=to_iso(now))
                 elif status in ("undelivered", "failed"):
                     changes.update(state="failed", error=f"the SMS was {status}")
-        user_id = await self._store.bank_user(invitation["client_id"])
+        user_id = await self._store.bank_user(invitation.client_id)
         if user_id and not changes.get("state") == "failed":
             try:
                 link = await self.banks.link_state(user_id)
@@ -443,25 +439,25 @@ class Invitations:
                 log.info("bank-feed follow-up skipped: %s", exc)
                 return False
             for connection in connections:
-                await self._record_connection(invitation["client_id"], connection)
-            if link.get("opened") and not invitation["opened_at"]:
+                await self._record_connection(invitation.client_id, connection)
+            if link.get("opened") and not invitation.opened_at:
                 changes.update(state="opened", opened_at=link.get("openedAt") or to_iso(now))
-            wanted = set(invitation["bank_ids"])
+            wanted = set(invitation.bank_ids)
             active = {c["institution"]["id"] for c in connections if c["status"] == "active"}
             if wanted and wanted <= active:
                 changes.update(state="connected", connected_at=to_iso(now))
-        if not changes or changes.get("state") == invitation["state"]:
+        if not changes or changes.get("state") == invitation.state:
             return False
-        await self._store.update_invitation(invitation["id"], **changes)
-        client = await self._store.get_client(invitation["client_id"])
+        await self._store.update_invitation(invitation.id, **changes)
+        client = await self._store.get_client(invitation.client_id)
         if client is not None:
-            self._announce(invitation["id"], client, changes["state"])
+            self._announce(invitation.id, client, changes["state"])
             if changes["state"] == "connected":
                 await self._store.add_audit(
                     actor="clientlinkd",
                     action="invitation.bank_connected",
-                    client_id=client["id"],
-                    detail={"invitation_id": invitation["id"], "banks": invitation["bank_ids"]},
+                    client_id=client.id,
+                    detail={"invitation_id": invitation.id, "banks": invitation.bank_ids},
                     now=now,
                 )
         return True
@@ -473,11 +469,11 @@ class Invitations:
         due = self._clock.now() - timedelta(days=days)
         reminded = 0
         for invitation in await self._store.list_invitations(None, ("sent", "delivered"), 10_000):
-            sent = from_iso(invitation["sent_at"])
-            expires = from_iso(invitation["link_expires_at"])
+            sent = from_iso(invitation.sent_at)
+            expires = from_iso(invitation.link_expires_at)
             if (
-                invitation["reminder_of"] is None
-                and invitation["reminded_at"] is None
+                invitation.reminder_of is None
+                and invitation.reminded_at is None
                 and sent is not None
                 and sent <= due
                 and expires is not None
@@ -485,15 +481,15 @@ class Invitations:
             ):
                 # Recorded first, so a crash cannot turn into a second reminder.
                 await self._store.update_invitation(
-                    invitation["id"], reminded_at=to_iso(self._clock.now())
+                    invitation.id, reminded_at=to_iso(self._clock.now())
                 )
                 await self.jobs.submit(
                     JobKind.INVITE,
-                    [invitation["client_id"]],
+                    [invitation.client_id],
                     {
-                        "channel": invitation["channel"],
-                        "template_id": invitation["template_id"],
-                        "reminder_of": invitation["id"],
+                        "channel": invitation.channel,
+                        "template_id": invitation.template_id,
+                        "reminder_of": invitation.id,
                     },
                     "clientlinkd (reminder)",
                 )

@@ -8,17 +8,15 @@ from typing import Any
 from clientlink.daemon.clients import ClientService
 from clientlink.daemon.grants import FailureKind, classify_failure
 from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry
-from clientlink.daemon.store import Store
+from clientlink.daemon.store import ClientRow, JobItemRow, JobRow, Store
 
 REVIEWED_FIELDS = ("name", "legal_name", "abn")
 
 
-async def _verify(
-    clients: ClientService, client: dict[str, Any], grant_id: int, tenant_id: str
-) -> Any:
+async def _verify(clients: ClientService, client: ClientRow, grant_id: int, tenant_id: str) -> Any:
     """The verifying call, with provider failures turned into retry or failure."""
     try:
-        return await clients.verify(client["provider"], grant_id, tenant_id)
+        return await clients.verify(client.provider, grant_id, tenant_id)
     except Exception as exc:
         failure = classify_failure(exc)
         if failure is None:
@@ -42,32 +40,30 @@ class ReauthoriseJob:
         self._clients = clients
         self._watch = watch
 
-    async def run(self, job: dict[str, Any], item: dict[str, Any], finish: Finish) -> None:
-        grant_id = job["params"]["grant_id"]
-        client = await self._store.get_client(item["client_id"])
+    async def run(self, job: JobRow, item: JobItemRow, finish: Finish) -> None:
+        grant_id = job.params["grant_id"]
+        client = await self._store.get_client(item.client_id)
         if client is None:
             raise ItemFailed("the client no longer exists")
-        tenant = await self._store.grant_tenant(grant_id, client["tenant_id"] or "")
+        tenant = await self._store.grant_tenant(grant_id, client.tenant_id or "")
         if tenant is None:
-            raise ItemFailed(
-                f"{client['name']} was not among the businesses selected at this sign-in"
-            )
+            raise ItemFailed(f"{client.name} was not among the businesses selected at this sign-in")
         details = await _verify(self._clients, client, grant_id, tenant.tenant_id)
         await self._clients.commit_reauthorisation(
             client,
             grant_id,
             details,
-            job["actor"],
+            job.actor,
             also=lambda: finish({"grant_id": grant_id}),
         )
 
-    async def recover(self, job: dict[str, Any], item: dict[str, Any]) -> str:
+    async def recover(self, job: JobRow, item: JobItemRow) -> str:
         # The re-authorisation and the item's outcome commit together: an item still
         # "running" did not happen, and doing it is safe.
         return "redo"
 
-    async def finished(self, job: dict[str, Any]) -> None:
-        await self._watch(job["params"]["grant_id"])
+    async def finished(self, job: JobRow) -> None:
+        await self._watch(job.params["grant_id"])
 
 
 class ReimportJob:
@@ -79,27 +75,27 @@ class ReimportJob:
         self._store = store
         self._clients = clients
 
-    async def run(self, job: dict[str, Any], item: dict[str, Any], finish: Finish) -> None:
-        client = await self._store.get_client(item["client_id"])
+    async def run(self, job: JobRow, item: JobItemRow, finish: Finish) -> None:
+        client = await self._store.get_client(item.client_id)
         if client is None:
             raise ItemFailed("the client no longer exists")
-        if client["grant_id"] is None or client["tenant_id"] is None:
-            raise ItemFailed(f"{client['name']} has never been authorised: re-authorise it")
-        details = await _verify(self._clients, client, client["grant_id"], client["tenant_id"])
+        if client.grant_id is None or client.tenant_id is None:
+            raise ItemFailed(f"{client.name} has never been authorised: re-authorise it")
+        details = await _verify(self._clients, client, client.grant_id, client.tenant_id)
         provider_values = {
             "name": details.name,
             "legal_name": details.legal_name,
             "abn": details.abn,
         }
         changes = {
-            field: [client[field], provider_values[field]]
+            field: [getattr(client, field), provider_values[field]]
             for field in REVIEWED_FIELDS
-            if provider_values[field] and provider_values[field] != client[field]
+            if provider_values[field] and provider_values[field] != getattr(client, field)
         }
         await finish({"changes": changes})
 
-    async def recover(self, job: dict[str, Any], item: dict[str, Any]) -> str:
+    async def recover(self, job: JobRow, item: JobItemRow) -> str:
         return "redo"  # reading is always safe to repeat
 
-    async def finished(self, job: dict[str, Any]) -> None:
+    async def finished(self, job: JobRow) -> None:
         return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 from clientlink.common.protocol import (
     ErrorCode,
     ItemState,
+    Job,
     JobKind,
     JobProgress,
     JobState,
@@ -34,7 +36,7 @@ from clientlink.common.protocol import (
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.rpc_errors import RpcFailure
-from clientlink.daemon.store import Store
+from clientlink.daemon.store import JobItemRow, JobRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +66,14 @@ class JobHandler(Protocol):
 
     concurrency: int
 
-    async def run(self, job: dict[str, Any], item: dict[str, Any], finish: Finish) -> None:
+    async def run(self, job: JobRow, item: JobItemRow, finish: Finish) -> None:
         """Do the item's work, then call ``finish(result)`` inside the transaction that
         writes the work's own effect (so both commit together)."""
 
-    async def recover(self, job: dict[str, Any], item: dict[str, Any]) -> str:
+    async def recover(self, job: JobRow, item: JobItemRow) -> str:
         """An item found ``running`` after a crash: ``"redo"`` or ``"uncertain"``."""
 
-    async def finished(self, job: dict[str, Any]) -> None:
+    async def finished(self, job: JobRow) -> None:
         """After the job's last item (e.g. start watching a grant)."""
 
 
@@ -105,11 +107,11 @@ class JobEngine:
         """Resume every queued or running job; returns how many."""
         jobs = await self._store.jobs_in_states((JobState.QUEUED.value, JobState.RUNNING.value))
         for job in jobs:
-            handler = self._handlers[JobKind(job["kind"])]
-            for item in await self._store.items_in_state(job["id"], ItemState.RUNNING.value):
+            handler = self._handlers[JobKind(job.kind)]
+            for item in await self._store.items_in_state(job.id, ItemState.RUNNING.value):
                 verdict = await handler.recover(job, item)
                 if verdict == "redo":
-                    await self._store.release_item(item["id"])
+                    await self._store.release_item(item.id)
                 else:
                     await self._store.finish_item(
                         item,
@@ -118,8 +120,8 @@ class JobEngine:
                         error="Uncertain: the daemon stopped while this was under way and "
                         "cannot tell whether it happened; check before retrying",
                     )
-            log.info("resuming job %s (%s)", job["id"], job["kind"])
-            self._spawn(job["id"])
+            log.info("resuming job %s (%s)", job.id, job.kind)
+            self._spawn(job.id)
         return len(jobs)
 
     async def stop(self, drain_seconds: float = 20.0) -> None:
@@ -157,7 +159,7 @@ class JobEngine:
 
     async def cancel(self, job_id: int) -> None:
         job = await self._require(job_id)
-        if JobState(job["state"]).finished:
+        if JobState(job.state).finished:
             return
         self._control[job_id] = JobState.CANCELLED
         if job_id not in self._tasks:  # paused: nothing runs, finish it here
@@ -165,12 +167,12 @@ class JobEngine:
 
     async def pause(self, job_id: int) -> None:
         job = await self._require(job_id)
-        if job["state"] in (JobState.QUEUED.value, JobState.RUNNING.value):
+        if job.state in (JobState.QUEUED.value, JobState.RUNNING.value):
             self._control[job_id] = JobState.PAUSED
 
     async def resume(self, job_id: int) -> None:
         job = await self._require(job_id)
-        if job["state"] == JobState.PAUSED.value:
+        if job.state == JobState.PAUSED.value:
             self._control.pop(job_id, None)
             await self._store.set_job_state(job_id, JobState.QUEUED.value, self._clock.now())
             self._spawn(job_id)
@@ -178,27 +180,27 @@ class JobEngine:
     async def retry(self, job_id: int, actor: str) -> int:
         """A new job for the failed items of a finished job."""
         job = await self._require(job_id)
-        if not JobState(job["state"]).finished:
+        if not JobState(job.state).finished:
             raise RpcFailure(
-                ErrorCode.CONFLICT, f"job {job_id} is still {job['state']}: wait for it to end"
+                ErrorCode.CONFLICT, f"job {job_id} is still {job.state}: wait for it to end"
             )
         failed = await self._store.items_in_state(job_id, ItemState.FAILED.value)
         if not failed:
             raise RpcFailure(ErrorCode.CONFLICT, f"job {job_id} has no failed items to retry")
         return await self.submit(
-            JobKind(job["kind"]),
-            [item["client_id"] for item in failed],
-            job["params"],
+            JobKind(job.kind),
+            [item.client_id for item in failed],
+            job.params,
             actor,
             retry_of=job_id,
         )
 
-    async def describe(self, job_id: int) -> dict[str, Any]:
+    async def describe(self, job_id: int) -> Job:
         """The job as ``jobs.get`` reports it (without items)."""
         job = await self._require(job_id)
         return self._describe(job)
 
-    async def _require(self, job_id: int) -> dict[str, Any]:
+    async def _require(self, job_id: int) -> JobRow:
         job = await self._store.get_job(job_id)
         if job is None:
             raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no job with id {job_id}")
@@ -215,7 +217,7 @@ class JobEngine:
 
     async def _run(self, job_id: int) -> None:
         job = await self._require(job_id)
-        handler = self._handlers[JobKind(job["kind"])]
+        handler = self._handlers[JobKind(job.kind)]
         await self._store.set_job_state(
             job_id, JobState.RUNNING.value, self._clock.now(), started=True
         )
@@ -247,7 +249,7 @@ class JobEngine:
             state = JobState.CANCELLED
         else:
             job = await self._require(job_id)
-            all_failed = job["total"] > 0 and job["failed"] == job["total"]
+            all_failed = job.total > 0 and job.failed == job.total
             state = JobState.FAILED if all_failed else JobState.COMPLETED
         await self._store.set_job_state(job_id, state.value, now, finished=True)
         self._current.pop(job_id, None)
@@ -255,20 +257,20 @@ class JobEngine:
         self._dirty.discard(job_id)
         self._publish(job_id, Topic.JOB_PROGRESS, job)
         self._publish(job_id, Topic.JOB_FINISHED, job)
-        log.info("job %s %s: %s done, %s failed", job_id, state.value, job["done"], job["failed"])
+        log.info("job %s %s: %s done, %s failed", job_id, state.value, job.done, job.failed)
 
-    async def _work(self, job: dict[str, Any], handler: JobHandler) -> None:
-        job_id = job["id"]
+    async def _work(self, job: JobRow, handler: JobHandler) -> None:
+        job_id = job.id
         while not self._stopping and job_id not in self._control:
             item = await self._store.claim_item(job_id, self._clock.now())
             if item is None:
                 return
-            self._current[job_id] = item.get("name") or f"client {item['client_id']}"
+            self._current[job_id] = item.name or f"client {item.client_id}"
             self._mark(job_id)
             await self._one(job, handler, item)
             self._mark(job_id)
 
-    async def _one(self, job: dict[str, Any], handler: JobHandler, item: dict[str, Any]) -> None:
+    async def _one(self, job: JobRow, handler: JobHandler, item: JobItemRow) -> None:
         async def finish(result: dict[str, Any] | None) -> None:
             await self._store.finish_item(
                 item, ItemState.DONE.value, self._clock.now(), result=result
@@ -277,25 +279,25 @@ class JobEngine:
         try:
             await handler.run(job, item, finish)
         except ItemRetry as retry:
-            if item["attempts"] >= MAX_ATTEMPTS:
-                await self._fail(item, f"{retry} (gave up after {item['attempts']} attempts)")
+            if item.attempts >= MAX_ATTEMPTS:
+                await self._fail(item, f"{retry} (gave up after {item.attempts} attempts)")
                 return
-            delay = retry.after * (2 ** (item["attempts"] - 1)) * self._random.uniform(0.8, 1.2)
+            delay = retry.after * (2 ** (item.attempts - 1)) * self._random.uniform(0.8, 1.2)
             await self._clock.sleep(min(delay, 60))
-            await self._store.release_item(item["id"])
+            await self._store.release_item(item.id)
             return
         except ItemFailed as failure:
             await self._fail(item, str(failure))
             return
         except Exception as exc:
-            log.exception("job %s item %s failed", job["id"], item["id"])
+            log.exception("job %s item %s failed", job.id, item.id)
             await self._fail(item, f"internal error: {exc}")
             return
-        self._finished_at[job["id"]].append(time.monotonic())
+        self._finished_at[job.id].append(time.monotonic())
 
-    async def _fail(self, item: dict[str, Any], reason: str) -> None:
+    async def _fail(self, item: JobItemRow, reason: str) -> None:
         await self._store.finish_item(item, ItemState.FAILED.value, self._clock.now(), error=reason)
-        self._finished_at.setdefault(item["job_id"], deque(maxlen=500)).append(time.monotonic())
+        self._finished_at.setdefault(item.job_id, deque(maxlen=500)).append(time.monotonic())
 
     # ------------------------------------------------------------------ progress
 
@@ -310,43 +312,46 @@ class JobEngine:
             dirty, self._dirty = self._dirty, set()
             for job_id in dirty:
                 job = await self._store.get_job(job_id)
-                if job is not None and not JobState(job["state"]).finished:
+                if job is not None and not JobState(job.state).finished:
                     self._publish(job_id, Topic.JOB_PROGRESS, job)
             await asyncio.sleep(PROGRESS_INTERVAL)
 
-    def _publish(self, job_id: int, topic: Topic, job: dict[str, Any]) -> None:
+    def _publish(self, job_id: int, topic: Topic, job: JobRow) -> None:
         described = self._describe(job)
         self._events.publish(
             JobProgress(
                 topic=topic,
                 job_id=job_id,
-                kind=described["kind"],
-                state=described["state"],
-                total=described["total"],
-                done=described["done"],
-                failed=described["failed"],
-                current=described["current"],
-                rate_per_minute=described["rate_per_minute"],
-                eta_seconds=described["eta_seconds"],
+                kind=described.kind,
+                state=described.state,
+                total=described.total,
+                done=described.done,
+                failed=described.failed,
+                current=described.current,
+                rate_per_minute=described.rate_per_minute,
+                eta_seconds=described.eta_seconds,
             )
         )
 
-    def _describe(self, job: dict[str, Any]) -> dict[str, Any]:
-        job_id = job["id"]
+    def _describe(self, job: JobRow) -> Job:
+        """The job as ``jobs.get`` reports it: the row, with what is under way and how fast."""
+        job_id = job.id
         rate = eta = None
         finished = self._finished_at.get(job_id)
         started = self._started_at.get(job_id)
-        if finished and started is not None and not JobState(job["state"]).finished:
+        if finished and started is not None and not JobState(job.state).finished:
             now = time.monotonic()
             recent = [t for t in finished if t > now - 60]
             span = min(60.0, now - started)
             if recent and span > 0:
                 rate = len(recent) / span * 60
-                remaining = job["total"] - job["done"] - job["failed"]
+                remaining = job.total - job.done - job.failed
                 eta = remaining / rate * 60 if rate else None
-        return {
-            **job,
-            "current": self._current.get(job_id),
-            "rate_per_minute": rate,
-            "eta_seconds": eta,
-        }
+        return Job.model_validate(
+            {
+                **dataclasses.asdict(job),
+                "current": self._current.get(job_id),
+                "rate_per_minute": rate,
+                "eta_seconds": eta,
+            }
+        )

@@ -14,18 +14,19 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from clientlink.common.config import NotificationsConfig
 from clientlink.common.protocol import (
     ConnectionStatus,
     NotificationEvent,
     NotificationKind,
+    NotificationsListResult,
     NotificationsRead,
 )
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
-from clientlink.daemon.store import Store
+from clientlink.daemon.store import ClientRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class Notifier:
 
     def transition(
         self,
-        client: dict[str, Any],
+        client: ClientRow,
         old: str | None,
         new: ConnectionStatus,
         reason: str | None,
@@ -110,10 +111,10 @@ class Notifier:
         if old == new.value:
             return
         if new in BAD and new.value in self._config.kinds:
-            self._pending.append(_Change(client["id"], client["name"], new, reason))
+            self._pending.append(_Change(client.id, client.name, new, reason))
         elif new == ConnectionStatus.CONNECTED and old in {s.value for s in BAD}:
-            self._recovered.add(client["id"])
-            self._pending = [c for c in self._pending if c.client_id != client["id"]]
+            self._recovered.add(client.id)
+            self._pending = [c for c in self._pending if c.client_id != client.id]
         else:
             return
         if self._flush_task is None or self._flush_task.done():
@@ -151,11 +152,12 @@ class Notifier:
                 await self._flush_task
         await self.flush()
 
-    async def list(self, unread_only: bool, limit: int) -> dict[str, Any]:
-        items = await self._store.list_notifications(unread_only, limit)
-        for item in items:
-            item.pop("desktop_id", None)
-        return {"unread": await self._store.count_unread_notifications(), "items": items}
+    async def list(self, unread_only: bool, limit: int) -> NotificationsListResult:
+        rows = await self._store.list_notifications(unread_only, limit)
+        return NotificationsListResult(
+            unread=await self._store.count_unread_notifications(),
+            items=[row.to_protocol() for row in rows],
+        )
 
     async def ack(self, ids: list[int] | None) -> int:
         await self._store.mark_notifications_read(ids)
@@ -217,23 +219,23 @@ class Notifier:
         notification was cleared."""
         cleared = False
         for item in await self._store.unread_notifications_for(client_id):
-            others = [c for c in item["client_ids"] if c != client_id]
+            others = [c for c in item.client_ids if c != client_id]
             if others and await self._any_still_bad(others):
                 continue
             cleared = True
-            await self._store.mark_notifications_read([item["id"]])
-            if item["desktop"] == "sent" and item["desktop_id"] and self._desktop is not None:
+            await self._store.mark_notifications_read([item.id])
+            if item.desktop == "sent" and item.desktop_id and self._desktop is not None:
                 try:
-                    await self._desktop.withdraw(item["desktop_id"])
+                    await self._desktop.withdraw(item.desktop_id)
                 except Exception as exc:
                     log.info("could not withdraw desktop notification: %s", exc)
-                await self._store.set_notification_desktop(item["id"], "withdrawn")
+                await self._store.set_notification_desktop(item.id, "withdrawn")
         return cleared
 
     async def _any_still_bad(self, client_ids: list[int]) -> bool:
         for client_id in client_ids:
             client = await self._store.get_client(client_id)
-            if client is not None and client["status"] in {s.value for s in BAD}:
+            if client is not None and client.status in {s.value for s in BAD}:
                 return True
         return False
 

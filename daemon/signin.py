@@ -21,7 +21,7 @@ from clientlink.daemon.events import EventBus
 from clientlink.daemon.grants import Grants, classify_failure
 from clientlink.daemon.providers import ProviderError
 from clientlink.daemon.rpc_errors import RpcFailure
-from clientlink.daemon.store import Store
+from clientlink.daemon.store import ClientRow, Store
 from clientlink.daemon.watcher import Watcher
 
 
@@ -89,8 +89,8 @@ class SignIn:
                 await self._watcher.watch(grant_id)
                 raise await self._lost_race(session, client, grant_id, failure) from None
             await self._watcher.watch(grant_id)
-            if client["grant_id"] is not None:
-                await self._watcher.watch(client["grant_id"])
+            if client.grant_id is not None:
+                await self._watcher.watch(client.grant_id)
         listed = []
         for tenant in tenants:
             found = await self._store.find_client_by_tenant(session.provider, tenant.tenant_id)
@@ -99,7 +99,7 @@ class SignIn:
                     "tenant_id": tenant.tenant_id,
                     "name": tenant.tenant_name,
                     "tenant_type": tenant.tenant_type,
-                    "client_id": found["id"] if found else None,
+                    "client_id": found.id if found else None,
                 }
             )
         return {
@@ -112,7 +112,7 @@ class SignIn:
     async def _lost_race(
         self,
         session: AuthSession,
-        client: dict[str, Any],
+        client: ClientRow,
         grant_id: int,
         failure: RpcFailure,
     ) -> RpcFailure:
@@ -120,7 +120,7 @@ class SignIn:
         for the same client finished first (its consent took this one's connections)."""
         if failure.code != ErrorCode.AUTH_CLIENT_NOT_SELECTED:
             return failure
-        current = await self._store.get_grant(client["grant_id"]) if client["grant_id"] else None
+        current = await self._store.get_grant(client.grant_id) if client.grant_id else None
         created = from_iso(current.created_at) if current is not None else None
         if current is None or current.id == grant_id or created is None:
             return failure
@@ -128,7 +128,7 @@ class SignIn:
             return failure
         return RpcFailure(
             ErrorCode.AUTH_CLIENT_NOT_SELECTED,
-            f"Another sign-in for {client['name']} finished first and already re-authorised "
+            f"Another sign-in for {client.name} finished first and already re-authorised "
             "it; this one changed nothing and there is nothing more to do",
             {"grant_id": grant_id, "client_grant_id": current.id},
         )

@@ -18,7 +18,7 @@ from clientlink.common.protocol import ErrorCode
 from clientlink.daemon.rpc_errors import RpcFailure
 
 if TYPE_CHECKING:
-    from clientlink.daemon.store import Store
+    from clientlink.daemon.store import Store, TemplateRow
 
 PLACEHOLDERS: dict[str, str] = {
     "client_name": "the client's name",
@@ -48,6 +48,13 @@ class Template:
     subject: str | None
     body: str
     builtin: bool = False
+
+    @classmethod
+    def from_row(cls, row: TemplateRow) -> Template:
+        """The practice's own template, from its stored row."""
+        return cls(
+            id=str(row.id), name=row.name, channel=row.channel, subject=row.subject, body=row.body
+        )
 
 
 DEFAULT_EMAIL = Template(
@@ -95,17 +102,11 @@ class TemplateBook:
         row = await self._store.get_template(int(template_id)) if template_id.isdigit() else None
         if row is None:
             raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no template {template_id!r}")
-        return Template(
-            id=str(row["id"]),
-            name=row["name"],
-            channel=row["channel"],
-            subject=row["subject"],
-            body=row["body"],
-        )
+        return Template.from_row(row)
 
     async def all(self) -> list[Template]:
         """The built-in templates first, then the practice's own."""
-        own = [await self.get(str(row["id"])) for row in await self._store.list_templates()]
+        own = [Template.from_row(row) for row in await self._store.list_templates()]
         return [*BUILTIN_TEMPLATES.values(), *own]
 
 

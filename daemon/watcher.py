@@ -63,7 +63,7 @@ from clientlink.daemon.grants import (
     refresh_deadline,
 )
 from clientlink.daemon.providers import ProviderAdapter
-from clientlink.daemon.store import GrantRow, GrantTimes, Store
+from clientlink.daemon.store import ClientRow, GrantRow, GrantTimes, Store
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ HEARTBEAT_SECONDS = 60
 """How often the watcher checks that wall time has not jumped (suspend, clock change)."""
 
 # Called as set_status(client, status, reason) for every client the watcher judges.
-SetStatus = Callable[[dict[str, Any], ConnectionStatus, str | None], Awaitable[None]]
+SetStatus = Callable[[ClientRow, ConnectionStatus, str | None], Awaitable[None]]
 
 
 class Watcher:
@@ -355,7 +355,7 @@ class Watcher:
     async def _on_failure(
         self,
         grant: GrantRow,
-        clients: list[dict[str, Any]],
+        clients: list[ClientRow],
         failure: ProviderFailure,
         *,
         revoked: bool,
@@ -377,9 +377,7 @@ class Watcher:
         # or a refused request need a person now (not a re-authorisation).
         await self._failed(grant, clients, failure.reason, final=not failure.transient)
 
-    async def _storage_full(
-        self, grant_id: int, clients: list[dict[str, Any]], message: str
-    ) -> None:
+    async def _storage_full(self, grant_id: int, clients: list[ClientRow], message: str) -> None:
         """Nothing was called: say why where that can still be written, try again soon."""
         moment = self._clock.now() + timedelta(minutes=5)
         self._schedule(grant_id, moment)
@@ -390,13 +388,13 @@ class Watcher:
             log.warning("grant %s: %s", grant_id, message)
 
     async def _succeeded(
-        self, grant_id: int, clients: list[dict[str, Any]], connected: set[str] | None
+        self, grant_id: int, clients: list[ClientRow], connected: set[str] | None
     ) -> None:
         grant = await self._store.get_grant(grant_id)
         assert grant is not None
         status, reason = self._status_after_success(grant)
         for client in clients:
-            if connected is not None and client["tenant_id"] not in connected:
+            if connected is not None and client.tenant_id not in connected:
                 await self._set_status(
                     client,
                     ConnectionStatus.NEEDS_REAUTH,
@@ -426,7 +424,7 @@ class Watcher:
     async def _failed(
         self,
         grant: GrantRow,
-        clients: list[dict[str, Any]],
+        clients: list[ClientRow],
         message: str,
         final: bool = False,
         judge: bool = True,
@@ -438,7 +436,7 @@ class Watcher:
         if judge and (final or len(days) >= self._config.error_after_failure_days):
             # A client already known to need re-authorising keeps saying so.
             await self._judge_all(
-                [c for c in clients if c["status"] != ConnectionStatus.NEEDS_REAUTH.value],
+                [c for c in clients if c.status != ConnectionStatus.NEEDS_REAUTH.value],
                 ConnectionStatus.ERROR,
                 f"{message} (failing since {days[0]}, {count} attempts)",
             )
@@ -479,7 +477,7 @@ class Watcher:
         self._schedule(grant_id, moment)
 
     async def _judge_all(
-        self, clients: list[dict[str, Any]], status: ConnectionStatus, reason: str | None
+        self, clients: list[ClientRow], status: ConnectionStatus, reason: str | None
     ) -> None:
         for client in clients:
             await self._set_status(client, status, reason)

@@ -47,8 +47,8 @@ async def test_xero_grant_records_the_provider_user_from_the_id_token(
         "user_id": xero_user_id(DEMO_USER),
     }
     audit = await daemon.daemon.store.list_audit(None, 10)  # type: ignore[union-attr]
-    created = next(entry for entry in audit if entry["action"] == "grant.created")
-    assert created["detail"]["provider_user"]["email"] == DEMO_USER
+    created = next(entry for entry in audit if entry.action == "grant.created")
+    assert created.detail["provider_user"]["email"] == DEMO_USER
 
 
 async def test_quickbooks_grant_records_the_intuit_user(daemon: RunningDaemon) -> None:

@@ -1,16 +1,14 @@
-"""The store's row dataclasses match the rows it returns, so callers can move to them.
+"""The store returns typed rows: each aggregate's frozen dataclass, never a dict.
 
-In round 1 of the store split every method returns what it returned before (dicts where it
-returned dicts); each aggregate also declares a frozen dataclass of its rows. These tests
-fill a real SQLite file through the store and check that every dict a method returns has
-exactly its dataclass's fields, with the same values.
+These tests fill a real SQLite file through the store and check that every reading method
+returns its aggregate's row type, with the values decoded (JSON lists and objects, booleans),
+and that a row's ``to_protocol`` (the one place its RPC shape is built) accepts it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -33,20 +31,11 @@ from clientlink.daemon.store import (
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
 
-def assert_shape(row_type: type, row: dict[str, Any]) -> None:
-    """``row`` has every required field of ``row_type``, no other key, and the same values."""
-    fields = {f.name: f for f in dataclasses.fields(row_type)}
-    required = {
-        name
-        for name, f in fields.items()
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    }
-    assert required <= set(row), f"{row_type.__name__} lacks {sorted(required - set(row))}"
-    assert set(row) <= set(fields), f"{row_type.__name__} has no {sorted(set(row) - set(fields))}"
-    typed = row_type(**row)
-    assert {name: getattr(typed, name) for name in row} == row
+def assert_row(row_type: type, row: object) -> None:
+    """``row`` is a ``row_type`` (not a dict, not a subclass) and cannot be changed."""
+    assert type(row) is row_type, f"expected a {row_type.__name__}, got {type(row).__name__}"
     with pytest.raises(dataclasses.FrozenInstanceError):
-        setattr(typed, "id" if "id" in fields else "at", None)
+        setattr(row, "id" if hasattr(row, "id") else "at", None)
 
 
 @pytest.fixture
@@ -58,7 +47,7 @@ async def store(short_tmp):
         await store.close()
 
 
-async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Store):
+async def test_every_row_the_store_returns_is_its_frozen_dataclass(store: Store):
     grant_id = await store.insert_grant(
         uid="g-1",
         provider="xero",
@@ -99,17 +88,20 @@ async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Sto
     assert len(clients) == 4
     for client in clients:
         assert client is not None
-        assert_shape(ClientRow, client)
-        assert client["active"] is True and client["status"] == "expiring"
+        assert_row(ClientRow, client)
+        assert client.active is True and client.status == "expiring"
+        assert client.to_protocol().email == "acme@example.org"
 
     history = await store.client_history(client_id, 10)
-    assert history and history[0]["old_status"] == "connected"
+    assert history and history[0].old_status == "connected"
     for line in history:
-        assert_shape(HistoryRow, line)
+        assert_row(HistoryRow, line)
+    assert history[0].to_protocol().status == "expiring"
 
     grants = await store.list_grants()
-    assert [g["tenants"] for g in grants] == [["Acme Pty Ltd"]]
-    assert_shape(GrantSummary, grants[0])
+    assert [g.tenants for g in grants] == [["Acme Pty Ltd"]]
+    assert_row(GrantSummary, grants[0])
+    assert grants[0].to_protocol().clients == 1 and grants[0].unused is False
 
     job_id = await store.create_job(
         kind="reauth", params={"provider": "xero"}, actor="alice", client_ids=[client_id], now=NOW
@@ -122,21 +114,22 @@ async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Sto
     assert len(jobs) == 3
     for job in jobs:
         assert job is not None
-        assert_shape(JobRow, job)
-    assert jobs[0] is not None and jobs[0]["params"] == {"provider": "xero"}
+        assert_row(JobRow, job)
+    assert jobs[0] is not None and jobs[0].params == {"provider": "xero"}
 
     claimed = await store.claim_item(job_id, NOW)
-    assert claimed is not None and claimed["name"] == "Acme Pty Ltd"
-    assert_shape(JobItemRow, claimed)
+    assert claimed is not None and claimed.name == "Acme Pty Ltd"
+    assert_row(JobItemRow, claimed)
     await store.finish_item(claimed, "done", NOW, result={"grant_id": grant_id})
     items = [
         *(await store.items_in_state(job_id, "done")),  # no client name joined
         *(await store.job_items(job_id, None, 0, 10)),
     ]
-    assert len(items) == 2 and "name" not in items[0]
+    assert len(items) == 2 and items[0].name is None  # no client name joined
     for item in items:
-        assert_shape(JobItemRow, item)
-        assert item["result"] == {"grant_id": grant_id}
+        assert_row(JobItemRow, item)
+        assert item.result == {"grant_id": grant_id}
+    assert items[1].to_protocol().name == "Acme Pty Ltd"
 
     template_id = await store.save_template(
         None, name="Banks", channel="email", subject="Your banks", body="{link}", now=NOW
@@ -144,11 +137,12 @@ async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Sto
     templates = [await store.get_template(template_id), *(await store.list_templates())]
     for template in templates:
         assert template is not None
-        assert_shape(TemplateRow, template)
+        assert_row(TemplateRow, template)
+        assert (template.id, template.subject) == (template_id, "Your banks")
 
     invitation_id = await store.add_invitation(
         client_id=client_id,
-        job_item_id=claimed["id"],
+        job_item_id=claimed.id,
         channel="email",
         template_id=str(template_id),
         bank_ids='["bank-1", "bank-2"]',
@@ -158,20 +152,22 @@ async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Sto
     )
     invitations = [
         await store.get_invitation(invitation_id),
-        await store.invitation_for_item(claimed["id"]),
+        await store.invitation_for_item(claimed.id),
         *(await store.list_invitations(client_id, ("sent",), 10)),  # with the client's name
     ]
     assert len(invitations) == 3 and invitations[2] is not None
-    assert invitations[2]["client_name"] == "Acme Pty Ltd"
+    assert invitations[2].client_name == "Acme Pty Ltd"
     for invitation in invitations:
         assert invitation is not None
-        assert_shape(InvitationRow, invitation)
-        assert invitation["bank_ids"] == ["bank-1", "bank-2"]
+        assert_row(InvitationRow, invitation)
+        assert invitation.bank_ids == ["bank-1", "bank-2"]
+    assert invitations[2].to_protocol().client_name == "Acme Pty Ltd"
 
     await store.set_bank_connection("conn-1", client_id, "bank-1", "connected", NOW)
     connections = await store.bank_connections(client_id)
     assert len(connections) == 1
-    assert_shape(BankConnectionRow, connections[0])
+    assert_row(BankConnectionRow, connections[0])
+    assert connections[0].to_protocol("Bank One").needs_reconnect is False
 
     await store.add_notification(
         kind="expiring",
@@ -187,12 +183,14 @@ async def test_every_dict_the_store_returns_matches_its_row_dataclass(store: Sto
     ]
     assert len(notifications) == 2
     for notification in notifications:
-        assert_shape(NotificationRow, notification)
-        assert notification["client_ids"] == [client_id] and notification["read"] is False
+        assert_row(NotificationRow, notification)
+        assert notification.client_ids == [client_id] and notification.read is False
+        assert "desktop_id" not in notification.to_protocol().model_dump()
 
     await store.add_audit(
         actor="alice", action="client.update", client_id=client_id, detail={"email": "x"}, now=NOW
     )
     audit = await store.list_audit(client_id, 10)
-    assert len(audit) == 1 and audit[0]["detail"] == {"email": "x"}
-    assert_shape(AuditRow, audit[0])
+    assert len(audit) == 1 and audit[0].detail == {"email": "x"}
+    assert_row(AuditRow, audit[0])
+    assert audit[0].to_protocol().detail == {"email": "x"}

@@ -16,4 +16,4 @@ class AuditApi(Api):
     async def list(self, params: p.AuditListParams, ctx: CallContext) -> p.AuditListResult:
         """Who did what to which client, newest first."""
         rows = await self._store.list_audit(params.client_id, params.limit)
-        return p.AuditListResult(items=[p.AuditEntry.model_validate(row) for row in rows])
+        return p.AuditListResult(items=[row.to_protocol() for row in rows])

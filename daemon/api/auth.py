@@ -28,11 +28,10 @@ class AuthApi(Api):
         adapter = self._providers.require(params.provider)
         if params.client_id is not None:
             client = await self._clients.require(params.client_id)
-            if client["provider"] != params.provider:
+            if client.provider != params.provider:
                 raise RpcFailure(
                     ErrorCode.INVALID_PARAMS,
-                    f"{client['name']} is connected through {client['provider']}, "
-                    f"not {params.provider}",
+                    f"{client.name} is connected through {client.provider}, not {params.provider}",
                 )
         session = await self._auth.begin(
             params.provider,

@@ -33,15 +33,7 @@ class BanksApi(Api):
         rows = await self._store.bank_connections(params.client_id)
         return p.BankConnectionsResult(
             items=[
-                p.BankConnection(
-                    id=row["id"],
-                    institution_id=row["institution_id"],
-                    bank_name=names.get(row["institution_id"], row["institution_id"]),
-                    status=row["status"],
-                    needs_reconnect=row["status"] == "invalid",
-                    updated_at=row["updated_at"],
-                )
-                for row in rows
+                row.to_protocol(names.get(row.institution_id, row.institution_id)) for row in rows
             ]
         )
 

@@ -33,14 +33,14 @@ class ClientsApi(Api):
         )
         return p.ClientsListResult(
             total=total,
-            items=[p.Client.model_validate(row) for row in rows],
+            items=[row.to_protocol() for row in rows],
             counts=await self._store.count_clients_by_status(active=True),
         )
 
     @handles("clients.get")
     async def get(self, params: p.ClientIdParams, ctx: CallContext) -> p.Client:
         """One client by id."""
-        return p.Client.model_validate(await self._clients.require(params.client_id))
+        return (await self._clients.require(params.client_id)).to_protocol()
 
     @handles("clients.import")
     async def import_(
@@ -61,8 +61,8 @@ class ClientsApi(Api):
         grant_ids = set()
         for client_id in ids:
             client = await self._store.get_client(client_id)
-            if client is not None and client["grant_id"] is not None:
-                grant_ids.add(client["grant_id"])
+            if client is not None and client.grant_id is not None:
+                grant_ids.add(client.grant_id)
         for grant_id in sorted(grant_ids):
             await self._watcher.watch(grant_id)  # a grant found revoked stops being watched
         return p.ClientsCheckResult(**result)
@@ -74,21 +74,21 @@ class ClientsApi(Api):
         """A connection's history, newest first: status changes and re-authorisations."""
         await self._clients.require(params.client_id)
         rows = await self._store.client_history(params.client_id, params.limit)
-        return p.ClientHistoryResult(items=[p.HistoryEntry.model_validate(r) for r in rows])
+        return p.ClientHistoryResult(items=[r.to_protocol() for r in rows])
 
     @handles("clients.refresh")
     async def refresh(self, params: p.ClientRefreshParams, ctx: CallContext) -> p.Client:
         """Check the client's authorisation now, as the watcher would: refreshed when its
         access token is near its end (or always with ``force``), then judged."""
         client = await self._clients.require(params.client_id)
-        if client["grant_id"] is None:
+        if client.grant_id is None:
             raise RpcFailure(
                 ErrorCode.CONFLICT,
-                f"{client['name']} has never been authorised: re-authorise it first",
+                f"{client.name} has never been authorised: re-authorise it first",
             )
         # A full disk raises DiskFull (an RpcFailure): the refresh was skipped, nothing lost.
-        await self._watcher.run_now(client["grant_id"], force=params.force)
-        return p.Client.model_validate(await self._clients.require(params.client_id))
+        await self._watcher.run_now(client.grant_id, force=params.force)
+        return (await self._clients.require(params.client_id)).to_protocol()
 
     @handles("clients.export")
     async def export(self, params: p.ClientsExportParams, ctx: CallContext) -> p.ExportResult:
@@ -102,7 +102,9 @@ class ClientsApi(Api):
             )
         path, created = check_target(params.path, params.overwrite, self._paths, ctx.peer.uid)
         rows = await all_clients(self._store, **store_filter(params.filter))
-        count = write_csv(path, params.columns, ([r[c] for c in params.columns] for r in rows))
+        count = write_csv(
+            path, params.columns, ([getattr(r, c) for c in params.columns] for r in rows)
+        )
         await self._store.add_audit(
             actor=ctx.peer.actor,
             action="clients.export",
@@ -152,4 +154,4 @@ class ClientsApi(Api):
         an invalid value is refused and nothing is saved."""
         client = await self._clients.require(params.client_id)
         await self._clients.update_contact(client, params.email, params.phone, ctx.peer.actor)
-        return p.Client.model_validate(await self._clients.require(client["id"]))
+        return (await self._clients.require(client.id)).to_protocol()

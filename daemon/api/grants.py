@@ -36,7 +36,7 @@ class GrantsApi(Api):
         """Stored authorisations (never their tokens); ``unused`` marks a sign-in no client
         was ever bound to, such as one where the person ticked another business."""
         rows = await self._store.list_grants(params.unused_only)
-        return p.GrantsListResult(items=[p.GrantInfo.model_validate(row) for row in rows])
+        return p.GrantsListResult(items=[row.to_protocol() for row in rows])
 
     @handles("grants.revoke")
     async def revoke(self, params: p.GrantIdParams, ctx: CallContext) -> p.GrantRevokeResult:
@@ -54,7 +54,7 @@ class GrantsApi(Api):
             raise RpcFailure(
                 ErrorCode.CONFLICT,
                 f"Grant {grant.id} is not an unused sign-in: clients were bound to it "
-                f"({', '.join(c['name'] for c in users[:5]) or 'now deactivated'}). Nothing "
+                f"({', '.join(c.name for c in users[:5]) or 'now deactivated'}). Nothing "
                 "was changed; re-authorise or deactivate those clients instead",
             )
         adapter = self._providers.require(grant.provider)

@@ -26,18 +26,14 @@ class InvitesApi(Api):
     async def send(self, params: p.InviteParams, ctx: CallContext) -> p.JobStartResult:
         """Invite one client by email or SMS (as a job of one: sent at most once)."""
         client = await self._clients.require(params.client_id)
-        address = client["email"] if params.channel == p.Channel.EMAIL else client["phone"]
+        address = client.email if params.channel == p.Channel.EMAIL else client.phone
         if not address:
             what = "email address" if params.channel == p.Channel.EMAIL else "mobile number"
-            raise RpcFailure(
-                ErrorCode.INVALID_PARAMS, f"{client['name']} has no {what}: add it first"
-            )
+            raise RpcFailure(ErrorCode.INVALID_PARAMS, f"{client.name} has no {what}: add it first")
         job_params = await self._invitations.check_job_params(
             params.channel, params.template_id, params.bank_ids
         )
-        job_id = await self._jobs.submit(
-            p.JobKind.INVITE, [client["id"]], job_params, ctx.peer.actor
-        )
+        job_id = await self._jobs.submit(p.JobKind.INVITE, [client.id], job_params, ctx.peer.actor)
         return p.JobStartResult(job_id=job_id)
 
     @handles("invites.list")
@@ -46,7 +42,7 @@ class InvitesApi(Api):
         if params.client_id is not None:
             await self._clients.require(params.client_id)
         rows = await self._store.list_invitations(params.client_id, None, params.limit)
-        return p.InvitesListResult(items=[p.Invitation.model_validate(row) for row in rows])
+        return p.InvitesListResult(items=[row.to_protocol() for row in rows])
 
     @handles("invites.resend")
     async def resend(self, params: p.InvitationIdParams, ctx: CallContext) -> p.JobStartResult:
@@ -55,10 +51,10 @@ class InvitesApi(Api):
         if invitation is None:
             raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no invitation {params.invitation_id}")
         job_params = await self._invitations.check_job_params(
-            p.Channel(invitation["channel"]), invitation["template_id"], invitation["bank_ids"]
+            p.Channel(invitation.channel), invitation.template_id, invitation.bank_ids
         )
         job_id = await self._jobs.submit(
-            p.JobKind.INVITE, [invitation["client_id"]], job_params, ctx.peer.actor
+            p.JobKind.INVITE, [invitation.client_id], job_params, ctx.peer.actor
         )
         return p.JobStartResult(job_id=job_id)
 

@@ -63,9 +63,7 @@ class JobsApi(Api):
         jobs = await self._store.list_jobs(
             params.state.value if params.state else None, params.limit
         )
-        return p.JobsListResult(
-            items=[p.Job.model_validate(await self._jobs.describe(job["id"])) for job in jobs]
-        )
+        return p.JobsListResult(items=[await self._jobs.describe(job.id) for job in jobs])
 
     @handles("jobs.get")
     async def get(self, params: p.JobGetParams, ctx: CallContext) -> p.Job:
@@ -78,28 +76,26 @@ class JobsApi(Api):
                 params.offset,
                 params.limit,
             )
-            job["items"] = [
-                {**row, "changes": (row["result"] or {}).get("changes")} for row in rows
-            ]
-        return p.Job.model_validate(job)
+            job = job.model_copy(update={"items": [row.to_protocol() for row in rows]})
+        return job
 
     @handles("jobs.cancel")
     async def cancel(self, params: p.JobIdParams, ctx: CallContext) -> p.Job:
         """Stop a job: items under way finish, the rest are skipped."""
         await self._jobs.cancel(params.job_id)
-        return p.Job.model_validate(await self._jobs.describe(params.job_id))
+        return await self._jobs.describe(params.job_id)
 
     @handles("jobs.pause")
     async def pause(self, params: p.JobIdParams, ctx: CallContext) -> p.Job:
         """Pause a job after the items under way."""
         await self._jobs.pause(params.job_id)
-        return p.Job.model_validate(await self._jobs.describe(params.job_id))
+        return await self._jobs.describe(params.job_id)
 
     @handles("jobs.resume")
     async def resume(self, params: p.JobIdParams, ctx: CallContext) -> p.Job:
         """Resume a paused job."""
         await self._jobs.resume(params.job_id)
-        return p.Job.model_validate(await self._jobs.describe(params.job_id))
+        return await self._jobs.describe(params.job_id)
 
     @handles("jobs.retry")
     async def retry(self, params: p.JobIdParams, ctx: CallContext) -> p.JobStartResult:
@@ -116,10 +112,7 @@ class JobsApi(Api):
         count = write_csv(
             path,
             header,
-            (
-                [r["client_id"], r["name"], r["state"], r["attempts"], r["error"], r["finished_at"]]
-                for r in rows
-            ),
+            ([r.client_id, r.name, r.state, r.attempts, r.error, r.finished_at] for r in rows),
         )
         return p.ExportResult(
             path=str(path), rows=count, created_folder=str(created) if created else None

@@ -17,9 +17,7 @@ class NotificationsApi(Api):
         self, params: p.NotificationsListParams, ctx: CallContext
     ) -> p.NotificationsListResult:
         """Stored notifications, newest first, and how many are unread."""
-        return p.NotificationsListResult.model_validate(
-            await self._notifier.list(params.unread_only, params.limit)
-        )
+        return await self._notifier.list(params.unread_only, params.limit)
 
     @handles("notifications.ack")
     async def ack(

@@ -137,7 +137,7 @@ class TemplatesApi(Api):
             except BanksUnavailable as exc:
                 raise RpcFailure(ErrorCode.INVALID_PARAMS, str(exc)) from exc
         values = placeholder_values(
-            client["name"],
+            client.name,
             self._config.practice.name,
             bank_names,
             PREVIEW_LINK,

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from clientlink.common import protocol as p
 from clientlink.common.timeutil import to_iso
 from clientlink.daemon.store.core import Database
 
 
 @dataclass(frozen=True)
 class AuditRow:
-    """One audit entry; returned as a dict in round 1 of the store split."""
+    """One audit entry."""
 
     id: int
     at: str
@@ -21,6 +23,9 @@ class AuditRow:
     action: str
     client_id: int | None
     detail: dict[str, Any]
+
+    def to_protocol(self) -> p.AuditEntry:
+        return p.AuditEntry.model_validate(dataclasses.asdict(self))
 
 
 class AuditQueries(Database):
@@ -41,7 +46,7 @@ class AuditQueries(Database):
                 (to_iso(now), actor, action, client_id, json.dumps(detail, sort_keys=True)),
             )
 
-    async def list_audit(self, client_id: int | None, limit: int) -> list[dict[str, Any]]:
+    async def list_audit(self, client_id: int | None, limit: int) -> list[AuditRow]:
         if client_id is None:
             rows = await self._fetchall("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
         else:
@@ -49,4 +54,4 @@ class AuditQueries(Database):
                 "SELECT * FROM audit WHERE client_id = ? ORDER BY id DESC LIMIT ?",
                 (client_id, limit),
             )
-        return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
+        return [AuditRow(**{**dict(row), "detail": json.loads(row["detail"])}) for row in rows]

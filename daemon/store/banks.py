@@ -4,21 +4,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from clientlink.common import protocol as p
 from clientlink.common.timeutil import to_iso
 from clientlink.daemon.store.core import Database
 
 
 @dataclass(frozen=True)
 class BankConnectionRow:
-    """A client's connection to one bank; returned as a dict in round 1 of the store split."""
+    """A client's connection to one bank, as last followed up."""
 
     id: str
     client_id: int
     institution_id: str
     status: str
     updated_at: str
+
+    def to_protocol(self, bank_name: str) -> p.BankConnection:
+        return p.BankConnection(
+            id=self.id,
+            institution_id=self.institution_id,
+            bank_name=bank_name,
+            status=self.status,
+            needs_reconnect=self.status == "invalid",
+            updated_at=self.updated_at,
+        )
 
 
 class BankQueries(Database):
@@ -56,9 +66,9 @@ class BankQueries(Database):
         rows = await self._fetchall("SELECT client_id, user_id FROM bank_users ORDER BY client_id")
         return [(row["client_id"], row["user_id"]) for row in rows]
 
-    async def bank_connections(self, client_id: int) -> list[dict[str, Any]]:
+    async def bank_connections(self, client_id: int) -> list[BankConnectionRow]:
         rows = await self._fetchall(
             "SELECT * FROM bank_connections WHERE client_id = ? ORDER BY institution_id",
             (client_id,),
         )
-        return [dict(row) for row in rows]
+        return [BankConnectionRow(**row) for row in rows]

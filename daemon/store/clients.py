@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from clientlink.common import protocol as p
 from clientlink.common.protocol import ConnectionStatus
 from clientlink.common.timeutil import to_iso
 from clientlink.daemon.store.core import Database
@@ -23,8 +25,7 @@ CLIENT_FROM = "clients c LEFT JOIN grants g ON g.id = c.grant_id"
 
 @dataclass(frozen=True)
 class ClientRow:
-    """A client with its grant's moments (``CLIENT_COLUMNS``); returned as a dict in round 1
-    of the store split, with exactly these keys."""
+    """A client with its grant's moments (``CLIENT_COLUMNS``)."""
 
     id: int
     provider: str
@@ -48,10 +49,13 @@ class ClientRow:
     last_refresh_at: str | None
     next_check_at: str | None
 
+    def to_protocol(self) -> p.Client:
+        return p.Client.model_validate(dataclasses.asdict(self))
+
 
 @dataclass(frozen=True)
 class HistoryRow:
-    """One line of a client's history; returned as a dict in round 1 of the store split."""
+    """One line of a client's history."""
 
     at: str
     kind: str
@@ -59,6 +63,9 @@ class HistoryRow:
     old_status: str | None
     reason: str | None
     actor: str | None
+
+    def to_protocol(self) -> p.HistoryEntry:
+        return p.HistoryEntry.model_validate(dataclasses.asdict(self))
 
 
 class ClientQueries(Database):
@@ -73,7 +80,7 @@ class ClientQueries(Database):
         active: bool | None,
         offset: int,
         limit: int,
-    ) -> tuple[int, list[dict[str, Any]]]:
+    ) -> tuple[int, list[ClientRow]]:
         """Clients matching the filter, ordered by name; returns (total, page)."""
         where, params = _client_filter(statuses, provider, text, active)
         total_row = await self._fetchone(f"SELECT count(*) FROM clients c {where}", params)
@@ -83,7 +90,7 @@ class ClientQueries(Database):
             "ORDER BY c.name COLLATE NOCASE, c.id LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-        return total_row[0], [_client_dict(row) for row in rows]
+        return total_row[0], [_client_row(row) for row in rows]
 
     async def count_clients_by_status(self, *, active: bool = True) -> dict[str, int]:
         rows = await self._fetchall(
@@ -103,11 +110,11 @@ class ClientQueries(Database):
         assert row is not None
         return int(row[0])
 
-    async def get_client(self, client_id: int) -> dict[str, Any] | None:
+    async def get_client(self, client_id: int) -> ClientRow | None:
         row = await self._fetchone(
             f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.id = ?", (client_id,)
         )
-        return _client_dict(row) if row else None
+        return _client_row(row) if row else None
 
     async def client_ids(self, *, active_only: bool = True) -> list[int]:
         rows = await self._fetchall(
@@ -115,19 +122,19 @@ class ClientQueries(Database):
         )
         return [row["id"] for row in rows]
 
-    async def find_client_by_tenant(self, provider: str, tenant_id: str) -> dict[str, Any] | None:
+    async def find_client_by_tenant(self, provider: str, tenant_id: str) -> ClientRow | None:
         row = await self._fetchone(
             f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.provider = ? AND c.tenant_id = ?",
             (provider, tenant_id),
         )
-        return _client_dict(row) if row else None
+        return _client_row(row) if row else None
 
-    async def clients_of_grant(self, grant_id: int) -> list[dict[str, Any]]:
+    async def clients_of_grant(self, grant_id: int) -> list[ClientRow]:
         rows = await self._fetchall(
             f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.grant_id = ? AND c.active = 1",
             (grant_id,),
         )
-        return [_client_dict(row) for row in rows]
+        return [_client_row(row) for row in rows]
 
     async def create_client(
         self,
@@ -248,13 +255,13 @@ class ClientQueries(Database):
                 (client_id, to_iso(now), kind, status, old_status, reason, actor),
             )
 
-    async def client_history(self, client_id: int, limit: int) -> list[dict[str, Any]]:
+    async def client_history(self, client_id: int, limit: int) -> list[HistoryRow]:
         rows = await self._fetchall(
             "SELECT at, kind, status, old_status, reason, actor FROM client_history "
             "WHERE client_id = ? ORDER BY id DESC LIMIT ?",
             (client_id, limit),
         )
-        return [dict(row) for row in rows]
+        return [HistoryRow(**row) for row in rows]
 
 
 def _client_filter(
@@ -291,7 +298,7 @@ def _client_filter(
     return where, params
 
 
-def _client_dict(row: sqlite3.Row) -> dict[str, Any]:
+def _client_row(row: sqlite3.Row) -> ClientRow:
     client = dict(row)
     client["active"] = bool(client["active"])
-    return client
+    return ClientRow(**client)

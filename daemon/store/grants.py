@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from clientlink.common import protocol as p
 from clientlink.common.timeutil import to_iso
 from clientlink.daemon.store.core import Database
 
@@ -61,8 +62,7 @@ class TenantRow:
 
 @dataclass(frozen=True)
 class GrantSummary:
-    """A grant as :meth:`GrantQueries.list_grants` lists it (no tokens); returned as a dict
-    in round 1 of the store split, with exactly these keys."""
+    """A grant as :meth:`GrantQueries.list_grants` lists it (no tokens)."""
 
     id: int
     provider: str
@@ -77,6 +77,9 @@ class GrantSummary:
     clients: int
     tenants: list[str]
     unused: bool
+
+    def to_protocol(self) -> p.GrantInfo:
+        return p.GrantInfo.model_validate(dataclasses.asdict(self))
 
 
 class GrantQueries(Database):
@@ -209,7 +212,7 @@ class GrantQueries(Database):
         )
         return [GrantRow(**dict(row)) for row in rows]
 
-    async def list_grants(self, unused_only: bool = False) -> list[dict[str, Any]]:
+    async def list_grants(self, unused_only: bool = False) -> list[GrantSummary]:
         """Every grant (no tokens) with how many clients use it and the tenants it reaches."""
         where = (
             "WHERE g.state = 'active' AND g.bound_at IS NULL AND NOT EXISTS "
@@ -232,7 +235,7 @@ class GrantQueries(Database):
             grant["unused"] = (
                 grant["state"] == "active" and grant["bound_at"] is None and not grant["clients"]
             )
-            grants.append(grant)
+            grants.append(GrantSummary(**grant))
         return grants
 
     async def mark_grant_revoked(self, grant_id: int, reason: str) -> None:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from clientlink.common import protocol as p
 from clientlink.daemon.store.core import Database
 
 
 @dataclass(frozen=True)
 class InvitationRow:
-    """An invitation (``client_name`` where the query joins it); returned as a dict in
-    round 1 of the store split."""
+    """An invitation (``client_name`` where the query joins it)."""
 
     id: int
     client_id: int
@@ -35,6 +36,10 @@ class InvitationRow:
     connected_at: str | None
     reminded_at: str | None
     client_name: str | None = None
+
+    def to_protocol(self) -> p.Invitation:
+        """The RPC's shape (no sealed link); needs ``client_name`` joined."""
+        return p.Invitation.model_validate(dataclasses.asdict(self))
 
 
 class InvitationQueries(Database):
@@ -62,17 +67,17 @@ class InvitationQueries(Database):
         async with self.transaction() as db:
             await db.execute("DELETE FROM invitations WHERE id = ?", (invitation_id,))
 
-    async def get_invitation(self, invitation_id: int) -> dict[str, Any] | None:
+    async def get_invitation(self, invitation_id: int) -> InvitationRow | None:
         row = await self._fetchone("SELECT * FROM invitations WHERE id = ?", (invitation_id,))
-        return _invitation_dict(row) if row else None
+        return _invitation_row(row) if row else None
 
-    async def invitation_for_item(self, item_id: int) -> dict[str, Any] | None:
+    async def invitation_for_item(self, item_id: int) -> InvitationRow | None:
         row = await self._fetchone("SELECT * FROM invitations WHERE job_item_id = ?", (item_id,))
-        return _invitation_dict(row) if row else None
+        return _invitation_row(row) if row else None
 
     async def list_invitations(
         self, client_id: int | None, states: tuple[str, ...] | None, limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[InvitationRow]:
         clauses, params = [], []
         if client_id is not None:
             clauses.append("i.client_id = ?")
@@ -86,10 +91,10 @@ class InvitationQueries(Database):
             f"JOIN clients c ON c.id = i.client_id {where} ORDER BY i.id DESC LIMIT ?",
             [*params, limit],
         )
-        return [_invitation_dict(row) for row in rows]
+        return [_invitation_row(row) for row in rows]
 
 
-def _invitation_dict(row: sqlite3.Row) -> dict[str, Any]:
+def _invitation_row(row: sqlite3.Row) -> InvitationRow:
     item = dict(row)
     item["bank_ids"] = json.loads(item["bank_ids"])
-    return item
+    return InvitationRow(**item)

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from clientlink.common import protocol as p
 from clientlink.common.timeutil import to_iso
 from clientlink.daemon.store.core import Database
 
 
 @dataclass(frozen=True)
 class JobRow:
-    """A job; returned as a dict in round 1 of the store split."""
+    """A job and its counters."""
 
     id: int
     kind: str
@@ -32,8 +34,7 @@ class JobRow:
 
 @dataclass(frozen=True)
 class JobItemRow:
-    """One item of a job (``name`` is the client's, where the query joins it); returned as a
-    dict in round 1 of the store split."""
+    """One item of a job (``name`` is the client's, where the query joins it)."""
 
     id: int
     job_id: int
@@ -46,6 +47,12 @@ class JobItemRow:
     started_at: str | None
     finished_at: str | None
     name: str | None = None
+
+    def to_protocol(self) -> p.JobItem:
+        """The RPC's shape (needs ``name`` joined); a re-import's changes come from its result."""
+        return p.JobItem.model_validate(
+            {**dataclasses.asdict(self), "changes": (self.result or {}).get("changes")}
+        )
 
 
 class JobQueries(Database):
@@ -76,25 +83,25 @@ class JobQueries(Database):
             )
         return job_id
 
-    async def get_job(self, job_id: int) -> dict[str, Any] | None:
+    async def get_job(self, job_id: int) -> JobRow | None:
         row = await self._fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return _job_dict(row) if row else None
+        return _job_row(row) if row else None
 
-    async def list_jobs(self, state: str | None, limit: int) -> list[dict[str, Any]]:
+    async def list_jobs(self, state: str | None, limit: int) -> list[JobRow]:
         if state is None:
             rows = await self._fetchall("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
         else:
             rows = await self._fetchall(
                 "SELECT * FROM jobs WHERE state = ? ORDER BY id DESC LIMIT ?", (state, limit)
             )
-        return [_job_dict(row) for row in rows]
+        return [_job_row(row) for row in rows]
 
-    async def jobs_in_states(self, states: tuple[str, ...]) -> list[dict[str, Any]]:
+    async def jobs_in_states(self, states: tuple[str, ...]) -> list[JobRow]:
         marks = ", ".join("?" * len(states))
         rows = await self._fetchall(
             f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", states
         )
-        return [_job_dict(row) for row in rows]
+        return [_job_row(row) for row in rows]
 
     async def set_job_state(
         self,
@@ -113,7 +120,7 @@ class JobQueries(Database):
                 (state, int(started), to_iso(now), int(finished), to_iso(now), job_id),
             )
 
-    async def claim_item(self, job_id: int, now: datetime) -> dict[str, Any] | None:
+    async def claim_item(self, job_id: int, now: datetime) -> JobItemRow | None:
         """Take the next pending item: it is marked running (committed) before work starts.
 
         One statement is atomic on its own, so it runs in autocommit under the write lock
@@ -129,7 +136,7 @@ class JobQueries(Database):
                 (to_iso(now), job_id),
             )
         row = next(iter(rows), None)
-        return _item_dict(row) if row else None
+        return _item_row(row) if row else None
 
     async def release_item(self, item_id: int) -> None:
         """Put a running item back to pending (to be tried again)."""
@@ -141,7 +148,7 @@ class JobQueries(Database):
 
     async def finish_item(
         self,
-        item: dict[str, Any],
+        item: JobItemRow,
         state: str,
         now: datetime,
         *,
@@ -159,20 +166,20 @@ class JobQueries(Database):
                     error,
                     json.dumps(result) if result is not None else None,
                     to_iso(now),
-                    item["id"],
+                    item.id,
                 ),
             )
             if counter:
                 await db.execute(
-                    f"UPDATE jobs SET {counter} = {counter} + 1 WHERE id = ?", (item["job_id"],)
+                    f"UPDATE jobs SET {counter} = {counter} + 1 WHERE id = ?", (item.job_id,)
                 )
 
-    async def items_in_state(self, job_id: int, state: str) -> list[dict[str, Any]]:
+    async def items_in_state(self, job_id: int, state: str) -> list[JobItemRow]:
         rows = await self._fetchall(
             "SELECT * FROM job_items WHERE job_id = ? AND state = ? ORDER BY position",
             (job_id, state),
         )
-        return [_item_dict(row) for row in rows]
+        return [_item_row(row) for row in rows]
 
     async def skip_pending_items(self, job_id: int, now: datetime) -> None:
         async with self.transaction() as db:
@@ -184,7 +191,7 @@ class JobQueries(Database):
 
     async def job_items(
         self, job_id: int, state: str | None, offset: int, limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[JobItemRow]:
         where = "WHERE i.job_id = ?" + (" AND i.state = ?" if state else "")
         params: list[Any] = [job_id] + ([state] if state else [])
         rows = await self._fetchall(
@@ -192,16 +199,16 @@ class JobQueries(Database):
             f"{where} ORDER BY i.position LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-        return [_item_dict(row) for row in rows]
+        return [_item_row(row) for row in rows]
 
 
-def _job_dict(row: sqlite3.Row) -> dict[str, Any]:
+def _job_row(row: sqlite3.Row) -> JobRow:
     job = dict(row)
     job["params"] = json.loads(job["params"])
-    return job
+    return JobRow(**job)
 
 
-def _item_dict(row: sqlite3.Row) -> dict[str, Any]:
+def _item_row(row: sqlite3.Row) -> JobItemRow:
     item = dict(row)
     item["result"] = json.loads(item["result"]) if item.get("result") else None
-    return item
+    return JobItemRow(**item)

@@ -6,15 +6,15 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from clientlink.common import protocol as p
 from clientlink.common.timeutil import to_iso
 from clientlink.daemon.store.core import Database
 
 
 @dataclass(frozen=True)
 class NotificationRow:
-    """A notification; returned as a dict in round 1 of the store split."""
+    """A notification; ``desktop_id`` (the desktop's own id, to withdraw it) stays inside."""
 
     id: int
     at: str
@@ -25,6 +25,18 @@ class NotificationRow:
     read: bool
     desktop: str
     desktop_id: str | None
+
+    def to_protocol(self) -> p.Notification:
+        return p.Notification(
+            id=self.id,
+            at=self.at,
+            kind=p.NotificationKind(self.kind),
+            title=self.title,
+            body=self.body,
+            client_ids=self.client_ids,
+            read=self.read,
+            desktop=self.desktop,
+        )
 
 
 class NotificationQueries(Database):
@@ -59,21 +71,21 @@ class NotificationQueries(Database):
                 (desktop, desktop_id, notification_id),
             )
 
-    async def list_notifications(self, unread_only: bool, limit: int) -> list[dict[str, Any]]:
+    async def list_notifications(self, unread_only: bool, limit: int) -> list[NotificationRow]:
         where = "WHERE read = 0" if unread_only else ""
         rows = await self._fetchall(
             f"SELECT * FROM notifications {where} ORDER BY id DESC LIMIT ?", (limit,)
         )
-        return [_notification_dict(row) for row in rows]
+        return [_notification_row(row) for row in rows]
 
-    async def unread_notifications_for(self, client_id: int) -> list[dict[str, Any]]:
+    async def unread_notifications_for(self, client_id: int) -> list[NotificationRow]:
         """Unread notifications that name this client (with or without others)."""
         rows = await self._fetchall(
             "SELECT n.* FROM notifications n, json_each(n.client_ids) j "
             "WHERE n.read = 0 AND j.value = ? ORDER BY n.id",
             (client_id,),
         )
-        return [_notification_dict(row) for row in rows]
+        return [_notification_row(row) for row in rows]
 
     async def mark_notifications_read(self, ids: list[int] | None) -> None:
         async with self.transaction() as db:
@@ -90,8 +102,8 @@ class NotificationQueries(Database):
         return int(row[0])
 
 
-def _notification_dict(row: sqlite3.Row) -> dict[str, Any]:
+def _notification_row(row: sqlite3.Row) -> NotificationRow:
     item = dict(row)
     item["client_ids"] = json.loads(item["client_ids"])
     item["read"] = bool(item["read"])
-    return item
+    return NotificationRow(**item)

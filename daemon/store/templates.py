@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from clientlink.common.timeutil import to_iso
 from clientlink.daemon.store.core import Database
@@ -12,7 +11,7 @@ from clientlink.daemon.store.core import Database
 
 @dataclass(frozen=True)
 class TemplateRow:
-    """A template; returned as a dict in round 1 of the store split."""
+    """A template the practice wrote (the built-in ones are not stored)."""
 
     id: int
     name: str
@@ -26,13 +25,13 @@ class TemplateRow:
 class TemplateQueries(Database):
     """Reads and writes of ``templates``."""
 
-    async def list_templates(self) -> list[dict[str, Any]]:
+    async def list_templates(self) -> list[TemplateRow]:
         rows = await self._fetchall("SELECT * FROM templates ORDER BY name COLLATE NOCASE")
-        return [dict(row) for row in rows]
+        return [TemplateRow(**row) for row in rows]
 
-    async def get_template(self, template_id: int) -> dict[str, Any] | None:
+    async def get_template(self, template_id: int) -> TemplateRow | None:
         row = await self._fetchone("SELECT * FROM templates WHERE id = ?", (template_id,))
-        return dict(row) if row else None
+        return TemplateRow(**row) if row else None
 
     async def save_template(
         self,
