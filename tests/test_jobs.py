@@ -282,8 +282,8 @@ async def test_progress_is_coalesced_and_a_stuck_subscriber_does_not_slow_the_jo
     stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
     stuck.connect(str(practice.socket_path))
-    for number, method in enumerate(("daemon.hello", "events.subscribe"), start=1):
-        params = {"protocol": 1} if method == "daemon.hello" else {}
+    for number, method in enumerate((p.DAEMON_HELLO.name, p.EVENTS_SUBSCRIBE.name), start=1):
+        params = {"protocol": 1} if method == p.DAEMON_HELLO.name else {}
         frame = {"jsonrpc": "2.0", "id": number, "method": method, "params": params}
         stuck.sendall(json.dumps(frame).encode() + b"\n")  # and never reads again
 
