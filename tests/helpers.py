@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 import keyring.backend
 
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient, DaemonUnavailable
 from clientlink.daemon.clock import Clock
 
@@ -90,6 +91,16 @@ async def wait_until(predicate, within: float = 10.0, what: str = "condition") -
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def finished(rpc: DaemonClient, job_id: int, within: float = 60) -> p.Job:
+    """The job once it has finished (completed, failed or cancelled), with its items."""
+
+    async def done() -> bool:
+        return (await rpc.call(p.JOBS_GET, job_id=job_id)).state.finished
+
+    await wait_until(done, within=within, what=f"job {job_id} to finish")
+    return await rpc.call(p.JOBS_GET, job_id=job_id, items=True)
 
 
 async def advance_time(running: Any, seconds: float) -> None:

@@ -14,7 +14,7 @@ from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import ErrorCode
 from clientlink.daemon.export import neutralise
-from tests.helpers import DaemonProcess, sandbox_get, sandbox_post, wait_until
+from tests.helpers import DaemonProcess, finished, sandbox_get, sandbox_post, wait_until
 
 
 async def bulk_sign_in(practice_like, rpc, client_ids: list[int], provider: str = "xero"):
@@ -23,15 +23,6 @@ async def bulk_sign_in(practice_like, rpc, client_ids: list[int], provider: str 
     session = await rpc.call(p.AUTH_BEGIN, provider=provider)
     redirect = await practice_like.approve(session.authorize_url, tenants)
     return await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
-
-
-async def finished(rpc, job_id: int, within: float = 60) -> p.Job:
-    async def done():
-        job = await rpc.call(p.JOBS_GET, job_id=job_id)
-        return job if job.state in ("completed", "failed", "cancelled") else None
-
-    await wait_until(done, within=within, what=f"job {job_id} to finish")
-    return await rpc.call(p.JOBS_GET, job_id=job_id, items=True)
 
 
 def xero_needing_reauth(practice) -> list[int]:

@@ -33,7 +33,7 @@ from clientlink.tui.screens.help import HelpScreen
 from clientlink.tui.screens.job_progress import JobProgressScreen
 from clientlink.tui.screens.manage_clients import ManageClientsScreen
 from clientlink.tui.screens.sign_in import Phase, SignInScreen
-from tests.test_jobs import finished
+from tests.helpers import finished
 
 pytestmark = pytest.mark.timeout(240)
 

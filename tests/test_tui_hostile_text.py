@@ -35,8 +35,7 @@ from clientlink.tui.screens.reconnect_banks import ReconnectBanksScreen
 from clientlink.tui.screens.reimport_review import ReimportReviewScreen
 from clientlink.tui.screens.sign_in import Phase, SignInScreen
 from clientlink.tui.screens.template_editor import TemplateEditorScreen
-from tests.helpers import sandbox_get, sandbox_post
-from tests.test_jobs import finished
+from tests.helpers import finished, sandbox_get, sandbox_post
 from tests.test_tui_app import wait_until
 
 pytestmark = pytest.mark.timeout(240)

@@ -20,8 +20,7 @@ from clientlink.tui.screens.invite_client import InviteClientScreen
 from clientlink.tui.screens.reconnect_banks import ReconnectBanksScreen, Step
 from clientlink.tui.screens.template_editor import TemplateEditorScreen
 from clientlink.tui.widgets.filtered_checklist import FilteredChecklist
-from tests.helpers import sandbox_get, sandbox_post, wait_until
-from tests.test_jobs import finished
+from tests.helpers import finished, sandbox_get, sandbox_post, wait_until
 from tests.test_tui_bulk import clients_screen_with_list, finished_job, screen_of, toasts
 from tests.test_tui_watch import flat
 from tests.test_tui_watch import shown as shown_on
