@@ -17,8 +17,8 @@ async def test_contact_details_are_validated_and_stored_normalised(practice):
     )
     assert client.email == "Jo.Smith@example.com"
     assert client.phone == "+61491570156"
-    audit = await rpc.call("audit.list", {"client_id": client_id})
-    assert audit["items"][0]["action"] == "client.contact_updated"
+    audit = await rpc.call(p.AUDIT_LIST, client_id=client_id)
+    assert audit.items[0].action == "client.contact_updated"
 
 
 @pytest.mark.parametrize(
@@ -36,21 +36,21 @@ async def test_invalid_contact_details_are_refused_and_nothing_is_saved(
     rpc = await practice.connect()
     client_id = practice.connected_ids[0]
     await rpc.call(p.CLIENTS_UPDATE, client_id=client_id, email="a@example.com")
-    before = await rpc.call("clients.get", {"client_id": client_id})
+    before = await rpc.call(p.CLIENTS_GET, client_id=client_id)
     with pytest.raises(RpcError) as caught:
         await rpc.call(
-            "clients.update", {"client_id": client_id, "phone": "0491570156", field: value}
+            p.CLIENTS_UPDATE, **{"client_id": client_id, "phone": "0491570156", field: value}
         )
     assert caught.value.code == ErrorCode.INVALID_PARAMS
     assert words in caught.value.message
-    assert await rpc.call("clients.get", {"client_id": client_id}) == before
+    assert await rpc.call(p.CLIENTS_GET, client_id=client_id) == before
 
 
 async def test_builtin_templates_and_placeholders_are_listed(rpc):
-    listing = await rpc.call("templates.list")
-    ids = [t["id"] for t in listing["items"]]
+    listing = await rpc.call(p.TEMPLATES_LIST)
+    ids = [t.id for t in listing.items]
     assert ids[:2] == ["default-email", "default-sms"]
-    assert set(listing["placeholders"]) == {
+    assert set(listing.placeholders) == {
         "client_name",
         "practice_name",
         "bank_names",
@@ -75,7 +75,7 @@ async def test_a_custom_template_is_saved_previewed_edited_and_deleted(practice)
     updated = await rpc.call(p.TEMPLATES_UPDATE, template_id=created.id, body="Short: {link}")
     assert updated.body == "Short: {link}"
     await rpc.call(p.TEMPLATES_DELETE, template_id=created.id)
-    assert created.id not in [t["id"] for t in (await rpc.call("templates.list"))["items"]]
+    assert created.id not in [t.id for t in (await rpc.call(p.TEMPLATES_LIST)).items]
 
 
 @pytest.mark.parametrize(
@@ -95,16 +95,16 @@ async def test_a_custom_template_is_saved_previewed_edited_and_deleted(practice)
 )
 async def test_unworkable_or_unsafe_templates_are_refused_on_save(rpc, template, words):
     with pytest.raises(RpcError) as caught:
-        await rpc.call("templates.create", {"name": "Bad", **template})
+        await rpc.call(p.TEMPLATES_CREATE, name="Bad", **template)
     assert caught.value.code == ErrorCode.INVALID_PARAMS
     assert words in caught.value.message
-    assert len((await rpc.call("templates.list"))["items"]) == 2
+    assert len((await rpc.call(p.TEMPLATES_LIST)).items) == 2
 
 
 async def test_builtin_templates_cannot_be_changed_or_deleted(rpc):
-    for method, extra in (("templates.update", {"body": "{link}"}), ("templates.delete", {})):
+    for method, extra in ((p.TEMPLATES_UPDATE, {"body": "{link}"}), (p.TEMPLATES_DELETE, {})):
         with pytest.raises(RpcError) as caught:
-            await rpc.call(method, {"template_id": "default-sms", **extra})
+            await rpc.call(method, template_id="default-sms", **extra)
         assert caught.value.code == ErrorCode.CONFLICT
 
 

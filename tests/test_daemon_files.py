@@ -20,6 +20,7 @@ from pathlib import Path
 import keyring
 import pytest
 
+from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
 from clientlink.common.config import load_config
 from clientlink.common.paths import UnsafeFolder, default_runtime_dir, ensure_private_dir
@@ -99,7 +100,7 @@ async def test_a_second_daemon_refuses_even_after_the_runtime_folder_is_wiped(ho
     first = DaemonProcess(home)
     client = await first.start()
     try:
-        await client.call("templates.create", TEMPLATE)
+        await client.call(p.TEMPLATES_CREATE, **TEMPLATE)
         await client.close()
         shutil.rmtree(home.runtime_dir)  # what a tmpfs cleaner does to /run/user/<uid>
         code, log = await run_to_exit(home)
@@ -127,14 +128,14 @@ async def test_the_writers_lock_lives_beside_the_database(home):
 
 
 async def test_a_deleted_database_stops_writes_and_status_says_why(daemon, rpc):
-    await rpc.call("templates.create", TEMPLATE)
+    await rpc.call(p.TEMPLATES_CREATE, **TEMPLATE)
     os.unlink(daemon.paths.database)
     with pytest.raises(RpcError) as caught:
-        await rpc.call("templates.create", {**TEMPLATE, "name": "Lost"})
+        await rpc.call(p.TEMPLATES_CREATE, **{**TEMPLATE, "name": "Lost"})
     assert caught.value.code == ErrorCode.STORE_UNWRITABLE
     assert "was deleted while clientlinkd was running" in caught.value.message
-    status = await rpc.call("daemon.status")
-    assert "was deleted" in status["database_problem"]
+    status = await rpc.call(p.DAEMON_STATUS)
+    assert "was deleted" in status.database_problem
     assert daemon.daemon.failed.is_set()
 
 
@@ -142,8 +143,8 @@ async def test_a_replaced_database_is_noticed_without_any_write(daemon, rpc):
     other = daemon.paths.data_dir / "other.db"
     sqlite3.connect(other).close()
     os.replace(other, daemon.paths.database)
-    status = await rpc.call("daemon.status")
-    assert "was replaced by another file" in status["database_problem"]
+    status = await rpc.call(p.DAEMON_STATUS)
+    assert "was replaced by another file" in status.database_problem
     assert daemon.daemon.failed.is_set()
 
 
@@ -152,7 +153,7 @@ async def test_clientlinkd_exits_non_zero_when_its_database_is_deleted_and_will_
 ):
     running = DaemonProcess(home)
     client = await running.start()
-    await client.call("templates.create", TEMPLATE)
+    await client.call(p.TEMPLATES_CREATE, **TEMPLATE)
     await client.close()
     for suffix in ("", "-wal", "-shm"):
         home.database.with_name(home.database.name + suffix).unlink(missing_ok=True)
@@ -296,21 +297,23 @@ async def test_a_full_disk_is_named_and_changes_nothing(tmpfs_home, sandbox, cap
     await daemon.start()
     try:
         client = await _client(tmpfs_home)
-        assert (await client.call("daemon.status"))["disk_reserve"] is True
+        assert (await client.call(p.DAEMON_STATUS)).disk_reserve is True
         assert daemon.store is not None and daemon.store.reserve is not None
         daemon.store.reserve.release()  # the reserve was already spent
         await checkpoint(daemon.store)
         fill(tmpfs_home.data_dir)
         with caplog.at_level(logging.ERROR):
             with pytest.raises(RpcError) as caught:
-                await client.call("templates.create", {**TEMPLATE, "body": "{link}" + "x" * 19_000})
+                await client.call(
+                    p.TEMPLATES_CREATE, **{**TEMPLATE, "body": "{link}" + "x" * 19_000}
+                )
         assert caught.value.code == ErrorCode.STORAGE_FULL
         message = caught.value.message
         assert "is full" in message and str(tmpfs_home.data_dir) in message
         assert "nothing was changed" in message
         assert "Traceback" not in caplog.text
         (tmpfs_home.data_dir / "filler").unlink()
-        names = [t["name"] for t in (await client.call("templates.list"))["items"]]
+        names = [t.name for t in (await client.call(p.TEMPLATES_LIST)).items]
         assert "Hello" not in names
         await client.close()
     finally:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from clientlink.cli.demo import PASSPHRASE_ENV, demo_config_text
+from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
 from clientlink.common.paths import Paths, resolve_paths
 from clientlink.common.protocol import ErrorCode
@@ -65,18 +66,18 @@ async def refresh_calls(practice) -> int:
 async def test_a_refresh_is_skipped_when_the_disk_is_full_and_nothing_is_lost(practice):
     rpc = await practice.connect()
     client_id = practice.xero_connected_ids[-1]
-    before = await rpc.call("clients.get", {"client_id": client_id})
+    before = await rpc.call(p.CLIENTS_GET, client_id=client_id)
     calls = await refresh_calls(practice)
 
     filler = fill_disk(practice.paths.database)  # no await in between: nothing else writes
     with pytest.raises(RpcError) as caught:
-        await rpc.call("clients.refresh", {"client_id": client_id, "force": True})
+        await rpc.call(p.CLIENTS_REFRESH, client_id=client_id, force=True)
     assert caught.value.code == ErrorCode.STORAGE_FULL
     assert "disk" in caught.value.message and "full" in caught.value.message
     assert await refresh_calls(practice) == calls  # the provider was never asked
 
     os.unlink(filler)
-    after = await rpc.call("clients.refresh", {"client_id": client_id, "force": True})
+    after = await rpc.call(p.CLIENTS_REFRESH, client_id=client_id, force=True)
     assert await refresh_calls(practice) == calls + 1
-    assert after["status"] == "connected"
-    assert after["access_expires_at"] >= before["access_expires_at"]
+    assert after.status == "connected"
+    assert after.access_expires_at >= before.access_expires_at

@@ -30,10 +30,10 @@ async def test_many_clients_changing_together_make_one_digest(notification_serve
     assert "Open clientlink" in shown.action_titles.values()
     event = await next_event(rpc, "notification")
     assert event["kind"] == "digest" and len(event["client_ids"]) == len(tenants)
-    stored = await rpc.call("notifications.list", {})
-    assert stored["unread"] == 1
-    assert stored["items"][0]["desktop"] == "sent"
-    assert stored["items"][0]["title"] == shown.summary
+    stored = await rpc.call(p.NOTIFICATIONS_LIST)
+    assert stored.unread == 1
+    assert stored.items[0].desktop == "sent"
+    assert stored.items[0].title == shown.summary
 
 
 async def test_one_client_gets_its_own_notification_and_recovery_only_clears_it(
@@ -60,9 +60,9 @@ async def test_one_client_gets_its_own_notification_and_recovery_only_clears_it(
 
     assert len(notification_server.notifications) == before + 1  # nothing for a recovery
     assert [close.id for close in notification_server.closes] == [shown.id]
-    stored = await rpc.call("notifications.list", {})
-    assert stored["unread"] == 0
-    assert stored["items"][0]["desktop"] == "withdrawn"
+    stored = await rpc.call(p.NOTIFICATIONS_LIST)
+    assert stored.unread == 0
+    assert stored.items[0].desktop == "withdrawn"
 
 
 async def test_without_a_session_bus_notifications_are_stored_and_say_why(practice, monkeypatch):
@@ -74,9 +74,9 @@ async def test_without_a_session_bus_notifications_are_stored_and_say_why(practi
     await revoke_staff_grant(practice, "sam")
     await advance_time(practice, 26 * 60)
     await practice.daemon.notifier.flush()
-    stored = await rpc.call("notifications.list", {"unread_only": True})
-    assert stored["unread"] == 1
-    assert stored["items"][0]["desktop"] == "no session bus"
+    stored = await rpc.call(p.NOTIFICATIONS_LIST, unread_only=True)
+    assert stored.unread == 1
+    assert stored.items[0].desktop == "no session bus"
 
 
 async def test_a_delivery_failure_is_recorded_not_swallowed(notification_server, practice):
@@ -86,9 +86,9 @@ async def test_a_delivery_failure_is_recorded_not_swallowed(notification_server,
     await revoke_staff_grant(practice, "sam")
     await advance_time(practice, 26 * 60)
     await practice.daemon.notifier.flush()
-    stored = await rpc.call("notifications.list", {})
-    assert stored["items"][0]["desktop"].startswith(("failed", "no notification server"))
-    assert stored["items"][0]["desktop"] != "sent"
+    stored = await rpc.call(p.NOTIFICATIONS_LIST)
+    assert stored.items[0].desktop.startswith(("failed", "no notification server"))
+    assert stored.items[0].desktop != "sent"
     notification_server.resume_answering()
 
 
@@ -99,7 +99,7 @@ async def test_acknowledging_clears_the_unread_count(practice):
     await practice.daemon.notifier.flush()
     assert (await rpc.call(p.DAEMON_STATUS)).unread_notifications == 1
     assert (await rpc.call(p.NOTIFICATIONS_ACK)).unread == 0
-    assert (await rpc.call("notifications.list", {"unread_only": True}))["items"] == []
+    assert (await rpc.call(p.NOTIFICATIONS_LIST, unread_only=True)).items == []
 
 
 async def test_a_recovery_that_clears_notifications_announces_the_new_unread_count(practice):
@@ -147,14 +147,14 @@ async def test_hostile_client_names_reach_the_desktop_made_visible_and_never_as_
     assert "&lt;/a&gt; &amp;" in digest.body
     assert "<" not in digest.body and "\x1b" not in digest.body and "\x9b" not in digest.body
 
-    listing = await rpc.call("clients.list", {"filter": {"status": "connected"}, "limit": 1000})
-    client = next(item for item in listing["items"] if item["provider"] == "xero")
-    await sandbox_post(base, "/_sandbox/connections/disconnect", {"tenant_id": client["tenant_id"]})
-    await rpc.call(p.CLIENTS_REFRESH, client_id=client["id"], force=True)
+    listing = await rpc.call(p.CLIENTS_LIST, filter={"status": "connected"}, limit=1000)
+    client = next(item for item in listing.items if item.provider == "xero")
+    await sandbox_post(base, "/_sandbox/connections/disconnect", {"tenant_id": client.tenant_id})
+    await rpc.call(p.CLIENTS_REFRESH, client_id=client.id, force=True)
     await daemon.daemon.notifier.flush()
     single = notification_server.notifications[-1]
     assert single.summary.startswith("Re-authorise <b>Org ")
     assert "</b>␛]0;owned␇\ufffd2J <a href='https://e.example/'>x</a> &" in single.summary
     # Stored as the business named itself; only what reaches a screen is made safe.
-    stored = (await rpc.call("notifications.list", {}))["items"][0]
-    assert stored["title"] == f"Re-authorise {client['name']}" and "\x1b" in stored["title"]
+    stored = (await rpc.call(p.NOTIFICATIONS_LIST)).items[0]
+    assert stored.title == f"Re-authorise {client.name}" and "\x1b" in stored.title

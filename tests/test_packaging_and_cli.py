@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from clientlink.common import protocol as p
 from clientlink.common.protocol import ErrorCode
 
 
@@ -129,7 +130,7 @@ async def test_commands_say_how_to_start_a_missing_daemon(short_tmp, command):
 async def test_jobs_lists_bulk_jobs_and_refuses_a_bad_state(practice):
     home = str(practice.paths.config_dir.parent)
     rpc = await practice.connect()
-    await rpc.call("jobs.start", {"kind": "reimport", "client_ids": practice.connected_ids[:2]})
+    await rpc.call(p.JOBS_START, kind="reimport", client_ids=practice.connected_ids[:2])
     code, out, _ = await clientlink("--home", home, "jobs", "--json")
     assert code == 0
     (job,) = json.loads(out)["items"]
@@ -158,5 +159,5 @@ async def test_channel_secret_is_read_from_stdin_and_never_echoed(daemon, short_
     out, err = await asyncio.wait_for(process.communicate(b"token-that-stays-secret\n"), 60)
     assert process.returncode == 0, err
     assert b"token-that-stays-secret" not in out + err
-    audit = await (await daemon.connect()).call("audit.list", {})
-    assert audit["items"][0]["action"] == "channel.secret_set"
+    audit = await (await daemon.connect()).call(p.AUDIT_LIST)
+    assert audit.items[0].action == "channel.secret_set"

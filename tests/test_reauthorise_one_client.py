@@ -12,8 +12,8 @@ from tests.helpers import next_event, port_closes, port_is_open, sandbox_get
 
 
 async def _client_and_tenant(practice, rpc, client_id):
-    client = await rpc.call("clients.get", {"client_id": client_id})
-    return client, client["tenant_id"]
+    client = await rpc.call(p.CLIENTS_GET, client_id=client_id)
+    return client, client.tenant_id
 
 
 async def _signed_in(practice, rpc, deny: bool = False):
@@ -21,8 +21,8 @@ async def _signed_in(practice, rpc, deny: bool = False):
     business: (client id, the auth.begin result, the address the browser ended on)."""
     client_id = practice.client_ids_needing_reauth[0]
     _, tenant = await _client_and_tenant(practice, rpc, client_id)
-    session = await rpc.call("auth.begin", {"provider": "xero", "client_id": client_id})
-    redirect = await practice.approve(session["authorize_url"], [tenant], deny=deny)
+    session = await rpc.call(p.AUTH_BEGIN, provider="xero", client_id=client_id)
+    redirect = await practice.approve(session.authorize_url, [tenant], deny=deny)
     return client_id, session, redirect
 
 
@@ -31,7 +31,7 @@ async def test_reauthorise_through_loopback_listener_marks_client_connected(prac
     await rpc.subscribe()
     client_id = practice.client_ids_needing_reauth[0]
     client, tenant = await _client_and_tenant(practice, rpc, client_id)
-    assert client["status"] == "needs_reauth"
+    assert client.status == "needs_reauth"
 
     session = await rpc.call(p.AUTH_BEGIN, provider="xero", client_id=client_id)
     assert session.redirect_uri.startswith("http://127.0.0.1:")
@@ -42,18 +42,18 @@ async def test_reauthorise_through_loopback_listener_marks_client_connected(prac
     assert "close this tab" in page.text
 
     reauthorised = await next_event(rpc, "client.reauthorised", client_id=client_id)
-    assert reauthorised["name"] == client["name"]
-    client = await rpc.call("clients.get", {"client_id": client_id})
-    assert client["status"] == "connected"
-    assert client["status_reason"] is None
-    assert client["grant_id"] == reauthorised["grant_id"]
+    assert reauthorised["name"] == client.name
+    client = await rpc.call(p.CLIENTS_GET, client_id=client_id)
+    assert client.status == "connected"
+    assert client.status_reason is None
+    assert client.grant_id == reauthorised["grant_id"]
     status = await rpc.call(p.AUTH_STATUS, session_id=session.session_id)
     assert status.state == "completed"
 
-    audit = await rpc.call("audit.list", {"client_id": client_id})
-    entry = next(e for e in audit["items"] if e["action"] == "client.reauthorised")
-    assert entry["actor"] == rpc.hello["user"]
-    assert entry["detail"]["previous_status"] == "needs_reauth"
+    audit = await rpc.call(p.AUDIT_LIST, client_id=client_id)
+    entry = next(e for e in audit.items if e.action == "client.reauthorised")
+    assert entry.actor == rpc.hello["user"]
+    assert entry.detail["previous_status"] == "needs_reauth"
 
 
 async def test_status_change_event_carries_increasing_sequence_numbers(practice):
@@ -74,11 +74,9 @@ async def test_pasted_redirect_completes_and_lists_the_grants_tenants(practice):
     rpc = await practice.connect()
     client_id, session, redirect = await _signed_in(practice, rpc)
     _, tenant = await _client_and_tenant(practice, rpc, client_id)
-    result = await rpc.call(
-        "auth.complete", {"session_id": session["session_id"], "redirect_url": redirect}
-    )
-    assert [t["tenant_id"] for t in result["tenants"]] == [tenant]
-    assert result["tenants"][0]["client_id"] == client_id
+    result = await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
+    assert [t.tenant_id for t in result.tenants] == [tenant]
+    assert result.tenants[0].client_id == client_id
     assert (await rpc.call(p.CLIENTS_GET, client_id=client_id)).status == "connected"
 
 
@@ -106,11 +104,11 @@ async def test_signing_in_without_ticking_the_client_says_so_and_changes_nothing
     with pytest.raises(RpcError) as caught:
         await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
     assert caught.value.code == ErrorCode.AUTH_CLIENT_NOT_SELECTED
-    assert client["name"] in caught.value.message
+    assert client.name in caught.value.message
     assert "tick" in caught.value.message
     after = await rpc.call(p.CLIENTS_GET, client_id=client_id)
     assert after.status == "needs_reauth"
-    assert after.grant_id == client["grant_id"]
+    assert after.grant_id == client.grant_id
 
 
 async def test_tampered_state_is_refused_and_the_session_still_completes(practice):
@@ -118,22 +116,22 @@ async def test_tampered_state_is_refused_and_the_session_still_completes(practic
     client_id, session, redirect = await _signed_in(practice, rpc)
     tampered = redirect.replace("state=", "state=x")
     with pytest.raises(RpcError) as caught:
-        await rpc.call(p.AUTH_COMPLETE, session_id=session["session_id"], redirect_url=tampered)
+        await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=tampered)
     assert caught.value.code == ErrorCode.AUTH_STATE_MISMATCH
-    assert (await rpc.call(p.AUTH_STATUS, session_id=session["session_id"])).state == "pending"
+    assert (await rpc.call(p.AUTH_STATUS, session_id=session.session_id)).state == "pending"
     assert (await rpc.call(p.CLIENTS_GET, client_id=client_id)).status == "needs_reauth"
-    await rpc.call(p.AUTH_COMPLETE, session_id=session["session_id"], redirect_url=redirect)
+    await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
     assert (await rpc.call(p.CLIENTS_GET, client_id=client_id)).status == "connected"
 
 
 async def test_reused_redirect_is_refused_without_a_second_exchange(practice):
     rpc = await practice.connect()
     _, session, redirect = await _signed_in(practice, rpc)
-    params = {"session_id": session["session_id"], "redirect_url": redirect}
-    await rpc.call("auth.complete", params)
+    params = {"session_id": session.session_id, "redirect_url": redirect}
+    await rpc.call(p.AUTH_COMPLETE, **params)
     exchanges = await sandbox_get(practice.sandbox.base_url, "/_sandbox/stats")
     with pytest.raises(RpcError) as caught:
-        await rpc.call("auth.complete", params)
+        await rpc.call(p.AUTH_COMPLETE, **params)
     assert caught.value.code == ErrorCode.AUTH_SESSION_FINISHED
     assert (await sandbox_get(practice.sandbox.base_url, "/_sandbox/stats")) == exchanges
 
@@ -145,10 +143,10 @@ async def _second_session_with_first_code(practice, rpc, *, use_first_code: bool
     first_redirect = await practice.approve(first.authorize_url, [tenant])
     if use_first_code:
         await rpc.call(p.AUTH_COMPLETE, session_id=first.session_id, redirect_url=first_redirect)
-    second = await rpc.call("auth.begin", {"provider": "xero", "client_id": client_id})
-    second_state = httpx.URL(second["authorize_url"]).params["state"]
+    second = await rpc.call(p.AUTH_BEGIN, provider="xero", client_id=client_id)
+    second_state = httpx.URL(second.authorize_url).params["state"]
     code = httpx.URL(first_redirect).params["code"]
-    forged = f"{second['redirect_uri']}?code={code}&state={second_state}"
+    forged = f"{second.redirect_uri}?code={code}&state={second_state}"
     return client_id, second, forged
 
 
@@ -157,11 +155,11 @@ async def test_replayed_code_is_refused_by_the_provider_and_changes_nothing(prac
     client_id, second, forged = await _second_session_with_first_code(
         practice, rpc, use_first_code=True
     )
-    before = await rpc.call("clients.get", {"client_id": client_id})
+    before = await rpc.call(p.CLIENTS_GET, client_id=client_id)
     with pytest.raises(RpcError) as caught:
-        await rpc.call(p.AUTH_COMPLETE, session_id=second["session_id"], redirect_url=forged)
+        await rpc.call(p.AUTH_COMPLETE, session_id=second.session_id, redirect_url=forged)
     assert caught.value.code == ErrorCode.AUTH_PROVIDER_REFUSED
-    assert await rpc.call("clients.get", {"client_id": client_id}) == before
+    assert await rpc.call(p.CLIENTS_GET, client_id=client_id) == before
 
 
 async def test_code_from_another_session_fails_pkce_and_changes_nothing(practice):
@@ -170,7 +168,7 @@ async def test_code_from_another_session_fails_pkce_and_changes_nothing(practice
         practice, rpc, use_first_code=False
     )
     with pytest.raises(RpcError) as caught:
-        await rpc.call(p.AUTH_COMPLETE, session_id=second["session_id"], redirect_url=forged)
+        await rpc.call(p.AUTH_COMPLETE, session_id=second.session_id, redirect_url=forged)
     assert caught.value.code == ErrorCode.AUTH_PROVIDER_REFUSED
     assert "refused" in caught.value.message
     assert (await rpc.call(p.CLIENTS_GET, client_id=client_id)).status == "needs_reauth"
@@ -181,7 +179,7 @@ async def test_expired_session_is_refused_and_its_listener_closed(practice):
     client_id, session, redirect = await _signed_in(practice, rpc)
     practice.clock.advance(11 * 60)
     with pytest.raises(RpcError) as caught:
-        await rpc.call(p.AUTH_COMPLETE, session_id=session["session_id"], redirect_url=redirect)
+        await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
     assert caught.value.code == ErrorCode.AUTH_SESSION_EXPIRED
     assert "start it again" in caught.value.message
     assert (await rpc.call(p.CLIENTS_GET, client_id=client_id)).status == "needs_reauth"
@@ -207,7 +205,7 @@ async def test_cancel_on_the_consent_page_fails_the_session_clearly(practice):
     rpc = await practice.connect()
     _, session, redirect = await _signed_in(practice, rpc, deny=True)
     with pytest.raises(RpcError) as caught:
-        await rpc.call(p.AUTH_COMPLETE, session_id=session["session_id"], redirect_url=redirect)
+        await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
     assert caught.value.code == ErrorCode.AUTH_PROVIDER_REFUSED
     assert "Cancel" in caught.value.message
 
@@ -221,7 +219,7 @@ async def test_cancel_on_the_consent_page_fails_the_session_clearly(practice):
 )
 async def test_begin_with_bad_input_says_what_is_wrong(rpc, params, code):
     with pytest.raises(RpcError) as caught:
-        await rpc.call("auth.begin", params)
+        await rpc.call(p.AUTH_BEGIN, **params)
     assert caught.value.code == code
     assert (await rpc.call(p.DAEMON_STATUS)).pending_auth_sessions == 0
 

@@ -22,6 +22,7 @@ from syrupy import SnapshotAssertion
 from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
+from clientlink.common import protocol as p
 from clientlink.common.protocol import ConnectionStatus, JobKind
 from clientlink.daemon.clock import Clock
 from clientlink.tui import formatting
@@ -32,7 +33,7 @@ from clientlink.tui.screens.help import HelpScreen
 from clientlink.tui.screens.job_progress import JobProgressScreen
 from clientlink.tui.screens.manage_clients import ManageClientsScreen
 from clientlink.tui.screens.sign_in import Phase, SignInScreen
-from tests.test_jobs import finished
+from tests.helpers import finished
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -149,14 +150,12 @@ async def test_sign_in_refusing_an_address_of_another_sign_in(
 async def test_bulk_progress_of_a_finished_job(practice, svg_snapshot: SnapshotAssertion) -> None:
     rpc = await practice.connect()
     client_ids = practice.connected_ids[:3] + practice.client_ids_needing_reauth[:1]
-    started = await rpc.call(
-        "jobs.start", {"kind": JobKind.REIMPORT.value, "client_ids": client_ids}
-    )
-    await finished(rpc, started["job_id"])
+    started = await rpc.call(p.JOBS_START, kind=JobKind.REIMPORT, client_ids=client_ids)
+    await finished(rpc, started.job_id)
     app = ClientlinkApp(practice.socket_path, open_browser=False)
     async with app.run_test(size=SIZE) as pilot:
         await clients_listed(pilot)
-        progress = JobProgressScreen(started["job_id"], kind=JobKind.REIMPORT)
+        progress = JobProgressScreen(started.job_id, kind=JobKind.REIMPORT)
         app.push_screen(progress)
         await wait_until(pilot, lambda: progress.job is not None, "the job")
         assert await screenshot(pilot) == svg_snapshot

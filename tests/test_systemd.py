@@ -23,6 +23,7 @@ import pytest
 
 from clientlink.cli.demo import PASSPHRASE_ENV
 from clientlink.cli.service_install import SERVICE_UNIT, SOCKET_UNIT, daemon_command, render_units
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient
 from clientlink.common.paths import Paths
 from clientlink.common.protocol import PROTOCOL_VERSION
@@ -142,9 +143,9 @@ async def test_ready_only_once_the_socket_answers_then_watchdog_pings_and_stoppi
         # The daemon said READY: it must answer right now, without any retry.
         async with DaemonClient(home.socket, client_name="test") as client:
             assert client.hello["protocol"] == PROTOCOL_VERSION
-            status = await client.call("daemon.status")
+            status = await client.call(p.DAEMON_STATUS)
         assert "STATUS=Watching 0 clients" in before_ready
-        assert sum(status["clients_by_status"].values()) == 0
+        assert sum(status.clients_by_status.values()) == 0
         # 200 ms timeout: a ping every 100 ms or so.
         pings = (await notify_listener.collect(1.0)).count("WATCHDOG=1")
         assert pings >= 4, notify_listener.received
@@ -254,7 +255,7 @@ async def test_socket_activation_serves_the_passed_socket_and_leaves_its_file(ho
         # answered once the daemon serves it.
         async with DaemonClient(home.socket, client_name="test") as client:
             assert client.hello["pid"] == process.pid
-            await client.call("daemon.status")
+            await client.call(p.DAEMON_STATUS)
         code, log = await stop_daemon(process)
     finally:
         await kill_on_failure(process)

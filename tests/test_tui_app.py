@@ -12,6 +12,7 @@ from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, Static
 
+from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient
 from clientlink.common.protocol import Client, ErrorCode
 from clientlink.tui.app import ClientlinkApp
@@ -127,8 +128,8 @@ async def assert_reauthorised(
         pilot, lambda: status_cell(clients_screen, client.id) == "Connected", "row Connected"
     )
     async with DaemonClient(practice.socket_path) as daemon:
-        held = await daemon.call("clients.get", {"client_id": client.id})
-    assert held["status"] == "connected"
+        held = await daemon.call(p.CLIENTS_GET, client_id=client.id)
+    assert held.status == "connected"
 
 
 async def test_pasting_the_redirect_address_reauthorises_the_client(practice) -> None:
@@ -174,13 +175,13 @@ async def test_ticking_the_wrong_business_shows_the_daemons_explanation(practice
         _, sign_in, client = await open_sign_in_for_a_client_needing_reauth(pilot, practice)
         await pilot.press("a")  # (no effect here: the sign-in screen is on top)
         async with DaemonClient(practice.socket_path) as daemon:
-            everyone = await daemon.call("clients.list", {"limit": 1000})
+            everyone = await daemon.call(p.CLIENTS_LIST, limit=1000)
         other = next(
             c
-            for c in everyone["items"]
-            if c["id"] != client.id and c["tenant_id"] and c["provider"] == client.provider
+            for c in everyone.items
+            if c.id != client.id and c.tenant_id and c.provider == client.provider
         )
-        redirect_url = await practice.approve(sign_in.session.authorize_url, [other["tenant_id"]])
+        redirect_url = await practice.approve(sign_in.session.authorize_url, [other.tenant_id])
         paste = sign_in.query_one("#sign-in-paste", Input)
         paste.value = redirect_url
         paste.focus()
@@ -193,8 +194,8 @@ async def test_ticking_the_wrong_business_shows_the_daemons_explanation(practice
         assert "tick this client's business" in error
         assert sign_in.query_one("#sign-in-start-again", Button).display
         async with DaemonClient(practice.socket_path) as daemon:
-            held = await daemon.call("clients.get", {"client_id": client.id})
-        assert held["status"] == "needs_reauth"
+            held = await daemon.call(p.CLIENTS_GET, client_id=client.id)
+        assert held.status == "needs_reauth"
         # Start again opens a fresh session.
         first_session = sign_in.session.session_id
         await pilot.press("s")

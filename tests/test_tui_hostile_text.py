@@ -19,7 +19,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Select, TextArea
 
 from clientlink.cli.demo import seed_practice
-from clientlink.common.protocol import Client, ProviderInfo
+from clientlink.common import protocol as p
 from clientlink.tui.app import ClientlinkApp
 from clientlink.tui.screens.bulk_reauth import BulkReauthScreen
 from clientlink.tui.screens.client_detail import ClientDetailScreen
@@ -35,8 +35,7 @@ from clientlink.tui.screens.reconnect_banks import ReconnectBanksScreen
 from clientlink.tui.screens.reimport_review import ReimportReviewScreen
 from clientlink.tui.screens.sign_in import Phase, SignInScreen
 from clientlink.tui.screens.template_editor import TemplateEditorScreen
-from tests.helpers import sandbox_get, sandbox_post
-from tests.test_jobs import finished
+from tests.helpers import finished, sandbox_get, sandbox_post
 from tests.test_tui_app import wait_until
 
 pytestmark = pytest.mark.timeout(240)
@@ -95,13 +94,11 @@ async def test_every_screen_shows_markup_in_names_and_provider_text_literally(
 ) -> None:
     rpc = await markup_practice.connect()
     template = await rpc.call(
-        "templates.create",
-        {
-            "name": TEMPLATE_NAME,
-            "channel": "email",
-            "subject": "Banks for {client_name}",
-            "body": "Dear {client_name}, connect here: {link}",
-        },
+        p.TEMPLATES_CREATE,
+        name=TEMPLATE_NAME,
+        channel="email",
+        subject="Banks for {client_name}",
+        body="Dear {client_name}, connect here: {link}",
     )
     # One invitation that the mail server refuses: a failed job naming its client.
     await sandbox_post(
@@ -109,11 +106,11 @@ async def test_every_screen_shows_markup_in_names_and_provider_text_literally(
         "/_sandbox/faults",
         {"kind": "smtp_5xx", "smtp_code": 554, "count": 1},
     )
-    connected = await rpc.call("clients.list", {"filter": {"status": "connected"}, "limit": 1})
-    victim = Client.model_validate(connected["items"][0])
-    started = await rpc.call("invites.send", {"client_id": victim.id, "channel": "email"})
-    job = await finished(rpc, started["job_id"])
-    assert job["failed"] == 1
+    connected = await rpc.call(p.CLIENTS_LIST, filter={"status": "connected"}, limit=1)
+    victim = connected.items[0]
+    started = await rpc.call(p.INVITES_SEND, client_id=victim.id, channel="email")
+    job = await finished(rpc, started.job_id)
+    assert job.failed == 1
     name = victim.name
     assert "[/]" in name and "[b]" in name
 
@@ -137,8 +134,8 @@ async def test_every_screen_shows_markup_in_names_and_provider_text_literally(
         app.push_screen(InviteClientScreen(victim))
         invite = await shows(pilot, InviteClientScreen, f"Invite {name}")
         select = invite.query_one("#invite-template", Select)
-        await wait_until(pilot, lambda: template["id"] in dict(map(reversed, select._options)), "t")
-        select.value = template["id"]
+        await wait_until(pilot, lambda: template.id in dict(map(reversed, select._options)), "t")
+        select.value = template.id
         await shows(pilot, InviteClientScreen, TEMPLATE_NAME)
         await back_to(pilot, clients)
 
@@ -146,7 +143,7 @@ async def test_every_screen_shows_markup_in_names_and_provider_text_literally(
         await shows(pilot, ConfirmScreen, "[b]")
         await back_to(pilot, clients)
 
-        app.push_screen(JobProgressScreen(started["job_id"]))
+        app.push_screen(JobProgressScreen(started.job_id))
         await shows(pilot, JobProgressScreen, name[:20])  # the failures table, cut to fit
         await shows(pilot, JobProgressScreen, f"{name}: ")  # the highlighted failure in full
         await back_to(pilot, clients)
@@ -188,33 +185,33 @@ async def test_the_bulk_checklist_and_the_reimport_review_show_provider_names_li
 ) -> None:
     rpc = await markup_practice.connect()
     needing = await rpc.call(
-        "clients.list", {"filter": {"status": "needs_reauth", "provider": "xero"}, "limit": 1000}
+        p.CLIENTS_LIST, filter={"status": "needs_reauth", "provider": "xero"}, limit=1000
     )
-    tenants = [item["tenant_id"] for item in needing["items"]]
+    tenants = [item.tenant_id for item in needing.items]
     assert tenants
     # One business renames itself again: the re-import shows the old and the new name.
     connected = await rpc.call(
-        "clients.list", {"filter": {"status": "connected", "provider": "xero"}, "limit": 1}
+        p.CLIENTS_LIST, filter={"status": "connected", "provider": "xero"}, limit=1
     )
-    renamed = connected["items"][0]
+    renamed = connected.items[0]
     new_name = "[i]New[/i] x[/]"
     base = markup_practice.sandbox.base_url
-    await sandbox_post(base, f"/_sandbox/orgs/{renamed['tenant_id']}", {"name": new_name})
-    reimport = await rpc.call("jobs.start", {"kind": "reimport", "client_ids": [renamed["id"]]})
-    await finished(rpc, reimport["job_id"])
+    await sandbox_post(base, f"/_sandbox/orgs/{renamed.tenant_id}", {"name": new_name})
+    reimport = await rpc.call(p.JOBS_START, kind="reimport", client_ids=[renamed.id])
+    await finished(rpc, reimport.job_id)
 
     app = ClientlinkApp(markup_practice.socket_path, open_browser=False)
     async with app.run_test(size=(80, 24)) as pilot:
         clients = app.screen
         await wait_until(pilot, lambda: clients.clients, "the client list")
 
-        app.push_screen(ReimportReviewScreen(reimport["job_id"]))
-        await shows(pilot, ReimportReviewScreen, renamed["name"])
-        await shows(pilot, ReimportReviewScreen, f"Name: {renamed['name']} → {new_name}")
+        app.push_screen(ReimportReviewScreen(reimport.job_id))
+        await shows(pilot, ReimportReviewScreen, renamed.name)
+        await shows(pilot, ReimportReviewScreen, f"Name: {renamed.name} → {new_name}")
         await back_to(pilot, clients)
 
-        providers = (await rpc.call("providers.list"))["items"]
-        xero = ProviderInfo.model_validate(next(p for p in providers if p["name"] == "xero"))
+        providers = (await rpc.call(p.PROVIDERS_LIST)).items
+        xero = next(each for each in providers if each.name == "xero")
         app.push_screen(BulkReauthScreen(xero))  # it opens the one sign-in itself
         sign_in = await shows(pilot, SignInScreen, "Re-authorise Bulk Clients")
         await wait_until(pilot, lambda: sign_in.phase == Phase.WAITING, "the sign-in address")
@@ -223,7 +220,7 @@ async def test_the_bulk_checklist_and_the_reimport_review_show_provider_names_li
         paste = sign_in.query_one("#sign-in-paste", Input)
         await wait_until(pilot, lambda: paste.has_focus, "the paste field")
         await pilot.press("enter")
-        first = next(item["name"] for item in needing["items"])
+        first = next(item.name for item in needing.items)
         await shows(pilot, BulkReauthScreen, first[:20])
         assert app.is_running and app._exception is None
 
@@ -235,8 +232,8 @@ async def test_a_sign_in_refused_by_the_provider_toasts_its_description_literall
     from textual.widgets._toast import Toast
 
     rpc = await markup_practice.connect()
-    needing = await rpc.call("clients.list", {"filter": {"status": "needs_reauth"}, "limit": 1})
-    client = Client.model_validate(needing["items"][0])
+    needing = await rpc.call(p.CLIENTS_LIST, filter={"status": "needs_reauth"}, limit=1)
+    client = needing.items[0]
     description = "No \x1b]52;c;ZXZpbA==\x07 \x9b2J \u202e[@click=app.quit]ok[/] [b]x[/b] y[/]"
     made_visible = "No ␛]52;c;ZXZpbA==␇ \ufffd2J \ufffd[@click=app.quit]ok[/] [b]x[/b] y[/]"
 

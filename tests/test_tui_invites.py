@@ -11,6 +11,7 @@ from typing import Any
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, TextArea
 
+from clientlink.common import protocol as p
 from clientlink.tui.app import ClientlinkApp
 from clientlink.tui.screens.client_detail import ClientDetailScreen
 from clientlink.tui.screens.communication_center import CommunicationCenterScreen
@@ -19,8 +20,7 @@ from clientlink.tui.screens.invite_client import InviteClientScreen
 from clientlink.tui.screens.reconnect_banks import ReconnectBanksScreen, Step
 from clientlink.tui.screens.template_editor import TemplateEditorScreen
 from clientlink.tui.widgets.filtered_checklist import FilteredChecklist
-from tests.helpers import sandbox_get, sandbox_post, wait_until
-from tests.test_jobs import finished
+from tests.helpers import finished, sandbox_get, sandbox_post, wait_until
 from tests.test_tui_bulk import clients_screen_with_list, finished_job, screen_of, toasts
 from tests.test_tui_watch import flat
 from tests.test_tui_watch import shown as shown_on
@@ -50,8 +50,8 @@ async def test_an_invalid_email_is_refused_in_the_dialog_and_a_valid_one_saved(p
     app = ClientlinkApp(practice.socket_path, open_browser=False)
     async with app.run_test(size=(80, 24)) as pilot:
         detail = await open_detail_of_highlighted(pilot)
-        before = await daemon.call("clients.get", {"client_id": detail.client_id})
-        assert before["email"] and before["email"] in shown(detail.query_one("#detail-fields"))
+        before = await daemon.call(p.CLIENTS_GET, client_id=detail.client_id)
+        assert before.email and before.email in shown(detail.query_one("#detail-fields"))
 
         await pilot.press("e")
         dialog = await screen_of(app, EditContactScreen)
@@ -60,14 +60,14 @@ async def test_an_invalid_email_is_refused_in_the_dialog_and_a_valid_one_saved(p
         await wait_until(lambda: dialog.has_class("-error"), what="the refusal in the dialog")
         assert app.screen is dialog
         assert "not a valid email" in shown(dialog.query_one("#contact-error"))
-        assert await daemon.call("clients.get", {"client_id": detail.client_id}) == before
+        assert await daemon.call(p.CLIENTS_GET, client_id=detail.client_id) == before
 
         dialog.query_one("#contact-email", Input).value = "books@new-address.example"
         dialog.query_one("#contact-phone", Input).value = "0412 345 678"
         await pilot.press("enter")
         await wait_until(lambda: app.screen is detail, what="the dialog to close")
-        after = await daemon.call("clients.get", {"client_id": detail.client_id})
-        assert (after["email"], after["phone"]) == ("books@new-address.example", "+61412345678")
+        after = await daemon.call(p.CLIENTS_GET, client_id=detail.client_id)
+        assert (after.email, after.phone) == ("books@new-address.example", "+61412345678")
         assert "books@new-address.example" in shown(detail.query_one("#detail-fields"))
 
 
@@ -75,7 +75,7 @@ async def test_inviting_one_client_by_email_sends_the_mail_and_the_timeline_says
     practice,
 ) -> None:
     daemon = await practice.connect()
-    bank = (await daemon.call("banks.list"))["items"][1]
+    bank = (await daemon.call(p.BANKS_LIST)).items[1]
     app = ClientlinkApp(practice.socket_path, open_browser=False)
     async with app.run_test(size=(80, 24)) as pilot:
         detail = await open_detail_of_highlighted(pilot)
@@ -86,8 +86,8 @@ async def test_inviting_one_client_by_email_sends_the_mail_and_the_timeline_says
         dialog = await screen_of(app, InviteClientScreen)
         banks = dialog.query_one(FilteredChecklist)
         await wait_until(lambda: banks.items, what="the banks")
-        banks.filter_input.value = bank["name"]
-        await wait_until(lambda: banks.shown == [bank["id"]], what="the filtered banks")
+        banks.filter_input.value = bank.name
+        await wait_until(lambda: banks.shown == [bank.id], what="the filtered banks")
         banks.checklist.focus()
         await pilot.press("space")
         assert dialog.channel is not None and dialog.channel.value == "email"
@@ -99,25 +99,25 @@ async def test_inviting_one_client_by_email_sends_the_mail_and_the_timeline_says
         await wait_until(lambda: timeline.row_count == 1, what="the invitation in the timeline")
         assert str(timeline.get_row_at(0)[1]) == "Email"
         assert str(timeline.get_row_at(0)[4]) == "Sent"
-        assert bank["name"] in shown(detail.query_one("#detail-invitation"))
+        assert bank.name in shown(detail.query_one("#detail-invitation"))
 
         # The client connects the bank; the follow-up's event moves the timeline on by itself.
         users = await sandbox_get(practice.sandbox.base_url, "/_sandbox/basiq/users")
         opaque = users[0]["auth_link"]["opaque"]
         await sandbox_post(practice.sandbox.base_url, f"/_sandbox/basiq/consent/{opaque}/complete")
-        await daemon.call("invites.follow_up")
+        await daemon.call(p.INVITES_FOLLOW_UP)
         await wait_until(
             lambda: str(timeline.get_row_at(0)[4]) == "Bank connected", what="the live update"
         )
 
     (mail,) = await outbox(practice, "email")
     assert mail["rcpt_tos"] == [detail.client.email]
-    assert bank["name"] in mail["text"]
+    assert bank.name in mail["text"]
 
 
 async def test_a_custom_template_reaches_two_marked_clients_naming_both_banks(practice) -> None:
     daemon = await practice.connect()
-    banks = (await daemon.call("banks.list"))["items"][1:3]
+    banks = (await daemon.call(p.BANKS_LIST)).items[1:3]
     app = ClientlinkApp(practice.socket_path, open_browser=False)
     async with app.run_test(size=(80, 24)) as pilot:
         clients_screen = await clients_screen_with_list(app)
@@ -135,8 +135,8 @@ async def test_a_custom_template_reaches_two_marked_clients_naming_both_banks(pr
         await wait_until(lambda: editor.has_class("-error"), what="the refusal")
         assert "{linky}" in shown(editor.query_one("#editor-error"))
         assert app.screen is editor
-        listed = await daemon.call("templates.list")
-        assert all(template["builtin"] for template in listed["items"])
+        listed = await daemon.call(p.TEMPLATES_LIST)
+        assert all(template.builtin for template in listed.items)
 
         body.text = "Hello {client_name}, please add {bank_names} here: {link}"
         preview = editor.query_one("#editor-preview")
@@ -146,9 +146,9 @@ async def test_a_custom_template_reaches_two_marked_clients_naming_both_banks(pr
         )
         await pilot.press("ctrl+s")
         await wait_until(lambda: app.screen is center, what="back in the Communication Center")
-        listed = await daemon.call("templates.list")
-        (template,) = [each for each in listed["items"] if not each["builtin"]]
-        await wait_until(lambda: template["id"] in center.templates, what="the new template")
+        listed = await daemon.call(p.TEMPLATES_LIST)
+        (template,) = [each for each in listed.items if not each.builtin]
+        await wait_until(lambda: template.id in center.templates, what="the new template")
 
         await pilot.press("escape")
         await wait_until(lambda: app.screen is clients_screen, what="back on Manage Clients")
@@ -161,12 +161,12 @@ async def test_a_custom_template_reaches_two_marked_clients_naming_both_banks(pr
         bank_list = wizard.query_one(f"#{Step.BANKS}", FilteredChecklist)
         await wait_until(lambda: bank_list.items, what="the banks")
         for bank in banks:
-            bank_list.checklist.highlighted = bank_list.shown.index(bank["id"])
+            bank_list.checklist.highlighted = bank_list.shown.index(bank.id)
             await pilot.press("space")
         await pilot.press("enter")
         assert wizard.step == Step.TEMPLATE
         templates = wizard.query_one("#reconnect-templates", OptionList)
-        templates.highlighted = templates.get_option_index(template["id"])
+        templates.highlighted = templates.get_option_index(template.id)
         await pilot.pause()
         assert "All 2 clients have an email address" in shown(wizard.query_one("#reconnect-reach"))
         await pilot.press("enter")  # Send
@@ -174,9 +174,9 @@ async def test_a_custom_template_reaches_two_marked_clients_naming_both_banks(pr
         assert "2 invited, 0 failed" in shown(progress.query_one("#job-summary"))
 
     mails = await outbox(practice, "email")
-    emails = {(await daemon.call("clients.get", {"client_id": cid}))["email"] for cid in marked}
+    emails = {(await daemon.call(p.CLIENTS_GET, client_id=cid)).email for cid in marked}
     assert {address for mail in mails for address in mail["rcpt_tos"]} == emails
-    both = f"{banks[0]['name']} and {banks[1]['name']}"
+    both = f"{banks[0].name} and {banks[1].name}"
     assert len(mails) == 2 and all(both in mail["text"] for mail in mails)
 
 
@@ -184,7 +184,7 @@ async def test_a_bank_connection_that_breaks_says_so_on_the_client_screen_and_in
     practice,
 ) -> None:
     daemon = await practice.connect()
-    bank = (await daemon.call("banks.list"))["items"][1]
+    bank = (await daemon.call(p.BANKS_LIST)).items[1]
     app = ClientlinkApp(practice.socket_path, open_browser=False)
     async with app.run_test(size=(80, 24)) as pilot:
         detail = await open_detail_of_highlighted(pilot)
@@ -195,27 +195,26 @@ async def test_a_bank_connection_that_breaks_says_so_on_the_client_screen_and_in
 
         # The client accepts an invitation and connects the bank: the section shows it live.
         started = await daemon.call(
-            "invites.send",
-            {"client_id": detail.client_id, "channel": "email", "bank_ids": [bank["id"]]},
+            p.INVITES_SEND, client_id=detail.client_id, channel="email", bank_ids=[bank.id]
         )
-        await finished(daemon, started["job_id"])
+        await finished(daemon, started.job_id)
         users = await sandbox_get(practice.sandbox.base_url, "/_sandbox/basiq/users")
         opaque = users[0]["auth_link"]["opaque"]
         await sandbox_post(practice.sandbox.base_url, f"/_sandbox/basiq/consent/{opaque}/complete")
-        await daemon.call("invites.follow_up")
+        await daemon.call(p.INVITES_FOLLOW_UP)
         await wait_until(
-            lambda: f"{bank['name']} Connected" in shown(section), what="the connected bank"
+            lambda: f"{bank.name} Connected" in shown(section), what="the connected bank"
         )
         assert "reconnect" not in shown(section)
 
-        listed = await daemon.call("banks.connections", {"client_id": detail.client_id})
-        (connection,) = listed["items"]
+        listed = await daemon.call(p.BANKS_CONNECTIONS, client_id=detail.client_id)
+        (connection,) = listed.items
         await sandbox_post(
-            practice.sandbox.base_url, f"/_sandbox/basiq/connections/{connection['id']}/invalidate"
+            practice.sandbox.base_url, f"/_sandbox/basiq/connections/{connection.id}/invalidate"
         )
-        await daemon.call("invites.follow_up")
+        await daemon.call(p.INVITES_FOLLOW_UP)
         await wait_until(
             lambda: "Broken — needs a reconnect" in shown(section), what="the broken connection"
         )
-        assert f"Invite the client to reconnect: press i and tick {bank['name']}" in shown(section)
+        assert f"Invite the client to reconnect: press i and tick {bank.name}" in shown(section)
         assert f"{detail.client.name}: a bank connection broke" in toasts(app)

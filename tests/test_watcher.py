@@ -78,15 +78,15 @@ async def test_a_refused_refresh_marks_needs_reauth_with_reason_and_since(practi
     sam = next(g for g in grants if g["user"].startswith("sam") and not g["revoked"])
     await sandbox_post(practice.sandbox.base_url, f"/_sandbox/grants/{sam['grant_id']}/revoke")
     await advance_time(practice, 26 * 60)
-    listing = await rpc.call("clients.list", {"filter": {"status": "needs_reauth"}, "limit": 1000})
-    newly = [c for c in listing["items"] if c["id"] not in practice.client_ids_needing_reauth]
+    listing = await rpc.call(p.CLIENTS_LIST, filter={"status": "needs_reauth"}, limit=1000)
+    newly = [c for c in listing.items if c.id not in practice.client_ids_needing_reauth]
     assert len(newly) == len(sam["tenant_ids"])
     for client in newly:
-        assert "refused" in client["status_reason"]
-        assert from_iso(client["status_since"]) >= practice.clock.now() - timedelta(minutes=1)
-    history = await rpc.call("clients.history", {"client_id": newly[0]["id"]})
-    assert history["items"][0]["kind"] == "status"
-    assert history["items"][0]["old_status"] == "connected"
+        assert "refused" in client.status_reason
+        assert from_iso(client.status_since) >= practice.clock.now() - timedelta(minutes=1)
+    history = await rpc.call(p.CLIENTS_HISTORY, client_id=newly[0].id)
+    assert history.items[0].kind == "status"
+    assert history.items[0].old_status == "connected"
 
 
 async def test_a_long_outage_never_marks_needs_reauth_and_recovers(practice):
@@ -99,17 +99,15 @@ async def test_a_long_outage_never_marks_needs_reauth_and_recovers(practice):
     counts = await statuses(rpc)
     assert counts["needs_reauth"] == len(practice.client_ids_needing_reauth)
     assert counts["error"] == len(practice.seeded.client_ids) - counts["needs_reauth"]
-    client = (await rpc.call("clients.list", {"filter": {"status": "error"}, "limit": 1}))["items"][
-        0
-    ]
-    assert "failing since" in client["status_reason"]
+    client = (await rpc.call(p.CLIENTS_LIST, filter={"status": "error"}, limit=1)).items[0]
+    assert "failing since" in client.status_reason
     await sandbox_delete(practice.sandbox.base_url, "/_sandbox/faults")
     await advance_time(practice, 2 * 3600)
     counts = await statuses(rpc)
     assert counts["error"] == 0
     assert counts["connected"] == len(practice.seeded.client_ids) - counts["needs_reauth"]
-    history = await rpc.call("clients.history", {"client_id": client["id"]})
-    assert [h["status"] for h in history["items"][:2]] == ["connected", "error"]
+    history = await rpc.call(p.CLIENTS_HISTORY, client_id=client.id)
+    assert [h.status for h in history.items[:2]] == ["connected", "error"]
 
 
 async def test_one_or_two_bad_days_do_not_mark_error(practice):
@@ -170,8 +168,8 @@ async def test_two_simultaneous_refresh_triggers_make_one_refresh_call(practice)
     await sandbox_post(practice.sandbox.base_url, "/_sandbox/clock", {"advance_seconds": 26 * 60})
     issued = await refresh_tokens_issued(practice, client.tenant_id)
     await asyncio.gather(
-        rpc.call("clients.refresh", {"client_id": client.id}),
-        other.call("clients.refresh", {"client_id": client.id}),
+        rpc.call(p.CLIENTS_REFRESH, client_id=client.id),
+        other.call(p.CLIENTS_REFRESH, client_id=client.id),
     )
     assert await refresh_tokens_issued(practice, client.tenant_id) == issued + 1
 
@@ -216,9 +214,9 @@ async def test_wait_helper_is_bounded():
 
 
 async def quickbooks_grant_of(practice, rpc, client_id):
-    client = await rpc.call("clients.get", {"client_id": client_id})
+    client = await rpc.call(p.CLIENTS_GET, client_id=client_id)
     grants = await sandbox_get(practice.sandbox.base_url, "/_sandbox/grants")
-    grant = next(g for g in grants if g["realm_id"] == client["tenant_id"])
+    grant = next(g for g in grants if g["realm_id"] == client.tenant_id)
     return client, grant
 
 
@@ -249,18 +247,18 @@ async def test_a_hard_end_inside_the_warning_window_marks_expiring_then_needs_re
         {"at": hard_end.isoformat()},
     )
     await rpc.call(p.CLIENTS_REFRESH, client_id=client_id, force=True)
-    client = await rpc.call("clients.get", {"client_id": client_id})
-    assert client["status"] == "expiring"
-    assert hard_end.strftime("%d %b %Y") in client["status_reason"]
-    assert abs(from_iso(client["hard_expires_at"]) - hard_end) < timedelta(seconds=2)
+    client = await rpc.call(p.CLIENTS_GET, client_id=client_id)
+    assert client.status == "expiring"
+    assert hard_end.strftime("%d %b %Y") in client.status_reason
+    assert abs(from_iso(client.hard_expires_at) - hard_end) < timedelta(seconds=2)
     others = [i for i in practice.seeded.quickbooks_ids if i != client_id]
     for other in others:
         assert (await rpc.call(p.CLIENTS_GET, client_id=other)).status == "connected"
 
     for _ in range(11):  # day by day past the hard end
         await advance_time(practice, DAY)
-    client = await rpc.call("clients.get", {"client_id": client_id})
-    assert client["status"] == "needs_reauth"
+    client = await rpc.call(p.CLIENTS_GET, client_id=client_id)
+    assert client.status == "needs_reauth"
     for other in others:
         assert (await rpc.call(p.CLIENTS_GET, client_id=other)).status == "connected"
 

@@ -107,10 +107,10 @@ def home(home, sandbox: SandboxServer):  # type: ignore[no-untyped-def]
     return home
 
 
-async def _sign_in(daemon: RunningDaemon, rpc, tenants: list[str]) -> dict:  # type: ignore[no-untyped-def]
-    session = await rpc.call("auth.begin", {"provider": "xero", "new_connections": len(tenants)})
-    redirect = await daemon.approve(session["authorize_url"], tenants)
-    grant = await rpc.call(p.AUTH_COMPLETE, session_id=session["session_id"], redirect_url=redirect)
+async def _sign_in(daemon: RunningDaemon, rpc, tenants: list[str]) -> p.AuthBeginResult:  # type: ignore[no-untyped-def]
+    session = await rpc.call(p.AUTH_BEGIN, provider="xero", new_connections=len(tenants))
+    redirect = await daemon.approve(session.authorize_url, tenants)
+    grant = await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
     await rpc.call(p.CLIENTS_IMPORT, grant_id=grant.grant_id)
     return session
 
@@ -131,7 +131,7 @@ async def test_daemon_shows_connections_and_egress_against_the_tier(
     }
     orgs = [org.tenant_id for org in daemon.sandbox.state.orgs[:3]]
     first = await _sign_in(daemon, rpc, orgs)
-    assert first["warning"] is None
+    assert first.warning is None
     (usage,) = (await rpc.call(p.DAEMON_STATUS)).usage
     assert usage["connections"] == 3 and usage["egress_bytes_month"] > 0
 
