@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -222,24 +222,20 @@ class DaemonClient:
                 await self._read_task
         self._fail_pending()
 
-    @overload
-    async def call(self, method: Method[P, R], params: P | None = None, /, **fields: Any) -> R: ...
-
-    @overload
-    async def call(self, method: str, params: dict[str, Any] | None = None, /) -> Any: ...
-
-    async def call(self, method: Any, params: Any = None, /, **fields: Any) -> Any:
+    async def call(self, method: Method[P, R], params: P | None = None, /, **fields: Any) -> R:
         """Call a protocol method and return its result model, validated on arrival.
 
         Parameters come as the method's params model or as its fields by name
         (``call(p.CLIENTS_LIST, filter={"text": "acme"}, limit=5)``); the daemon validates
         them (so a person's bad input gets the daemon's sentence). Unknown fields in the
-        answer are ignored: a newer daemon's additions do not break this client. A method
-        name (a string) is still accepted for callers not converted yet; prefer a constant,
-        or :meth:`call_raw` where the name really is data.
+        answer are ignored: a newer daemon's additions do not break this client. Where a
+        method's name is data (``clientlink rpc``, wire-level tests), use :meth:`call_raw`.
         """
-        if isinstance(method, str):
-            return await self.call_raw(method, params)
+        if not isinstance(method, Method):
+            raise TypeError(
+                f"call() takes a protocol method constant (such as protocol.CLIENTS_LIST), "
+                f"not {method!r}; use call_raw(name, params) where the name is data"
+            )
         if params is not None and fields:
             raise TypeError(f"{method.name}: pass a params model or fields by name, not both")
         if params is not None and not isinstance(params, method.params):

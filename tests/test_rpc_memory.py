@@ -74,7 +74,7 @@ async def daemon_process(home, sandbox):
 
 async def warm_up(client) -> float:
     for _ in range(20):
-        await client.call("clients.list", {"limit": 1000})
+        await client.call_raw("clients.list", {"limit": 1000})
     return rss_mb(client_pid(client))
 
 
@@ -90,7 +90,7 @@ async def test_subscribers_that_never_read_stay_bounded(daemon_process):
     _, start = await settled_rss(pid)
     stalled = [await never_reads(process.home.socket, subscribe=True) for _ in range(3)]
     peak, _ = await settled_rss(pid)
-    assert (await client.call("clients.list", {"limit": 1000}))["total"]
+    assert (await client.call_raw("clients.list", {"limit": 1000}))["total"]
     for writer in stalled:
         writer.transport.abort()
     peak_after, end = await settled_rss(pid)
@@ -113,7 +113,7 @@ async def test_clients_that_stop_reading_then_hang_up_leave_nothing_behind(daemo
             writer.transport.abort()  # hang up without ever reading
         after_peak, _ = await settled_rss(pid)
         peak = max(peak, round_peak, after_peak)
-        assert (await client.call("clients.list", {"limit": 1000}))["total"]
+        assert (await client.call_raw("clients.list", {"limit": 1000}))["total"]
     _, end = await settled_rss(pid)
     print(f"\nhang-ups after not reading: RSS {start:.0f} -> peak {peak:.0f} -> {end:.0f} MB")
     assert peak - start < GROWTH_LIMIT_MB

@@ -88,18 +88,18 @@ async def test_malformed_frames_get_clear_errors_and_the_connection_survives(dae
 
 async def test_unknown_method_and_bad_params_say_what_is_wrong(rpc):
     with pytest.raises(RpcError) as caught:
-        await rpc.call("clients.frobnicate")
+        await rpc.call_raw("clients.frobnicate")
     assert caught.value.code == ErrorCode.METHOD_NOT_FOUND
     assert "clients.list" in caught.value.message
     with pytest.raises(RpcError) as caught:
-        await rpc.call("clients.list", {"filter": {"status": "sleepy"}})
+        await rpc.call_raw("clients.list", {"filter": {"status": "sleepy"}})
     assert caught.value.code == ErrorCode.INVALID_PARAMS
     assert "filter.status" in caught.value.message
     with pytest.raises(RpcError) as caught:
-        await rpc.call("clients.get", {"client_id": "seven"})
+        await rpc.call_raw("clients.get", {"client_id": "seven"})
     assert caught.value.code == ErrorCode.INVALID_PARAMS
     with pytest.raises(RpcError) as caught:
-        await rpc.call("clients.get", {"client_id": 7})
+        await rpc.call_raw("clients.get", {"client_id": 7})
     assert caught.value.code == ErrorCode.NOT_FOUND
 
 
@@ -112,7 +112,7 @@ async def test_oversize_frame_closes_only_that_connection(daemon, rpc):
     assert reply["error"]["code"] == ErrorCode.INVALID_REQUEST
     assert "larger than" in reply["error"]["message"]
     assert await asyncio.wait_for(reader.read(), 10) == b""  # closed
-    assert (await rpc.call("daemon.status"))["version"]
+    assert (await rpc.call_raw("daemon.status"))["version"]
 
 
 def notification_event(number: int, title: str) -> NotificationEvent:
@@ -136,7 +136,7 @@ async def test_a_client_that_never_reads_does_not_slow_another(daemon, rpc):
     await asyncio.sleep(0.1)
     for number in range(20000):
         daemon.daemon.events.publish(notification_event(number, "x" * 200))
-    status = await asyncio.wait_for(rpc.call("daemon.status"), 5)
+    status = await asyncio.wait_for(rpc.call_raw("daemon.status"), 5)
     assert status["version"]
     stalled.close()
 
@@ -165,7 +165,7 @@ async def test_a_live_socket_is_never_stolen(daemon):
     with pytest.raises(DaemonAlreadyRunning):
         await second.start()
     async with DaemonClient(daemon.socket_path) as client:
-        assert await client.call("daemon.status")
+        assert await client.call_raw("daemon.status")
 
 
 async def test_a_stale_socket_from_a_dead_daemon_is_replaced(short_tmp):
