@@ -187,3 +187,17 @@ class MemoryKeyring(keyring.backend.KeyringBackend):
 
     def delete_password(self, service, username):
         self.entries.pop((service, username), None)
+
+
+async def clientlink_cli(*args: str) -> tuple[int, bytes, bytes]:
+    """Run the ``clientlink`` command line as a person would; its exit code and output."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "clientlink.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, stdout, stderr

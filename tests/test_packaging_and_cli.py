@@ -13,6 +13,7 @@ import pytest
 
 from clientlink.common import protocol as p
 from clientlink.common.protocol import ErrorCode
+from tests.helpers import clientlink_cli
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
@@ -72,16 +73,8 @@ def test_the_command_line_imports_textual_only_to_open_the_tui():
 
 
 async def clientlink(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "clientlink.cli",
-        *args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode or 0, stdout.decode(), stderr.decode()
+    code, stdout, stderr = await clientlink_cli(*args)
+    return code, stdout.decode(), stderr.decode()
 
 
 async def test_rpc_prints_the_result_as_json(practice):

@@ -18,7 +18,7 @@ import pytest
 from clientlink.cli.demo import seed_practice
 from clientlink.common import protocol as p
 from clientlink.common.safe_text import terminal_json, visible
-from tests.helpers import sandbox_get, sandbox_post
+from tests.helpers import clientlink_cli, sandbox_get, sandbox_post
 
 # What was seen in the wild, one attack a name.
 PAYLOADS = {
@@ -109,17 +109,7 @@ async def hostile_practice(daemon):
     return daemon
 
 
-async def clientlink(*args: str) -> tuple[int, bytes, bytes]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "clientlink.cli",
-        *args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode or 0, stdout, stderr
+clientlink = clientlink_cli
 
 
 async def test_the_sandbox_renames_a_business_in_every_provider(daemon) -> None:
