@@ -42,7 +42,10 @@ def _run(tmp_path: Path, journal_stream: str | None) -> list[str]:
             timeout=60,
             check=True,
         )
-    return log_file.read_text(encoding="utf-8").splitlines()
+    lines = log_file.read_text(encoding="utf-8").splitlines()
+    # Its traceback is on purpose: not left among the logs a run leaves to be read for bugs.
+    log_file.unlink()
+    return lines
 
 
 def test_lines_to_the_journal_start_with_their_syslog_priority(tmp_path: Path) -> None:
