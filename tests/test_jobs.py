@@ -304,7 +304,9 @@ async def test_calls_to_one_business_respect_xeros_concurrency_limit(practice):
     rpc = await practice.connect()
     client_id = practice.xero_connected_ids[0]
     client = await rpc.call(p.CLIENTS_GET, client_id=client_id)
-    await sandbox_post(practice.sandbox.base_url, "/_sandbox/limits", {"api_latency_seconds": 0.2})
+    # Slow enough that five are in flight together: the socket admits a call that waits on
+    # a provider only after the one before it has had its 50 ms turn (rpc_gate.FairGate).
+    await sandbox_post(practice.sandbox.base_url, "/_sandbox/limits", {"api_latency_seconds": 0.6})
     before = await sandbox_get(practice.sandbox.base_url, "/_sandbox/stats")
     # From five connections: the socket runs only a few calls of one connection at once.
     callers = [await practice.connect(f"caller {n}") for n in range(5)]
