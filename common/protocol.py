@@ -463,6 +463,11 @@ class JobExportParams(_Params):
     job_id: int
     path: str = Field(description="Absolute path of the CSV file to write.")
     overwrite: bool = False
+    machine_names: bool = Field(
+        default=False,
+        description="Column names and outcomes as the API spells them (outcome, done), "
+        "not as people say them (Outcome, Done).",
+    )
 
 
 class ExportResult(_Result):
@@ -492,6 +497,26 @@ CLIENT_EXPORT_COLUMNS = (
     "authorised_at",
 )
 
+CLIENT_EXPORT_LABELS = {
+    "id": "Client id",
+    "name": "Name",
+    "legal_name": "Legal name",
+    "abn": "ABN",
+    "provider": "Software",
+    "tenant_id": "Tenant id (the software's)",
+    "status": "Status",
+    "status_reason": "Status reason",
+    "status_since": "Status since",
+    "email": "Email",
+    "phone": "Phone",
+    "active": "Active",
+    "access_expires_at": "Access token ends",
+    "refresh_expires_at": "Refresh token ends",
+    "authorised_by": "Authorised by",
+    "authorised_at": "Authorised at",
+}
+"""Each export column as people say it: the CSV heading, and the TUI's word for it."""
+
 
 class ClientsExportParams(_Params):
     path: str = Field(description="Absolute path of the CSV file to write.")
@@ -501,6 +526,11 @@ class ClientsExportParams(_Params):
     )
     filter: ClientFilter = Field(default_factory=ClientFilter)
     overwrite: bool = False
+    machine_names: bool = Field(
+        default=False,
+        description="Column names and statuses as the API spells them (provider, "
+        "needs_reauth), not as people say them (Software, Needs re-auth).",
+    )
 
 
 class ClientIdsParams(_Params):

@@ -240,7 +240,7 @@ def namespaces(
     return [
         DaemonApi(s.store, s.vault, s.providers, s.auth, s.watcher, clock, started_at, events),
         ProvidersApi(s.providers, s.store, s.vault, clock),
-        ClientsApi(s.clients, s.watcher, s.store, paths, clock),
+        ClientsApi(s.clients, s.watcher, s.store, paths, clock, s.providers),
         AuthApi(s.auth, s.providers, s.clients),
         GrantsApi(s.store, s.grants, s.providers, s.watcher, clock),
         JobsApi(s.jobs, s.clients, s.invitations, s.store, paths),

@@ -1,9 +1,11 @@
 """CSV files for people: client lists and job outcomes, safe to open in a spreadsheet.
 
-A cell that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
-``@``, a tab, a carriage return or a line feed) gets a leading apostrophe, so a client
-named ``=HYPERLINK(...)`` stays text. Files are written whole (a temporary file renamed into
-place) and readable only by their owner: they hold client details.
+A cell that a spreadsheet would run as a formula (starting with ``=``, ``@``, a tab, a
+carriage return or a line feed, or with ``+``/``-`` unless the whole cell is a plain number
+or an E.164 phone such as ``+61491579437``) gets a leading apostrophe, so a client named
+``=HYPERLINK(...)`` stays text and a phone number stays as it was typed. Files are
+written whole (a temporary file renamed into place) and readable only by their owner:
+they hold client details.
 
 Where a file may go (:func:`check_target`): never inside clientlink's own folders (config,
 data, state, runtime: an export must not replace the database or the socket), and only as
@@ -17,6 +19,7 @@ import csv
 import io
 import os
 import pwd
+import re
 import stat
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -30,7 +33,22 @@ from clientlink.daemon.store import ClientRow, Store
 
 EXPORT_PAGE = 5000
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+_FORMULA_STARTS = ("=", "@", "\t", "\r", "\n")
+_SIGNED_STARTS = ("+", "-")
+# A cell that starts with a sign is left alone only when a spreadsheet reads the whole of
+# it as a number (``-12.5``, ``+3e2``) or when it is an E.164 phone (``+`` then up to 15
+# digits): neither can run anything.
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_E164_PHONE = re.compile(r"\+[1-9]\d{1,14}")
+
+
+def is_formula(text: str) -> bool:
+    """Whether a spreadsheet would evaluate ``text`` rather than show it."""
+    if text.startswith(_FORMULA_STARTS):
+        return True
+    if text.startswith(_SIGNED_STARTS):
+        return not (_PLAIN_NUMBER.fullmatch(text) or _E164_PHONE.fullmatch(text))
+    return False
 
 
 def neutralise(value: Any) -> str:
@@ -40,7 +58,7 @@ def neutralise(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     text = str(value)
-    if text.startswith(_FORMULA_STARTS):
+    if is_formula(text):
         return "'" + text
     return text
 

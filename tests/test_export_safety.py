@@ -114,7 +114,7 @@ async def test_only_regular_files_are_written(seeded, short_tmp):
 
     # An ordinary file is still replaced whole when asked.
     result = await rpc.call(p.CLIENTS_EXPORT, path=str(elsewhere), overwrite=True)
-    assert result.rows > 0 and elsewhere.read_text().startswith("name,")
+    assert result.rows > 0 and elsewhere.read_text().startswith("Name,")
 
 
 async def test_bad_paths_get_a_sentence(seeded):
@@ -141,7 +141,7 @@ async def test_tilde_is_the_callers_home_and_missing_folders_there_are_created(s
         result = await rpc.call(p.CLIENTS_EXPORT, path=f"~/{folder}/exports/clients.csv")
         assert result.path == str(home / folder / "exports" / "clients.csv")
         assert result.created_folder == str(home / folder / "exports")
-        assert Path(result.path).read_text().startswith("name,")
+        assert Path(result.path).read_text().startswith("Name,")
         again = await rpc.call(
             p.CLIENTS_EXPORT, path=f"~/{folder}/exports/again.csv", overwrite=True
         )
@@ -157,6 +157,54 @@ def test_cells_starting_with_a_line_feed_are_neutralised(short_tmp):
     assert rows == {"id": "name", "1": "'\n=1+1", "2": "'\r=2", "3": "'\t=3", "4": "Smith"}
     for start in ("\n", "\r", "\t", "=", "+", "-", "@"):
         assert neutralise(start + "x") == "'" + start + "x"
+
+
+def test_only_what_a_spreadsheet_would_evaluate_is_neutralised():
+    # Left as they are: phones in E.164, plain numbers with a sign, ordinary text.
+    for inert in ("+61491579437", "+14155550123", "-12.5", "+3", "-0.5e3", "Smith & Co", ""):
+        assert neutralise(inert) == inert, inert
+    # Made text: anything a spreadsheet would run, with or without a sign in front.
+    for formula in (
+        "=1+1",
+        "@SUM(A1)",
+        "+1+2",
+        "-2+3",
+        "+SUM(A1:A9)",
+        '-cmd|"/c calc"!A1',
+        "+61 491 579 437",  # spaces: not a plain number, so a spreadsheet would evaluate it
+        "-",
+        "+",
+        "\t=1",
+        "\r=1",
+        "\n=1",
+    ):
+        assert neutralise(formula) == "'" + formula, formula
+
+
+async def test_clients_export_reads_as_people_say_it_unless_machine_names_are_asked(
+    seeded, short_tmp
+):
+    _, rpc = seeded
+    columns = ["name", "provider", "status", "phone"]
+    words = short_tmp / "words.csv"
+    await rpc.call(p.CLIENTS_EXPORT, path=str(words), columns=columns)
+    rows = list(csv.reader(words.open(newline="", encoding="utf-8")))
+    assert rows[0] == ["Name", "Software", "Status", "Phone"]
+    statuses = {row[2] for row in rows[1:]}
+    assert "Needs re-auth" in statuses and "Connected" in statuses, statuses
+    assert statuses <= {s.label for s in p.ConnectionStatus}
+    software = {item.display_name for item in (await rpc.call(p.PROVIDERS_LIST)).items}
+    assert {row[1] for row in rows[1:]} <= software, rows[1]
+    phones = [row[3] for row in rows[1:] if row[3]]
+    assert phones and all(phone.startswith("+") for phone in phones), phones[:3]
+
+    machine = short_tmp / "machine.csv"
+    await rpc.call(p.CLIENTS_EXPORT, path=str(machine), columns=columns, machine_names=True)
+    rows = list(csv.reader(machine.open(newline="", encoding="utf-8")))
+    assert rows[0] == columns
+    assert {row[2] for row in rows[1:]} <= {s.value for s in p.ConnectionStatus}
+    assert "needs_reauth" in {row[2] for row in rows[1:]}
+    assert "xero" in {row[1] for row in rows[1:]}
 
 
 @pytest.fixture

@@ -195,7 +195,8 @@ async def test_export_writes_chosen_columns_and_neutralises_formulas(practice, s
         filter={"status": "needs_reauth"},
     )
     rows = list(csv.reader(path.open()))
-    assert rows[0] == ["name", "abn", "status"]
+    assert rows[0] == ["Name", "ABN", "Status"]
+    assert {row[2] for row in rows[1:]} == {"Needs re-auth"}
     assert result.rows == len(rows) - 1 == len(practice.client_ids_needing_reauth)
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     with pytest.raises(RpcError) as caught:

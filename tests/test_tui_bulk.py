@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
+import pwd
+import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +182,7 @@ async def test_export_writes_the_chosen_columns_of_the_clients_shown(
 
         with target.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle))
-        assert rows[0] == ["name", "status", "email"]
+        assert rows[0] == ["Name", "Status", "Email"]
         assert len(rows) - 1 == clients_screen.total
         assert {row[0] for row in rows[1:]} == {c.name for c in clients_screen.clients.values()}
 
@@ -191,6 +195,29 @@ async def test_export_writes_the_chosen_columns_of_the_clients_shown(
         await wait_until(lambda: export.has_class("-error"), what="the error in the dialog")
         assert app.screen is export
         assert "Overwrite" in str(export.query_one("#export-error").render())
+
+
+async def test_export_into_a_missing_folder_in_the_home_says_it_created_it(practice) -> None:
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    folder = home / f"clientlink-test-{secrets.token_hex(4)}"
+    target = folder / "exports" / "clients.csv"
+    app = ClientlinkApp(practice.socket_path, open_browser=False)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            clients_screen = await clients_screen_with_list(app)
+            await open_bulk_menu(pilot)
+            await pilot.press("3")  # Export clients to CSV
+            export = await screen_of(app, ExportClientsScreen)
+            export.query_one("#export-path", Input).value = str(target)
+            await pilot.press("enter")
+            await wait_until(lambda: app.screen is clients_screen, what="the dialog to close")
+            said = [toast for toast in toasts(app) if str(target) in toast]
+            assert said and f"Created the folder {folder / 'exports'}" in said[-1], said
+            with target.open(newline="", encoding="utf-8") as handle:
+                header = next(csv.reader(handle))
+            assert "Software" in header and "provider" not in header
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 async def test_deactivate_moves_a_client_under_inactive_and_reactivate_brings_it_back(

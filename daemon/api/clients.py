@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from clientlink.common import protocol as p
 from clientlink.common.paths import Paths
 from clientlink.common.protocol import ErrorCode
+from clientlink.daemon.adapters import ConfiguredProviders
 from clientlink.daemon.api import Api, handles
 from clientlink.daemon.clients import ClientService, store_filter
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.export import all_clients, check_target, write_csv
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.rpc_server import CallContext
-from clientlink.daemon.store import Store
+from clientlink.daemon.store import ClientRow, Store
 from clientlink.daemon.watcher import Watcher
 
 
 class ClientsApi(Api):
     def __init__(
-        self, clients: ClientService, watcher: Watcher, store: Store, paths: Paths, clock: Clock
+        self,
+        clients: ClientService,
+        watcher: Watcher,
+        store: Store,
+        paths: Paths,
+        clock: Clock,
+        providers: ConfiguredProviders,
     ) -> None:
+        self._providers = providers
         self._clients = clients
         self._watcher = watcher
         self._store = store
@@ -102,9 +112,13 @@ class ClientsApi(Api):
             )
         path, created = check_target(params.path, params.overwrite, self._paths, ctx.peer.uid)
         rows = await all_clients(self._store, **store_filter(params.filter))
-        count = write_csv(
-            path, params.columns, ([getattr(r, c) for c in params.columns] for r in rows)
-        )
+        if params.machine_names:
+            header = list(params.columns)
+            cells = ([getattr(r, c) for c in params.columns] for r in rows)
+        else:
+            header = [p.CLIENT_EXPORT_LABELS[c] for c in params.columns]
+            cells = ([self._in_words(r, c) for c in params.columns] for r in rows)
+        count = write_csv(path, header, cells)
         await self._store.add_audit(
             actor=ctx.peer.actor,
             action="clients.export",
@@ -115,6 +129,16 @@ class ClientsApi(Api):
         return p.ExportResult(
             path=str(path), rows=count, created_folder=str(created) if created else None
         )
+
+    def _in_words(self, row: ClientRow, column: str) -> Any:
+        """A client's cell as people say it: a status by its label (``Needs re-auth``), the
+        software by its name (``Xero``)."""
+        value = getattr(row, column)
+        if column == "status" and value in {status.value for status in p.ConnectionStatus}:
+            return p.ConnectionStatus(value).label
+        if column == "provider" and value in self._providers.definitions:
+            return self._providers.definitions[value].display_name
+        return value
 
     @handles("clients.deactivate")
     async def deactivate(

@@ -108,11 +108,21 @@ class JobsApi(Api):
         path, created = check_target(params.path, params.overwrite, self._paths, ctx.peer.uid)
         await self._jobs.describe(params.job_id)
         rows = await self._store.job_items(params.job_id, None, 0, 1_000_000)
-        header = ["client_id", "name", "outcome", "attempts", "error", "finished_at"]
+        if params.machine_names:
+            header = ["client_id", "name", "outcome", "attempts", "error", "finished_at"]
+        else:
+            header = ["Client id", "Name", "Outcome", "Attempts", "Error", "Finished at"]
+
+        def outcome(state: str) -> str:
+            return state if params.machine_names else state.capitalize()
+
         count = write_csv(
             path,
             header,
-            ([r.client_id, r.name, r.state, r.attempts, r.error, r.finished_at] for r in rows),
+            (
+                [r.client_id, r.name, outcome(r.state), r.attempts, r.error, r.finished_at]
+                for r in rows
+            ),
         )
         return p.ExportResult(
             path=str(path), rows=count, created_folder=str(created) if created else None

@@ -14,29 +14,23 @@ from textual.widgets import Button, Checkbox, Input, Static
 
 from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
-from clientlink.common.protocol import CLIENT_EXPORT_COLUMNS, ErrorCode, ExportResult
+from clientlink.common.protocol import (
+    CLIENT_EXPORT_COLUMNS,
+    CLIENT_EXPORT_LABELS,
+    ErrorCode,
+    ExportResult,
+)
 from clientlink.tui.screens.base import DaemonModalScreen
 from clientlink.tui.widgets.checklist import Checklist
 
 DEFAULT_EXPORT_PATH = "~/clientlink-clients.csv"
 DEFAULT_COLUMNS = ("name", "abn", "provider", "status", "status_reason", "email", "phone")
-COLUMN_LABELS = {
-    "id": "Client id",
-    "abn": "ABN",
-    "provider": "Software",
-    "tenant_id": "Tenant id (the software's)",
-    "status_reason": "Status reason",
-    "status_since": "Status since",
-    "access_expires_at": "Access token ends",
-    "refresh_expires_at": "Refresh token ends",
-    "authorised_by": "Authorised by",
-    "authorised_at": "Authorised at",
-}
 
 
 def column_label(column: str) -> Text:
-    """A column's name in words, and its CSV heading where that differs: ``Software  provider``."""
-    words = COLUMN_LABELS.get(column, column.replace("_", " ").capitalize())
+    """A column's name in words (its CSV heading), and its machine name where that differs:
+    ``Software  provider``."""
+    words = CLIENT_EXPORT_LABELS[column]
     label = Text(words)
     if words.lower() != column.replace("_", " "):
         label.append(f"  {column}", style="dim")
@@ -83,6 +77,11 @@ class ExportClientsScreen(DaemonModalScreen[ExportResult | None]):
                 yield Static("File:", id="export-path-label")
                 yield Input(DEFAULT_EXPORT_PATH, id="export-path", compact=True)
             yield Checkbox("Overwrite the file if it exists", id="export-overwrite", compact=True)
+            yield Checkbox(
+                "Machine names (provider, needs_reauth) instead of words",
+                id="export-machine-names",
+                compact=True,
+            )
             yield Static("", id="export-error")
             with Horizontal(id="export-buttons"):
                 yield Button("Export (Enter)", id="export-go", variant="primary", compact=True)
@@ -116,10 +115,13 @@ class ExportClientsScreen(DaemonModalScreen[ExportResult | None]):
             return
         path = str(Path(raw).expanduser().resolve())
         overwrite = self.query_one("#export-overwrite", Checkbox).value
-        self.export(path, columns, overwrite)
+        machine_names = self.query_one("#export-machine-names", Checkbox).value
+        self.export(path, columns, overwrite, machine_names)
 
     @work(exclusive=True, group="export-clients", exit_on_error=False)
-    async def export(self, path: str, columns: list[str], overwrite: bool) -> None:
+    async def export(
+        self, path: str, columns: list[str], overwrite: bool, machine_names: bool = False
+    ) -> None:
         """``clients.export``; a refusal (the file exists, a folder is missing) stays here."""
         try:
             result = await self.clientlink.daemon.call(
@@ -128,13 +130,17 @@ class ExportClientsScreen(DaemonModalScreen[ExportResult | None]):
                 columns=columns,
                 filter=self.filter_params,
                 overwrite=overwrite,
+                machine_names=machine_names,
             )
         except RpcError as exc:
             exists = exc.error_code == ErrorCode.CONFLICT  # the file is already there
             hint = "\nTick Overwrite to replace it." if exists and not overwrite else ""
             self._show_error(f"{exc.message}{hint}")
             return
-        self.app.notify(f"{result.rows} clients written to {result.path}", title="Clients exported")
+        written = f"{result.rows} clients written to {result.path}"
+        if result.created_folder:
+            written = f"Created the folder {result.created_folder}.\n{written}"
+        self.app.notify(written, title="Clients exported")
         self.dismiss(result)
 
     @on(Input.Submitted, "#export-path")
