@@ -27,6 +27,14 @@ if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
 fi
 
+# One set-up at a time: scripts/demo.sh and scripts/test.sh started together on a fresh clone
+# would both build .venv. The second waits here, then finds it done.
+exec 9>.venv.lock
+if ! flock -n 9; then
+    echo "setup: another set-up is preparing .venv; waiting for it"
+    flock 9
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
     "$PYTHON" -m venv .venv

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,89 @@ def test_the_wheel_lists_every_package_folder():
             folders.add(".".join((name, *inner)))
     assert "clientlink.daemon.store" in folders
     assert folders == set(setup["packages"])
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_of_the_tree(destination: Path) -> Path:
+    """The project's files as a fresh clone has them (no .venv, no build output)."""
+    shutil.copytree(
+        ROOT,
+        destination,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            ".venv.lock",
+            "__pycache__",
+            "build",
+            "dist",
+            "*.egg-info",
+            ".ruff_cache",
+            ".pytest_cache",
+            ".import_linter_cache",
+        ),
+    )
+    return destination
+
+
+def test_building_the_wheel_prints_no_setuptools_warning(tmp_path):
+    """A newcomer's set-up shows no deprecation or "package would be ignored" warning, and the
+    wheel still holds the sandbox's templates (a data folder, not a package)."""
+    tree = copy_of_the_tree(tmp_path / "clientlink")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "out"), "."],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert result.returncode == 0, result.stderr
+    said = result.stdout + result.stderr
+    assert "BuildBackendWarning" not in said and "SetuptoolsDeprecationWarning" not in said, said
+    (wheel,) = (tmp_path / "out").glob("clientlink-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+    assert "clientlink/sandbox/templates/base.html" in names
+    assert "clientlink/tui/app.tcss" in names
+    assert b"License-Expression: LicenseRef-Proprietary" in metadata
+
+
+@pytest.mark.timeout(300)
+def test_two_set_ups_started_together_build_one_venv(tmp_path):
+    """scripts/demo.sh and scripts/test.sh on a fresh clone both run scripts/setup.sh: the
+    second waits for the first's lock and then finds .venv ready."""
+    tree = copy_of_the_tree(tmp_path / "clientlink")
+    first = subprocess.Popen(
+        ["bash", "scripts/setup.sh"],
+        cwd=tree,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert first.stdout is not None
+    assert first.stdout.readline().strip() == "setup: creating .venv"  # it holds the lock
+    second = subprocess.run(
+        ["bash", "scripts/setup.sh"], cwd=tree, capture_output=True, text=True, timeout=280
+    )
+    rest = first.stdout.read()
+    assert first.wait(timeout=60) == 0, rest
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert second.stdout.splitlines() == [
+        "setup: another set-up is preparing .venv; waiting for it"
+    ], second.stdout
+    # Only pip's own note on an editable install may remain (setuptools always adds it).
+    editable_note = "BuildBackendWarning: Editable installation"
+    assert "BuildBackendWarning" not in rest.replace(editable_note, ""), rest
+    check = subprocess.run(
+        [str(tree / ".venv/bin/python"), "-c", "import clientlink.daemon, pytest"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stderr
 
 
 def test_daemon_and_common_never_import_textual():
