@@ -97,11 +97,33 @@ def test_building_the_wheel_prints_no_setuptools_warning(tmp_path):
     assert b"License-Expression: LicenseRef-Proprietary" in metadata
 
 
+TINY_PROJECT = """\
+[build-system]
+requires = ["setuptools>=77"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "setup-lock-probe"
+version = "0"
+
+[project.optional-dependencies]
+test = []
+
+[tool.setuptools]
+packages = []
+"""
+
+
 @pytest.mark.timeout(300)
 def test_two_set_ups_started_together_build_one_venv(tmp_path):
     """scripts/demo.sh and scripts/test.sh on a fresh clone both run scripts/setup.sh: the
-    second waits for the first's lock and then finds .venv ready."""
-    tree = copy_of_the_tree(tmp_path / "clientlink")
+    second waits for the first's lock and then finds .venv ready. (The real script on a
+    project with nothing to install, so that this takes seconds; the whole project's
+    set-up is what every CI run does first, and the wheel test checks its warnings.)"""
+    tree = tmp_path / "fresh-clone"
+    (tree / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "setup.sh", tree / "scripts" / "setup.sh")
+    (tree / "pyproject.toml").write_text(TINY_PROJECT, encoding="utf-8")
     first = subprocess.Popen(
         ["bash", "scripts/setup.sh"],
         cwd=tree,
@@ -120,17 +142,7 @@ def test_two_set_ups_started_together_build_one_venv(tmp_path):
     assert second.stdout.splitlines() == [
         "setup: another set-up is preparing .venv; waiting for it"
     ], second.stdout
-    # Only pip's own note on an editable install may remain (setuptools always adds it).
-    editable_note = "BuildBackendWarning: Editable installation"
-    assert "BuildBackendWarning" not in rest.replace(editable_note, ""), rest
-    check = subprocess.run(
-        [str(tree / ".venv/bin/python"), "-c", "import clientlink.daemon, pytest"],
-        cwd="/",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert check.returncode == 0, check.stderr
+    assert (tree / ".venv" / ".clientlink-installed").exists()
 
 
 def test_daemon_and_common_never_import_textual():
