@@ -86,7 +86,7 @@ class NotificationsConfig(_Section):
 
 
 class ProviderConfig(_Section):
-    kind: Literal["xero", "quickbooks"]
+    kind: Literal["xero", "quickbooks", "bgl", "class", "myob"]
     client_id: str = ""
     display_name: str | None = None
     authorize_url: str | None = None
@@ -98,6 +98,9 @@ class ProviderConfig(_Section):
     # Xero since March 2026: the app's pricing tier ("exempt" for a practice's own
     # integration); daemon.status shows connections and API egress against it.
     tier: Literal["starter", "core", "plus", "advanced", "enterprise", "exempt"] | None = None
+    # Class Super: the business codes this app's credentials were issued for. One
+    # authorisation covers one business (scope `target:b/<code>`), so a sign-in names one.
+    businesses: list[str] = Field(default_factory=list, max_length=1000)
 
 
 class EmailConfig(_Section):

@@ -249,6 +249,15 @@ class Client(_Result):
     refresh_expires_at: str | None = None
     email: str | None = None
     phone: str | None = None
+    entity_type: str | None = Field(
+        default=None,
+        description="The entity's type as its software names it (SMSF, trust, company...).",
+    )
+    business: str | None = Field(
+        default=None,
+        description="The software business it is reached through (a Class business code, "
+        "a BGL firm), where one sign-in covers one business.",
+    )
     active: bool = True
     grant_id: int | None = None
     last_verified_at: str | None = None
@@ -701,6 +710,12 @@ class AuthBeginParams(_Params):
         description="How many businesses this sign-in may newly connect (a bulk flow's "
         "count), checked against the Xero tier's connection cap.",
     )
+    business: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The provider business to sign in to, where one authorisation covers one "
+        "business (Class Super); the client's own business when client_id is given.",
+    )
 
 
 class AuthBeginResult(_Result):
@@ -723,6 +738,7 @@ class Tenant(_Result):
     tenant_id: str
     name: str
     tenant_type: str | None = None
+    business: str | None = None
     client_id: int | None = Field(default=None, description="The client bound to this tenant.")
 
 

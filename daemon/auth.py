@@ -48,6 +48,7 @@ class AuthSession:
     authorize_url: str
     created_at: datetime
     expires_at: datetime
+    business: str | None = None
     status: AuthSessionState = AuthSessionState.PENDING
     error: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
@@ -101,6 +102,7 @@ class AuthSessions:
         client_id: int | None,
         actor: str,
         build_url: Callable[[str, str, str], str],
+        business: str | None = None,
     ) -> AuthSession:
         """Open a session; ``build_url(redirect_uri, state, verifier)`` makes the sign-in URL."""
         port = await self._ensure_listener()
@@ -119,6 +121,7 @@ class AuthSessions:
             authorize_url=build_url(redirect_uri, state, verifier),
             created_at=now,
             expires_at=now + timedelta(minutes=self._config.session_minutes),
+            business=business,
         )
         self._sessions[session.id] = session
         delay = (session.expires_at - now).total_seconds()

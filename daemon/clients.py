@@ -114,6 +114,7 @@ class ClientService:
             existing = await self._store.find_client_by_tenant(grant.provider, tenant.tenant_id)
             now = self._clock.now()
             if existing is None:
+                offered = provider_fields(details) if details else {}
                 client_id = await self._store.create_client(
                     provider=grant.provider,
                     tenant_id=tenant.tenant_id,
@@ -123,7 +124,11 @@ class ClientService:
                     grant_id=grant_id,
                     status=status,
                     now=now,
+                    entity_type=offered.get("entity_type") or tenant.tenant_type,
+                    business=offered.get("business") or tenant.business or grant.business,
                 )
+                if offered.get("email"):
+                    await self._store.update_client_details(client_id, now, email=offered["email"])
                 await self._store.set_client_status(client_id, status, reason, now)
                 created.append(client_id)
             else:
@@ -186,10 +191,11 @@ class ClientService:
         ``also`` (a job item's outcome) — in one transaction, then announce it."""
         now = self._clock.now()
         fields: dict[str, Any] = {"grant_id": grant_id, "last_verified_at": to_iso(now)}
-        if details.abn and not client.abn:
-            fields["abn"] = details.abn
-        if details.legal_name and not client.legal_name:
-            fields["legal_name"] = details.legal_name
+        # What the provider offers fills what the client lacks; differences go through the
+        # re-import review, never silently.
+        for name, value in provider_fields(details).items():
+            if name != "name" and value and not getattr(client, name):
+                fields[name] = value
         async with self._store.transaction():
             await self._store.update_client_details(client.id, now, **fields)
             await self.set_status(client, ConnectionStatus.CONNECTED, None)
@@ -373,6 +379,26 @@ FAILURE_ERROR_CODES = {
     FailureKind.RATE_LIMITED: ErrorCode.PROVIDER_UNAVAILABLE,
 }
 """The RPC error a person sees when a provider failure stops what they asked for."""
+
+
+def provider_fields(details: OrganisationDetails) -> dict[str, str | None]:
+    """The client details a provider's answer offers, by client column: what re-import
+    compares and what a new or re-authorised client takes. A provider's email that is not a
+    valid address is not offered."""
+    email = None
+    if details.email:
+        try:
+            email = normalise_email(details.email)
+        except RpcFailure:
+            log.info("ignored an invalid email address from the provider")
+    return {
+        "name": details.name,
+        "legal_name": details.legal_name,
+        "abn": details.abn,
+        "entity_type": details.organisation_type,
+        "email": email,
+        "business": details.business,
+    }
 
 
 def store_filter(flt: p.ClientFilter) -> dict[str, Any]:

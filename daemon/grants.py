@@ -142,6 +142,7 @@ class Grants:
         tenants: list[TenantRow],
         auth_event_id: str | None,
         actor: str,
+        business: str | None = None,
     ) -> int:
         """Store a new grant (tokens sealed by the vault) and the tenants it reaches."""
         uid = secrets.token_hex(16)
@@ -156,6 +157,7 @@ class Grants:
             authorised_by=actor,
             now=self._clock.now(),
             tenants=tenants,
+            business=business,
         )
 
     async def tokens(self, grant_id: int) -> tuple[GrantRow, TokenSet]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from clientlink.daemon.clients import ClientService
+from clientlink.daemon.clients import ClientService, provider_fields
 from clientlink.daemon.grants import FailureKind, classify_failure
 from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry
 from clientlink.daemon.store import ClientRow, JobItemRow, JobRow, Store
 
-REVIEWED_FIELDS = ("name", "legal_name", "abn")
+REVIEWED_FIELDS = ("name", "legal_name", "abn", "entity_type", "email")
+"""What a re-import compares with the provider's answer (see clients.provider_fields)."""
 
 
 async def _verify(clients: ClientService, client: ClientRow, grant_id: int, tenant_id: str) -> Any:
@@ -82,11 +83,7 @@ class ReimportJob:
         if client.grant_id is None or client.tenant_id is None:
             raise ItemFailed(f"{client.name} has never been authorised: re-authorise it")
         details = await _verify(self._clients, client, client.grant_id, client.tenant_id)
-        provider_values = {
-            "name": details.name,
-            "legal_name": details.legal_name,
-            "abn": details.abn,
-        }
+        provider_values = provider_fields(details)
         changes = {
             field: [getattr(client, field), provider_values[field]]
             for field in REVIEWED_FIELDS

@@ -61,9 +61,20 @@ class SignIn:
             failure = classify_failure(exc)
             assert failure is not None
             raise RpcFailure(FAILURE_ERROR_CODES[failure.kind], failure.reason) from exc
+        business = adapter.grant_business(tokens, params)
         grant_id = await self._grants.create(
-            session.provider, tokens, tenants, auth_event_id, session.actor
+            session.provider, tokens, tenants, auth_event_id, session.actor, business=business
         )
+        if session.business is not None and business != session.business:
+            # The provider granted another business than the sign-in asked for. The grant
+            # stays stored (an unused sign-in, listed and revocable); nothing is bound to it.
+            await self._watcher.watch(grant_id)
+            raise RpcFailure(
+                ErrorCode.AUTH_PROVIDER_REFUSED,
+                f"{adapter.definition.display_name} authorised business {business or 'none'}, "
+                f"not {session.business} that this sign-in was for: sign in again",
+                {"grant_id": grant_id},
+            )
         # Who signed in at the provider: the id_token's user, recorded with the grant.
         user = adapter.provider_user(tokens)
         provider_user = user.as_json() if user is not None else None
@@ -99,6 +110,7 @@ class SignIn:
                     "tenant_id": tenant.tenant_id,
                     "name": tenant.tenant_name,
                     "tenant_type": tenant.tenant_type,
+                    "business": tenant.business,
                     "client_id": found.id if found else None,
                 }
             )

@@ -26,6 +26,7 @@ class AuthApi(Api):
     async def begin(self, params: p.AuthBeginParams, ctx: CallContext) -> p.AuthBeginResult:
         """Open a sign-in: returns the address to open and where the redirect will land."""
         adapter = self._providers.require(params.provider)
+        business = params.business
         if params.client_id is not None:
             client = await self._clients.require(params.client_id)
             if client.provider != params.provider:
@@ -33,13 +34,35 @@ class AuthApi(Api):
                     ErrorCode.INVALID_PARAMS,
                     f"{client.name} is connected through {client.provider}, not {params.provider}",
                 )
+            if business is not None and client.business and business != client.business:
+                raise RpcFailure(
+                    ErrorCode.INVALID_PARAMS,
+                    f"{client.name} is in business {client.business}, not {business}",
+                )
+            business = business or client.business
+        display = adapter.definition.display_name
+        if adapter.definition.one_grant_per_business and not business:
+            raise RpcFailure(
+                ErrorCode.INVALID_PARAMS,
+                f"{display} authorises one business per sign-in: say which business to sign "
+                "in to (business)",
+            )
+        if business is not None and not adapter.definition.one_grant_per_business:
+            raise RpcFailure(
+                ErrorCode.INVALID_PARAMS,
+                f"{display} signs in once for every business: leave out business",
+            )
         session = await self._auth.begin(
             params.provider,
             params.client_id,
             ctx.peer.actor,
             lambda redirect_uri, state, verifier: adapter.authorization_url(
-                redirect_uri=redirect_uri, state=state, code_verifier=verifier
+                redirect_uri=redirect_uri,
+                state=state,
+                code_verifier=verifier,
+                business=business,
             ),
+            business=business,
         )
         warning = None
         if adapter.definition.kind == "xero":

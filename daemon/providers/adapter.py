@@ -72,16 +72,27 @@ class ProviderAdapter(ABC):
     async def close(self) -> None:
         await self._oauth.aclose()
 
-    def authorization_url(self, *, redirect_uri: str, state: str, code_verifier: str) -> str:
-        """The address the person opens to sign in and allow access."""
+    def authorization_url(
+        self, *, redirect_uri: str, state: str, code_verifier: str, business: str | None = None
+    ) -> str:
+        """The address the person opens to sign in and allow access (to `business`, for a
+        provider whose authorisation covers one business)."""
         url, _ = self._oauth.create_authorization_url(
             self.definition.authorize_url,
             state=state,
             code_verifier=code_verifier,
             redirect_uri=redirect_uri,
-            scope=" ".join(self.definition.scopes),
+            scope=" ".join(self.scopes_for(business)),
         )
         return url
+
+    def scopes_for(self, business: str | None) -> tuple[str, ...]:
+        """The scopes a sign-in asks for (the business is added by providers that scope one)."""
+        return self.definition.scopes
+
+    def grant_business(self, tokens: TokenSet, callback_params: dict[str, str]) -> str | None:
+        """The provider business a new grant covers, where it covers one (else None)."""
+        return None
 
     async def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> TokenSet:
         """Trade an authorization code for tokens."""

@@ -35,6 +35,9 @@ class ProviderDefinition:
     # method the provider documents. Xero and Intuit both document HTTP Basic
     # (provider-facts §1, §2); Xero also takes the form body, which its SDK sends.
     client_auth: str = "client_secret_basic"
+    # Whether one authorisation covers one provider business (Class Super: scope
+    # `target:b/<code>`), so that a sign-in names the business it is for.
+    one_grant_per_business: bool = False
 
 
 XERO = ProviderDefinition(

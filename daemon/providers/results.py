@@ -57,7 +57,8 @@ class OrganisationDetails:
     """What one verifying API call tells us about a tenant.
 
     `organisation_type` is kept as the provider sent it (Xero's OrganisationType, such as
-    SELF_MANAGED_SUPERANNUATION_FUND or SOLE_TRADER); no value is refused.
+    SELF_MANAGED_SUPERANNUATION_FUND or SOLE_TRADER; BGL's entityType, such as SMSF); no value
+    is refused. It is stored as the client's ``entity_type``.
     """
 
     tenant_id: str
@@ -65,6 +66,11 @@ class OrganisationDetails:
     legal_name: str | None
     abn: str | None
     organisation_type: str | None = None
+    # The provider's own email for the entity (BGL's fundEmail), when it has one.
+    email: str | None = None
+    # The provider business the entity belongs to, where one grant covers one business or
+    # firm (Class's business code, BGL's firm code); None where the provider has no such level.
+    business: str | None = None
 
 
 @dataclass(frozen=True)

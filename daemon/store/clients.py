@@ -15,6 +15,7 @@ from clientlink.daemon.store.core import Database
 
 CLIENT_COLUMNS = (
     "c.id, c.provider, c.tenant_id, c.name, c.legal_name, c.abn, c.email, c.phone, "
+    "c.entity_type, c.business, "
     "c.grant_id, c.status, c.status_reason, c.status_since, c.active, c.last_verified_at, "
     "g.access_expires_at, g.refresh_expires_at, g.hard_expires_at, "
     "g.authorised_by, g.created_at AS authorised_at, g.refreshed_at AS last_refresh_at, "
@@ -35,6 +36,8 @@ class ClientRow:
     abn: str | None
     email: str | None
     phone: str | None
+    entity_type: str | None
+    business: str | None
     grant_id: int | None
     status: str
     status_reason: str | None
@@ -147,12 +150,14 @@ class ClientQueries(Database):
         grant_id: int | None,
         status: ConnectionStatus,
         now: datetime,
+        entity_type: str | None = None,
+        business: str | None = None,
     ) -> int:
         async with self.transaction() as db:
             cursor = await db.execute(
                 "INSERT INTO clients (provider, tenant_id, name, legal_name, abn, grant_id, "
-                "status, status_since, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "status, status_since, created_at, updated_at, entity_type, business) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     provider,
                     tenant_id,
@@ -164,6 +169,8 @@ class ClientQueries(Database):
                     to_iso(now),
                     to_iso(now),
                     to_iso(now),
+                    entity_type,
+                    business,
                 ),
             )
             assert cursor.lastrowid is not None
@@ -172,8 +179,19 @@ class ClientQueries(Database):
             return cursor.lastrowid
 
     async def update_client_details(self, client_id: int, now: datetime, **fields: Any) -> None:
-        """Set plain detail columns (name, legal_name, abn, email, phone, grant_id)."""
-        allowed = {"name", "legal_name", "abn", "email", "phone", "grant_id", "last_verified_at"}
+        """Set plain detail columns (name, legal_name, abn, email, phone, entity_type,
+        business, grant_id)."""
+        allowed = {
+            "name",
+            "legal_name",
+            "abn",
+            "email",
+            "phone",
+            "entity_type",
+            "business",
+            "grant_id",
+            "last_verified_at",
+        }
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"not client detail columns: {sorted(unknown)}")

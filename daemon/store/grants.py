@@ -35,6 +35,7 @@ class GrantRow:
     last_error: str | None = None
     refresh_pending_since: str | None = None
     bound_at: str | None = None
+    business: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class TenantRow:
     tenant_type: str | None = None
     connection_id: str | None = None
     auth_event_id: str | None = None
+    # The provider business the tenant belongs to (see OrganisationDetails.business).
+    business: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,13 +101,14 @@ class GrantQueries(Database):
         authorised_by: str,
         now: datetime,
         tenants: list[TenantRow],
+        business: str | None = None,
     ) -> int:
         """Store a new grant and the tenants it reaches; returns its id."""
         async with self.transaction() as db:
             cursor = await db.execute(
                 "INSERT INTO grants (uid, provider, auth_event_id, token_ciphertext, "
                 "access_expires_at, refresh_expires_at, hard_expires_at, authorised_by, "
-                "created_at, refreshed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, refreshed_at, business) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     uid,
                     provider,
@@ -116,13 +120,14 @@ class GrantQueries(Database):
                     authorised_by,
                     to_iso(now),
                     to_iso(now),
+                    business,
                 ),
             )
             grant_id = cursor.lastrowid
             assert grant_id is not None
             await db.executemany(
                 "INSERT INTO grant_tenants (grant_id, tenant_id, connection_id, tenant_name, "
-                "tenant_type, auth_event_id) VALUES (?, ?, ?, ?, ?, ?)",
+                "tenant_type, auth_event_id, business) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         grant_id,
@@ -131,6 +136,7 @@ class GrantQueries(Database):
                         t.tenant_name,
                         t.tenant_type,
                         t.auth_event_id,
+                        t.business,
                     )
                     for t in tenants
                 ],
@@ -248,7 +254,7 @@ class GrantQueries(Database):
     async def grant_tenant(self, grant_id: int, tenant_id: str) -> TenantRow | None:
         """One tenant of a grant (by the table's primary key)."""
         row = await self._fetchone(
-            "SELECT tenant_id, tenant_name, tenant_type, connection_id, auth_event_id "
+            "SELECT tenant_id, tenant_name, tenant_type, connection_id, auth_event_id, business "
             "FROM grant_tenants WHERE grant_id = ? AND tenant_id = ?",
             (grant_id, tenant_id),
         )
@@ -256,7 +262,7 @@ class GrantQueries(Database):
 
     async def grant_tenants(self, grant_id: int) -> list[TenantRow]:
         rows = await self._fetchall(
-            "SELECT tenant_id, tenant_name, tenant_type, connection_id, auth_event_id "
+            "SELECT tenant_id, tenant_name, tenant_type, connection_id, auth_event_id, business "
             "FROM grant_tenants WHERE grant_id = ? ORDER BY tenant_name",
             (grant_id,),
         )

@@ -199,6 +199,14 @@ MIGRATIONS: list[str] = [
     UPDATE grants SET bound_at = created_at
         WHERE EXISTS (SELECT 1 FROM clients c WHERE c.grant_id = grants.id);
     """,
+    # 7: SMSF software: an entity's type (SMSF, trust, company...) and the provider business
+    # (Class business, BGL firm) a client, a grant and each of its tenants belong to
+    """
+    ALTER TABLE clients ADD COLUMN entity_type TEXT;
+    ALTER TABLE clients ADD COLUMN business TEXT;
+    ALTER TABLE grants ADD COLUMN business TEXT;
+    ALTER TABLE grant_tenants ADD COLUMN business TEXT;
+    """,
 ]
 
 
