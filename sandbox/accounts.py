@@ -21,6 +21,9 @@ CONFIDENTIAL_CLIENT_SECRET = "sandbox-secret"
 # QuickBooks Online: Intuit registers only confidential apps, so this one has a secret.
 QUICKBOOKS_CLIENT_ID = "clientlink-qbo"
 QUICKBOOKS_CLIENT_SECRET = "sandbox-qbo-secret"
+# BGL Simple Fund 360: confidential apps, credentials sent as HTTP Basic.
+BGL_CLIENT_ID = "clientlink-bgl"
+BGL_CLIENT_SECRET = "sandbox-bgl-secret"
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]", "::1"})
 
@@ -121,6 +124,18 @@ def default_quickbooks_apps() -> list[SandboxApp]:
             client_id=QUICKBOOKS_CLIENT_ID,
             name="clientlink (QuickBooks)",
             client_secret=QUICKBOOKS_CLIENT_SECRET,
+            any_loopback_path=True,
+        )
+    ]
+
+
+def default_bgl_apps() -> list[SandboxApp]:
+    """The app every sandbox's BGL Simple Fund 360 starts with: confidential, any loopback."""
+    return [
+        SandboxApp(
+            client_id=BGL_CLIENT_ID,
+            name="clientlink (BGL)",
+            client_secret=BGL_CLIENT_SECRET,
             any_loopback_path=True,
         )
     ]

@@ -12,6 +12,8 @@ from starlette.routing import Route
 
 from clientlink.sandbox import (
     basiq_api,
+    bgl_api,
+    bgl_identity,
     quickbooks_api,
     quickbooks_identity,
     twilio_api,
@@ -115,6 +117,15 @@ async def info(request: Request) -> Response:
                     _app_json(app, state.quickbooks) for app in state.quickbooks.apps.values()
                 ],
             },
+            "bgl": {
+                "authorize_url": base + bgl_identity.AUTHORIZE_PATH,
+                "token_url": base + bgl_identity.TOKEN_PATH,
+                "api_base_url": base + bgl_api.API_BASE_PATH,
+                "fund_list_url": base + bgl_api.FUND_LIST_PATH,
+                "firm": {"code": state.bgl.firm.code, "name": state.bgl.firm.name},
+                "entity_count": len(state.bgl.entities),
+                "apps": [_app_json(app, state.bgl) for app in state.bgl.apps.values()],
+            },
             "smtp": _smtp_json(state),
             "twilio": {
                 "api_base_url": base + twilio_api.API_BASE_PATH,
@@ -199,6 +210,49 @@ async def rename_org(request: Request) -> Response:
     except KeyError:
         return _bad_request(f"unknown organisation {tenant_id}", 404)
     return JSONResponse(org.to_dict())
+
+
+async def bgl_funds(request: Request) -> Response:
+    """The BGL firm's funds and entities as the sandbox holds them now."""
+    return JSONResponse([e.to_dict() for e in _state(request).bgl.entities.values()])
+
+
+_BGL_CHANGES = ("fund_name", "abn", "email", "entity_type", "fund_id")
+
+
+async def bgl_fund(request: Request) -> Response:
+    """POST `{fund_name?, abn?, email? (null clears it), entity_type?, fund_id?}`: the firm
+    changes an entity in SF360; DELETE: the firm stops holding it."""
+    bgl = _state(request).bgl
+    fund_id = request.path_params["fund_id"]
+    if fund_id not in bgl.entities:
+        return _bad_request(f"unknown BGL fund {fund_id}", 404)
+    if request.method == "DELETE":
+        return JSONResponse(bgl.remove_entity(fund_id).to_dict())
+    try:
+        body = await _json_body(request)
+    except ValueError as exc:
+        return _bad_request(str(exc))
+    unknown = set(body) - set(_BGL_CHANGES)
+    texts = {key: body[key] for key in _BGL_CHANGES if key in body and key != "email"}
+    if unknown or not body or any(not isinstance(v, str) for v in texts.values()):
+        return _bad_request(f"send a JSON object with text values for {', '.join(_BGL_CHANGES)}")
+    email = body.get("email")
+    if email is not None and not isinstance(email, str):
+        return _bad_request("email must be text, or null to clear it")
+    try:
+        changed = bgl.change_entity(
+            fund_id,
+            fund_name=texts.get("fund_name"),
+            abn=texts.get("abn"),
+            email=email,
+            clear_email="email" in body and email is None,
+            entity_type=texts.get("entity_type"),
+            fund_id_to=texts.get("fund_id"),
+        )
+    except ValueError as exc:
+        return _bad_request(str(exc))
+    return JSONResponse(changed.to_dict())
 
 
 async def grants(request: Request) -> Response:
@@ -366,6 +420,8 @@ def admin_routes() -> list[Route]:
         Route(f"{p}/clock", clock, methods=["GET", "POST"]),
         Route(f"{p}/orgs", orgs, methods=["GET"]),
         Route(f"{p}/orgs/{{tenant_id}}", rename_org, methods=["POST"]),
+        Route(f"{p}/bgl/funds", bgl_funds, methods=["GET"]),
+        Route(f"{p}/bgl/funds/{{fund_id}}", bgl_fund, methods=["POST", "DELETE"]),
         Route(f"{p}/grants", grants, methods=["GET"]),
         Route(f"{p}/grants/{{grant_id}}/revoke", revoke_grant, methods=["POST"]),
         Route(f"{p}/grants/{{grant_id}}/expire-refresh", expire_refresh, methods=["POST"]),

@@ -25,7 +25,7 @@ FAULT_KINDS = ("429", "500", "502", "503", "delay", "hang_after", *SMTP_FAULT_KI
 # `connections` exists only in Xero; `token`, `api` and `revocation` cover both accounting
 # providers' matching endpoints; `sms` is the Twilio-like gateway, `banks` the Basiq-like API.
 FAULT_TARGETS = ("token", "api", "connections", "revocation", "sms", "banks", "smtp", "any")
-FAULT_PROVIDERS = ("xero", "quickbooks", "twilio", "basiq")
+FAULT_PROVIDERS = ("xero", "quickbooks", "twilio", "basiq", "bgl")
 RATE_LIMIT_PROBLEMS = ("minute", "day", "concurrent", "appminute")
 # The replies an SMTP fault may choose; the first of each is its default.
 SMTP_FAULT_CODES = {"smtp_4xx": (451, 421, 450, 452), "smtp_5xx": (550, 552, 553, 554)}
@@ -165,6 +165,15 @@ def error_response(rule: FaultRule, provider: str) -> Response:
         body = (twilio_error if provider == "twilio" else basiq_error)(
             status, _FAULT_CODES[provider][status], f"Sandbox fault injected (rule {rule.id})"
         )
+        return JSONResponse(body, status_code=status, headers=headers)
+    if provider == "bgl":
+        # BGL documents no error bodies: RFC 6749's shape, and no rate-limit headers.
+        if rule.retry_after is not None:
+            headers["Retry-After"] = str(rule.retry_after)
+        body = {
+            "error": _FAULT_TITLES[status].lower().replace(" ", "_"),
+            "error_description": f"Sandbox fault injected (rule {rule.id})",
+        }
         return JSONResponse(body, status_code=status, headers=headers)
     if provider == "quickbooks":
         # Intuit documents no Retry-After and no limit headers: only what the rule asks for.

@@ -203,6 +203,14 @@ class OAuthProvider(ABC):
         """The id the selection page posts for `org` (Xero's tenant id unless overridden)."""
         return org.tenant_id
 
+    def consented(self, txn: SignInTransaction) -> list[object]:
+        """What the consent page names (each with a `name`): the chosen companies."""
+        return [self.orgs[tid] for tid in txn.tenant_ids]
+
+    def _new_token_value(self) -> str:
+        """A new refresh token's value (opaque random text unless a provider says otherwise)."""
+        return new_secret()
+
     def _on_consent(self, txn: SignInTransaction, auth_event_id: str) -> None:
         """What allowing access connects, before the code is issued (nothing by default)."""
         return None
@@ -472,7 +480,7 @@ class OAuthProvider(ABC):
             kept.expires_at = max(kept.expires_at, expires_at)
             return kept
         refresh = IssuedToken(
-            value=new_secret(),
+            value=self._new_token_value(),
             kind="refresh",
             grant_id=grant.grant_id,
             issued_at=now,

@@ -67,9 +67,7 @@ def authenticate_client(provider: OAuthProvider, request: Request, form: FormDat
         app = provider.apps.get(client_id)
         if app is None:
             raise OAuthError("invalid_client", "Unknown client", 401)
-        if app.client_secret is not None and not secrets.compare_digest(
-            secret, app.client_secret
-        ):
+        if app.client_secret is not None and not secrets.compare_digest(secret, app.client_secret):
             raise OAuthError("invalid_client", "Client authentication failed", 401)
         return app
     app = provider.apps.get(body_client_id)
@@ -131,14 +129,16 @@ async def token_endpoint(
     *,
     issuer: str,
     omit_fields: frozenset[str] = frozenset(),
+    params: FormData | None = None,
 ) -> Response:
     """A provider's token endpoint: authorization_code and refresh_token grants.
 
     Counted and fault-injected as target `token`; `omit_fields` are left out of the body;
-    `issuer` goes into id_tokens.
+    `issuer` goes into id_tokens. `params` replace the form body where a provider takes
+    its parameters elsewhere (BGL: the query string).
     """
     state: SandboxState = request.app.state.sandbox
-    form = await request.form()
+    form = params if params is not None else await request.form()
     grant_type = str(form.get("grant_type", ""))
     known = grant_type in ("authorization_code", "refresh_token")
     state.calls[f"{provider.stat_prefix}token.{grant_type if known else 'other'}"] += 1

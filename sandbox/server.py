@@ -15,6 +15,7 @@ from clientlink.sandbox.app import build_app
 from clientlink.sandbox.clock import SandboxClock
 from clientlink.sandbox.mail import SandboxSmtp
 from clientlink.sandbox.seed import DEFAULT_ORG_COUNT, DEFAULT_SEED
+from clientlink.sandbox.smsf_seed import DEFAULT_ENTITY_COUNT
 from clientlink.sandbox.state import SandboxState, SmtpEndpoint
 
 # How often time-driven state is brought up to the clock (SMS status changes, callbacks).
@@ -42,6 +43,7 @@ class SandboxServer:
         quickbooks_apps: Iterable[SandboxApp] = (),
         smtp_port: int = 0,
         smtp_starttls: bool = True,
+        smsf_entity_count: int = DEFAULT_ENTITY_COUNT,
     ) -> None:
         self.host = host
         self.port = port
@@ -54,6 +56,7 @@ class SandboxServer:
             enforce_limits=enforce_limits,
             apps=apps,
             quickbooks_apps=quickbooks_apps,
+            smsf_entity_count=smsf_entity_count,
         )
         self._http: LoopbackServer | None = None
         self._smtp: SandboxSmtp | None = None

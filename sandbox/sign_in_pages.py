@@ -166,7 +166,7 @@ class SignInPages:
         )
 
     def _consent_page(self, request: Request, txn: SignInTransaction) -> Response:
-        orgs = [self.provider(request).orgs[tid] for tid in txn.tenant_ids]
+        orgs = self.provider(request).consented(txn)
         return self._page(
             request,
             "consent.html",
@@ -250,6 +250,8 @@ class SignInPages:
             provider.verify_authenticator(txn, str(form.get("code", "")))
         except SignInError as exc:
             return self._authenticator_page(request, txn, str(exc))
+        if txn.step == "consent":  # a provider without a selection step (BGL)
+            return self._consent_page(request, txn)
         return self._select_page(request, txn)
 
     async def select_step(self, request: Request) -> Response:

@@ -16,10 +16,12 @@ from clientlink.sandbox.accounts import (
     SandboxApp,
     StaffUser,
     default_apps,
+    default_bgl_apps,
     default_quickbooks_apps,
     default_users,
 )
 from clientlink.sandbox.basiq import BasiqProvider
+from clientlink.sandbox.bgl import BglProvider
 from clientlink.sandbox.callbacks import CallbackSender
 from clientlink.sandbox.clock import SandboxClock
 from clientlink.sandbox.faults import FaultInjector, error_response
@@ -29,6 +31,7 @@ from clientlink.sandbox.quickbooks import QuickBooksProvider
 from clientlink.sandbox.ratelimit import RateLimiter
 from clientlink.sandbox.seed import DEFAULT_ORG_COUNT, DEFAULT_SEED, SeedOrg, generate_orgs
 from clientlink.sandbox.sms import SmsGateway
+from clientlink.sandbox.smsf_seed import DEFAULT_ENTITY_COUNT, SmsfBusiness, firm_entities
 from clientlink.sandbox.xero import XeroProvider
 
 # Endpoint kinds counted by GET /_sandbox/stats (always listed, even at zero).
@@ -44,6 +47,11 @@ STAT_KINDS = (
     "quickbooks.token.refresh_token",
     "quickbooks.revocation",
     "quickbooks.companyinfo",
+    "bgl.authorize",
+    "bgl.token.authorization_code",
+    "bgl.token.refresh_token",
+    "bgl.fund_list",
+    "bgl.fund",
 )
 
 ProcessCall = Callable[[], Awaitable[Response]]
@@ -69,6 +77,7 @@ _SNAPSHOT_REPLACED = (
     "orgs",
     "xero",
     "quickbooks",
+    "bgl",
     "limits",
     "api_latency_seconds",
     "rate_limited",
@@ -106,6 +115,7 @@ class SandboxState:
         apps: Iterable[SandboxApp] = (),
         quickbooks_apps: Iterable[SandboxApp] = (),
         users: Iterable[StaffUser] | None = None,
+        smsf_entity_count: int = DEFAULT_ENTITY_COUNT,
     ) -> None:
         self.org_count = org_count
         self.seed = seed
@@ -121,7 +131,10 @@ class SandboxState:
         self.calls: Counter[str] = Counter()
         self.rate_limited = 0
         self.orgs = generate_orgs(org_count, seed)
+        # The SMSF firm BGL holds: its own funds and entities (sandbox/smsf_seed.py).
+        self.smsf_firm: SmsfBusiness = firm_entities(smsf_entity_count)
         self.xero, self.quickbooks = self._new_providers()
+        self.bgl = self._new_bgl()
         self.callbacks = CallbackSender(self.clock)
         self.mail = MailOutbox(self.clock)
         self.sms = SmsGateway(self.clock, self.callbacks)
@@ -138,10 +151,14 @@ class SandboxState:
             QuickBooksProvider(self.clock, self.orgs, qbo_apps, users),
         )
 
+    def _new_bgl(self) -> BglProvider:
+        users = self._users if self._users is not None else default_users()
+        return BglProvider(self.clock, self.smsf_firm, default_bgl_apps(), users)
+
     @property
     def providers(self) -> tuple[OAuthProvider, ...]:
         """Every emulated provider, Xero first."""
-        return (self.xero, self.quickbooks)
+        return (self.xero, self.quickbooks, self.bgl)
 
     def rename_org(self, tenant_id: str, name: str, legal_name: str | None = None) -> SeedOrg:
         """As if the business renamed itself in its own file: every provider sees the new name.
@@ -156,7 +173,8 @@ class SandboxState:
         )
         self.orgs[index] = renamed
         for provider in self.providers:
-            provider.orgs[tenant_id] = renamed
+            if tenant_id in provider.orgs:  # BGL holds SMSF entities, not these businesses
+                provider.orgs[tenant_id] = renamed
         return renamed
 
     def find_grant(self, grant_id: str) -> tuple[OAuthProvider, Grant] | None:
@@ -175,6 +193,7 @@ class SandboxState:
         self.calls.clear()
         self.rate_limited = 0
         self.xero, self.quickbooks = self._new_providers()
+        self.bgl = self._new_bgl()
         self.mail.clear()
         self.sms.clear()
         self.basiq.reset()
