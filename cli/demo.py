@@ -30,6 +30,8 @@ from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient, DaemonUnavailable
 from clientlink.common.paths import Paths, resolve_paths
 from clientlink.sandbox.accounts import (
+    BGL_CLIENT_ID,
+    BGL_CLIENT_SECRET,
     PUBLIC_CLIENT_ID,
     QUICKBOOKS_CLIENT_ID,
     QUICKBOOKS_CLIENT_SECRET,
@@ -81,6 +83,14 @@ authorize_url = "{qbo}/connect/oauth2"
 token_url = "{qbo}/oauth2/v1/tokens/bearer"
 revoke_url = "{qbo}/oauth2/v1/tokens/revoke"
 api_base = "{qbo}/v3/company"
+
+[providers.bgl]
+kind = "bgl"
+display_name = "BGL Simple Fund 360 (sandbox)"
+client_id = "{BGL_CLIENT_ID}"
+authorize_url = "{sandbox_url}/bgl/oauth/authorize"
+token_url = "{sandbox_url}/bgl/oauth/token"
+api_base = "{sandbox_url}/bgl"
 """ + (_messaging_config(sandbox_url, smtp_port) if smtp_port else "")
 
 
@@ -154,6 +164,8 @@ async def seed_practice(
                 provider="quickbooks",
                 client_secret=QUICKBOOKS_CLIENT_SECRET,
             )
+        # BGL's app is confidential too: with its secret the demo can sign in to SF360.
+        await daemon.call(p.PROVIDERS_SET_SECRET, provider="bgl", client_secret=BGL_CLIENT_SECRET)
         quickbooks_ids: list[int] = []
         for org in qbo_orgs:  # Intuit grants one company per consent
             quickbooks_ids += await _sign_in_and_import(

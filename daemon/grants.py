@@ -237,7 +237,9 @@ class Grants:
             except ProviderRefused as exc:
                 failure = classify_failure(exc)
                 if failure is not None and failure.kind == FailureKind.GRANT_REFUSED:
-                    reason = lost_answers_reason(adapter, pending_since) or str(exc)
+                    reason = lost_answers_reason(
+                        adapter, pending_since
+                    ) or adapter.refresh_refused_reason(exc, tokens.refresh_expires_at)
                     await self._store.mark_grant_revoked(grant_id, reason)
                     raise GrantRevoked(grant_id, reason) from exc
                 if pending_since is None:

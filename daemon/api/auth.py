@@ -39,7 +39,9 @@ class AuthApi(Api):
                     ErrorCode.INVALID_PARAMS,
                     f"{client.name} is in business {client.business}, not {business}",
                 )
-            business = business or client.business
+            if adapter.definition.one_grant_per_business:
+                # Where a sign-in covers every business (BGL's firm), the client's is a label.
+                business = business or client.business
         display = adapter.definition.display_name
         if adapter.definition.one_grant_per_business and not business:
             raise RpcFailure(

@@ -79,7 +79,7 @@ class GrantsApi(Api):
             detail={"grant_id": grant.id, "provider": grant.provider},
             now=self._clock.now(),
         )
-        message = f"Revoked at {adapter.definition.display_name}."
+        message = adapter.revocation_note() or f"Revoked at {adapter.definition.display_name}."
         if adapter.definition.kind == "xero":
             message += (
                 " Xero also ends every other connection the same Xero user gave clientlink: "

@@ -14,7 +14,9 @@ Everything the rest of the daemon uses is importable from here.
 from __future__ import annotations
 
 from clientlink.daemon.providers.adapter import ProviderAdapter
+from clientlink.daemon.providers.bgl import BglAdapter
 from clientlink.daemon.providers.definitions import (
+    BGL,
     BUILTIN_DEFINITIONS,
     QUICKBOOKS,
     XERO,
@@ -35,14 +37,17 @@ from clientlink.daemon.providers.results import OrganisationDetails, ProviderUse
 from clientlink.daemon.providers.xero import CONNECTIONS_CHECK_INTERVAL, XeroAdapter
 
 ADAPTERS: dict[str, type[ProviderAdapter]] = {"xero": XeroAdapter, "quickbooks": QuickBooksAdapter}
+ADAPTERS["bgl"] = BglAdapter
 
 __all__ = [
     "ADAPTERS",
+    "BGL",
     "BUILTIN_DEFINITIONS",
     "CONNECTIONS_CHECK_INTERVAL",
     "QUICKBOOKS",
     "XERO",
     "AccessTokenRejected",
+    "BglAdapter",
     "OrganisationDetails",
     "ProviderAdapter",
     "ProviderDefinition",

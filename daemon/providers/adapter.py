@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from authlib.integrations.base_client.errors import OAuthError
@@ -132,6 +132,17 @@ class ProviderAdapter(ABC):
             ),
             expect_token=False,
         )
+
+    def revocation_note(self) -> str | None:
+        """What to tell the person when revoking needs a step at the provider (else None)."""
+        return None
+
+    def refresh_refused_reason(
+        self, exc: ProviderRefused, refresh_expires_at: datetime | None
+    ) -> str:
+        """Why the provider refused a refresh, for the clients' status reason. A provider
+        whose refusals do not say enough tells revoked from expired here."""
+        return str(exc)
 
     @abstractmethod
     async def list_tenants(

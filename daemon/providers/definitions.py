@@ -68,7 +68,22 @@ QUICKBOOKS = ProviderDefinition(
     refresh_grace_seconds=24 * 3600,
 )
 
-BUILTIN_DEFINITIONS = {definition.kind: definition for definition in (XERO, QUICKBOOKS)}
+BGL = ProviderDefinition(
+    kind="bgl",
+    display_name="BGL Simple Fund 360",
+    authorize_url="https://api.bgl360.com.au/oauth/authorize",
+    token_url="https://api.bgl360.com.au/oauth/token",
+    # BGL publishes no revocation endpoint: integrations are removed in SF360.
+    revoke_url=None,
+    connections_url=None,
+    api_base="https://api.bgl360.com.au",
+    scopes=("audit", "investment", "smsf_partner"),
+    # Not published: the sandbox's assumption of a 30-day rolling refresh token (bgl.py).
+    refresh_idle_days=30,
+    requires_secret=True,
+)
+
+BUILTIN_DEFINITIONS = {definition.kind: definition for definition in (XERO, QUICKBOOKS, BGL)}
 
 
 def build_definition(config: ProviderConfig) -> ProviderDefinition:
