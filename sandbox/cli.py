@@ -11,8 +11,17 @@ from typing import Any
 
 import httpx
 
-from clientlink.sandbox import basiq_api, quickbooks_api, quickbooks_identity, xero_identity
+from clientlink.sandbox import (
+    basiq_api,
+    bgl_api,
+    bgl_identity,
+    quickbooks_api,
+    quickbooks_identity,
+    xero_identity,
+)
 from clientlink.sandbox.accounts import (
+    BGL_CLIENT_ID,
+    BGL_CLIENT_SECRET,
     CONFIDENTIAL_CLIENT_ID,
     CONFIDENTIAL_CLIENT_SECRET,
     DEMO_PASSWORD,
@@ -137,6 +146,13 @@ def _print_banner(server: SandboxServer) -> None:
         f"    Revoke URL:     {base}{quickbooks_identity.REVOCATION_PATH}",
         f"    API base:       {base}{quickbooks_api.API_BASE_PATH}/{{realmId}}",
         f"    App:            {QUICKBOOKS_CLIENT_ID} (secret {QUICKBOOKS_CLIENT_SECRET})",
+        "  BGL Simple Fund 360",
+        f"    Authorize URL:  {base}{bgl_identity.AUTHORIZE_PATH}",
+        f"    Token URL:      {base}{bgl_identity.TOKEN_PATH} (parameters in the query string)",
+        f"    API base:       {base}{bgl_api.API_BASE_PATH} (/fund/list, /sf/funds/{{fundId}})",
+        f"    App:            {BGL_CLIENT_ID} (secret {BGL_CLIENT_SECRET})",
+        f"    Firm:           {server.state.bgl.firm.name} ({server.state.bgl.firm.code}), "
+        f"{len(server.state.bgl.entities)} funds and entities",
         "  SMTP",
         f"    Host:           {server.host} port {server.smtp_port}"
         + (" (STARTTLS, self-signed: skip verification)" if _offers_starttls(server) else ""),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlencode
 
-from clientlink.sandbox import quickbooks_identity, xero_identity
-from clientlink.sandbox.accounts import PUBLIC_CLIENT_ID, QUICKBOOKS_CLIENT_ID
+from clientlink.sandbox import bgl_identity, quickbooks_identity, xero_identity
+from clientlink.sandbox.accounts import BGL_CLIENT_ID, PUBLIC_CLIENT_ID, QUICKBOOKS_CLIENT_ID
 from clientlink.sandbox.oauth import s256_challenge
 
 DEFAULT_SCOPE = "openid profile email accounting.settings accounting.contacts offline_access"
@@ -69,3 +69,25 @@ def quickbooks_authorize_url(
     elif method is not None:
         params["code_challenge_method"] = method
     return f"{base_url}{quickbooks_identity.AUTHORIZE_PATH}?{urlencode(params)}"
+
+
+BGL_SCOPE = "audit investment smsf_partner"
+
+
+def bgl_authorize_url(
+    base_url: str,
+    *,
+    redirect_uri: str,
+    client_id: str = BGL_CLIENT_ID,
+    scope: str = BGL_SCOPE,
+    state: str = "st-bgl",
+) -> str:
+    """Build a sandbox BGL (SF360) authorize URL, as BGL documents it (no PKCE)."""
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "scope": scope,
+        "redirect_uri": redirect_uri,
+        "state": state,
+    }
+    return f"{base_url}{bgl_identity.AUTHORIZE_PATH}?{urlencode(params)}"
