@@ -11,12 +11,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from textual import events
+from textual.widgets import Input, OptionList
 
 from clientlink.common import protocol as p
 from clientlink.sandbox.accounts import BGL_CLIENT_SECRET
 from clientlink.sandbox.server import SandboxServer
+from clientlink.tui.app import ClientlinkApp
+from clientlink.tui.screens.bulk_actions import BulkActionsScreen
+from clientlink.tui.screens.bulk_reauth import BulkReauthScreen, ChooseSoftwareScreen
+from clientlink.tui.screens.job_progress import JobProgressScreen
+from clientlink.tui.screens.sign_in import Phase, SignInScreen
+from clientlink.tui.widgets.checklist import Checklist
 from tests.conftest import TEST_ORGS
-from tests.helpers import advance_time, finished, sandbox_get, sandbox_post
+from tests.helpers import advance_time, finished, sandbox_get, sandbox_post, wait_until
 
 ENTITIES = 12
 WEEK = 7 * 24 * 3600
@@ -158,3 +166,50 @@ async def test_revoking_an_unused_sign_in_says_to_use_sf360s_integrations_page(d
     revoked = await rpc.call(p.GRANTS_REVOKE, grant_id=result.grant_id)
     assert revoked.state == "revoked"
     assert "Integrations page" in revoked.message
+
+
+async def test_tui_bulk_reauthorises_the_whole_firm_after_one_sf360_sign_in(daemon, rpc):
+    _, clients = await _imported(daemon, rpc)
+    grant = await _bgl_grant(daemon)
+    await sandbox_post(daemon.sandbox.base_url, f"/_sandbox/grants/{grant['grant_id']}/revoke")
+    await advance_time(daemon, WEEK)
+    app = ClientlinkApp(daemon.socket_path, open_browser=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+
+        async def screen_of(kind):
+            await wait_until(lambda: isinstance(app.screen, kind), what=kind.__name__)
+            return app.screen
+
+        await wait_until(lambda: getattr(app.screen, "clients", None), what="the client list")
+        await pilot.press("b")
+        await screen_of(BulkActionsScreen)
+        await pilot.press("enter")
+        chooser = await screen_of(ChooseSoftwareScreen)
+        options = chooser.query_one(OptionList)
+        await wait_until(lambda: options.option_count > 0, what="the software list")
+        options.highlighted = options.get_option_index("bgl")
+        prompt = str(options.get_option("bgl").prompt)
+        assert f"{ENTITIES} clients to re-authorise" in prompt
+        await pilot.press("enter")
+        sign_in = await screen_of(SignInScreen)
+        await wait_until(lambda: sign_in.phase == Phase.WAITING, what="the sign-in address")
+        assert sign_in.session is not None
+        redirect = await daemon.approve(sign_in.session.authorize_url, [])
+        app.screen.focused.post_message(events.Paste(redirect))
+        paste = sign_in.query_one("#sign-in-paste", Input)
+        await wait_until(lambda: paste.has_focus, what="the paste field")
+        await pilot.press("enter")
+
+        bulk = await screen_of(BulkReauthScreen)
+        checklist = bulk.query_one(Checklist)
+        await wait_until(lambda: checklist.option_count == ENTITIES, what="the checklist")
+        assert set(checklist.selected) == {client.id for client in clients}
+        await pilot.press("enter")
+        progress = await screen_of(JobProgressScreen)
+        await wait_until(
+            lambda: progress.job is not None and progress.job.state.finished, what="the job"
+        )
+        summary = str(progress.query_one("#job-summary").render())
+        assert f"{ENTITIES} re-authorised, 0 failed" in summary
+    listed = await rpc.call(p.CLIENTS_LIST, filter={"provider": "bgl"}, limit=100)
+    assert {item.status for item in listed.items} == {"connected"}
