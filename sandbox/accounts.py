@@ -21,6 +21,12 @@ CONFIDENTIAL_CLIENT_SECRET = "sandbox-secret"
 # QuickBooks Online: Intuit registers only confidential apps, so this one has a secret.
 QUICKBOOKS_CLIENT_ID = "clientlink-qbo"
 QUICKBOOKS_CLIENT_SECRET = "sandbox-qbo-secret"
+# MYOB Business: the API key (client_id) and its secret, registered after 12 March 2025 (so
+# it asks for the granular sme-* scopes). MYOB_BOOKKEEPER signs in to MYOB only and is a
+# user of every company file but Administrator of none, so MYOB refuses to let them approve.
+MYOB_CLIENT_ID = "clientlink-myob"
+MYOB_CLIENT_SECRET = "sandbox-myob-secret"
+MYOB_BOOKKEEPER = "bookkeeper@practice.example"
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]", "::1"})
 
@@ -121,6 +127,18 @@ def default_quickbooks_apps() -> list[SandboxApp]:
             client_id=QUICKBOOKS_CLIENT_ID,
             name="clientlink (QuickBooks)",
             client_secret=QUICKBOOKS_CLIENT_SECRET,
+            any_loopback_path=True,
+        )
+    ]
+
+
+def default_myob_apps() -> list[SandboxApp]:
+    """The app every sandbox's MYOB starts with: confidential, any loopback port."""
+    return [
+        SandboxApp(
+            client_id=MYOB_CLIENT_ID,
+            name="clientlink (MYOB)",
+            client_secret=MYOB_CLIENT_SECRET,
             any_loopback_path=True,
         )
     ]

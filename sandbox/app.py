@@ -6,6 +6,8 @@ from starlette.applications import Starlette
 
 from clientlink.sandbox import (
     basiq_api,
+    myob_api,
+    myob_identity,
     quickbooks_api,
     quickbooks_identity,
     twilio_api,
@@ -25,6 +27,8 @@ def build_app(state: SandboxState) -> Starlette:
         *xero_api.api_routes(),
         *quickbooks_identity.identity_routes(),
         *quickbooks_api.api_routes(),
+        *myob_identity.identity_routes(),
+        *myob_api.api_routes(),
         *twilio_api.api_routes(),
         *basiq_api.api_routes(),
         *admin_routes(),

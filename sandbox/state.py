@@ -16,6 +16,7 @@ from clientlink.sandbox.accounts import (
     SandboxApp,
     StaffUser,
     default_apps,
+    default_myob_apps,
     default_quickbooks_apps,
     default_users,
 )
@@ -24,6 +25,7 @@ from clientlink.sandbox.callbacks import CallbackSender
 from clientlink.sandbox.clock import SandboxClock
 from clientlink.sandbox.faults import FaultInjector, error_response
 from clientlink.sandbox.mail import MailOutbox
+from clientlink.sandbox.myob import MyobProvider
 from clientlink.sandbox.oauth import Grant, OAuthProvider
 from clientlink.sandbox.quickbooks import QuickBooksProvider
 from clientlink.sandbox.ratelimit import RateLimiter
@@ -44,6 +46,10 @@ STAT_KINDS = (
     "quickbooks.token.refresh_token",
     "quickbooks.revocation",
     "quickbooks.companyinfo",
+    "myob.authorize",
+    "myob.token.authorization_code",
+    "myob.token.refresh_token",
+    "myob.company",
 )
 
 ProcessCall = Callable[[], Awaitable[Response]]
@@ -69,6 +75,7 @@ _SNAPSHOT_REPLACED = (
     "orgs",
     "xero",
     "quickbooks",
+    "myob",
     "limits",
     "api_latency_seconds",
     "rate_limited",
@@ -122,6 +129,7 @@ class SandboxState:
         self.rate_limited = 0
         self.orgs = generate_orgs(org_count, seed)
         self.xero, self.quickbooks = self._new_providers()
+        self.myob = self._new_myob()
         self.callbacks = CallbackSender(self.clock)
         self.mail = MailOutbox(self.clock)
         self.sms = SmsGateway(self.clock, self.callbacks)
@@ -138,10 +146,14 @@ class SandboxState:
             QuickBooksProvider(self.clock, self.orgs, qbo_apps, users),
         )
 
+    def _new_myob(self) -> MyobProvider:
+        users = self._users if self._users is not None else default_users()
+        return MyobProvider(self.clock, self.orgs, default_myob_apps(), users)
+
     @property
     def providers(self) -> tuple[OAuthProvider, ...]:
         """Every emulated provider, Xero first."""
-        return (self.xero, self.quickbooks)
+        return (self.xero, self.quickbooks, self.myob)
 
     def rename_org(self, tenant_id: str, name: str, legal_name: str | None = None) -> SeedOrg:
         """As if the business renamed itself in its own file: every provider sees the new name.
@@ -175,6 +187,7 @@ class SandboxState:
         self.calls.clear()
         self.rate_limited = 0
         self.xero, self.quickbooks = self._new_providers()
+        self.myob = self._new_myob()
         self.mail.clear()
         self.sms.clear()
         self.basiq.reset()

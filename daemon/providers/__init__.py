@@ -16,6 +16,7 @@ from __future__ import annotations
 from clientlink.daemon.providers.adapter import ProviderAdapter
 from clientlink.daemon.providers.definitions import (
     BUILTIN_DEFINITIONS,
+    MYOB,
     QUICKBOOKS,
     XERO,
     ProviderDefinition,
@@ -30,19 +31,23 @@ from clientlink.daemon.providers.errors import (
     TenantForbidden,
 )
 from clientlink.daemon.providers.http import httpx
+from clientlink.daemon.providers.myob import MyobAdapter
 from clientlink.daemon.providers.quickbooks import QuickBooksAdapter
 from clientlink.daemon.providers.results import OrganisationDetails, ProviderUser, TokenSet
 from clientlink.daemon.providers.xero import CONNECTIONS_CHECK_INTERVAL, XeroAdapter
 
 ADAPTERS: dict[str, type[ProviderAdapter]] = {"xero": XeroAdapter, "quickbooks": QuickBooksAdapter}
+ADAPTERS["myob"] = MyobAdapter
 
 __all__ = [
     "ADAPTERS",
     "BUILTIN_DEFINITIONS",
     "CONNECTIONS_CHECK_INTERVAL",
+    "MYOB",
     "QUICKBOOKS",
     "XERO",
     "AccessTokenRejected",
+    "MyobAdapter",
     "OrganisationDetails",
     "ProviderAdapter",
     "ProviderDefinition",
