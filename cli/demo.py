@@ -30,6 +30,7 @@ from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient, DaemonUnavailable
 from clientlink.common.paths import Paths, resolve_paths
 from clientlink.sandbox.accounts import (
+    MYOB_CLIENT_ID,
     PUBLIC_CLIENT_ID,
     QUICKBOOKS_CLIENT_ID,
     QUICKBOOKS_CLIENT_SECRET,
@@ -82,6 +83,20 @@ token_url = "{qbo}/oauth2/v1/tokens/bearer"
 revoke_url = "{qbo}/oauth2/v1/tokens/revoke"
 api_base = "{qbo}/v3/company"
 """ + (_messaging_config(sandbox_url, smtp_port) if smtp_port else "")
+
+
+def myob_config_text(sandbox_url: str) -> str:
+    """config.toml's block for the sandbox's MYOB (its secret is set with set-secret)."""
+    myob = f"{sandbox_url}/myob"
+    return f"""
+[providers.myob]
+kind = "myob"
+display_name = "MYOB (sandbox)"
+client_id = "{MYOB_CLIENT_ID}"
+authorize_url = "{myob}/oauth2/account/authorize"
+token_url = "{myob}/oauth2/v1/authorize"
+api_base = "{myob}/accountright"
+"""
 
 
 def _messaging_config(sandbox_url: str, smtp_port: int) -> str:

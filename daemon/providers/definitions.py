@@ -86,7 +86,8 @@ MYOB = ProviderDefinition(
     client_auth="client_secret_post",
 )
 
-BUILTIN_DEFINITIONS = {definition.kind: definition for definition in (XERO, QUICKBOOKS, MYOB)}
+BUILTIN_DEFINITIONS = {definition.kind: definition for definition in (XERO, QUICKBOOKS)}
+BUILTIN_DEFINITIONS[MYOB.kind] = MYOB
 
 
 def build_definition(config: ProviderConfig) -> ProviderDefinition:
