@@ -65,9 +65,12 @@ async def token(request: Request) -> Response:
 
 
 def identity_routes() -> list[Route]:
-    """The MYOB-like OAuth server's routes."""
+    """The MYOB-like OAuth server's routes (with or without a trailing slash, as MYOB's
+    examples and SDKs write them both ways)."""
     return [
         Route(AUTHORIZE_PATH, authorize, methods=["GET"]),
+        Route(AUTHORIZE_PATH + "/", authorize, methods=["GET"]),
         *pages.step_routes(),
         Route(TOKEN_PATH, token, methods=["POST"]),
+        Route(TOKEN_PATH + "/", token, methods=["POST"]),
     ]
