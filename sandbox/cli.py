@@ -11,12 +11,22 @@ from typing import Any
 
 import httpx
 
-from clientlink.sandbox import basiq_api, quickbooks_api, quickbooks_identity, xero_identity
+from clientlink.sandbox import (
+    basiq_api,
+    myob_api,
+    myob_identity,
+    quickbooks_api,
+    quickbooks_identity,
+    xero_identity,
+)
 from clientlink.sandbox.accounts import (
     CONFIDENTIAL_CLIENT_ID,
     CONFIDENTIAL_CLIENT_SECRET,
     DEMO_PASSWORD,
     DEMO_USER,
+    MYOB_BOOKKEEPER,
+    MYOB_CLIENT_ID,
+    MYOB_CLIENT_SECRET,
     PUBLIC_CLIENT_ID,
     QUICKBOOKS_CLIENT_ID,
     QUICKBOOKS_CLIENT_SECRET,
@@ -137,6 +147,12 @@ def _print_banner(server: SandboxServer) -> None:
         f"    Revoke URL:     {base}{quickbooks_identity.REVOCATION_PATH}",
         f"    API base:       {base}{quickbooks_api.API_BASE_PATH}/{{realmId}}",
         f"    App:            {QUICKBOOKS_CLIENT_ID} (secret {QUICKBOOKS_CLIENT_SECRET})",
+        "  MYOB Business",
+        f"    Authorize URL:  {base}{myob_identity.AUTHORIZE_PATH}",
+        f"    Token URL:      {base}{myob_identity.TOKEN_PATH}",
+        f"    API base:       {base}{myob_api.API_BASE_PATH}/{{businessId}}",
+        f"    App (API key):  {MYOB_CLIENT_ID} (secret {MYOB_CLIENT_SECRET})",
+        f"    Not an Administrator of any file: {MYOB_BOOKKEEPER}",
         "  SMTP",
         f"    Host:           {server.host} port {server.smtp_port}"
         + (" (STARTTLS, self-signed: skip verification)" if _offers_starttls(server) else ""),
