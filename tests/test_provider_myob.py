@@ -205,3 +205,16 @@ async def test_the_watcher_keeps_myob_grants_alive_with_rotating_refresh_tokens(
     assert sum(t["state"] == "active" for t in refresh) == 1
     stats = await sandbox_get(sandbox.base_url, "/_sandbox/stats")
     assert stats["calls"]["myob.token.refresh_token"] >= 3
+
+
+async def test_myob_is_listed_and_needs_its_secret_before_a_sign_in(daemon):
+    rpc = await daemon.connect()
+    (info,) = [i for i in (await rpc.call(p.PROVIDERS_LIST)).items if i.name == "myob"]
+    assert (info.kind, info.has_secret) == ("myob", False)
+    assert info.problem and "secret" in info.problem
+    with pytest.raises(RpcError, match="secret"):
+        await rpc.call(p.AUTH_BEGIN, provider="myob")
+    await rpc.call(p.PROVIDERS_SET_SECRET, provider="myob", client_secret=MYOB_CLIENT_SECRET)
+    (info,) = [i for i in (await rpc.call(p.PROVIDERS_LIST)).items if i.name == "myob"]
+    assert (info.configured, info.has_secret, info.problem) == (True, True, None)
+    assert MYOB_CLIENT_SECRET not in repr(await rpc.call(p.PROVIDERS_LIST))
