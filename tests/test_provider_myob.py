@@ -11,6 +11,8 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from textual import events
+from textual.widgets import Input, OptionList
 
 from clientlink.cli.demo import PASSPHRASE_ENV, demo_config_text, myob_config_text
 from clientlink.common import protocol as p
@@ -19,8 +21,13 @@ from clientlink.common.paths import Paths, resolve_paths
 from clientlink.sandbox.accounts import DEMO_USER, MYOB_BOOKKEEPER, MYOB_CLIENT_SECRET
 from clientlink.sandbox.approve import ApproveError
 from clientlink.sandbox.myob import business_id_of
+from clientlink.tui.app import ClientlinkApp
+from clientlink.tui.screens.bulk_reauth import BulkReauthScreen, ChooseSoftwareScreen
+from clientlink.tui.screens.sign_in import Phase, SignInScreen
+from clientlink.tui.widgets.checklist import Checklist
 from tests.conftest import TEST_PASSPHRASE
-from tests.helpers import advance_time, finished, sandbox_get, sandbox_post
+from tests.helpers import advance_time, finished, sandbox_get, sandbox_post, wait_until
+from tests.test_tui_bulk import clients_screen_with_list, finished_job, open_bulk_menu, screen_of
 
 
 @pytest.fixture
@@ -218,3 +225,44 @@ async def test_myob_is_listed_and_needs_its_secret_before_a_sign_in(daemon):
     (info,) = [i for i in (await rpc.call(p.PROVIDERS_LIST)).items if i.name == "myob"]
     assert (info.configured, info.has_secret, info.problem) == (True, True, None)
     assert MYOB_CLIENT_SECRET not in repr(await rpc.call(p.PROVIDERS_LIST))
+
+
+async def test_tui_bulk_reauthorises_a_myob_file_at_80_by_24(daemon, sandbox):
+    rpc = await _rpc(daemon)
+    org = _files(sandbox, tfn=False)[0]
+    client_id = await _import_one(daemon, rpc, org)
+    (grant,) = await sandbox_get(sandbox.base_url, "/_sandbox/grants")
+    await sandbox_post(sandbox.base_url, f"/_sandbox/grants/{grant['grant_id']}/revoke")
+    await rpc.call(p.CLIENTS_CHECK, client_ids=[client_id])
+    app = ClientlinkApp(daemon.socket_path, open_browser=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await clients_screen_with_list(app)
+        await open_bulk_menu(pilot)
+        await pilot.press("enter")  # Re-authorise Bulk Clients
+        chooser = await screen_of(app, ChooseSoftwareScreen)
+        options = chooser.query_one(OptionList)
+        await wait_until(lambda: options.option_count > 0, what="the software list")
+        index = options.get_option_index("myob")
+        shown = str(options.get_option_at_index(index).prompt)
+        assert "MYOB (sandbox)" in shown and "1 clients to re-authorise" in shown
+        options.highlighted = index
+        await pilot.press("enter")
+        sign_in = await screen_of(app, SignInScreen)
+        await wait_until(lambda: sign_in.phase == Phase.WAITING, what="the sign-in address")
+        assert sign_in.session is not None and "prompt=consent" in sign_in.session.authorize_url
+        redirect_url = await daemon.approve(sign_in.session.authorize_url, [org.tenant_id])
+        app.screen.focused.post_message(events.Paste(redirect_url))
+        paste = sign_in.query_one("#sign-in-paste", Input)
+        await wait_until(lambda: paste.has_focus, what="the paste field")
+        await pilot.press("enter")
+
+        bulk = await screen_of(app, BulkReauthScreen)
+        checklist = bulk.query_one(Checklist)
+        await wait_until(lambda: checklist.option_count == 1, what="the checklist")
+        assert checklist.selected == [client_id]
+        assert org.name in str(checklist.get_option_at_index(0).prompt)
+        await pilot.press("enter")  # Re-authorise Selected Clients
+        progress = await finished_job(pilot)
+        assert "1 re-authorised, 0 failed" in str(progress.query_one("#job-summary").render())
+    client = await rpc.call(p.CLIENTS_GET, client_id=client_id)
+    assert client.status == "connected"
