@@ -31,6 +31,7 @@ from clientlink.common.client import DaemonClient, DaemonUnavailable
 from clientlink.common.paths import Paths, resolve_paths
 from clientlink.sandbox.accounts import (
     MYOB_CLIENT_ID,
+    MYOB_CLIENT_SECRET,
     PUBLIC_CLIENT_ID,
     QUICKBOOKS_CLIENT_ID,
     QUICKBOOKS_CLIENT_SECRET,
@@ -330,7 +331,9 @@ def run_demo(args: argparse.Namespace) -> int:
         sandbox_url = processes.start_sandbox(args.orgs)
         info = httpx.get(f"{sandbox_url}/_sandbox/info", timeout=10).json()
         paths.config_file.write_text(
-            demo_config_text(sandbox_url, smtp_port=info["smtp"]["port"]), encoding="utf-8"
+            demo_config_text(sandbox_url, smtp_port=info["smtp"]["port"])
+            + myob_config_text(sandbox_url),
+            encoding="utf-8",
         )
         os.environ[PASSPHRASE_ENV] = processes.env[PASSPHRASE_ENV]
         processes.spawn_daemon()
@@ -367,7 +370,10 @@ async def _start_and_seed(
 ) -> SeededPractice:
     await processes.wait_for_daemon()
     async with DaemonClient(processes.paths.socket, client_name="demo") as daemon:
-        return await seed_practice(daemon, sandbox_url, say=say)
+        seeded = await seed_practice(daemon, sandbox_url, say=say)
+        # MYOB is ready to sign in to: its company files are the practice's businesses.
+        await daemon.call(p.PROVIDERS_SET_SECRET, provider="myob", client_secret=MYOB_CLIENT_SECRET)
+        return seeded
 
 
 def _interrupt(signum: int, frame: object) -> None:
