@@ -8,7 +8,7 @@ mean at MYOB ("Developer Over Qps" is a rate limit, a removed app is a re-author
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from textual import events
@@ -266,3 +266,24 @@ async def test_tui_bulk_reauthorises_a_myob_file_at_80_by_24(daemon, sandbox):
         assert "1 re-authorised, 0 failed" in str(progress.query_one("#job-summary").render())
     client = await rpc.call(p.CLIENTS_GET, client_id=client_id)
     assert client.status == "connected"
+
+
+async def test_a_redirect_without_the_file_or_naming_another_is_refused_clearly(daemon, sandbox):
+    rpc = await _rpc(daemon)
+    org, other = _files(sandbox, tfn=False)[:2]
+    for change in ("drop", "swap"):
+        session = await rpc.call(p.AUTH_BEGIN, provider="myob")
+        redirect = await daemon.approve(session.authorize_url, [org.tenant_id])
+        parts = urlsplit(redirect)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if change == "drop":
+            del query["businessId"], query["businessName"]
+        else:
+            query["businessId"] = business_id_of(other)
+        tampered = parts._replace(query=urlencode(query)).geturl()
+        with pytest.raises(RpcError) as caught:
+            await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=tampered)
+        expected = "no businessId" if change == "drop" else "no longer gives access"
+        assert expected in caught.value.message
+        assert "Traceback" not in caught.value.message
+    assert (await rpc.call(p.CLIENTS_LIST)).total == 0
