@@ -32,6 +32,8 @@ from clientlink.common.paths import Paths, resolve_paths
 from clientlink.sandbox.accounts import (
     BGL_CLIENT_ID,
     BGL_CLIENT_SECRET,
+    MYOB_CLIENT_ID,
+    MYOB_CLIENT_SECRET,
     PUBLIC_CLIENT_ID,
     QUICKBOOKS_CLIENT_ID,
     QUICKBOOKS_CLIENT_SECRET,
@@ -92,6 +94,20 @@ authorize_url = "{sandbox_url}/bgl/oauth/authorize"
 token_url = "{sandbox_url}/bgl/oauth/token"
 api_base = "{sandbox_url}/bgl"
 """ + (_messaging_config(sandbox_url, smtp_port) if smtp_port else "")
+
+
+def myob_config_text(sandbox_url: str) -> str:
+    """config.toml's block for the sandbox's MYOB (its secret is set with set-secret)."""
+    myob = f"{sandbox_url}/myob"
+    return f"""
+[providers.myob]
+kind = "myob"
+display_name = "MYOB (sandbox)"
+client_id = "{MYOB_CLIENT_ID}"
+authorize_url = "{myob}/oauth2/account/authorize"
+token_url = "{myob}/oauth2/v1/authorize"
+api_base = "{myob}/accountright"
+"""
 
 
 def _messaging_config(sandbox_url: str, smtp_port: int) -> str:
@@ -327,7 +343,9 @@ def run_demo(args: argparse.Namespace) -> int:
         sandbox_url = processes.start_sandbox(args.orgs)
         info = httpx.get(f"{sandbox_url}/_sandbox/info", timeout=10).json()
         paths.config_file.write_text(
-            demo_config_text(sandbox_url, smtp_port=info["smtp"]["port"]), encoding="utf-8"
+            demo_config_text(sandbox_url, smtp_port=info["smtp"]["port"])
+            + myob_config_text(sandbox_url),
+            encoding="utf-8",
         )
         os.environ[PASSPHRASE_ENV] = processes.env[PASSPHRASE_ENV]
         processes.spawn_daemon()
@@ -364,7 +382,10 @@ async def _start_and_seed(
 ) -> SeededPractice:
     await processes.wait_for_daemon()
     async with DaemonClient(processes.paths.socket, client_name="demo") as daemon:
-        return await seed_practice(daemon, sandbox_url, say=say)
+        seeded = await seed_practice(daemon, sandbox_url, say=say)
+        # MYOB is ready to sign in to: its company files are the practice's businesses.
+        await daemon.call(p.PROVIDERS_SET_SECRET, provider="myob", client_secret=MYOB_CLIENT_SECRET)
+        return seeded
 
 
 def _interrupt(signum: int, frame: object) -> None:

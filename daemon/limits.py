@@ -25,6 +25,7 @@ class LimitSpec:
     concurrent: int | None = None
     per_minute: int | None = None
     per_day: int | None = None
+    per_second: int | None = None
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,11 @@ XERO_LIMITS = ProviderLimits(
     app=LimitSpec(per_minute=10_000),
 )
 QUICKBOOKS_LIMITS = ProviderLimits(tenant=LimitSpec(concurrent=10, per_minute=500))
+# MYOB publishes no limits; 8 a second and 1,000,000 a day per API key are the figures often
+# quoted. Six a second leaves room for the provider counting the same calls a moment later.
+MYOB_LIMITS = ProviderLimits(app=LimitSpec(per_second=6, per_day=1_000_000))
 
+SECOND = 1.0
 MINUTE = 60.0
 DAY = 86_400.0
 
@@ -69,7 +74,11 @@ class _Scope:
         self.semaphore = asyncio.Semaphore(spec.concurrent) if spec.concurrent else None
         self.windows = [
             _Window(length, limit)
-            for length, limit in ((MINUTE, spec.per_minute), (DAY, spec.per_day))
+            for length, limit in (
+                (SECOND, spec.per_second),
+                (MINUTE, spec.per_minute),
+                (DAY, spec.per_day),
+            )
             if limit
         ]
         self.blocked_until = 0.0

@@ -24,6 +24,12 @@ QUICKBOOKS_CLIENT_SECRET = "sandbox-qbo-secret"
 # BGL Simple Fund 360: confidential apps, credentials sent as HTTP Basic.
 BGL_CLIENT_ID = "clientlink-bgl"
 BGL_CLIENT_SECRET = "sandbox-bgl-secret"
+# MYOB Business: the API key (client_id) and its secret, registered after 12 March 2025 (so
+# it asks for the granular sme-* scopes). MYOB_BOOKKEEPER signs in to MYOB only and is a
+# user of every company file but Administrator of none, so MYOB refuses to let them approve.
+MYOB_CLIENT_ID = "clientlink-myob"
+MYOB_CLIENT_SECRET = "sandbox-myob-secret"
+MYOB_BOOKKEEPER = "bookkeeper@practice.example"
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]", "::1"})
 
@@ -136,6 +142,16 @@ def default_bgl_apps() -> list[SandboxApp]:
             client_id=BGL_CLIENT_ID,
             name="clientlink (BGL)",
             client_secret=BGL_CLIENT_SECRET,
+            any_loopback_path=True,
+        )
+    ]
+def default_myob_apps() -> list[SandboxApp]:
+    """The app every sandbox's MYOB starts with: confidential, any loopback port."""
+    return [
+        SandboxApp(
+            client_id=MYOB_CLIENT_ID,
+            name="clientlink (MYOB)",
+            client_secret=MYOB_CLIENT_SECRET,
             any_loopback_path=True,
         )
     ]

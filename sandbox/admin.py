@@ -14,6 +14,8 @@ from clientlink.sandbox import (
     basiq_api,
     bgl_api,
     bgl_identity,
+    myob_api,
+    myob_identity,
     quickbooks_api,
     quickbooks_identity,
     twilio_api,
@@ -125,6 +127,14 @@ async def info(request: Request) -> Response:
                 "firm": {"code": state.bgl.firm.code, "name": state.bgl.firm.name},
                 "entity_count": len(state.bgl.entities),
                 "apps": [_app_json(app, state.bgl) for app in state.bgl.apps.values()],
+            },
+            "myob": {
+                "authorize_url": base + myob_identity.AUTHORIZE_PATH,
+                "token_url": base + myob_identity.TOKEN_PATH,
+                "api_base_url": base + myob_api.API_BASE_PATH,
+                "company_url": base + myob_api.COMPANY_PATH,
+                "apps": [_app_json(app, state.myob) for app in state.myob.apps.values()],
+                "non_admin_users": sorted(state.myob.non_admins),
             },
             "smtp": _smtp_json(state),
             "twilio": {
@@ -253,6 +263,34 @@ async def bgl_fund(request: Request) -> Response:
     except ValueError as exc:
         return _bad_request(str(exc))
     return JSONResponse(changed.to_dict())
+async def myob_companies(request: Request) -> Response:
+    """MYOB's company files: each business's businessId and Company Information."""
+    myob = _state(request).myob
+    return JSONResponse(
+        [
+            {"tenant_id": org.tenant_id, "business_id": myob.company_id(org)}
+            | myob_api.company_json(myob, org)
+            for org in myob.orgs.values()
+        ]
+    )
+
+
+async def myob_edit_company(request: Request) -> Response:
+    """`{company_name?, abn_or_tfn?, email?}`: the file's Company Information is edited in
+    MYOB (what a re-import then shows as differences)."""
+    myob = _state(request).myob
+    try:
+        body = await _json_body(request)
+        if not body or not all(isinstance(v, str) and v for v in body.values()):
+            raise ValueError("send {company_name?, abn_or_tfn?, email?} as non-empty text")
+        myob.edit_company(request.path_params["business_id"], body)
+    except KeyError:
+        return _bad_request(f"unknown company file {request.path_params['business_id']}", 404)
+    except ValueError as exc:
+        return _bad_request(str(exc))
+    org = myob.org_for_business(request.path_params["business_id"])
+    assert org is not None
+    return JSONResponse(myob_api.company_json(myob, org))
 
 
 async def grants(request: Request) -> Response:
@@ -422,6 +460,8 @@ def admin_routes() -> list[Route]:
         Route(f"{p}/orgs/{{tenant_id}}", rename_org, methods=["POST"]),
         Route(f"{p}/bgl/funds", bgl_funds, methods=["GET"]),
         Route(f"{p}/bgl/funds/{{fund_id}}", bgl_fund, methods=["POST", "DELETE"]),
+        Route(f"{p}/myob/companies", myob_companies, methods=["GET"]),
+        Route(f"{p}/myob/companies/{{business_id}}", myob_edit_company, methods=["POST"]),
         Route(f"{p}/grants", grants, methods=["GET"]),
         Route(f"{p}/grants/{{grant_id}}/revoke", revoke_grant, methods=["POST"]),
         Route(f"{p}/grants/{{grant_id}}/expire-refresh", expire_refresh, methods=["POST"]),

@@ -25,7 +25,7 @@ FAULT_KINDS = ("429", "500", "502", "503", "delay", "hang_after", *SMTP_FAULT_KI
 # `connections` exists only in Xero; `token`, `api` and `revocation` cover both accounting
 # providers' matching endpoints; `sms` is the Twilio-like gateway, `banks` the Basiq-like API.
 FAULT_TARGETS = ("token", "api", "connections", "revocation", "sms", "banks", "smtp", "any")
-FAULT_PROVIDERS = ("xero", "quickbooks", "twilio", "basiq", "bgl")
+FAULT_PROVIDERS = ("xero", "quickbooks", "twilio", "basiq", "bgl", "myob")
 RATE_LIMIT_PROBLEMS = ("minute", "day", "concurrent", "appminute")
 # The replies an SMTP fault may choose; the first of each is its default.
 SMTP_FAULT_CODES = {"smtp_4xx": (451, 421, 450, 452), "smtp_5xx": (550, 552, 553, 554)}
@@ -175,6 +175,8 @@ def error_response(rule: FaultRule, provider: str) -> Response:
             "error_description": f"Sandbox fault injected (rule {rule.id})",
         }
         return JSONResponse(body, status_code=status, headers=headers)
+    if provider == "myob":
+        return _myob_fault(rule, status)
     if provider == "quickbooks":
         # Intuit documents no Retry-After and no limit headers: only what the rule asks for.
         if rule.retry_after is not None:
@@ -206,6 +208,17 @@ def _quickbooks_fault(rule: FaultRule, status: int) -> dict[str, object]:
     message = f"message={_FAULT_TITLES[status]}; statusCode={status}"
     error = {"Message": message, "Detail": f"Sandbox fault injected (rule {rule.id})"}
     return {"Fault": {"Error": [error | {"code": str(status)}], "type": "SERVICE"}}
+
+
+def _myob_fault(rule: FaultRule, status: int) -> Response:
+    """MYOB's error body; its gateway says 403 "Developer Over Qps" where others say 429."""
+    headers = {"Retry-After": str(rule.retry_after)} if rule.retry_after is not None else {}
+    if status == 429:
+        name, message, status = "RateLimitError", "Developer Over Qps", 403
+    else:
+        name, message = _FAULT_TITLES[status].replace(" ", ""), f"Sandbox fault (rule {rule.id})"
+    error = {"Name": name, "Message": message, "AdditionalDetails": "", "ErrorCode": status}
+    return JSONResponse({"Errors": [error | {"Severity": "Error"}]}, status, headers=headers)
 
 
 def twilio_error(status: int, code: int | str, message: str) -> dict[str, object]:

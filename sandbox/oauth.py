@@ -180,6 +180,8 @@ class OAuthProvider(ABC):
     refresh_value_lifetime: ClassVar[timedelta | None] = None
     # Whether a refresh_token grant's response carries a new id_token too.
     id_token_on_refresh: ClassVar[bool] = False
+    # How long an authorization code can be exchanged (MYOB's are short-lived).
+    code_lifetime: ClassVar[timedelta] = CODE_LIFETIME
 
     def __init__(
         self,
@@ -384,7 +386,7 @@ class OAuthProvider(ABC):
             raise OAuthError("invalid_grant", "The authorization code has already been used")
         # Any exchange attempt burns the code, so a wrong guess can't be retried.
         code.used = True
-        if self.clock.now() >= code.issued_at + CODE_LIFETIME:
+        if self.clock.now() >= code.issued_at + self.code_lifetime:
             raise OAuthError("invalid_grant", "The authorization code has expired")
         if redirect_uri != code.redirect_uri:
             raise OAuthError("invalid_grant", "redirect_uri does not match the authorize request")

@@ -19,6 +19,9 @@ TENANT_DAY_LIMIT = 5_000
 APP_MINUTE_LIMIT = 10_000
 QUICKBOOKS_REALM_MINUTE_LIMIT = 500
 QUICKBOOKS_CONCURRENT_LIMIT = 10
+# MYOB publishes none; these are the figures often quoted (per API key), not published ones.
+MYOB_SECOND_LIMIT = 8
+MYOB_DAY_LIMIT = 1_000_000
 
 
 @dataclass
@@ -63,6 +66,8 @@ class RateLimiter:
     _app_minute: dict[str, _Window] = field(default_factory=lambda: defaultdict(_Window))
     _realm_minute: dict[str, _Window] = field(default_factory=lambda: defaultdict(_Window))
     _in_flight: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    _key_second: dict[str, _Window] = field(default_factory=lambda: defaultdict(_Window))
+    _key_day: dict[str, _Window] = field(default_factory=lambda: defaultdict(_Window))
     max_concurrency: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def admit(
@@ -121,6 +126,24 @@ class RateLimiter:
         self._hold_slot(pair)
         return LimitDecision({})
 
+    def admit_myob(self, client_id: str) -> LimitDecision:
+        """Admit one MYOB call against its API key's quoted 8 a second and 1,000,000 a day."""
+        now = self.clock.now()
+        second = self._key_second[client_id]
+        day = self._key_day[client_id]
+        second_used = second.current(math.floor(now.timestamp()))
+        day_used = day.current(now.date())
+        problem = None
+        if day_used >= MYOB_DAY_LIMIT:
+            problem = "day"
+        elif second_used >= MYOB_SECOND_LIMIT:
+            problem = "second"
+        if problem is not None and self.enforce:
+            return LimitDecision({}, problem)
+        second.count += 1
+        day.count += 1
+        return LimitDecision({})
+
     def _hold_slot(self, pair: tuple[str, str]) -> None:
         self._in_flight[pair] += 1
         _client_id, company = pair
@@ -136,6 +159,8 @@ class RateLimiter:
         self._day.clear()
         self._app_minute.clear()
         self._realm_minute.clear()
+        self._key_second.clear()
+        self._key_day.clear()
         self._in_flight.clear()
         self.max_concurrency.clear()
 

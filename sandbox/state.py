@@ -17,6 +17,7 @@ from clientlink.sandbox.accounts import (
     StaffUser,
     default_apps,
     default_bgl_apps,
+    default_myob_apps,
     default_quickbooks_apps,
     default_users,
 )
@@ -26,6 +27,7 @@ from clientlink.sandbox.callbacks import CallbackSender
 from clientlink.sandbox.clock import SandboxClock
 from clientlink.sandbox.faults import FaultInjector, error_response
 from clientlink.sandbox.mail import MailOutbox
+from clientlink.sandbox.myob import MyobProvider
 from clientlink.sandbox.oauth import Grant, OAuthProvider
 from clientlink.sandbox.quickbooks import QuickBooksProvider
 from clientlink.sandbox.ratelimit import RateLimiter
@@ -52,6 +54,10 @@ STAT_KINDS = (
     "bgl.token.refresh_token",
     "bgl.fund_list",
     "bgl.fund",
+    "myob.authorize",
+    "myob.token.authorization_code",
+    "myob.token.refresh_token",
+    "myob.company",
 )
 
 ProcessCall = Callable[[], Awaitable[Response]]
@@ -78,6 +84,7 @@ _SNAPSHOT_REPLACED = (
     "xero",
     "quickbooks",
     "bgl",
+    "myob",
     "limits",
     "api_latency_seconds",
     "rate_limited",
@@ -135,6 +142,7 @@ class SandboxState:
         self.smsf_firm: SmsfBusiness = firm_entities(smsf_entity_count)
         self.xero, self.quickbooks = self._new_providers()
         self.bgl = self._new_bgl()
+        self.myob = self._new_myob()
         self.callbacks = CallbackSender(self.clock)
         self.mail = MailOutbox(self.clock)
         self.sms = SmsGateway(self.clock, self.callbacks)
@@ -154,11 +162,14 @@ class SandboxState:
     def _new_bgl(self) -> BglProvider:
         users = self._users if self._users is not None else default_users()
         return BglProvider(self.clock, self.smsf_firm, default_bgl_apps(), users)
+    def _new_myob(self) -> MyobProvider:
+        users = self._users if self._users is not None else default_users()
+        return MyobProvider(self.clock, self.orgs, default_myob_apps(), users)
 
     @property
     def providers(self) -> tuple[OAuthProvider, ...]:
         """Every emulated provider, Xero first."""
-        return (self.xero, self.quickbooks, self.bgl)
+        return (self.xero, self.quickbooks, self.bgl, self.myob)
 
     def rename_org(self, tenant_id: str, name: str, legal_name: str | None = None) -> SeedOrg:
         """As if the business renamed itself in its own file: every provider sees the new name.
@@ -194,6 +205,7 @@ class SandboxState:
         self.rate_limited = 0
         self.xero, self.quickbooks = self._new_providers()
         self.bgl = self._new_bgl()
+        self.myob = self._new_myob()
         self.mail.clear()
         self.sms.clear()
         self.basiq.reset()

@@ -5,12 +5,18 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlencode
 
-from clientlink.sandbox import bgl_identity, quickbooks_identity, xero_identity
-from clientlink.sandbox.accounts import BGL_CLIENT_ID, PUBLIC_CLIENT_ID, QUICKBOOKS_CLIENT_ID
+from clientlink.sandbox import bgl_identity, myob_identity, quickbooks_identity, xero_identity
+from clientlink.sandbox.accounts import (
+    BGL_CLIENT_ID,
+    MYOB_CLIENT_ID,
+    PUBLIC_CLIENT_ID,
+    QUICKBOOKS_CLIENT_ID,
+)
 from clientlink.sandbox.oauth import s256_challenge
 
 DEFAULT_SCOPE = "openid profile email accounting.settings accounting.contacts offline_access"
 QUICKBOOKS_SCOPE = "com.intuit.quickbooks.accounting"
+MYOB_SCOPE = "sme-company-file sme-company-settings"
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -91,3 +97,23 @@ def bgl_authorize_url(
         "state": state,
     }
     return f"{base_url}{bgl_identity.AUTHORIZE_PATH}?{urlencode(params)}"
+def myob_authorize_url(
+    base_url: str,
+    *,
+    redirect_uri: str,
+    client_id: str = MYOB_CLIENT_ID,
+    scope: str = MYOB_SCOPE,
+    state: str = "st-myob",
+    prompt: str | None = "consent",
+) -> str:
+    """Build a sandbox MYOB authorize URL (`prompt=consent` unless None)."""
+    params = {
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "response_type": "code",
+        "scope": scope,
+        "state": state,
+    }
+    if prompt is not None:
+        params["prompt"] = prompt
+    return f"{base_url}{myob_identity.AUTHORIZE_PATH}?{urlencode(params)}"

@@ -450,7 +450,7 @@ async def test_fault_rule_restricted_to_one_provider_leaves_the_other_alone(
     faulted = await company_info(http, tokens["access_token"], org.realm_id)
     assert faulted.status_code == 503
     assert "Fault" in faulted.json()
-    bad = await http.post("/_sandbox/faults", json={"kind": "503", "provider": "myob"})
+    bad = await http.post("/_sandbox/faults", json={"kind": "503", "provider": "sage"})
     assert bad.status_code == 400
 
 

@@ -18,6 +18,7 @@ from clientlink.daemon.providers.bgl import BglAdapter
 from clientlink.daemon.providers.definitions import (
     BGL,
     BUILTIN_DEFINITIONS,
+    MYOB,
     QUICKBOOKS,
     XERO,
     ProviderDefinition,
@@ -32,22 +33,26 @@ from clientlink.daemon.providers.errors import (
     TenantForbidden,
 )
 from clientlink.daemon.providers.http import httpx
+from clientlink.daemon.providers.myob import MyobAdapter
 from clientlink.daemon.providers.quickbooks import QuickBooksAdapter
 from clientlink.daemon.providers.results import OrganisationDetails, ProviderUser, TokenSet
 from clientlink.daemon.providers.xero import CONNECTIONS_CHECK_INTERVAL, XeroAdapter
 
 ADAPTERS: dict[str, type[ProviderAdapter]] = {"xero": XeroAdapter, "quickbooks": QuickBooksAdapter}
 ADAPTERS["bgl"] = BglAdapter
+ADAPTERS["myob"] = MyobAdapter
 
 __all__ = [
     "ADAPTERS",
     "BGL",
     "BUILTIN_DEFINITIONS",
     "CONNECTIONS_CHECK_INTERVAL",
+    "MYOB",
     "QUICKBOOKS",
     "XERO",
     "AccessTokenRejected",
     "BglAdapter",
+    "MyobAdapter",
     "OrganisationDetails",
     "ProviderAdapter",
     "ProviderDefinition",

@@ -257,6 +257,11 @@ class ProviderAdapter(ABC):
                 return None
             raise ProviderUnavailable(f"{display} sent an unreadable answer: {exc}") from exc
 
+    def _raise_for_status(self, response: httpx.Response) -> None:
+        """Turn an API answer's failure into one of the :mod:`.errors` (the provider's
+        own error shapes are read by the adapter that knows them)."""
+        raise_for_api_status(response, self.definition.display_name)
+
     async def _api_get(
         self,
         url: str,
@@ -282,7 +287,7 @@ class ProviderAdapter(ABC):
         self.limiter.observe(tenant, response.headers)
         self.egress.add(wire_bytes(response), self._clock.now())
         try:
-            raise_for_api_status(response, display)
+            self._raise_for_status(response)
         except RateLimited as exc:
             scope = None if exc.problem and exc.problem.lower().startswith("app") else tenant
             self.limiter.block(scope, exc.retry_after if exc.retry_after is not None else 60)

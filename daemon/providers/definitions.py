@@ -84,6 +84,25 @@ BGL = ProviderDefinition(
 )
 
 BUILTIN_DEFINITIONS = {definition.kind: definition for definition in (XERO, QUICKBOOKS, BGL)}
+MYOB = ProviderDefinition(
+    kind="myob",
+    display_name="MYOB",
+    authorize_url="https://secure.myob.com/oauth2/account/authorize",
+    # The same path name as the authorize page, as MYOB publishes it.
+    token_url="https://secure.myob.com/oauth2/v1/authorize",
+    revoke_url=None,
+    connections_url=None,
+    # A company file's cf_uri is {api_base}/{businessId}.
+    api_base="https://api.myob.com/accountright",
+    # Keys made after 12 March 2025: granular scopes; Company Information and the file.
+    scopes=("sme-company-file", "sme-company-settings"),
+    # MYOB publishes no refresh-token lifetime (see providers/myob.py).
+    refresh_idle_days=None,
+    requires_secret=True,
+    client_auth="client_secret_post",
+)
+
+BUILTIN_DEFINITIONS[MYOB.kind] = MYOB
 
 
 def build_definition(config: ProviderConfig) -> ProviderDefinition:

@@ -88,6 +88,10 @@ def error_detail(response: httpx.Response) -> str:
     except ValueError:
         return response.reason_phrase or "no detail"
     if isinstance(body, dict):
+        # MYOB: {"Errors": [{"Name", "Message", ...}]}
+        myob = body.get("Errors")
+        if isinstance(myob, list) and myob and isinstance(myob[0], dict):
+            return str(myob[0].get("Message") or myob[0].get("Name"))
         if "Detail" in body:
             return str(body["Detail"])
         fault = body.get("Fault", {}).get("Error") if isinstance(body.get("Fault"), dict) else None
