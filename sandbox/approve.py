@@ -113,7 +113,7 @@ def _parse(response: httpx.Response, expected_form: str, step: str) -> _Form:
 def _has_form(response: httpx.Response, form_id: str) -> bool:
     parser = _PageParser()
     parser.feed(response.text)
-    return any(form.id == form_id for form in parser.forms)
+    return not parser.error and any(form.id == form_id for form in parser.forms)
 
 
 def _select_tenants(form: _Form, orgs: list[str] | None) -> list[str]:
@@ -214,7 +214,8 @@ async def _walk(
     code = await _sandbox_now_totp(http, base_url, totp_secret)
     response = await submit(form, {"code": code})
     if _has_form(response, "consent"):
-        # One consent covers everything the user holds (BGL's firm): nothing to select.
+        # No selection page: one consent covers the firm (BGL), or the request named
+        # what to allow (a Class business).
         form = _parse(response, "consent", "authenticator code")
     else:
         form = _parse(response, "select-organisations", "authenticator code")

@@ -24,6 +24,7 @@ from clientlink.sandbox.accounts import (
 from clientlink.sandbox.basiq import BasiqProvider
 from clientlink.sandbox.bgl import BglProvider
 from clientlink.sandbox.callbacks import CallbackSender
+from clientlink.sandbox.classsuper import ClassProvider, default_businesses, default_class_apps
 from clientlink.sandbox.clock import SandboxClock
 from clientlink.sandbox.faults import FaultInjector, error_response
 from clientlink.sandbox.mail import MailOutbox
@@ -58,6 +59,12 @@ STAT_KINDS = (
     "myob.token.authorization_code",
     "myob.token.refresh_token",
     "myob.company",
+    "class.authorize",
+    "class.token.authorization_code",
+    "class.token.refresh_token",
+    "class.revocation",
+    "class.fund-list",
+    "class.fund-detail",
 )
 
 ProcessCall = Callable[[], Awaitable[Response]]
@@ -90,6 +97,8 @@ _SNAPSHOT_REPLACED = (
     "rate_limited",
     "sms",
     "basiq",
+    "class_businesses",
+    "classsuper",
 )
 _SNAPSHOT_IN_PLACE = ("mail", "faults")
 # Stand-ins for what a snapshot shares with the state it is restored into, not copies:
@@ -143,6 +152,9 @@ class SandboxState:
         self.xero, self.quickbooks = self._new_providers()
         self.bgl = self._new_bgl()
         self.myob = self._new_myob()
+        # Class Super: the practice's Class businesses and their funds (SMSF software).
+        self.class_businesses = default_businesses()
+        self.classsuper = self._new_class()
         self.callbacks = CallbackSender(self.clock)
         self.mail = MailOutbox(self.clock)
         self.sms = SmsGateway(self.clock, self.callbacks)
@@ -165,11 +177,14 @@ class SandboxState:
     def _new_myob(self) -> MyobProvider:
         users = self._users if self._users is not None else default_users()
         return MyobProvider(self.clock, self.orgs, default_myob_apps(), users)
+    def _new_class(self) -> ClassProvider:
+        users = self._users if self._users is not None else default_users()
+        return ClassProvider(self.clock, self.class_businesses, default_class_apps(), users)
 
     @property
     def providers(self) -> tuple[OAuthProvider, ...]:
         """Every emulated provider, Xero first."""
-        return (self.xero, self.quickbooks, self.bgl, self.myob)
+        return (self.xero, self.quickbooks, self.bgl, self.myob, self.classsuper)
 
     def rename_org(self, tenant_id: str, name: str, legal_name: str | None = None) -> SeedOrg:
         """As if the business renamed itself in its own file: every provider sees the new name.
@@ -184,7 +199,7 @@ class SandboxState:
         )
         self.orgs[index] = renamed
         for provider in self.providers:
-            if tenant_id in provider.orgs:  # BGL holds SMSF entities, not these businesses
+            if tenant_id in provider.orgs:  # BGL and Class hold SMSF entities, not these
                 provider.orgs[tenant_id] = renamed
         return renamed
 
@@ -206,6 +221,7 @@ class SandboxState:
         self.xero, self.quickbooks = self._new_providers()
         self.bgl = self._new_bgl()
         self.myob = self._new_myob()
+        self.classsuper = self._new_class()
         self.mail.clear()
         self.sms.clear()
         self.basiq.reset()
