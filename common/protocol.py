@@ -845,6 +845,11 @@ class ProviderInfo(_Result):
     configured: bool
     has_secret: bool
     problem: str | None = None
+    one_grant_per_business: bool = Field(
+        default=False,
+        description="One sign-in covers one business (Class Super): a bulk re-authorisation "
+        "signs in once per business.",
+    )
 
 
 class ProvidersListResult(_Result):
