@@ -12,6 +12,8 @@ from starlette.routing import Route
 
 from clientlink.sandbox import (
     basiq_api,
+    classsuper_api,
+    classsuper_identity,
     quickbooks_api,
     quickbooks_identity,
     twilio_api,
@@ -115,6 +117,7 @@ async def info(request: Request) -> Response:
                     _app_json(app, state.quickbooks) for app in state.quickbooks.apps.values()
                 ],
             },
+            "class": _class_json(state, base),
             "smtp": _smtp_json(state),
             "twilio": {
                 "api_base_url": base + twilio_api.API_BASE_PATH,
@@ -138,6 +141,54 @@ async def info(request: Request) -> Response:
             "enforce_limits": state.limits.enforce,
         }
     )
+
+
+def _class_json(state: SandboxState, base: str) -> dict[str, Any]:
+    """Class Super's endpoints, apps, businesses and who reaches which."""
+    provider = state.classsuper
+    return {
+        "authorize_url": base + classsuper_identity.AUTHORIZE_PATH,
+        "token_url": base + classsuper_identity.TOKEN_PATH,
+        "revocation_url": base + classsuper_identity.REVOCATION_PATH,
+        "discovery_url": base + classsuper_identity.DISCOVERY_PATH,
+        "api_base_url": base + classsuper_api.API_BASE_PATH,
+        "apps": [_app_json(app, provider) for app in provider.apps.values()],
+        "businesses": [
+            {"code": b.code, "name": b.name, "funds": len(b.funds)}
+            for b in provider.businesses.values()
+        ],
+        "access": {
+            user: sorted(codes) if codes is not None else None
+            for user, codes in provider.access.items()
+        },
+    }
+
+
+async def class_businesses(request: Request) -> Response:
+    """Class Super's businesses with every fund they hold."""
+    provider = _state(request).classsuper
+    return JSONResponse([business.to_json() for business in provider.businesses.values()])
+
+
+CLASS_FUND_FIELDS = ("name", "abn", "email", "entity_type")
+
+
+async def change_class_fund(request: Request) -> Response:
+    """`{name?, abn?, email?, entity_type?}`: the fund's details are edited in Class."""
+    try:
+        body = await _json_body(request)
+    except ValueError as exc:
+        return _bad_request(str(exc))
+    unknown = sorted(set(body) - set(CLASS_FUND_FIELDS))
+    changes = {key: value for key, value in body.items() if key in CLASS_FUND_FIELDS}
+    if unknown or not changes or not all(isinstance(v, str) and v for v in changes.values()):
+        return _bad_request(f"send one or more of {', '.join(CLASS_FUND_FIELDS)} as text")
+    fund_id = request.path_params["fund_id"]
+    try:
+        fund = _state(request).classsuper.change_fund(fund_id, **changes)
+    except KeyError:
+        return _bad_request(f"unknown Class fund {fund_id}", 404)
+    return JSONResponse(fund.to_json())
 
 
 def _smtp_json(state: SandboxState) -> dict[str, Any] | None:
@@ -375,6 +426,8 @@ def admin_routes() -> list[Route]:
         Route(f"{p}/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route(f"{p}/limits", limits, methods=["GET", "POST"]),
         Route(f"{p}/xero/apps/{{client_id}}/tier", xero_tier, methods=["POST"]),
+        Route(f"{p}/class/businesses", class_businesses, methods=["GET"]),
+        Route(f"{p}/class/funds/{{fund_id}}", change_class_fund, methods=["POST"]),
         Route(f"{p}/stats", stats, methods=["GET"]),
         Route(f"{p}/outbox", outbox, methods=["GET", "DELETE"]),
         Route(f"{p}/callbacks", callbacks, methods=["GET"]),

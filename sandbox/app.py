@@ -6,6 +6,8 @@ from starlette.applications import Starlette
 
 from clientlink.sandbox import (
     basiq_api,
+    classsuper_api,
+    classsuper_identity,
     quickbooks_api,
     quickbooks_identity,
     twilio_api,
@@ -18,8 +20,8 @@ from clientlink.sandbox.state import SandboxState
 
 def build_app(state: SandboxState) -> Starlette:
     """Return the Starlette app serving `state`: Xero under /xero, QuickBooks Online under
-    /quickbooks, the SMS gateway under /twilio, the bank feeds under /basiq, the admin API
-    under /_sandbox."""
+    /quickbooks, the SMS gateway under /twilio, the bank feeds under /basiq, Class Super under
+    /class, the admin API under /_sandbox."""
     routes = [
         *xero_identity.identity_routes(),
         *xero_api.api_routes(),
@@ -27,6 +29,8 @@ def build_app(state: SandboxState) -> Starlette:
         *quickbooks_api.api_routes(),
         *twilio_api.api_routes(),
         *basiq_api.api_routes(),
+        *classsuper_identity.identity_routes(),
+        *classsuper_api.api_routes(),
         *admin_routes(),
     ]
     app = Starlette(routes=routes)

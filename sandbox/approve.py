@@ -110,6 +110,12 @@ def _parse(response: httpx.Response, expected_form: str, step: str) -> _Form:
     return form
 
 
+def _has_form(response: httpx.Response, form_id: str) -> bool:
+    parser = _PageParser()
+    parser.feed(response.text)
+    return not parser.error and any(form.id == form_id for form in parser.forms)
+
+
 def _select_tenants(form: _Form, orgs: list[str] | None) -> list[str]:
     """Map names or ids (case-insensitive) to the values the page posts.
 
@@ -207,11 +213,14 @@ async def _walk(
 
     code = await _sandbox_now_totp(http, base_url, totp_secret)
     response = await submit(form, {"code": code})
-    form = _parse(response, "select-organisations", "authenticator code")
-
-    tenants = _select_tenants(form, orgs)
-    response = await submit(form, {"tenant": tenants})
-    form = _parse(response, "consent", "organisation selection")
+    if _has_form(response, "consent"):
+        # The request named what to allow (a Class business): no selection page.
+        form = _parse(response, "consent", "authenticator code")
+    else:
+        form = _parse(response, "select-organisations", "authenticator code")
+        tenants = _select_tenants(form, orgs)
+        response = await submit(form, {"tenant": tenants})
+        form = _parse(response, "consent", "organisation selection")
 
     response = await submit(form, {"decision": "cancel" if deny else "allow"})
     return _redirect_location(response, "consent")

@@ -25,7 +25,7 @@ FAULT_KINDS = ("429", "500", "502", "503", "delay", "hang_after", *SMTP_FAULT_KI
 # `connections` exists only in Xero; `token`, `api` and `revocation` cover both accounting
 # providers' matching endpoints; `sms` is the Twilio-like gateway, `banks` the Basiq-like API.
 FAULT_TARGETS = ("token", "api", "connections", "revocation", "sms", "banks", "smtp", "any")
-FAULT_PROVIDERS = ("xero", "quickbooks", "twilio", "basiq")
+FAULT_PROVIDERS = ("xero", "quickbooks", "twilio", "basiq", "class")
 RATE_LIMIT_PROBLEMS = ("minute", "day", "concurrent", "appminute")
 # The replies an SMTP fault may choose; the first of each is its default.
 SMTP_FAULT_CODES = {"smtp_4xx": (451, 421, 450, 452), "smtp_5xx": (550, 552, 553, 554)}
@@ -171,6 +171,14 @@ def error_response(rule: FaultRule, provider: str) -> Response:
         if rule.retry_after is not None:
             headers["Retry-After"] = str(rule.retry_after)
         return JSONResponse(_quickbooks_fault(rule, status), status_code=status, headers=headers)
+    if provider == "class":
+        # Class documents no limit headers: RFC 7807 problem details (assumed), and only
+        # the Retry-After the rule asks for.
+        if rule.retry_after is not None:
+            headers["Retry-After"] = str(rule.retry_after)
+        detail = {"type": "about:blank", "title": _FAULT_TITLES[status], "status": status}
+        detail["detail"] = f"Sandbox fault injected (rule {rule.id})"
+        return JSONResponse(detail, status_code=status, headers=headers)
     if status == 429:
         headers["X-Rate-Limit-Problem"] = rule.problem
         if rule.problem in ("minute", "day", "appminute"):

@@ -50,6 +50,11 @@ class SignInError(Exception):
     """A problem with a step of the sign-in pages; the message is shown on the page."""
 
 
+class AccessRefused(SignInError):
+    """The person may not allow what was asked (a business they cannot reach): the sign-in
+    ends on a page saying so."""
+
+
 class ApiAuthError(Exception):
     """A bearer token the API refuses: HTTP status, the provider's title and detail text."""
 

@@ -352,7 +352,7 @@ def _name_for(kind: str, rng: random.Random) -> tuple[str, str]:
     return f"{person} {rng.choice(TRADES)}", person
 
 
-def _email_for(name: str, index: int, rng: random.Random) -> str:
+def email_for(name: str, index: int, rng: random.Random) -> str:
     plain = name.lower().removeprefix("the ").removesuffix(" pty ltd")
     slug = re.sub(r"[^a-z0-9]+", "", plain)[:24] or "client"
     mailbox = rng.choice(("accounts", "admin", "office", "trustee", "hello", "finance"))
@@ -394,7 +394,7 @@ def generate_orgs(count: int = DEFAULT_ORG_COUNT, seed: int = DEFAULT_SEED) -> l
                 abn=abn,
                 organisation_type=kind,
                 short_code=short_code,
-                email=_email_for(name, index, rng),
+                email=email_for(name, index, rng),
                 phone=_mobile(rng),
             )
         )

@@ -19,7 +19,13 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from clientlink.sandbox.accounts import SandboxApp
-from clientlink.sandbox.oauth import OAuthProvider, SignInError, SignInTransaction, with_query
+from clientlink.sandbox.oauth import (
+    AccessRefused,
+    OAuthProvider,
+    SignInError,
+    SignInTransaction,
+    with_query,
+)
 from clientlink.sandbox.seed import format_abn
 from clientlink.sandbox.state import SandboxState
 
@@ -248,8 +254,12 @@ class SignInPages:
             return self.error_page(request, str(exc))
         try:
             provider.verify_authenticator(txn, str(form.get("code", "")))
+        except AccessRefused as exc:
+            return self.error_page(request, str(exc), 403)
         except SignInError as exc:
             return self._authenticator_page(request, txn, str(exc))
+        if txn.step == "consent":  # the request named what to allow (a Class business)
+            return self._consent_page(request, txn)
         return self._select_page(request, txn)
 
     async def select_step(self, request: Request) -> Response:

@@ -21,6 +21,7 @@ from clientlink.sandbox.accounts import (
 )
 from clientlink.sandbox.basiq import BasiqProvider
 from clientlink.sandbox.callbacks import CallbackSender
+from clientlink.sandbox.classsuper import ClassProvider, default_businesses, default_class_apps
 from clientlink.sandbox.clock import SandboxClock
 from clientlink.sandbox.faults import FaultInjector, error_response
 from clientlink.sandbox.mail import MailOutbox
@@ -44,6 +45,12 @@ STAT_KINDS = (
     "quickbooks.token.refresh_token",
     "quickbooks.revocation",
     "quickbooks.companyinfo",
+    "class.authorize",
+    "class.token.authorization_code",
+    "class.token.refresh_token",
+    "class.revocation",
+    "class.fund-list",
+    "class.fund-detail",
 )
 
 ProcessCall = Callable[[], Awaitable[Response]]
@@ -74,6 +81,8 @@ _SNAPSHOT_REPLACED = (
     "rate_limited",
     "sms",
     "basiq",
+    "class_businesses",
+    "classsuper",
 )
 _SNAPSHOT_IN_PLACE = ("mail", "faults")
 # Stand-ins for what a snapshot shares with the state it is restored into, not copies:
@@ -122,6 +131,9 @@ class SandboxState:
         self.rate_limited = 0
         self.orgs = generate_orgs(org_count, seed)
         self.xero, self.quickbooks = self._new_providers()
+        # Class Super: the practice's Class businesses and their funds (SMSF software).
+        self.class_businesses = default_businesses()
+        self.classsuper = self._new_class()
         self.callbacks = CallbackSender(self.clock)
         self.mail = MailOutbox(self.clock)
         self.sms = SmsGateway(self.clock, self.callbacks)
@@ -138,10 +150,14 @@ class SandboxState:
             QuickBooksProvider(self.clock, self.orgs, qbo_apps, users),
         )
 
+    def _new_class(self) -> ClassProvider:
+        users = self._users if self._users is not None else default_users()
+        return ClassProvider(self.clock, self.class_businesses, default_class_apps(), users)
+
     @property
     def providers(self) -> tuple[OAuthProvider, ...]:
         """Every emulated provider, Xero first."""
-        return (self.xero, self.quickbooks)
+        return (self.xero, self.quickbooks, self.classsuper)
 
     def rename_org(self, tenant_id: str, name: str, legal_name: str | None = None) -> SeedOrg:
         """As if the business renamed itself in its own file: every provider sees the new name.
@@ -156,7 +172,8 @@ class SandboxState:
         )
         self.orgs[index] = renamed
         for provider in self.providers:
-            provider.orgs[tenant_id] = renamed
+            if tenant_id in provider.orgs:
+                provider.orgs[tenant_id] = renamed
         return renamed
 
     def find_grant(self, grant_id: str) -> tuple[OAuthProvider, Grant] | None:
@@ -175,6 +192,7 @@ class SandboxState:
         self.calls.clear()
         self.rate_limited = 0
         self.xero, self.quickbooks = self._new_providers()
+        self.classsuper = self._new_class()
         self.mail.clear()
         self.sms.clear()
         self.basiq.reset()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlencode
 
-from clientlink.sandbox import quickbooks_identity, xero_identity
+from clientlink.sandbox import classsuper_identity, quickbooks_identity, xero_identity
 from clientlink.sandbox.accounts import PUBLIC_CLIENT_ID, QUICKBOOKS_CLIENT_ID
+from clientlink.sandbox.classsuper import BUSINESS_SCOPE_PREFIX, CLASS_CLIENT_ID
 from clientlink.sandbox.oauth import s256_challenge
 
 DEFAULT_SCOPE = "openid profile email accounting.settings accounting.contacts offline_access"
 QUICKBOOKS_SCOPE = "com.intuit.quickbooks.accounting"
+CLASS_SCOPE = "openid profile email offline_access fund.read"
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -69,3 +71,30 @@ def quickbooks_authorize_url(
     elif method is not None:
         params["code_challenge_method"] = method
     return f"{base_url}{quickbooks_identity.AUTHORIZE_PATH}?{urlencode(params)}"
+
+
+def class_authorize_url(
+    base_url: str,
+    *,
+    redirect_uri: str,
+    business: str | None = None,
+    code_challenge: str | None = None,
+    client_id: str = CLASS_CLIENT_ID,
+    scope: str = CLASS_SCOPE,
+    state: str = "st-class",
+) -> str:
+    """Build a sandbox Class authorize URL; `business` adds `target:b/<code>` to the scope
+    (None leaves the choice to the business selection page)."""
+    if business is not None:
+        scope = f"{scope} {BUSINESS_SCOPE_PREFIX}{business}"
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": state,
+    }
+    if code_challenge is not None:
+        params["code_challenge"] = code_challenge
+        params["code_challenge_method"] = "S256"
+    return f"{base_url}{classsuper_identity.AUTHORIZE_PATH}?{urlencode(params)}"
