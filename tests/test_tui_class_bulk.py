@@ -13,8 +13,8 @@ from textual.widgets import Input, OptionList
 
 from clientlink.common import protocol as p
 from clientlink.tui.app import ClientlinkApp
-from clientlink.tui.screens.business_reauth import BusinessReauthScreen
 from clientlink.tui.screens.bulk_reauth import ChooseSoftwareScreen
+from clientlink.tui.screens.business_reauth import BusinessReauthScreen
 from clientlink.tui.screens.confirm import ConfirmScreen
 from clientlink.tui.screens.jobs import JobsScreen
 from clientlink.tui.screens.sign_in import Phase, SignInScreen
