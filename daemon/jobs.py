@@ -245,7 +245,7 @@ class JobEngine:
             plan = plan.replace(index, grant_id=grant.id)
             await self._store.set_job_params(job_id, {**job.params, **plan.as_params()})
             log.info("job %s: signed in to business %s (grant %s)", job_id, step.business, grant.id)
-        self._wake_up(job_id)
+        self._wake_up(job)
         return await self.describe(job_id)
 
     async def skip_sign_in(self, job_id: int, business: str) -> Job:
@@ -270,7 +270,7 @@ class JobEngine:
                 {**job.params, **plan.as_params()},
             )
             log.info("job %s: business %s skipped", job_id, step.business)
-        self._wake_up(job_id)
+        self._wake_up(job)
         return await self.describe(job_id)
 
     async def _waiting(self, job_id: int) -> tuple[JobRow, SignInPlan, int]:
@@ -291,10 +291,13 @@ class JobEngine:
             raise RpcFailure(ErrorCode.CONFLICT, f"job {job_id} already has every sign-in it needs")
         return job, plan, waiting[0]
 
-    def _wake_up(self, job_id: int) -> None:
-        self._wake.add(job_id)
-        self._spawn(job_id)
-        self._mark(job_id)
+    def _wake_up(self, job: JobRow) -> None:
+        """Run what a new sign-in (or a skip) lets run; a paused job stays paused."""
+        self._mark(job.id)
+        if job.state == JobState.PAUSED.value:
+            return
+        self._wake.add(job.id)
+        self._spawn(job.id)
 
     async def describe(self, job_id: int) -> Job:
         """The job as ``jobs.get`` reports it (without items)."""
@@ -355,6 +358,8 @@ class JobEngine:
                 self._current.pop(job_id, None)
                 self._publish(job_id, Topic.JOB_PROGRESS, await self._require(job_id))
                 return
+            if self._control.get(job_id) is None and job_id in self._wake:
+                continue  # a sign-in came while the workers ran: its items may run now
             if self._control.get(job_id) is None and await self._waits_for_sign_in(job_id):
                 if job_id in self._wake:
                     continue  # a sign-in came in while the workers wound down
