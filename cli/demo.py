@@ -37,6 +37,7 @@ from clientlink.sandbox.accounts import (
 )
 from clientlink.sandbox.approve import approve
 from clientlink.sandbox.basiq import BASIQ_API_KEY
+from clientlink.sandbox.classsuper import CLASS_CLIENT_ID, default_businesses
 from clientlink.sandbox.mail import SMTP_PASSWORD, SMTP_USER
 from clientlink.sandbox.sms import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN
 
@@ -81,6 +82,16 @@ authorize_url = "{qbo}/connect/oauth2"
 token_url = "{qbo}/oauth2/v1/tokens/bearer"
 revoke_url = "{qbo}/oauth2/v1/tokens/revoke"
 api_base = "{qbo}/v3/company"
+
+[providers.class]
+kind = "class"
+display_name = "Class Super (sandbox)"
+client_id = "{CLASS_CLIENT_ID}"
+authorize_url = "{sandbox_url}/class/connect/authorize"
+token_url = "{sandbox_url}/class/connect/token"
+revoke_url = "{sandbox_url}/class/connect/revocation"
+api_base = "{sandbox_url}/class/api/1.0"
+businesses = [{", ".join(f'"{b.code}"' for b in default_businesses())}]
 """ + (_messaging_config(sandbox_url, smtp_port) if smtp_port else "")
 
 

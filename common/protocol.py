@@ -768,8 +768,10 @@ class AuthBeginParams(_Params):
     business: str | None = Field(
         default=None,
         max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
         description="The provider business to sign in to, where one authorisation covers one "
-        "business (Class Super); the client's own business when client_id is given.",
+        "business (Class Super: its code, letters, digits, '.', '_' or '-'); the client's own "
+        "business when client_id is given; left out, the provider's page asks which.",
     )
 
 

@@ -130,6 +130,11 @@ class ConfiguredProviders:
             )
         return items
 
+    def businesses(self, name: str) -> list[str]:
+        """The provider businesses config.toml names for ``name`` (Class business codes)."""
+        provider = self._config.providers.get(name)
+        return list(provider.businesses) if provider is not None else []
+
     def xero_names(self) -> list[str]:
         return [name for name, d in self.definitions.items() if d.kind == "xero"]
 

@@ -262,15 +262,24 @@ class Watcher:
 
     def _next_moment(self, grant: GrantRow | GrantTimes) -> datetime:
         """The grant's own moment: refresh ahead of the access token's end, or sooner when
-        the refresh token's idle end or a hard end's warning comes first."""
+        the refresh token's idle end or a hard end's warning comes first.
+
+        A provider with a keep-alive fraction (Class: 15-minute access tokens, 30-day
+        single-use refresh tokens) is refreshed only when that much of the refresh token's
+        life has passed: idle grants cost a token call every 10 days, not every 15 minutes,
+        and API calls refresh the access token when they need one."""
         now = self._clock.now()
         margin = timedelta(seconds=self._config.refresh_margin_seconds)
         jitter = timedelta(seconds=self._random.uniform(0, self._config.jitter_seconds))
         candidates = []
         access = from_iso(grant.access_expires_at)
-        if access is not None:
-            candidates.append(access - margin - jitter)
         refresh_end = from_iso(grant.refresh_expires_at)
+        keep_alive = self._keep_alive_age(grant.provider) if grant.provider else None
+        if keep_alive is not None and refresh_end is not None:
+            lifetime, age = keep_alive
+            candidates.append(refresh_end - lifetime + age - jitter)
+        elif access is not None:
+            candidates.append(access - margin - jitter)
         if refresh_end is not None and refresh_end - timedelta(days=1) > now:
             candidates.append(refresh_end - timedelta(days=1))
         hard_end = from_iso(grant.hard_expires_at)
@@ -280,6 +289,17 @@ class Watcher:
         # Never sooner than a minute away: a refresh that cannot move a deadline (a refresh
         # token capped by a hard end) must not turn into a loop.
         return max(min(candidates, default=now), now + MIN_INTERVAL)
+
+    def _keep_alive_age(self, provider: str) -> tuple[timedelta, timedelta] | None:
+        """(refresh token lifetime, age to refresh at) for a keep-alive provider, else None."""
+        adapter = self._adapters.get(provider)
+        definition = adapter.definition if adapter is not None else None
+        if definition is None or not definition.keep_alive_fraction:
+            return None
+        if not definition.refresh_idle_days:
+            return None
+        lifetime = timedelta(days=definition.refresh_idle_days)
+        return lifetime, lifetime * definition.keep_alive_fraction
 
     def _refresh_window(self) -> timedelta:
         """An access token with less left than this is refreshed when its moment comes."""

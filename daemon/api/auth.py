@@ -41,12 +41,8 @@ class AuthApi(Api):
                 )
             business = business or client.business
         display = adapter.definition.display_name
-        if adapter.definition.one_grant_per_business and not business:
-            raise RpcFailure(
-                ErrorCode.INVALID_PARAMS,
-                f"{display} authorises one business per sign-in: say which business to sign "
-                "in to (business)",
-            )
+        # Where one sign-in covers one business, a sign-in that names none lets the person
+        # choose on the provider's own page (how a practice discovers its business codes).
         if business is not None and not adapter.definition.one_grant_per_business:
             raise RpcFailure(
                 ErrorCode.INVALID_PARAMS,
@@ -68,6 +64,15 @@ class AuthApi(Api):
         if adapter.definition.kind == "xero":
             usage = await self._providers.usage(params.provider)
             warning = would_exceed(usage, params.new_connections)
+        known = self._providers.businesses(params.provider)
+        if business is not None and known and business not in known:
+            # Allowed (the practice may have a new business); said, since a typo would
+            # otherwise end in the provider's refusal page.
+            warning = (
+                f"{business} is not among the {display} businesses in config.toml "
+                f"([providers.{params.provider}] businesses: {', '.join(known)}); "
+                "signing in to it anyway"
+            )
         return p.AuthBeginResult(
             session_id=session.id,
             authorize_url=session.authorize_url,

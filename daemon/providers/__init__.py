@@ -3,7 +3,8 @@
 - :mod:`.definitions`: what each provider publishes (endpoints, scopes, grant lifetimes,
   client authentication), with config.toml's overrides applied.
 - :mod:`.adapter`: the OAuth2 adapter all providers share (authlib over httpx, PKCE S256).
-- :mod:`.xero`, :mod:`.quickbooks`: each provider's tenants and verifying API call.
+- :mod:`.xero`, :mod:`.quickbooks`, :mod:`.classsuper`: each provider's tenants and
+  verifying API call.
 - :mod:`.results`: what answers become (tokens, organisation details, the signed-in user).
 - :mod:`.errors`: the failures, final (re-authorise) or transient (retry later).
 - :mod:`.http`: the HTTP library in use, and how HTTP answers become those errors.
@@ -14,8 +15,10 @@ Everything the rest of the daemon uses is importable from here.
 from __future__ import annotations
 
 from clientlink.daemon.providers.adapter import ProviderAdapter
+from clientlink.daemon.providers.classsuper import ClassSuperAdapter
 from clientlink.daemon.providers.definitions import (
     BUILTIN_DEFINITIONS,
+    CLASS_SUPER,
     QUICKBOOKS,
     XERO,
     ProviderDefinition,
@@ -34,15 +37,21 @@ from clientlink.daemon.providers.quickbooks import QuickBooksAdapter
 from clientlink.daemon.providers.results import OrganisationDetails, ProviderUser, TokenSet
 from clientlink.daemon.providers.xero import CONNECTIONS_CHECK_INTERVAL, XeroAdapter
 
-ADAPTERS: dict[str, type[ProviderAdapter]] = {"xero": XeroAdapter, "quickbooks": QuickBooksAdapter}
+ADAPTERS: dict[str, type[ProviderAdapter]] = {
+    "xero": XeroAdapter,
+    "quickbooks": QuickBooksAdapter,
+    "class": ClassSuperAdapter,
+}
 
 __all__ = [
     "ADAPTERS",
     "BUILTIN_DEFINITIONS",
+    "CLASS_SUPER",
     "CONNECTIONS_CHECK_INTERVAL",
     "QUICKBOOKS",
     "XERO",
     "AccessTokenRejected",
+    "ClassSuperAdapter",
     "OrganisationDetails",
     "ProviderAdapter",
     "ProviderDefinition",

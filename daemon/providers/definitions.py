@@ -38,6 +38,11 @@ class ProviderDefinition:
     # Whether one authorisation covers one provider business (Class Super: scope
     # `target:b/<code>`), so that a sign-in names the business it is for.
     one_grant_per_business: bool = False
+    # Where access tokens are short and refresh tokens long-lived and single-use (Class), the
+    # watcher refreshes only to keep the refresh token alive, once this fraction of its
+    # lifetime (refresh_idle_days) has passed; API calls get fresh access tokens on demand.
+    # None: the watcher keeps access tokens fresh (refreshing ahead of each one's end).
+    keep_alive_fraction: float | None = None
 
 
 XERO = ProviderDefinition(
@@ -68,7 +73,30 @@ QUICKBOOKS = ProviderDefinition(
     refresh_grace_seconds=24 * 3600,
 )
 
-BUILTIN_DEFINITIONS = {definition.kind: definition for definition in (XERO, QUICKBOOKS)}
+CLASS_SUPER = ProviderDefinition(
+    kind="class",
+    display_name="Class Super",
+    authorize_url="https://app.class.com.au/connect/authorize",
+    token_url="https://app.class.com.au/connect/token",
+    # Not published: IdentityServer's RFC 7009 endpoint beside the other two (assumed).
+    revoke_url="https://app.class.com.au/connect/revocation",
+    connections_url=None,
+    api_base="https://api.class.com.au/api/1.0",
+    # An access specifier, OpenID Connect, and offline_access for a refresh token; each
+    # sign-in adds `target:b/<business code>` (provider-facts §7).
+    scopes=("openid", "profile", "email", "offline_access", "fund.read"),
+    refresh_idle_days=30,
+    requires_secret=True,
+    # "Invalid shortly after use": not published; 60 s assumed (the sandbox's grace).
+    refresh_grace_seconds=60,
+    one_grant_per_business=True,
+    # 15-minute access tokens: refresh once a third of the 30 days has passed (every 10 days).
+    keep_alive_fraction=1 / 3,
+)
+
+BUILTIN_DEFINITIONS = {
+    definition.kind: definition for definition in (XERO, QUICKBOOKS, CLASS_SUPER)
+}
 
 
 def build_definition(config: ProviderConfig) -> ProviderDefinition:

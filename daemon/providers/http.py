@@ -90,6 +90,9 @@ def error_detail(response: httpx.Response) -> str:
     if isinstance(body, dict):
         if "Detail" in body:
             return str(body["Detail"])
+        # RFC 7807 problem details (Class Super).
+        if isinstance(body.get("detail"), str):
+            return body["detail"]
         fault = body.get("Fault", {}).get("Error") if isinstance(body.get("Fault"), dict) else None
         if fault:
             return str(fault[0].get("Detail") or fault[0].get("Message"))

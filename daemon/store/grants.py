@@ -48,6 +48,8 @@ class GrantTimes:
     hard_expires_at: str | None
     next_check_at: str | None
     refresh_pending_since: str | None = None
+    # Which provider: its keep-alive policy decides the moment (see Watcher._next_moment).
+    provider: str | None = None
 
 
 @dataclass(frozen=True)
@@ -276,7 +278,7 @@ class GrantQueries(Database):
         silently either."""
         rows = await self._fetchall(
             "SELECT id, access_expires_at, refresh_expires_at, hard_expires_at, next_check_at, "
-            "refresh_pending_since FROM grants g WHERE g.state = 'active' AND (EXISTS "
+            "refresh_pending_since, provider FROM grants g WHERE g.state = 'active' AND (EXISTS "
             "(SELECT 1 FROM clients c WHERE c.grant_id = g.id AND c.active = 1) "
             "OR (g.bound_at IS NULL AND NOT EXISTS "
             "(SELECT 1 FROM clients c WHERE c.grant_id = g.id)))"
