@@ -20,6 +20,7 @@ from clientlink.common.protocol import ErrorCode
 from clientlink.sandbox.approve import approve
 from clientlink.sandbox.classsuper import CLASS_CLIENT_SECRET
 from tests.helpers import DaemonProcess, finished, sandbox_get, sandbox_post, wait_until
+from tests.test_jobs import store_job
 
 
 async def class_sign_in(rpc: DaemonClient, business: str) -> p.AuthCompleteResult:
@@ -226,6 +227,9 @@ async def test_a_killed_daemon_between_two_sign_ins_waits_for_the_next_and_does_
         process.kill()
         await process.process.wait()
         await rpc.close()
+        killed_at = await store_job(home, started.job_id)
+        assert killed_at["state"] == "running"  # mid-business: items under way were lost
+        assert 1 <= killed_at["done"] < len(by_business[first])
         await sandbox_post(sandbox.base_url, "/_sandbox/limits", {"api_latency_seconds": 0})
 
         rpc = await process.start()
