@@ -19,7 +19,14 @@ from clientlink.common.client import DaemonClient, RpcError
 from clientlink.common.protocol import ErrorCode
 from clientlink.sandbox.approve import approve
 from clientlink.sandbox.classsuper import CLASS_CLIENT_SECRET
-from tests.helpers import DaemonProcess, finished, sandbox_get, sandbox_post, wait_until
+from tests.helpers import (
+    DaemonProcess,
+    clientlink_cli,
+    finished,
+    sandbox_get,
+    sandbox_post,
+    wait_until,
+)
 from tests.test_jobs import store_job
 
 
@@ -242,6 +249,11 @@ async def test_a_killed_daemon_between_two_sign_ins_waits_for_the_next_and_does_
             assert await reauthorised_audits(rpc, client_id) == 1
         listed = await rpc.call(p.JOBS_LIST, state="waiting")
         assert [j.id for j in listed.items] == [started.job_id]
+        # The command line says so too.
+        code, out, _ = await clientlink_cli("--home", str(home.config_dir.parent), "jobs")
+        assert code == 0
+        said = f"waiting for you to sign in to {second} (sign-in 2 of 3, "
+        assert said in out.decode(), out.decode()
 
         signed_second = await class_sign_in(rpc, second)
         await rpc.call(p.JOBS_ADD_SIGN_IN, job_id=started.job_id, grant_id=signed_second.grant_id)
