@@ -11,7 +11,14 @@ from typing import Any
 
 import httpx
 
-from clientlink.sandbox import basiq_api, quickbooks_api, quickbooks_identity, xero_identity
+from clientlink.sandbox import (
+    basiq_api,
+    classsuper_api,
+    classsuper_identity,
+    quickbooks_api,
+    quickbooks_identity,
+    xero_identity,
+)
 from clientlink.sandbox.accounts import (
     CONFIDENTIAL_CLIENT_ID,
     CONFIDENTIAL_CLIENT_SECRET,
@@ -25,6 +32,7 @@ from clientlink.sandbox.accounts import (
 )
 from clientlink.sandbox.approve import ApproveError, approve
 from clientlink.sandbox.basiq import BANK_LOGIN, BANK_PASSWORD, BASIQ_API_KEY
+from clientlink.sandbox.classsuper import CLASS_CLIENT_ID, CLASS_CLIENT_SECRET
 from clientlink.sandbox.mail import SMTP_PASSWORD, SMTP_USER
 from clientlink.sandbox.seed import DEFAULT_ORG_COUNT, DEFAULT_SEED
 from clientlink.sandbox.server import SandboxServer
@@ -137,6 +145,7 @@ def _print_banner(server: SandboxServer) -> None:
         f"    Revoke URL:     {base}{quickbooks_identity.REVOCATION_PATH}",
         f"    API base:       {base}{quickbooks_api.API_BASE_PATH}/{{realmId}}",
         f"    App:            {QUICKBOOKS_CLIENT_ID} (secret {QUICKBOOKS_CLIENT_SECRET})",
+        *_class_lines(server),
         "  SMTP",
         f"    Host:           {server.host} port {server.smtp_port}"
         + (" (STARTTLS, self-signed: skip verification)" if _offers_starttls(server) else ""),
@@ -157,6 +166,26 @@ def _print_banner(server: SandboxServer) -> None:
         "Press Ctrl-C to stop.",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _class_lines(server: SandboxServer) -> list[str]:
+    base = server.base_url
+    provider = server.state.classsuper
+    businesses = ", ".join(f"{b.code} ({len(b.funds)} funds)" for b in provider.businesses.values())
+    limited = ", ".join(
+        f"{user} only {', '.join(sorted(codes))}"
+        for user, codes in provider.access.items()
+        if codes is not None
+    )
+    return [
+        "  Class Super",
+        f"    Authorize URL:  {base}{classsuper_identity.AUTHORIZE_PATH}",
+        f"    Token URL:      {base}{classsuper_identity.TOKEN_PATH}",
+        f"    Revoke URL:     {base}{classsuper_identity.REVOCATION_PATH}",
+        f"    API base:       {base}{classsuper_api.API_BASE_PATH}",
+        f"    App:            {CLASS_CLIENT_ID} (secret {CLASS_CLIENT_SECRET})",
+        f"    Businesses:     {businesses}" + (f"; {limited}" if limited else ""),
+    ]
 
 
 def _offers_starttls(server: SandboxServer) -> bool:

@@ -58,6 +58,8 @@ async def test_serve_prints_listening_line_first_and_stops_cleanly_on_sigterm() 
     while not banner or not banner[-1].startswith("Press Ctrl-C"):
         banner.append((await asyncio.wait_for(proc.stdout.readline(), timeout=20)).decode())
     assert "  Xero\n" in banner and "  QuickBooks Online\n" in banner
+    assert "  Class Super\n" in banner
+    assert any("clientlink-class (secret sandbox-class-secret)" in line for line in banner)
     async with httpx.AsyncClient() as http:
         info = (await http.get(match.group(1) + "/_sandbox/info")).json()
     assert info["org_count"] == 5
