@@ -28,7 +28,7 @@ from clientlink.common.paths import resolve_paths
 from clientlink.common.protocol import STATUS_LABELS, ConnectionStatus
 from clientlink.common.safe_text import terminal_json, visible
 from clientlink.common.version import VERSION
-from clientlink.common.wording import plural
+from clientlink.common.wording import plural, waiting_for_sign_in
 from clientlink.common.xero_tiers import usage_line
 
 EXIT_ATTENTION = 1
@@ -252,6 +252,13 @@ async def _jobs(daemon: DaemonClient, args: argparse.Namespace) -> int:
             f"{job.done}/{job.total} done, {job.failed} failed  "
             f"{job.created_at} by {visible(str(job.actor))}"
         )
+        wait = job.waiting_for_sign_in
+        if wait is not None:
+            print(
+                f"        {visible(waiting_for_sign_in(wait.business))} "
+                f"(sign-in {wait.index} of {wait.of}, {plural(wait.funds, 'fund')}): "
+                "continue in clientlink's Jobs screen"
+            )
     print(plural(len(listing.items), "job"))
     return 0
 

@@ -380,6 +380,9 @@ class JobState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     PAUSED = "paused"
+    # A re-authorisation across provider businesses (one grant per business) whose next
+    # business has no sign-in yet: nothing runs until jobs.add_sign_in or jobs.skip_sign_in.
+    WAITING = "waiting"
     CANCELLED = "cancelled"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -429,6 +432,33 @@ class JobItem(_Result):
     finished_at: str | None = None
 
 
+class SignInState(StrEnum):
+    """Where one business of a multi-business re-authorisation stands."""
+
+    PENDING = "pending"
+    SIGNED_IN = "signed_in"
+    SKIPPED = "skipped"
+
+
+class JobSignIn(_Result):
+    """One business of a re-authorisation that needs a sign-in per business, in order."""
+
+    business: str
+    funds: int = Field(description="How many of the job's clients are in this business.")
+    state: SignInState
+    grant_id: int | None = None
+
+
+class SignInWait(_Result):
+    """What a waiting job needs: a sign-in to this business (``index`` of ``of``, from 1)."""
+
+    provider: str
+    business: str
+    index: int
+    of: int
+    funds: int
+
+
 class Job(_Result):
     id: int
     kind: JobKind
@@ -445,6 +475,17 @@ class Job(_Result):
     eta_seconds: float | None = None
     retry_of: int | None = None
     items: list[JobItem] | None = None
+    provider: str | None = Field(
+        default=None, description="reauthorise across businesses: the software."
+    )
+    sign_ins: list[JobSignIn] | None = Field(
+        default=None,
+        description="reauthorise where one sign-in covers one business: every business, "
+        "in the order they are signed in to.",
+    )
+    waiting_for_sign_in: SignInWait | None = Field(
+        default=None, description="Set while the job waits for the person's next sign-in."
+    )
 
 
 class JobsListParams(_Params):
@@ -466,6 +507,20 @@ class JobGetParams(_Params):
 
 class JobIdParams(_Params):
     job_id: int
+
+
+class JobAddSignInParams(_Params):
+    job_id: int
+    grant_id: int = Field(description="The grant of the sign-in to the business the job waits for.")
+
+
+class JobSkipSignInParams(_Params):
+    job_id: int
+    business: str = Field(
+        max_length=64,
+        description="The business the job waits for (said back, so a stale "
+        "screen cannot skip another).",
+    )
 
 
 class JobExportParams(_Params):
@@ -792,6 +847,11 @@ class ProviderInfo(_Result):
     configured: bool
     has_secret: bool
     problem: str | None = None
+    one_grant_per_business: bool = Field(
+        default=False,
+        description="One sign-in covers one business (Class Super): a bulk re-authorisation "
+        "signs in once per business.",
+    )
 
 
 class ProvidersListResult(_Result):
@@ -969,6 +1029,7 @@ class JobProgress(Event):
     current: str | None = None
     rate_per_minute: float | None = None
     eta_seconds: float | None = None
+    waiting_for_sign_in: SignInWait | None = None
 
 
 class NotificationsRead(Event):
@@ -1312,6 +1373,22 @@ JOBS_RETRY = Method(
 )
 
 
+JOBS_ADD_SIGN_IN = Method(
+    "jobs.add_sign_in",
+    JobAddSignInParams,
+    Job,
+    "Give a waiting re-authorisation the sign-in to the business it waits for.",
+)
+
+
+JOBS_SKIP_SIGN_IN = Method(
+    "jobs.skip_sign_in",
+    JobSkipSignInParams,
+    Job,
+    "Skip the business a re-authorisation waits for: its clients fail, the job moves on.",
+)
+
+
 JOBS_EXPORT = Method(
     "jobs.export",
     JobExportParams,
@@ -1437,6 +1514,8 @@ METHODS: dict[str, Method[Any, Any]] = {
         JOBS_PAUSE,
         JOBS_RESUME,
         JOBS_RETRY,
+        JOBS_ADD_SIGN_IN,
+        JOBS_SKIP_SIGN_IN,
         JOBS_EXPORT,
         NOTIFICATIONS_LIST,
         NOTIFICATIONS_ACK,

@@ -7,3 +7,27 @@ def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
     """``1 client``, ``2 clients``; ``plural_noun`` for irregular words."""
     word = noun if count == 1 else (plural_noun or f"{noun}s")
     return f"{count} {word}"
+
+
+def sign_in_count(funds: int, businesses: int, software: str) -> str:
+    """``These 240 funds are in 3 Class Super businesses: you will sign in 3 times`` —
+    said before a re-authorisation that needs one sign-in per business."""
+    are = "is" if funds == 1 else "are"
+    these = "This" if funds == 1 else "These"
+    times = "once" if businesses == 1 else f"{businesses} times"
+    return (
+        f"{these} {plural(funds, 'fund')} {are} in "
+        f"{plural(businesses, f'{software} business', f'{software} businesses')}: "
+        f"you will sign in {times}"
+    )
+
+
+def sign_in_step(index: int, of: int, business: str, funds: int) -> str:
+    """``Sign-in 2 of 3: business ACME02 — 80 funds``."""
+    return f"Sign-in {index} of {of}: business {business} — {plural(funds, 'fund')}"
+
+
+def waiting_for_sign_in(business: str) -> str:
+    """What a job waiting for the person's next sign-in says (``waiting for you to sign in
+    to ACME03``)."""
+    return f"waiting for you to sign in to {business}"

@@ -125,6 +125,7 @@ class ConfiguredProviders:
                     configured=problem is None,
                     has_secret=bool(adapter and adapter.client_secret),
                     problem=problem,
+                    one_grant_per_business=definition.one_grant_per_business,
                 )
             )
         return items

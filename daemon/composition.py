@@ -243,7 +243,7 @@ def namespaces(
         ClientsApi(s.clients, s.watcher, s.store, paths, clock, s.providers),
         AuthApi(s.auth, s.providers, s.clients),
         GrantsApi(s.store, s.grants, s.providers, s.watcher, clock),
-        JobsApi(s.jobs, s.clients, s.invitations, s.store, paths),
+        JobsApi(s.jobs, s.clients, s.invitations, s.store, paths, s.providers),
         InvitesApi(s.invitations, s.clients, s.jobs, s.store),
         TemplatesApi(s.templates, s.clients, s.invitations, s.store, config, clock),
         BanksApi(s.invitations, s.clients, s.store),

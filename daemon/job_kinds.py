@@ -8,6 +8,7 @@ from typing import Any
 from clientlink.daemon.clients import ClientService, provider_fields
 from clientlink.daemon.grants import FailureKind, classify_failure
 from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry
+from clientlink.daemon.sign_in_plan import SignInPlan
 from clientlink.daemon.store import ClientRow, JobItemRow, JobRow, Store
 
 REVIEWED_FIELDS = ("name", "legal_name", "abn", "entity_type", "email")
@@ -42,7 +43,14 @@ class ReauthoriseJob:
         self._watch = watch
 
     async def run(self, job: JobRow, item: JobItemRow, finish: Finish) -> None:
-        grant_id = job.params["grant_id"]
+        plan = SignInPlan.of(job.params)
+        if plan is None:
+            grant_id = job.params["grant_id"]
+        else:  # one sign-in per business: this item's business's (the engine waited for it)
+            step = plan.step_at(item.position)
+            if step is None or step.grant_id is None:
+                raise ItemFailed("no sign-in was given for this client's business")
+            grant_id = step.grant_id
         client = await self._store.get_client(item.client_id)
         if client is None:
             raise ItemFailed("the client no longer exists")
@@ -64,7 +72,13 @@ class ReauthoriseJob:
         return "redo"
 
     async def finished(self, job: JobRow) -> None:
-        await self._watch(job.params["grant_id"])
+        plan = SignInPlan.of(job.params)
+        if plan is None:
+            await self._watch(job.params["grant_id"])
+            return
+        for step in plan.steps:
+            if step.grant_id is not None:
+                await self._watch(step.grant_id)
 
 
 class ReimportJob:

@@ -7,6 +7,11 @@ wholly done or not done at all. After a crash, items left ``running`` are handed
 job kind's ``recover``: for work that is safe to redo they simply run again; a kind whose
 effect leaves the machine (a message sent) says otherwise. Nothing is done twice.
 
+A re-authorisation across provider businesses (one sign-in each, ``sign_in_plan``) runs
+the items of the businesses it holds a sign-in for and then waits (state ``waiting``,
+``waiting_for_sign_in`` on the job and its events) without a worker, until the person's
+next sign-in is added (``add_sign_in``) or that business is skipped (``skip_sign_in``).
+
 Progress is announced as ``job.progress`` events at most ten times a second per job
 (the final ``job.finished`` is never dropped); the event bus never waits on a subscriber,
 so a slow reader cannot slow a job.
@@ -36,7 +41,8 @@ from clientlink.common.protocol import (
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.rpc_errors import RpcFailure
-from clientlink.daemon.store import JobItemRow, JobRow, Store
+from clientlink.daemon.sign_in_plan import SignInPlan, plan_for
+from clientlink.daemon.store import GrantRow, JobItemRow, JobRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +106,17 @@ class JobEngine:
         self._publisher: asyncio.Task[None] | None = None
         self._stopping = False
         self._random = random.Random()
+        self._wake: set[int] = set()
+        """Jobs given a sign-in while their task was winding down: it runs on."""
+        self._sign_in_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ life cycle
 
     async def start(self) -> int:
         """Resume every queued or running job; returns how many."""
-        jobs = await self._store.jobs_in_states((JobState.QUEUED.value, JobState.RUNNING.value))
+        jobs = await self._store.jobs_in_states(
+            (JobState.QUEUED.value, JobState.RUNNING.value, JobState.WAITING.value)
+        )
         for job in jobs:
             handler = self._handlers[JobKind(job.kind)]
             for item in await self._store.items_in_state(job.id, ItemState.RUNNING.value):
@@ -162,8 +173,9 @@ class JobEngine:
         if JobState(job.state).finished:
             return
         self._control[job_id] = JobState.CANCELLED
-        if job_id not in self._tasks:  # paused: nothing runs, finish it here
+        if job_id not in self._tasks:  # paused or waiting: nothing runs, finish it here
             await self._close(job_id)
+            await self._handlers[JobKind(job.kind)].finished(await self._require(job_id))
 
     async def pause(self, job_id: int) -> None:
         job = await self._require(job_id)
@@ -187,13 +199,105 @@ class JobEngine:
         failed = await self._store.items_in_state(job_id, ItemState.FAILED.value)
         if not failed:
             raise RpcFailure(ErrorCode.CONFLICT, f"job {job_id} has no failed items to retry")
-        return await self.submit(
-            JobKind(job.kind),
-            [item.client_id for item in failed],
-            job.params,
-            actor,
-            retry_of=job_id,
-        )
+        client_ids = [item.client_id for item in failed]
+        params = job.params
+        plan = SignInPlan.of(job.params)
+        if plan is not None:
+            # The failed funds' businesses again; a sign-in still usable is kept, the
+            # others (skipped, revoked since) are asked for again.
+            held = {}
+            for step in plan.steps:
+                grant = await self._store.get_grant(step.grant_id) if step.grant_id else None
+                if grant is not None and grant.state == "active":
+                    held[step.business] = grant.id
+            clients = [await self._store.get_client(client_id) for client_id in client_ids]
+            present = [client for client in clients if client is not None and client.business]
+            if not present:
+                raise RpcFailure(ErrorCode.CONFLICT, f"job {job_id}'s failed clients are gone")
+            plan, client_ids = plan_for(plan.provider, present, held)
+            params = plan.as_params()
+        return await self.submit(JobKind(job.kind), client_ids, params, actor, retry_of=job_id)
+
+    async def add_sign_in(self, job_id: int, grant: GrantRow) -> Job:
+        """Give a job the sign-in to the business it waits for; its items of that business
+        run. Anything else is refused and changes nothing."""
+        async with self._sign_in_lock:
+            job, plan, index = await self._waiting(job_id)
+            step = plan.steps[index]
+            if grant.provider != plan.provider:
+                raise RpcFailure(
+                    ErrorCode.INVALID_PARAMS,
+                    f"grant {grant.id} is a sign-in to {grant.provider}, but job {job_id} "
+                    f"re-authorises {plan.provider} clients",
+                )
+            if grant.business != step.business:
+                raise RpcFailure(
+                    ErrorCode.INVALID_PARAMS,
+                    f"grant {grant.id} is a sign-in to business {grant.business or '(none)'}, "
+                    f"but job {job_id} waits for a sign-in to {step.business}: sign in to "
+                    f"{step.business}",
+                )
+            if grant.state != "active":
+                raise RpcFailure(
+                    ErrorCode.INVALID_PARAMS,
+                    f"grant {grant.id} is {grant.state}: sign in to {step.business} again",
+                )
+            plan = plan.replace(index, grant_id=grant.id)
+            await self._store.set_job_params(job_id, {**job.params, **plan.as_params()})
+            log.info("job %s: signed in to business %s (grant %s)", job_id, step.business, grant.id)
+        self._wake_up(job)
+        return await self.describe(job_id)
+
+    async def skip_sign_in(self, job_id: int, business: str) -> Job:
+        """Skip the business a job waits for: its items fail with the reason; the job
+        moves on to the next business."""
+        async with self._sign_in_lock:
+            job, plan, index = await self._waiting(job_id)
+            step = plan.steps[index]
+            if business != step.business:
+                raise RpcFailure(
+                    ErrorCode.INVALID_PARAMS,
+                    f"job {job_id} waits for a sign-in to {step.business}, not {business}: "
+                    "nothing skipped",
+                )
+            plan = plan.replace(index, skipped=True)
+            await self._store.fail_pending_between(
+                job_id,
+                step.first,
+                step.end,
+                f"not signed in to business {step.business} (skipped)",
+                self._clock.now(),
+                {**job.params, **plan.as_params()},
+            )
+            log.info("job %s: business %s skipped", job_id, step.business)
+        self._wake_up(job)
+        return await self.describe(job_id)
+
+    async def _waiting(self, job_id: int) -> tuple[JobRow, SignInPlan, int]:
+        """The job, its plan and the index of the business it waits for; or why not."""
+        job = await self._require(job_id)
+        plan = SignInPlan.of(job.params)
+        if plan is None:
+            raise RpcFailure(
+                ErrorCode.INVALID_PARAMS,
+                f"job {job_id} does not sign in business by business: nothing to add or skip",
+            )
+        if JobState(job.state).finished or self._control.get(job_id) == JobState.CANCELLED:
+            raise RpcFailure(
+                ErrorCode.CONFLICT, f"job {job_id} has ended ({job.state}): it waits for nothing"
+            )
+        waiting = plan.next_step()
+        if waiting is None:
+            raise RpcFailure(ErrorCode.CONFLICT, f"job {job_id} already has every sign-in it needs")
+        return job, plan, waiting[0]
+
+    def _wake_up(self, job: JobRow) -> None:
+        """Run what a new sign-in (or a skip) lets run; a paused job stays paused."""
+        self._mark(job.id)
+        if job.state == JobState.PAUSED.value:
+            return
+        self._wake.add(job.id)
+        self._spawn(job.id)
 
     async def describe(self, job_id: int) -> Job:
         """The job as ``jobs.get`` reports it (without items)."""
@@ -213,33 +317,74 @@ class JobEngine:
             return
         task = asyncio.create_task(self._run(job_id), name=f"job-{job_id}")
         self._tasks[job_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+        task.add_done_callback(lambda done: self._forget(job_id, done))
+
+    def _forget(self, job_id: int, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(job_id) is task:
+            del self._tasks[job_id]
 
     async def _run(self, job_id: int) -> None:
+        try:
+            await self._run_job(job_id)
+        finally:
+            # Forgotten here, with no await after it, so a sign-in added from now on
+            # starts a new task (the done callback would come a loop turn too late).
+            task = asyncio.current_task()
+            if task is not None:
+                self._forget(job_id, task)
+
+    async def _run_job(self, job_id: int) -> None:
         job = await self._require(job_id)
         handler = self._handlers[JobKind(job.kind)]
-        await self._store.set_job_state(
-            job_id, JobState.RUNNING.value, self._clock.now(), started=True
-        )
         self._started_at.setdefault(job_id, time.monotonic())
         self._finished_at.setdefault(job_id, deque(maxlen=500))
-        self._mark(job_id)
-        workers = [
-            asyncio.create_task(self._work(job, handler)) for _ in range(handler.concurrency)
-        ]
-        await asyncio.gather(*workers)
-        if self._stopping and job_id not in self._control:
-            return  # resumed at the next start
-        if self._control.get(job_id) == JobState.PAUSED and await self._store.items_in_state(
-            job_id, ItemState.PENDING.value
-        ):
-            self._control.pop(job_id)
-            await self._store.set_job_state(job_id, JobState.PAUSED.value, self._clock.now())
-            self._current.pop(job_id, None)
-            self._publish(job_id, Topic.JOB_PROGRESS, await self._require(job_id))
+        while True:
+            self._wake.discard(job_id)
+            await self._store.set_job_state(
+                job_id, JobState.RUNNING.value, self._clock.now(), started=True
+            )
+            self._mark(job_id)
+            workers = [
+                asyncio.create_task(self._work(job, handler)) for _ in range(handler.concurrency)
+            ]
+            await asyncio.gather(*workers)
+            if self._stopping and job_id not in self._control:
+                return  # resumed at the next start
+            if self._control.get(job_id) == JobState.PAUSED and await self._store.items_in_state(
+                job_id, ItemState.PENDING.value
+            ):
+                self._control.pop(job_id)
+                await self._store.set_job_state(job_id, JobState.PAUSED.value, self._clock.now())
+                self._current.pop(job_id, None)
+                self._publish(job_id, Topic.JOB_PROGRESS, await self._require(job_id))
+                return
+            if self._control.get(job_id) is None and job_id in self._wake:
+                continue  # a sign-in came while the workers ran: its items may run now
+            if self._control.get(job_id) is None and await self._waits_for_sign_in(job_id):
+                if job_id in self._wake:
+                    continue  # a sign-in came in while the workers wound down
+                return
+            await self._close(job_id)
+            await handler.finished(await self._require(job_id))
             return
-        await self._close(job_id)
-        await handler.finished(await self._require(job_id))
+
+    async def _waits_for_sign_in(self, job_id: int) -> bool:
+        """After the workers: park a job whose next business has no sign-in (``waiting``,
+        announced); False when it has nothing more to wait for."""
+        job = await self._require(job_id)
+        plan = SignInPlan.of(job.params)
+        if plan is None or plan.next_step() is None:
+            return False
+        if job_id in self._wake:
+            return True
+        await self._store.set_job_state(job_id, JobState.WAITING.value, self._clock.now())
+        if job_id in self._wake:
+            return True
+        self._current.pop(job_id, None)
+        self._dirty.discard(job_id)
+        self._publish(job_id, Topic.JOB_PROGRESS, await self._require(job_id))
+        log.info("job %s waits for a sign-in to business %s", job_id, plan.next_step()[1].business)
+        return True
 
     async def _close(self, job_id: int) -> None:
         now = self._clock.now()
@@ -262,7 +407,13 @@ class JobEngine:
     async def _work(self, job: JobRow, handler: JobHandler) -> None:
         job_id = job.id
         while not self._stopping and job_id not in self._control:
-            item = await self._store.claim_item(job_id, self._clock.now())
+            below = None
+            if SignInPlan.of(job.params) is not None:
+                # Sign-ins are added while the job runs: read which it holds, every item.
+                job = await self._require(job_id)
+                plan = SignInPlan.of(job.params)
+                below = plan.claim_limit() if plan is not None else None
+            item = await self._store.claim_item(job_id, self._clock.now(), below)
             if item is None:
                 return
             self._current[job_id] = item.name or f"client {item.client_id}"
@@ -330,6 +481,7 @@ class JobEngine:
                 current=described.current,
                 rate_per_minute=described.rate_per_minute,
                 eta_seconds=described.eta_seconds,
+                waiting_for_sign_in=described.waiting_for_sign_in,
             )
         )
 
@@ -347,11 +499,18 @@ class JobEngine:
                 rate = len(recent) / span * 60
                 remaining = job.total - job.done - job.failed
                 eta = remaining / rate * 60 if rate else None
+        plan = SignInPlan.of(job.params)
+        signing: dict[str, Any] = {}
+        if plan is not None:
+            signing = {"provider": plan.provider, "sign_ins": plan.sign_ins()}
+            if not JobState(job.state).finished:
+                signing["waiting_for_sign_in"] = plan.wait()
         return Job.model_validate(
             {
                 **dataclasses.asdict(job),
                 "current": self._current.get(job_id),
                 "rate_per_minute": rate,
                 "eta_seconds": eta,
+                **signing,
             }
         )

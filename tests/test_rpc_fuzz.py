@@ -68,6 +68,9 @@ READ_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("clients.history", {"client_id": INT_MAX, "limit": 1000}),
     ("jobs.list", {"limit": 1000}),
     ("jobs.get", {"job_id": INT_MIN, "items": True, "offset": INT_MAX}),
+    # No such job: a clear error, nothing changed.
+    ("jobs.add_sign_in", {"job_id": INT_MAX, "grant_id": INT_MIN}),
+    ("jobs.skip_sign_in", {"job_id": INT_MIN, "business": "\u202eACME01%_"}),
     ("notifications.list", {"unread_only": True, "limit": 1000}),
     ("invites.list", {"client_id": INT_MIN}),
     ("audit.list", {"client_id": INT_MAX, "limit": 10_000}),
@@ -381,6 +384,19 @@ ISSUE_FRAMES: list[tuple[bytes, int, Any, str]] = [
         ErrorCode.INVALID_PARAMS,
         6,
         "client_ids: [1] is out of range",
+    ),
+    (
+        frame_bytes(
+            {
+                "jsonrpc": "2.0",
+                "id": 7,
+                "method": "jobs.skip_sign_in",
+                "params": {"job_id": 1, "business": "A" * 65},
+            }
+        ),
+        ErrorCode.INVALID_PARAMS,
+        7,
+        "business:",
     ),
 ]
 

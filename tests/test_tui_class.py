@@ -11,7 +11,8 @@ from textual.widgets import Input, OptionList
 from clientlink.common import protocol as p
 from clientlink.sandbox.approve import approve
 from clientlink.tui.app import ClientlinkApp
-from clientlink.tui.screens.bulk_reauth import BulkReauthScreen, ChooseSoftwareScreen
+from clientlink.tui.screens.bulk_reauth import ChooseSoftwareScreen
+from clientlink.tui.screens.business_reauth import BusinessReauthScreen
 from clientlink.tui.screens.sign_in import Phase, SignInScreen
 from clientlink.tui.widgets.checklist import Checklist
 from tests.helpers import sandbox_get, sandbox_post, wait_until
@@ -37,24 +38,27 @@ async def test_bulk_reauthorise_a_class_business_after_one_sign_in(daemon) -> No
         await wait_until(lambda: options.option_count > 0, what="the software list")
         options.highlighted = options.get_option_index("class")
         await pilot.press("enter")
+        # One sign-in per Class business: the funds first, and how many sign-ins they take.
+        walk = await screen_of(app, BusinessReauthScreen)
+        checklist = walk.query_one(Checklist)
+        await wait_until(lambda: checklist.option_count == len(client_ids), what="the funds")
+        assert set(checklist.selected) == set(client_ids)
+        shown = [str(checklist.get_option_at_index(i).prompt) for i in range(len(client_ids))]
+        fund_names = {fund["name"] for fund in business["funds"]}
+        assert all(any(name in line for name in fund_names) for line in shown)
+        assert "business: you will sign in once" in str(
+            walk.query_one("#business-summary").render()
+        )
+        await pilot.press("enter")  # Start: the job, then its one sign-in
         sign_in = await screen_of(app, SignInScreen)
         await wait_until(lambda: sign_in.phase == Phase.WAITING, what="the sign-in address")
         assert sign_in.provider == "class" and sign_in.session is not None
-        # No business named: Class's own page asks which one; the person picks this one.
+        assert sign_in.business == business["code"]  # named: no selection page at Class
         redirect_url = await approve(sign_in.session.authorize_url, orgs=[business["name"]])
         app.screen.focused.post_message(events.Paste(redirect_url))
         paste = sign_in.query_one("#sign-in-paste", Input)
         await wait_until(lambda: paste.has_focus, what="the paste field")
         await pilot.press("enter")
-
-        bulk = await screen_of(app, BulkReauthScreen)
-        checklist = bulk.query_one(Checklist)
-        await wait_until(lambda: checklist.option_count == len(client_ids), what="the checklist")
-        assert set(checklist.selected) == set(client_ids)
-        shown = [str(checklist.get_option_at_index(i).prompt) for i in range(len(client_ids))]
-        fund_names = {fund["name"] for fund in business["funds"]}
-        assert all(any(name in line for name in fund_names) for line in shown)
-        await pilot.press("enter")  # Re-authorise Selected Clients
 
         progress = await finished_job(pilot)
         summary = str(progress.query_one("#job-summary").render())

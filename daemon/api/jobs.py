@@ -7,6 +7,7 @@ from typing import Any
 from clientlink.common import protocol as p
 from clientlink.common.paths import Paths
 from clientlink.common.protocol import ErrorCode
+from clientlink.daemon.adapters import ConfiguredProviders
 from clientlink.daemon.api import Api, handles
 from clientlink.daemon.clients import ClientService
 from clientlink.daemon.export import check_target, write_csv
@@ -14,7 +15,8 @@ from clientlink.daemon.invitations import Invitations
 from clientlink.daemon.jobs import JobEngine
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.rpc_server import CallContext
-from clientlink.daemon.store import Store
+from clientlink.daemon.sign_in_plan import plan_for
+from clientlink.daemon.store import ClientRow, Store
 
 
 class JobsApi(Api):
@@ -25,7 +27,9 @@ class JobsApi(Api):
         invitations: Invitations,
         store: Store,
         paths: Paths,
+        providers: ConfiguredProviders,
     ) -> None:
+        self._providers = providers
         self._jobs = jobs
         self._clients = clients
         self._invitations = invitations
@@ -35,16 +39,21 @@ class JobsApi(Api):
     @handles("jobs.start")
     async def start(self, params: p.JobStartParams, ctx: CallContext) -> p.JobStartResult:
         """Record a bulk job with one item per client, then run it."""
-        for client_id in params.client_ids:
-            await self._clients.require(client_id)
+        clients = [await self._clients.require(client_id) for client_id in params.client_ids]
         if len(set(params.client_ids)) != len(params.client_ids):
             raise RpcFailure(ErrorCode.INVALID_PARAMS, "a client is listed twice")
+        client_ids = params.client_ids
         job_params: dict[str, Any] = {}
         if params.kind == p.JobKind.INVITE:
             job_params = await self._invitations.check_job_params(
                 params.channel, params.template_id, params.bank_ids
             )
-        if params.kind == p.JobKind.REAUTHORISE:
+        if params.kind == p.JobKind.REAUTHORISE and params.grant_id is None and clients:
+            per_business = self._per_business(clients)
+            if per_business is not None:
+                plan, client_ids = plan_for(clients[0].provider, clients)
+                job_params = plan.as_params()
+        if params.kind == p.JobKind.REAUTHORISE and not job_params:
             if params.grant_id is None:
                 raise RpcFailure(
                     ErrorCode.INVALID_PARAMS,
@@ -54,8 +63,45 @@ class JobsApi(Api):
             if grant is None or grant.state != "active":
                 raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no usable grant {params.grant_id}")
             job_params["grant_id"] = params.grant_id
-        job_id = await self._jobs.submit(params.kind, params.client_ids, job_params, ctx.peer.actor)
+        job_id = await self._jobs.submit(params.kind, client_ids, job_params, ctx.peer.actor)
         return p.JobStartResult(job_id=job_id)
+
+    def _per_business(self, clients: list[ClientRow]) -> str | None:
+        """The software, when these clients are re-authorised with one sign-in per business
+        (a job that walks through them); None for software whose one sign-in covers all."""
+        providers = sorted({client.provider for client in clients})
+        adapter = self._providers.require(providers[0])
+        if not adapter.definition.one_grant_per_business:
+            return None
+        display = adapter.definition.display_name
+        if len(providers) > 1:
+            raise RpcFailure(
+                ErrorCode.INVALID_PARAMS,
+                f"a re-authorisation job is for one software's clients; these are in "
+                f"{', '.join(providers)}: start one job per software",
+            )
+        unplaced = [client for client in clients if not client.business]
+        if unplaced:
+            raise RpcFailure(
+                ErrorCode.INVALID_PARAMS,
+                f"{unplaced[0].name} has no {display} business recorded, and {display} signs "
+                "in to one business at a time: re-import it, or re-authorise it on its own",
+            )
+        return adapter.definition.kind
+
+    @handles("jobs.add_sign_in")
+    async def add_sign_in(self, params: p.JobAddSignInParams, ctx: CallContext) -> p.Job:
+        """Give a waiting re-authorisation the sign-in to the business it waits for."""
+        grant = await self._store.get_grant(params.grant_id)
+        if grant is None:
+            await self._jobs.describe(params.job_id)  # an unknown job is said first
+            raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no grant {params.grant_id}")
+        return await self._jobs.add_sign_in(params.job_id, grant)
+
+    @handles("jobs.skip_sign_in")
+    async def skip_sign_in(self, params: p.JobSkipSignInParams, ctx: CallContext) -> p.Job:
+        """Skip the business a re-authorisation waits for: its clients fail, it moves on."""
+        return await self._jobs.skip_sign_in(params.job_id, params.business)
 
     @handles("jobs.list")
     async def list(self, params: p.JobsListParams, ctx: CallContext) -> p.JobsListResult:

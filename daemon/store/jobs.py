@@ -120,8 +120,11 @@ class JobQueries(Database):
                 (state, int(started), to_iso(now), int(finished), to_iso(now), job_id),
             )
 
-    async def claim_item(self, job_id: int, now: datetime) -> JobItemRow | None:
+    async def claim_item(
+        self, job_id: int, now: datetime, below: int | None = None
+    ) -> JobItemRow | None:
         """Take the next pending item: it is marked running (committed) before work starts.
+        ``below``: only an item before this position (a job waiting for a sign-in).
 
         One statement is atomic on its own, so it runs in autocommit under the write lock
         (the lock keeps it out of another task's open transaction): one trip, not three.
@@ -131,12 +134,43 @@ class JobQueries(Database):
             rows = await self._db.execute_fetchall(
                 "UPDATE job_items SET state = 'running', attempts = attempts + 1, "
                 "started_at = ? WHERE id = (SELECT id FROM job_items WHERE job_id = ? AND "
-                "state = 'pending' ORDER BY position LIMIT 1) RETURNING *, "
-                "(SELECT name FROM clients WHERE id = client_id) AS name",
-                (to_iso(now), job_id),
+                "state = 'pending' AND (? IS NULL OR position < ?) ORDER BY position LIMIT 1) "
+                "RETURNING *, (SELECT name FROM clients WHERE id = client_id) AS name",
+                (to_iso(now), job_id, below, below),
             )
         row = next(iter(rows), None)
         return _item_row(row) if row else None
+
+    async def set_job_params(self, job_id: int, params: dict[str, Any]) -> None:
+        """Replace a job's params (a multi-business re-authorisation's sign-ins)."""
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET params = ? WHERE id = ?", (json.dumps(params), job_id)
+            )
+
+    async def fail_pending_between(
+        self,
+        job_id: int,
+        first: int,
+        end: int,
+        error: str,
+        now: datetime,
+        params: dict[str, Any],
+    ) -> int:
+        """Fail the pending items at positions ``first`` to ``end`` with ``error`` and
+        replace the job's params, in one transaction; returns how many failed."""
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "UPDATE job_items SET state = 'failed', error = ?, finished_at = ? "
+                "WHERE job_id = ? AND state = 'pending' AND position >= ? AND position < ?",
+                (error, to_iso(now), job_id, first, end),
+            )
+            count = cursor.rowcount
+            await db.execute(
+                "UPDATE jobs SET failed = failed + ?, params = ? WHERE id = ?",
+                (count, json.dumps(params), job_id),
+            )
+        return count
 
     async def release_item(self, item_id: int) -> None:
         """Put a running item back to pending (to be tried again)."""

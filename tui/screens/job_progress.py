@@ -74,6 +74,7 @@ class JobProgressScreen(DaemonScreen[None]):
         Binding("v", "review", "Review changes", id="job.review"),
         Binding("e", "export", "Export outcome", id="job.export"),
         Binding("m", "manage_clients", "Manage Clients", id="job.manage_clients"),
+        Binding("s", "sign_in", "Sign in", id="job.sign_in"),
         Binding("f5", "reload", "Reload", show=False, id="job.reload"),
         Binding("ctrl+r", "reload", "Reload", show=False, id="job.reload_ctrl"),
     ]
@@ -210,6 +211,7 @@ class JobProgressScreen(DaemonScreen[None]):
                 "current": event.current,
                 "rate_per_minute": event.rate_per_minute,
                 "eta_seconds": event.eta_seconds,
+                "waiting_for_sign_in": event.waiting_for_sign_in,
             }
         )
         if event.failed != self._failures_shown and not event.state.finished:
@@ -258,6 +260,8 @@ class JobProgressScreen(DaemonScreen[None]):
             )
         if action == "export":
             return job is not None
+        if action == "sign_in":
+            return job is not None and job.waiting_for_sign_in is not None
         # Esc is "leave" while the job runs and "back" once it ended: the footer says which.
         if action == "leave":
             return job is not None and not finished
@@ -377,6 +381,14 @@ class JobProgressScreen(DaemonScreen[None]):
         self.remove_class("-exporting")
         self.query_one("#job-failures", DataTable).focus()
         self.notify(f"{result.rows} rows written to {result.path}", title="Outcome exported")
+
+    def action_sign_in(self) -> None:
+        """A job waiting for a sign-in to its next business: go on with the sign-ins."""
+        from clientlink.tui.screens.business_reauth import BusinessReauthScreen
+
+        job = self.job
+        if job is not None and job.waiting_for_sign_in is not None and job.provider:
+            self.app.switch_screen(BusinessReauthScreen(job.provider, job_id=job.id))
 
     def action_manage_clients(self) -> None:
         """Back to Manage Clients, reloaded (the job keeps running if it has not ended)."""

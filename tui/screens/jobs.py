@@ -15,11 +15,13 @@ from clientlink.common.protocol import (
     Job,
     JobKind,
 )
+from clientlink.common.wording import waiting_for_sign_in
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.formatting import relative_time
 from clientlink.tui.paging import fetch_clients
 from clientlink.tui.screens.base import DaemonScreen
+from clientlink.tui.screens.business_reauth import BusinessReauthScreen
 from clientlink.tui.screens.job_progress import JobProgressScreen
 from clientlink.tui.widgets.job_status import state_text
 from clientlink.tui.widgets.literal_table import LiteralTable
@@ -151,6 +153,11 @@ class JobsScreen(DaemonScreen[None]):
             text = Text(f"{len(self.jobs)} job{plural}", style="bold")
             text.append(f", {running} not finished" if running else "")
             text.append("  · Enter opens one · l audit log", style="dim")
+            for job in self.jobs.values():
+                if job.waiting_for_sign_in is not None:
+                    said = waiting_for_sign_in(job.waiting_for_sign_in.business)
+                    text.append(f"\nJob {job.id} is {said}: Enter continues", style="magenta")
+                    break
         self.query_one("#jobs-summary", Static).update(text)
 
     @work(exclusive=True, group="load-audit", exit_on_error=False)
@@ -197,6 +204,7 @@ class JobsScreen(DaemonScreen[None]):
                 "done": event.done,
                 "failed": event.failed,
                 "total": event.total,
+                "waiting_for_sign_in": event.waiting_for_sign_in,
             }
         )
         self.jobs[job.id] = job
@@ -222,10 +230,13 @@ class JobsScreen(DaemonScreen[None]):
         self.action_open_job()
 
     def action_open_job(self) -> None:
-        """Reattach to the highlighted job's progress."""
+        """Reattach to the highlighted job's progress (or its next sign-in)."""
         job = self.jobs.get(self.highlighted_job_id() or -1)
         if job is None:
             self.notify("No job selected.", severity="warning")
+            return
+        if job.waiting_for_sign_in is not None and job.provider is not None:
+            self.app.push_screen(BusinessReauthScreen(job.provider, job_id=job.id))
             return
         self.app.push_screen(JobProgressScreen(job.id, kind=job.kind))
 

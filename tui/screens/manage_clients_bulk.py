@@ -21,6 +21,7 @@ from clientlink.common.protocol import (
 from clientlink.common.wording import plural
 from clientlink.tui.screens.bulk_actions import BulkAction, BulkActionsScreen
 from clientlink.tui.screens.bulk_reauth import BulkReauthScreen, ChooseSoftwareScreen
+from clientlink.tui.screens.business_reauth import BusinessReauthScreen
 from clientlink.tui.screens.confirm import ConfirmScreen
 from clientlink.tui.screens.export_clients import ExportClientsScreen
 from clientlink.tui.screens.job_progress import JobProgressScreen
@@ -76,7 +77,10 @@ class MarkedClientsActions:
         """Re-authorise Bulk Clients: choose the software, sign in once, tick clients."""
 
         def open_wizard(provider: ProviderInfo | None) -> None:
-            if provider is not None:
+            if provider is not None and provider.one_grant_per_business:
+                # One sign-in per business: the funds first, then the sign-ins in one job.
+                self.app.push_screen(BusinessReauthScreen(provider.name, provider.display_name))
+            elif provider is not None:
                 self.app.push_screen(BulkReauthScreen(provider))
 
         self.app.push_screen(ChooseSoftwareScreen(), open_wizard)

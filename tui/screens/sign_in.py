@@ -114,12 +114,15 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
         provider: str | None = None,
         approve_orgs: list[str] | None = None,
         new_connections: int = 1,
+        business: str | None = None,
     ) -> None:
         """``client`` to re-authorise; or None with ``provider`` for a bulk sign-in.
 
         ``approve_orgs`` are the businesses the demo's auto-approve ticks in bulk mode;
         ``new_connections`` how many businesses the sign-in may connect (checked by the
-        daemon against the provider's connection cap, which is said before signing in).
+        daemon against the provider's connection cap, which is said before signing in);
+        ``business`` the provider business a bulk sign-in is for, where one sign-in covers
+        one business (Class Super).
         """
         super().__init__()
         self.client = client
@@ -129,6 +132,7 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
             raise ValueError("a bulk sign-in needs the provider")
         self.approve_orgs = approve_orgs or []
         self.new_connections = new_connections
+        self.business = business
         if client is None:
             self.HELP = self.BULK_HELP
             self.title = "Re-authorise Bulk Clients: sign in"
@@ -167,6 +171,12 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
         yield Footer(show_command_palette=False)
 
     def _title_text(self) -> Text:
+        if self.client is None and self.business is not None:
+            title = Text("Sign in to ", style="bold")
+            title.append(self.software, style="bold reverse")
+            title.append("  business ")
+            title.append(self.business, style="bold reverse")
+            return title
         if self.client is None:
             title = Text("Sign in to ", style="bold")
             title.append(self.software, style="bold reverse")
@@ -273,6 +283,8 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
         }
         if self.client is not None:
             params["client_id"] = self.client.id
+        if self.business is not None:
+            params["business"] = self.business
         try:
             result = await self.clientlink.daemon.call(p.AUTH_BEGIN, **params)
         except RpcError as exc:

@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from clientlink.common.protocol import Job, JobKind, JobState
+from clientlink.common.wording import waiting_for_sign_in
 from clientlink.tui.formatting import duration, parse_time
 
 JOB_TITLES = {
@@ -23,6 +24,7 @@ STATE_STYLES = {
     JobState.QUEUED: "dim",
     JobState.RUNNING: "bold cyan",
     JobState.PAUSED: "bold yellow",
+    JobState.WAITING: "bold magenta",
     JobState.COMPLETED: "bold green",
     JobState.CANCELLED: "bold yellow",
     JobState.FAILED: "bold red",
@@ -96,6 +98,12 @@ def job_current(job: Job) -> Text:
         return Text("Paused: press p to resume.", style="yellow")
     if job.state == JobState.QUEUED:
         return Text("Waiting to start…", style="dim")
+    wait = job.waiting_for_sign_in
+    if job.state == JobState.WAITING and wait is not None:
+        said = waiting_for_sign_in(wait.business)
+        text = Text(said[:1].upper() + said[1:], style="bold magenta")
+        text.append(f" (sign-in {wait.index} of {wait.of}): press s to sign in")
+        return text
     if job.state.finished or not job.current:
         return Text("")
     now = Text("Now: ", style="dim")
