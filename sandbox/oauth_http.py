@@ -67,9 +67,7 @@ def authenticate_client(provider: OAuthProvider, request: Request, form: FormDat
         app = provider.apps.get(client_id)
         if app is None:
             raise OAuthError("invalid_client", "Unknown client", 401)
-        if app.client_secret is not None and not secrets.compare_digest(
-            secret, app.client_secret
-        ):
+        if app.client_secret is not None and not secrets.compare_digest(secret, app.client_secret):
             raise OAuthError("invalid_client", "Client authentication failed", 401)
         return app
     app = provider.apps.get(body_client_id)

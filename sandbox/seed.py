@@ -11,10 +11,11 @@ import re
 import uuid
 from dataclasses import asdict, dataclass
 
+from clientlink.common.abn import ABN_WEIGHTS
+
 DEFAULT_SEED = 20240701
 DEFAULT_ORG_COUNT = 200
 
-ABN_WEIGHTS = (10, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19)
 
 # A fixed namespace so tenant ids are uuid5(namespace, "<seed>:<index>") and stable.
 _TENANT_NAMESPACE = uuid.UUID("6d1f3c1e-5a0b-4c4e-9a43-0c1f2b3a4d5e")
@@ -283,16 +284,6 @@ class SeedOrg:
         data["type"] = self.organisation_type
         data["realm_id"] = self.realm_id
         return data
-
-
-def abn_is_valid(abn: str) -> bool:
-    """Check an Australian Business Number with the ATO checksum (spaces are ignored)."""
-    digits = re.sub(r"\s+", "", abn)
-    if len(digits) != 11 or not digits.isdigit() or digits[0] == "0":
-        return False
-    values = [int(d) for d in digits]
-    values[0] -= 1
-    return sum(w * v for w, v in zip(ABN_WEIGHTS, values, strict=True)) % 89 == 0
 
 
 def make_abn(rng: random.Random) -> str:
