@@ -442,3 +442,39 @@ async def test_the_import_screen_previews_filters_and_imports_at_80x24(practice,
     assert (await rpc.call(p.CLIENTS_LIST, limit=1)).total == total_before + 3
     stored = (await rpc.call(p.CLIENTS_LIST, filter={"text": "Clip"})).items
     assert [c.name for c in stored] == [hostile], "the name is stored as it was written"
+
+
+async def test_the_cli_previews_and_imports_only_when_told(daemon, short_tmp):
+    from tests.helpers import clientlink_cli
+
+    rpc = await daemon.connect()
+    home = str(daemon.paths.config_dir.parent)
+    rows = [
+        *GOOD_ROWS,
+        ["Evil \x1b]0;owned\x07 Fund", "1234", "Xero", "t-evil", "", ""],
+    ]
+    path = write_csv(short_tmp / "clients.csv", rows)
+
+    code, out, err = await clientlink_cli("--home", home, "clients", "import", str(path))
+    assert code == 0, err
+    text = out.decode()
+    assert "4 rows: 3 to add, 0 matching clients, 1 refused" in text
+    assert "row 5: Evil ␛]0;owned␇ Fund: '1234': an ABN is 11 digits" in text
+    assert b"\x1b" not in out and "run again with --yes" in text
+    assert (await rpc.call(p.CLIENTS_LIST)).total == 0
+
+    code, out, err = await clientlink_cli("--home", home, "clients", "import", str(path), "--yes")
+    assert code == 2 and "--skip-refused" in err.decode()
+    assert (await rpc.call(p.CLIENTS_LIST)).total == 0
+
+    code, out, err = await clientlink_cli(
+        "--home", home, "clients", "import", str(path), "--yes", "--skip-refused"
+    )
+    assert code == 0, err
+    assert "Imported: 3 clients added, 0 updated, 1 refused row skipped." in out.decode()
+    assert (await rpc.call(p.CLIENTS_LIST)).total == 3
+
+    code, out, err = await clientlink_cli(
+        "--home", home, "clients", "import", str(short_tmp / "nope.csv")
+    )
+    assert code == 2 and "does not exist" in err.decode() and b"Traceback" not in err

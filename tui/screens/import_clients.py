@@ -14,7 +14,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
-from clientlink.common.wording import plural
+from clientlink.common.wording import import_sentence, plural
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.screens.confirm import ConfirmScreen
@@ -26,14 +26,6 @@ PREVIEW_ROWS = 500
 
 VERDICT_WORDS = {"add": "add", "match": "match", "refuse": "REFUSED"}
 VERDICT_STYLES = {"add": "green", "match": "cyan", "refuse": "bold red"}
-
-
-def import_sentence(counts: dict[str, int]) -> str:
-    """What confirming does, in words: ``Import 118 clients (skip 3 refused rows)``."""
-    text = f"Import {plural(counts['add'] + counts['match'], 'client')}"
-    if counts["refuse"]:
-        text += f" (skip {plural(counts['refuse'], 'refused row')})"
-    return text
 
 
 class ImportClientsScreen(DaemonScreen[None]):
