@@ -9,7 +9,8 @@ heading row, and then :meth:`Spreadsheet.rows` yields one :class:`SheetRow` at a
 Everything is bounded, and a file beyond a bound is refused with a sentence, never read
 into memory whole: its size (:data:`MAX_FILE_BYTES`), its rows (:data:`MAX_ROWS`), one row's
 text (:data:`MAX_RECORD_CHARS`), an XLSX's parts once decompressed
-(:data:`MAX_XLSX_EXPANDED_BYTES`, :data:`MAX_XLSX_PARTS`). A cell longer than
+(:data:`MAX_XLSX_EXPANDED_BYTES`, :data:`MAX_XLSX_PARTS`, and the parts openpyxl reads whole,
+such as the shared strings: :data:`MAX_XLSX_WHOLE_PART_BYTES`). A cell longer than
 :data:`MAX_CELL_CHARS` makes its row unreadable (the row says so) rather than the file.
 
 Cells are data: a cell holding ``=cmd|' /C calc'!A0`` or an escape sequence is kept as the
@@ -44,6 +45,9 @@ MAX_RECORD_CHARS = 64 * 1024
 MAX_COLUMNS = 64
 MAX_XLSX_EXPANDED_BYTES = 256 * 1024 * 1024
 MAX_XLSX_PARTS = 10_000
+MAX_XLSX_WHOLE_PART_BYTES = 32 * 1024 * 1024
+"""openpyxl streams a worksheet, but reads its other parts (the shared strings, styles) whole:
+none of them may expand beyond this."""
 COPY_CHUNK = 1024 * 1024
 
 FIELDS = ("name", "abn", "software", "software_id", "email", "mobile")
@@ -427,6 +431,15 @@ def _open_xlsx(copy: IO[bytes], digest: str) -> Spreadsheet:
     if len(parts) > MAX_XLSX_PARTS:
         raise _refuse(f"the workbook has {len(parts):,} parts; this is not a client list")
     expanded = sum(part.file_size for part in parts)
+    for part in parts:
+        if part.file_size > MAX_XLSX_WHOLE_PART_BYTES and not part.filename.startswith(
+            "xl/worksheets/"
+        ):
+            raise _refuse(
+                f"the workbook's {part.filename} expands to {part.file_size / 1024 / 1024:,.0f} "
+                f"MiB (at most {MAX_XLSX_WHOLE_PART_BYTES // 1024 // 1024} MiB); save the client "
+                "list on its own, or as CSV UTF-8"
+            )
     if expanded > MAX_XLSX_EXPANDED_BYTES:
         raise _refuse(
             f"the workbook expands to {expanded / 1024 / 1024:,.0f} MiB when opened (at most "

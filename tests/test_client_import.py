@@ -324,6 +324,13 @@ async def test_files_that_are_not_a_client_list_are_refused_plainly(daemon, shor
                 part.write(block)
     assert bomb.stat().st_size < 2 * 1024 * 1024
     assert "expands to 260 MiB" in (await refusal(rpc, path=str(bomb))).message
+    strings = short_tmp / "strings.xlsx"
+    with zipfile.ZipFile(strings, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("xl/sharedStrings.xml", "w", force_zip64=True) as part:
+            for _ in range(40):
+                part.write(block)
+    message = (await refusal(rpc, path=str(strings))).message
+    assert "xl/sharedStrings.xml expands to 40 MiB (at most 32 MiB)" in message
     broken = short_tmp / "broken.xlsx"
     broken.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
     assert "not a readable XLSX" in (await refusal(rpc, path=str(broken))).message
@@ -478,3 +485,22 @@ async def test_the_cli_previews_and_imports_only_when_told(daemon, short_tmp):
         "--home", home, "clients", "import", str(short_tmp / "nope.csv")
     )
     assert code == 2 and "does not exist" in err.decode() and b"Traceback" not in err
+
+
+def test_in_firm_mode_the_caller_must_be_able_to_read_the_file_itself(short_tmp):
+    from clientlink.daemon.export import caller_may_read
+    from clientlink.daemon.rpc_errors import RpcFailure
+
+    other = 65534 if os.geteuid() != 65534 else 65533  # not the daemon's own user
+    path = write_csv(short_tmp / "private.csv", GOOD_ROWS)
+    check = caller_may_read(other)
+    path.chmod(0o600)
+    with pytest.raises(RpcFailure) as caught:
+        check(path.stat(), path)
+    assert "you cannot read" in caught.value.message
+    path.chmod(0o644)
+    check(path.stat(), path)
+    short_tmp.chmod(0o700)
+    with pytest.raises(RpcFailure) as caught:
+        check(short_tmp.stat(), short_tmp, search=True)
+    assert "you cannot open the folder" in caught.value.message
