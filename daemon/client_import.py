@@ -368,14 +368,16 @@ class ClientImporter:
         for verdict in chunk:
             if not verdict.problems:
                 self._against_practice(verdict, by_tenant, by_abn)
-            if verdict.verdict == "match" and verdict.client_id is not None:
-                earlier = await asyncio.to_thread(
-                    plan.first_seen, f"c\0{verdict.client_id}", verdict.row
+        matched = [v for v in chunk if v.verdict == "match" and not v.problems]
+        earlier_rows = await asyncio.to_thread(
+            lambda: [plan.first_seen(f"c\0{v.client_id}", v.row) for v in matched]
+        )
+        for verdict, earlier in zip(matched, earlier_rows, strict=True):
+            if earlier is not None:
+                verdict.problems.append(
+                    f"row {earlier} matches the same client (#{verdict.client_id}) already"
                 )
-                if earlier is not None:
-                    verdict.problems.append(
-                        f"row {earlier} matches the same client (#{verdict.client_id}) already"
-                    )
+        for verdict in chunk:
             if verdict.problems:
                 verdict.verdict = "refuse"
                 verdict.reason = "; ".join(verdict.problems)

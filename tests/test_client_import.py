@@ -97,9 +97,7 @@ async def test_a_good_csv_is_previewed_then_imported_in_one_go(daemon, short_tmp
     assert rows[3].abn == ABNS[1] and rows[3].provider == "quickbooks"
     assert database_dump(daemon.paths) == before, "a preview wrote something"
 
-    done = await rpc.call(
-        p.CLIENTS_IMPORT_FILE, path=str(path), confirm=True, digest=preview.digest
-    )
+    done = await confirm(rpc, path, preview)
     assert done.imported and done.created == 3 and done.updated == 0
     listed = (await rpc.call(p.CLIENTS_LIST)).items
     assert {c.name for c in listed} == {r[0] for r in GOOD_ROWS}
@@ -130,9 +128,7 @@ async def test_a_good_xlsx_with_numbers_for_abn_and_phone_is_imported(daemon, sh
     first, second = preview.rows
     assert first.abn == ABNS[2] and first.phone == "+61491570158"
     assert second.name == '=HYPERLINK("http://x")' and second.tenant_id == "7731"
-    done = await rpc.call(
-        p.CLIENTS_IMPORT_FILE, path=str(path), confirm=True, digest=preview.digest
-    )
+    done = await confirm(rpc, path, preview)
     assert done.created == 2
     names = {c.name for c in (await rpc.call(p.CLIENTS_LIST)).items}
     assert '=HYPERLINK("http://x")' in names, "a formula-looking name is kept as text"
@@ -242,10 +238,13 @@ async def test_existing_clients_are_matched_and_only_their_blanks_filled(practic
     rows = [
         [target.name, target.abn, "Xero", target.tenant_id, "new@fund.example", ""],
         ["Renamed in the sheet", by_abn.abn, "Xero", "", "other@fund.example", "0491 570 159"],
+        ["The same client again", "", "Xero", by_abn.tenant_id, "", ""],
     ]
     path = write_csv(short_tmp / "existing.csv", rows)
     preview = await rpc.call(p.CLIENTS_IMPORT_FILE, path=str(path))
-    first, second = preview.rows
+    first, second, third = preview.rows
+    assert third.verdict == "refuse"
+    assert f"row 3 matches the same client (#{by_abn.id}) already" in (third.reason or "")
     assert (first.verdict, first.client_id, first.fills) == ("match", target.id, ["email"])
     assert f"matches client #{target.id}" in (first.reason or "")
     assert "by its Xero (sandbox) id" in (first.reason or "")
@@ -256,9 +255,7 @@ async def test_existing_clients_are_matched_and_only_their_blanks_filled(practic
     )
     assert "kept its name (the file says 'Renamed in the sheet')" in (second.reason or "")
 
-    done = await rpc.call(
-        p.CLIENTS_IMPORT_FILE, path=str(path), confirm=True, digest=preview.digest
-    )
+    done = await confirm(rpc, path, preview, skip_refused=True)
     assert (done.created, done.updated) == (0, 2)
     after_target = await rpc.call(p.CLIENTS_GET, client_id=target.id)
     assert after_target.email == "new@fund.example" and after_target.status == target.status
