@@ -501,3 +501,41 @@ def test_in_firm_mode_the_caller_must_be_able_to_read_the_file_itself(short_tmp)
     with pytest.raises(RpcFailure) as caught:
         check(short_tmp.stat(), short_tmp, search=True)
     assert "you cannot open the folder" in caught.value.message
+
+
+def test_software_is_known_by_the_names_people_write():
+    from dataclasses import replace
+
+    from clientlink.daemon.client_import import SoftwareNames
+    from clientlink.daemon.providers.definitions import QUICKBOOKS, XERO
+
+    names = SoftwareNames(
+        {
+            "xero": XERO,
+            "qbo": QUICKBOOKS,
+            # The kinds other branches add: recognised once a provider of that kind exists.
+            "sf360": replace(XERO, kind="bgl", display_name="BGL Simple Fund 360"),
+            "class": replace(XERO, kind="class", display_name="Class Super"),
+            "myob": replace(XERO, kind="myob", display_name="MYOB Business"),
+        }
+    )
+    written = {
+        "Xero": "xero",
+        "QuickBooks Online": "qbo",
+        "QBO": "qbo",
+        "quickbooks": "qbo",
+        "BGL 360": "sf360",
+        "Simple Fund 360": "sf360",
+        "bgl": "sf360",
+        "Class": "class",
+        "CLASS SUPER": "class",
+        "MYOB": "myob",
+        "myob business": "myob",
+    }
+    for text, provider in written.items():
+        assert names.resolve(text) == (provider, None), text
+    assert (
+        names.resolve("Sage")[0] is None and "not accounting software" in names.resolve("Sage")[1]
+    )
+    two_xeros = SoftwareNames({"xero": XERO, "xero2": replace(XERO, display_name="Xero 2")})
+    assert "names 2 configured providers (xero, xero2)" in (two_xeros.resolve("Xero")[1] or "")
