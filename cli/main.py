@@ -4,6 +4,7 @@ clientlink                      open the TUI
 clientlink demo                 a throwaway practice on the sandbox (sandbox + daemon + TUI)
 clientlink status [--json]      one line on what needs attention; exit 1 when something does
 clientlink clients [--json]     list clients (filter with --status, --text)
+clientlink clients import FILE [--yes] [--skip-refused]   add clients from a CSV or XLSX file
 clientlink rpc METHOD [JSON]    call the daemon; the result is printed as JSON
 clientlink grants [--json] [--revoke ID]   stored sign-ins; revoke an unused one
 clientlink provider set-secret NAME   store an app's client secret in the vault
@@ -28,7 +29,7 @@ from clientlink.common.paths import resolve_paths
 from clientlink.common.protocol import STATUS_LABELS, ConnectionStatus
 from clientlink.common.safe_text import terminal_json, visible
 from clientlink.common.version import VERSION
-from clientlink.common.wording import plural, waiting_for_sign_in
+from clientlink.common.wording import import_sentence, plural, waiting_for_sign_in
 from clientlink.common.xero_tiers import usage_line
 
 EXIT_ATTENTION = 1
@@ -63,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--status", choices=[s.value for s in ConnectionStatus], help="only this status"
     )
     clients.add_argument("--text", help="name, legal name, email or ABN contains this")
+    clients_commands = clients.add_subparsers(dest="clients_command", metavar="COMMAND")
+    clients_import = clients_commands.add_parser(
+        "import",
+        help="add or match clients from a CSV or XLSX file (a preview first)",
+        description="Check every row of a CSV or XLSX file of clients (Name, ABN, Software, "
+        "Software ID, Email, Mobile), print what would be added, matched or refused and why, "
+        "and import only with --yes or after you answer y.",
+    )
+    clients_import.add_argument("file", help="the CSV or XLSX file")
+    clients_import.add_argument("--yes", action="store_true", help="import without asking")
+    clients_import.add_argument(
+        "--skip-refused", action="store_true", help="import the other rows when some are refused"
+    )
+    clients_import.add_argument("--json", action="store_true", help="print JSON")
 
     jobs = commands.add_parser("jobs", help="list bulk jobs, newest first")
     jobs.add_argument("--json", action="store_true", help="print JSON")
@@ -133,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         except json.JSONDecodeError as exc:
             print(f"clientlink rpc: params are not valid JSON: {exc}", file=sys.stderr)
             return EXIT_ERROR
+    if args.command == "clients" and args.clients_command == "import":
+        # Made absolute here (the CLI runs as the person); a symbolic link is not followed.
+        args.file = os.path.abspath(os.path.expanduser(args.file))
     if args.command in ("provider", "channel"):
         args.secret = _read_secret(args.name)
         if not args.secret:
@@ -212,6 +230,8 @@ def _status_line(counts: dict[str, int], attention: int) -> str:
 
 
 async def _clients(daemon: DaemonClient, args: argparse.Namespace) -> int:
+    if getattr(args, "clients_command", None) == "import":
+        return await _clients_import(daemon, args)
     flt: dict[str, Any] = {}
     if args.status:
         flt["status"] = args.status
@@ -287,6 +307,68 @@ async def _grants(daemon: DaemonClient, args: argparse.Namespace) -> int:
         f"{plural(len(listing.items), 'grant')}, {unused} unused "
         "(revoke one with clientlink grants --revoke ID)"
     )
+    return 0
+
+
+REFUSED_ROWS_PRINTED = 1000
+
+
+async def _clients_import(daemon: DaemonClient, args: argparse.Namespace) -> int:
+    path = args.file
+    preview = await daemon.call(
+        p.CLIENTS_IMPORT_FILE, path=path, verdict="refuse", limit=REFUSED_ROWS_PRINTED
+    )
+    counts = preview.counts
+    if args.json and not args.yes:
+        print(terminal_json(preview.model_dump(mode="json")))
+        return 0
+    out = sys.stderr if args.json else sys.stdout
+    print(
+        f"{visible(path)}: {plural(sum(counts.values()), 'row')}: {counts['add']} to add, "
+        f"{counts['match']} matching clients, {counts['refuse']} refused",
+        file=out,
+    )
+    for row in preview.rows:
+        # Cells come from the file: shown, never obeyed.
+        print(f"  row {row.row}: {visible(row.name)}: {visible(row.reason or '')}", file=out)
+    if counts["refuse"] > len(preview.rows):
+        print(f"  ... and {counts['refuse'] - len(preview.rows)} more refused rows", file=out)
+    if not counts["add"] and not counts["match"]:
+        print("Nothing to import: every row is refused.", file=sys.stderr)
+        return EXIT_ERROR
+    skip = args.skip_refused
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("Nothing imported: run again with --yes to import.", file=out)
+            return 0
+        question = f"{import_sentence(counts)}? [y/N] "
+        answer = (await asyncio.to_thread(input, question)).strip().lower()
+        if answer not in ("y", "yes"):
+            print("Nothing imported.", file=out)
+            return 0
+        skip = True  # the question said the refused rows are skipped
+    elif counts["refuse"] and not skip:
+        print(
+            f"Nothing imported: {plural(counts['refuse'], 'row is', 'rows are')} refused. "
+            "Correct them, or import the others with --skip-refused.",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    done = await daemon.call(
+        p.CLIENTS_IMPORT_FILE,
+        path=path,
+        confirm=True,
+        digest=preview.digest,
+        skip_refused=skip,
+        limit=1,
+    )
+    if args.json:
+        print(terminal_json(done.model_dump(mode="json")))
+        return 0
+    line = f"Imported: {plural(done.created, 'client')} added, {done.updated} updated"
+    if counts["refuse"]:
+        line += f", {plural(counts['refuse'], 'refused row')} skipped"
+    print(line + ".")
     return 0
 
 

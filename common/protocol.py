@@ -597,6 +597,58 @@ class ClientsExportParams(_Params):
     )
 
 
+class ClientsImportFileParams(_Params):
+    path: str = Field(
+        max_length=4096, description="Absolute path (or ~/...) of the CSV or XLSX file to read."
+    )
+    confirm: bool = Field(default=False, description="Import it (after a preview).")
+    digest: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The digest the preview answered: a file changed since is refused.",
+    )
+    skip_refused: bool = Field(
+        default=False, description="Import the other rows when some are refused."
+    )
+    verdict: Literal["add", "match", "refuse"] | None = Field(
+        default=None, description="List only the rows with this verdict."
+    )
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class ImportRow(_Result):
+    row: int = Field(description="The row's number as the spreadsheet shows it.")
+    verdict: Literal["add", "match", "refuse"]
+    name: str
+    software: str = Field(description="The Software cell as written.")
+    provider: str | None = None
+    tenant_id: str | None = None
+    abn: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    client_id: int | None = Field(default=None, description="The client a match is.")
+    reason: str | None = Field(
+        default=None, description="Why it is refused, or which client it matches and how."
+    )
+    fills: list[str] = Field(
+        default_factory=list, description="The matched client's blank fields the row fills."
+    )
+
+
+class ClientsImportFileResult(_Result):
+    path: str
+    digest: str = Field(description="SHA-256 of the file's bytes: give it back to import.")
+    kind: Literal["csv", "xlsx"]
+    columns: dict[str, str] = Field(description="Each column understood, by its heading.")
+    counts: dict[str, int] = Field(description="Rows by verdict: add, match, refuse.")
+    total: int = Field(description="Rows listed with the verdict filter (for paging).")
+    rows: list[ImportRow]
+    imported: bool = False
+    created: int = 0
+    updated: int = Field(default=0, description="Matched clients whose blanks were filled.")
+
+
 class ClientIdsParams(_Params):
     client_ids: list[int] = Field(min_length=1, max_length=100_000)
 
@@ -987,6 +1039,9 @@ class ClientsImported(Event):
     topic: Topic = Topic.CLIENTS_IMPORTED
     created: list[int]
     updated: list[int]
+    more: int = Field(
+        default=0, description="How many more clients changed than are listed (a big import)."
+    )
 
 
 class AuthCompleted(Event):
@@ -1186,6 +1241,14 @@ CLIENTS_EXPORT = Method(
     ClientsExportParams,
     ExportResult,
     "Write clients to a CSV file with the chosen columns.",
+)
+
+
+CLIENTS_IMPORT_FILE = Method(
+    "clients.import_file",
+    ClientsImportFileParams,
+    ClientsImportFileResult,
+    "Preview, then import, clients from a CSV or XLSX file: every row checked, all or nothing.",
 )
 
 
@@ -1491,6 +1554,7 @@ METHODS: dict[str, Method[Any, Any]] = {
         CLIENTS_HISTORY,
         CLIENTS_REFRESH,
         CLIENTS_EXPORT,
+        CLIENTS_IMPORT_FILE,
         CLIENTS_DEACTIVATE,
         CLIENTS_REACTIVATE,
         CLIENTS_APPLY_REIMPORT,

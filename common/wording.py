@@ -31,3 +31,12 @@ def waiting_for_sign_in(business: str) -> str:
     """What a job waiting for the person's next sign-in says (``waiting for you to sign in
     to ACME03``)."""
     return f"waiting for you to sign in to {business}"
+
+
+def import_sentence(counts: dict[str, int]) -> str:
+    """What confirming a spreadsheet import does: ``Import 118 clients (skip 3 refused rows)``
+    (``counts`` by verdict: add, match, refuse)."""
+    text = f"Import {plural(counts['add'] + counts['match'], 'client')}"
+    if counts["refuse"]:
+        text += f" (skip {plural(counts['refuse'], 'refused row')})"
+    return text

@@ -36,6 +36,7 @@ from clientlink.daemon.api.templates import TemplatesApi
 from clientlink.daemon.auth import AuthSessions
 from clientlink.daemon.banks import BankFeeds
 from clientlink.daemon.channels import EmailChannel, SmsChannel
+from clientlink.daemon.client_import import ClientImporter
 from clientlink.daemon.clients import ClientService
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.datafiles import refuse_missing_database, remember_installation
@@ -240,7 +241,15 @@ def namespaces(
     return [
         DaemonApi(s.store, s.vault, s.providers, s.auth, s.watcher, clock, started_at, events),
         ProvidersApi(s.providers, s.store, s.vault, clock),
-        ClientsApi(s.clients, s.watcher, s.store, paths, clock, s.providers),
+        ClientsApi(
+            s.clients,
+            s.watcher,
+            s.store,
+            paths,
+            clock,
+            s.providers,
+            ClientImporter(s.store, s.providers.definitions, events, clock, paths.state_dir),
+        ),
         AuthApi(s.auth, s.providers, s.clients),
         GrantsApi(s.store, s.grants, s.providers, s.watcher, clock),
         JobsApi(s.jobs, s.clients, s.invitations, s.store, paths, s.providers),

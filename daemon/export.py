@@ -11,6 +11,10 @@ Where a file may go (:func:`check_target`): never inside clientlink's own folder
 data, state, runtime: an export must not replace the database or the socket), and only as
 a regular file; a symlink, socket, device or FIFO at the path is refused, not followed. A
 missing folder is created only inside the caller's home, and the answer says so.
+
+Where a file may be read from (:func:`check_source`, for an import): the same folders are
+refused, the last component is never followed, and the caller (not the daemon, which in firm
+mode runs as its own user) must be able to reach and read the file by its permissions.
 """
 
 from __future__ import annotations
@@ -78,7 +82,8 @@ def caller_home(uid: int) -> Path:
     return Path(home)
 
 
-def _expand_home(path_text: str, uid: int) -> Path:
+def expand_home(path_text: str, uid: int) -> Path:
+    """``path_text`` with a leading ``~/`` made the caller's home (``uid``'s)."""
     if path_text.rstrip("/") == "~":
         raise _refuse("'~' is your home folder; give a file name in it, such as ~/clients.csv")
     if path_text.startswith("~/"):
@@ -86,6 +91,18 @@ def _expand_home(path_text: str, uid: int) -> Path:
     if path_text.startswith("~"):
         raise _refuse(f"{path_text!r}: only '~' (your own home) can be expanded; give a full path")
     return Path(path_text)
+
+
+def refuse_own_folders(path: Path, target: Path, paths: Paths) -> None:
+    """A clear error when ``target`` (``path`` with the folders above it resolved) lies in
+    one of clientlink's own folders: no RPC reads or writes the database, settings or socket."""
+    for own in (paths.config_dir, paths.data_dir, paths.state_dir, paths.runtime_dir):
+        own_real = Path(os.path.realpath(own))
+        if target == own_real or target.is_relative_to(own_real):
+            raise _refuse(
+                f"{path} is inside clientlink's own folder {own}, which holds its database, "
+                "settings and socket; choose a path elsewhere"
+            )
 
 
 def check_target(
@@ -97,7 +114,7 @@ def check_target(
         raise _refuse("the path contains a NUL byte; give a plain file path")
     if not path_text.strip():
         raise _refuse("give the path of the CSV file to write")
-    path = _expand_home(path_text, uid)
+    path = expand_home(path_text, uid)
     if not path.is_absolute():
         raise _refuse(f"give an absolute path (or one starting with '~/'), not {path_text!r}")
     if path.name in ("", ".", ".."):
@@ -106,13 +123,7 @@ def check_target(
     # final component is never followed (see below).
     parent = Path(os.path.realpath(path.parent))
     target = parent / path.name
-    for own in (paths.config_dir, paths.data_dir, paths.state_dir, paths.runtime_dir):
-        own_real = Path(os.path.realpath(own))
-        if target == own_real or target.is_relative_to(own_real):
-            raise _refuse(
-                f"{path} is inside clientlink's own folder {own}, which holds its database, "
-                "settings and socket; choose a path elsewhere"
-            )
+    refuse_own_folders(path, target, paths)
     created: Path | None = None
     if not parent.is_dir():
         if parent.exists():
@@ -145,6 +156,59 @@ def check_target(
             ErrorCode.CONFLICT, f"{path} already exists; choose another name or overwrite it"
         )
     return target, created
+
+
+def check_source(path_text: str, paths: Paths, uid: int) -> Path:
+    """The file to read (its folders resolved, its last component not followed), or a clear
+    error. Whether it is a regular file the caller may read is checked as it is opened
+    (:func:`caller_may_read`), so that a file swapped in between is caught."""
+    if "\0" in path_text:
+        raise _refuse("the path contains a NUL byte; give a plain file path")
+    if not path_text.strip():
+        raise _refuse("give the path of the CSV or XLSX file to import")
+    path = expand_home(path_text, uid)
+    if not path.is_absolute():
+        raise _refuse(f"give an absolute path (or one starting with '~/'), not {path_text!r}")
+    if path.name in ("", ".", ".."):
+        raise _refuse(f"{path_text!r} names a folder; give a file name too")
+    parent = Path(os.path.realpath(path.parent))
+    target = parent / path.name
+    refuse_own_folders(path, target, paths)
+    if not parent.is_dir():
+        raise _refuse(f"the folder {path.parent} does not exist")
+    check = caller_may_read(uid)
+    folder = parent
+    while True:
+        check(os.stat(folder), folder, search=True)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    return target
+
+
+def caller_may_read(uid: int) -> Any:
+    """``check(info, path, search=False)``: a clear error unless the user ``uid`` may read
+    the file (or, with ``search``, pass through the folder) that ``info`` describes."""
+    if uid in (0, os.geteuid()):
+        return lambda info, path, search=False: None  # the system's own check applies
+    try:
+        user = pwd.getpwuid(uid)
+        groups = set(os.getgrouplist(user.pw_name, user.pw_gid))
+    except KeyError:
+        groups = set()
+
+    def check(info: os.stat_result, path: Path, search: bool = False) -> None:
+        if info.st_uid == uid:
+            bit = stat.S_IXUSR if search else stat.S_IRUSR
+        elif info.st_gid in groups:
+            bit = stat.S_IXGRP if search else stat.S_IRGRP
+        else:
+            bit = stat.S_IXOTH if search else stat.S_IROTH
+        if not info.st_mode & bit:
+            what = "open the folder" if search else "read"
+            raise _refuse(f"you cannot {what} {path} (its permissions do not allow it)")
+
+    return check
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:

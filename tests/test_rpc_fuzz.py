@@ -76,6 +76,10 @@ READ_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("audit.list", {"client_id": INT_MAX, "limit": 10_000}),
     ("auth.status", {"session_id": "\U0001f600" * 50}),
     ("banks.connections", {"client_id": INT_MAX}),
+    ("clients.import_file", {"path": "/"}),
+    ("clients.import_file", {"path": "/dev/null", "verdict": "refuse"}),
+    ("clients.import_file", {"path": "/no/such.csv", "offset": INT_MAX, "limit": 1000}),
+    ("clients.import_file", {"path": "~/../../etc/../x.xlsx", "confirm": True, "digest": "0"}),
 ]
 
 
@@ -371,6 +375,19 @@ ISSUE_FRAMES: list[tuple[bytes, int, Any, str]] = [
         ErrorCode.INVALID_PARAMS,
         5,
         "path: must be valid Unicode",
+    ),
+    (
+        frame_bytes(
+            {
+                "jsonrpc": "2.0",
+                "id": 7,
+                "method": "clients.import_file",
+                "params": {"path": "/tmp/clients\x00.csv", "confirm": True},
+            }
+        ),
+        ErrorCode.INVALID_PARAMS,
+        7,
+        "path: must not contain a NUL",
     ),
     (
         frame_bytes(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from clientlink.sandbox.seed import abn_is_valid, generate_orgs
+from clientlink.common.abn import abn_is_valid
+from clientlink.sandbox.seed import generate_orgs
 
 
 def test_default_seed_has_200_orgs_with_valid_unique_abns_and_unique_names() -> None:

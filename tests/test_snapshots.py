@@ -165,9 +165,7 @@ async def test_client_detail(practice, svg_snapshot: SnapshotAssertion) -> None:
     app = ClientlinkApp(practice.socket_path, open_browser=False)
     async with app.run_test(size=SIZE) as pilot:
         screen = await clients_listed(pilot)
-        client = next(
-            c for c in screen.clients.values() if c.status == ConnectionStatus.CONNECTED
-        )
+        client = next(c for c in screen.clients.values() if c.status == ConnectionStatus.CONNECTED)
         detail = ClientDetailScreen(client.id)
         app.push_screen(detail)
         await wait_until(pilot, lambda: detail.client is not None, "the client")

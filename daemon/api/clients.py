@@ -9,9 +9,16 @@ from clientlink.common.paths import Paths
 from clientlink.common.protocol import ErrorCode
 from clientlink.daemon.adapters import ConfiguredProviders
 from clientlink.daemon.api import Api, handles
+from clientlink.daemon.client_import import ClientImporter
 from clientlink.daemon.clients import ClientService, store_filter
 from clientlink.daemon.clock import Clock
-from clientlink.daemon.export import all_clients, check_target, write_csv
+from clientlink.daemon.export import (
+    all_clients,
+    caller_may_read,
+    check_source,
+    check_target,
+    write_csv,
+)
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.rpc_server import CallContext
 from clientlink.daemon.store import ClientRow, Store
@@ -27,8 +34,10 @@ class ClientsApi(Api):
         paths: Paths,
         clock: Clock,
         providers: ConfiguredProviders,
+        importer: ClientImporter,
     ) -> None:
         self._providers = providers
+        self._importer = importer
         self._clients = clients
         self._watcher = watcher
         self._store = store
@@ -128,6 +137,38 @@ class ClientsApi(Api):
         )
         return p.ExportResult(
             path=str(path), rows=count, created_folder=str(created) if created else None
+        )
+
+    @handles("clients.import_file")
+    async def import_file(
+        self, params: p.ClientsImportFileParams, ctx: CallContext
+    ) -> p.ClientsImportFileResult:
+        """Check every row of a CSV or XLSX file of clients and say what would be added,
+        matched or refused (a page of rows); with ``confirm``, import exactly the file
+        previewed (its ``digest``), all of it in one transaction or nothing."""
+        path = check_source(params.path, self._paths, ctx.peer.uid)
+        outcome = await self._importer.run(
+            path,
+            caller_may_read(ctx.peer.uid),
+            confirm=params.confirm,
+            digest=params.digest,
+            skip_refused=params.skip_refused,
+            verdict=params.verdict,
+            offset=params.offset,
+            limit=params.limit,
+            actor=ctx.peer.actor,
+        )
+        return p.ClientsImportFileResult(
+            path=str(path),
+            digest=outcome.digest,
+            kind=outcome.kind,
+            columns=outcome.columns,
+            counts=outcome.counts,
+            total=outcome.filtered,
+            rows=[row.to_protocol() for row in outcome.rows],
+            imported=outcome.imported,
+            created=outcome.created,
+            updated=outcome.updated,
         )
 
     def _in_words(self, row: ClientRow, column: str) -> Any:

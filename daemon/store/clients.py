@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
@@ -177,6 +178,77 @@ class ClientQueries(Database):
             if grant_id is not None:
                 await self._mark_grant_bound(grant_id, now)
             return cursor.lastrowid
+
+    async def clients_by_tenants(self, keys: list[tuple[str, str]]) -> list[ClientRow]:
+        """The clients with these (provider, tenant id) pairs (at most 500 at a time)."""
+        if not keys:
+            return []
+        pairs = ", ".join("(?, ?)" for _ in keys)
+        rows = await self._fetchall(
+            f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} "
+            f"WHERE (c.provider, c.tenant_id) IN (VALUES {pairs})",
+            [value for key in keys for value in key],
+        )
+        return [_client_row(row) for row in rows]
+
+    async def clients_by_abns(self, abns: list[str]) -> list[ClientRow]:
+        """The clients with these ABNs (11 digits each; at most 500 at a time)."""
+        if not abns:
+            return []
+        rows = await self._fetchall(
+            f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} "
+            f"WHERE c.abn IN ({', '.join('?' * len(abns))}) ORDER BY c.id",
+            abns,
+        )
+        return [_client_row(row) for row in rows]
+
+    async def create_unconnected_clients(
+        self, clients: list[dict[str, Any]], now: datetime
+    ) -> list[int]:
+        """Create clients that have never been authorised (``provider``, ``tenant_id``,
+        ``name``, ``abn``, ``email``, ``phone`` each) in one statement; their ids, in order.
+        A (provider, tenant id) that exists already is skipped (fewer ids come back)."""
+        if not clients:
+            return []
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO clients (provider, tenant_id, name, abn, email, phone, status, "
+                "status_since, created_at, updated_at) "
+                "SELECT json_extract(value, '$.provider'), json_extract(value, '$.tenant_id'), "
+                "json_extract(value, '$.name'), json_extract(value, '$.abn'), "
+                "json_extract(value, '$.email'), json_extract(value, '$.phone'), ?, ?, ?, ? "
+                "FROM json_each(?) WHERE true ORDER BY key "
+                "ON CONFLICT (provider, tenant_id) DO NOTHING RETURNING id",
+                (
+                    ConnectionStatus.NOT_CONNECTED.value,
+                    to_iso(now),
+                    to_iso(now),
+                    to_iso(now),
+                    json.dumps(clients),
+                ),
+            )
+            ids = [row[0] for row in await cursor.fetchall()]
+            await cursor.close()
+            return sorted(ids)
+
+    async def fill_blank_details(
+        self, client_id: int, fields: dict[str, str], now: datetime
+    ) -> bool:
+        """Set each of ``fields`` (email, phone, abn) only where the client has none yet;
+        whether anything changed. A value someone entered meanwhile is never overwritten."""
+        allowed = {"email", "phone", "abn"}
+        if set(fields) - allowed:
+            raise ValueError(f"not fillable columns: {sorted(set(fields) - allowed)}")
+        changed = False
+        async with self.transaction() as db:
+            for column, value in fields.items():
+                cursor = await db.execute(
+                    f"UPDATE clients SET {column} = ?, updated_at = ? "
+                    f"WHERE id = ? AND coalesce({column}, '') = ''",
+                    (value, to_iso(now), client_id),
+                )
+                changed = changed or cursor.rowcount > 0
+        return changed
 
     async def update_client_details(self, client_id: int, now: datetime, **fields: Any) -> None:
         """Set plain detail columns (name, legal_name, abn, email, phone, entity_type,

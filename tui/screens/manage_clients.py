@@ -18,6 +18,7 @@ from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.screens.client_detail import ClientDetailScreen
+from clientlink.tui.screens.import_clients import ImportClientsScreen
 from clientlink.tui.screens.manage_clients_bulk import MarkedClientsActions
 from clientlink.tui.screens.sign_in import SignInScreen
 from clientlink.tui.widgets.client_detail_strip import ClientDetailStrip
@@ -67,6 +68,7 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
         Binding("asterisk", "mark_all", "Mark all shown", show=False, id="clients.mark_all"),
         Binding("u", "unmark_all", "Unmark all", show=False, id="clients.unmark_all"),
         Binding("j", "app.jobs", "Jobs", id="clients.jobs"),
+        Binding("i", "import_file", "Import a spreadsheet", show=False, id="clients.import_file"),
         Binding("d", "details", "Details (also Enter)", show=False, id="clients.details"),
         Binding("t", "show_status('attention')", "Attention", id="clients.attention"),
         Binding(
@@ -302,6 +304,10 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
     def _reauthorise_pressed(self) -> None:
         self.action_reauthorise()
 
+    def action_import_file(self) -> None:
+        """Import clients from a CSV or XLSX file (a preview first)."""
+        self.app.push_screen(ImportClientsScreen())
+
     def action_focus_filter(self) -> None:
         """Put the cursor in the name filter."""
         self.filters.focus_text()
@@ -407,6 +413,11 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
             ),
             PaletteCommand(
                 "Clients: export to CSV", "The clients shown, chosen columns", self.action_export
+            ),
+            PaletteCommand(
+                "Clients: import from a spreadsheet",
+                "Add or match clients from a CSV or XLSX file, after a preview (i)",
+                self.action_import_file,
             ),
             PaletteCommand(
                 "Clients: reactivate" if self.inactive_view else "Clients: deactivate",
