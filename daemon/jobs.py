@@ -245,7 +245,7 @@ class JobEngine:
             plan = plan.replace(index, grant_id=grant.id)
             await self._store.set_job_params(job_id, {**job.params, **plan.as_params()})
             log.info("job %s: signed in to business %s (grant %s)", job_id, step.business, grant.id)
-        self._wake_up(job)
+        await self._wake_up(job)
         return await self.describe(job_id)
 
     async def skip_sign_in(self, job_id: int, business: str) -> Job:
@@ -270,7 +270,7 @@ class JobEngine:
                 {**job.params, **plan.as_params()},
             )
             log.info("job %s: business %s skipped", job_id, step.business)
-        self._wake_up(job)
+        await self._wake_up(job)
         return await self.describe(job_id)
 
     async def _waiting(self, job_id: int) -> tuple[JobRow, SignInPlan, int]:
@@ -291,11 +291,15 @@ class JobEngine:
             raise RpcFailure(ErrorCode.CONFLICT, f"job {job_id} already has every sign-in it needs")
         return job, plan, waiting[0]
 
-    def _wake_up(self, job: JobRow) -> None:
-        """Run what a new sign-in (or a skip) lets run; a paused job stays paused."""
+    async def _wake_up(self, job: JobRow) -> None:
+        """Run what a new sign-in (or a skip) lets run; a paused job stays paused. A waiting
+        job is queued before the call answers, so nobody sees it still waiting for the
+        business it was just given."""
         self._mark(job.id)
         if job.state == JobState.PAUSED.value:
             return
+        if job.state == JobState.WAITING.value:
+            await self._store.set_job_state(job.id, JobState.QUEUED.value, self._clock.now())
         self._wake.add(job.id)
         self._spawn(job.id)
 
