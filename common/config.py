@@ -142,6 +142,23 @@ class NetworkConfig(_Section):
     )
 
 
+class FirmConfig(_Section):
+    """Firm mode: one system-wide daemon serving the practice's staff over its group socket."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Serve the staff on the staff list (by Unix login), not only this user.",
+    )
+    group: str = Field(
+        default="clientlink", description="The Unix group whose members may reach the socket."
+    )
+    first_admin: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The login made admin when the staff list is empty (the installer).",
+    )
+
+
 class Config(_Section):
     """The whole configuration."""
 
@@ -156,6 +173,7 @@ class Config(_Section):
     banks: BanksConfig = Field(default_factory=BanksConfig)
     invites: InvitesConfig = Field(default_factory=InvitesConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    firm: FirmConfig = Field(default_factory=FirmConfig)
 
 
 def load_config(path: Path) -> Config:

@@ -93,6 +93,7 @@ class ErrorCode(IntEnum):
     HELLO_REQUIRED = 1000
     PROTOCOL_MISMATCH = 1001
     PERMISSION_DENIED = 1002
+    ROLE_REQUIRED = 1003
     NOT_FOUND = 1010
     CONFLICT = 1011
 
@@ -112,6 +113,29 @@ class ErrorCode(IntEnum):
 
     STORE_UNWRITABLE = 1400
     STORAGE_FULL = 1401
+
+
+class Role(StrEnum):
+    """A staff member's role on a firm-mode daemon (single-user mode: the owner is admin).
+
+    Read-only staff look; staff also re-authorise, invite, import and export; admins also
+    manage staff, app credentials and channel secrets.
+    """
+
+    READ_ONLY = "read-only"
+    STAFF = "staff"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return ROLE_RANKS[self]
+
+    def allows(self, needed: Role) -> bool:
+        """Whether this role may call what ``needed`` guards."""
+        return self.rank >= needed.rank
+
+
+ROLE_RANKS = {Role.READ_ONLY: 0, Role.STAFF: 1, Role.ADMIN: 2}
 
 
 class ConnectionStatus(StrEnum):
@@ -915,6 +939,21 @@ class ProviderSecretParams(_Params):
     client_secret: str = Field(min_length=1, max_length=4096)
 
 
+class StaffMember(_Result):
+    """One of the practice's staff, as a firm-mode daemon knows them."""
+
+    id: int
+    login: str = Field(description="The Unix login the daemon recognises on its socket.")
+    display_name: str
+    email: str | None = None
+    role: Role
+    state: Literal["active", "left"]
+    preferences: dict[str, Any] = Field(default_factory=dict)
+    created_at: str
+    updated_at: str
+    left_at: str | None = None
+
+
 class AuditListParams(_Params):
     client_id: int | None = None
     limit: int = Field(default=100, ge=1, le=10_000)
@@ -1150,6 +1189,8 @@ class Method(Generic[P, R]):
     params: type[P]
     result: type[R]
     summary: str
+    role: Role = Role.STAFF
+    """The least role that may call it (checked by the daemon before the handler runs)."""
 
 
 MethodSpec = Method
@@ -1161,6 +1202,7 @@ DAEMON_HELLO = Method(
     HelloParams,
     HelloResult,
     "Negotiate the protocol version.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1169,6 +1211,7 @@ DAEMON_STATUS = Method(
     Empty,
     DaemonStatusResult,
     "What the daemon holds and does.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1177,6 +1220,7 @@ PROVIDERS_LIST = Method(
     Empty,
     ProvidersListResult,
     "The configured accounting software.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1185,6 +1229,7 @@ PROVIDERS_SET_SECRET = Method(
     ProviderSecretParams,
     OkResult,
     "Store an app's client secret in the vault.",
+    role=Role.ADMIN,
 )
 
 
@@ -1193,6 +1238,7 @@ CLIENTS_LIST = Method(
     ClientsListParams,
     ClientsListResult,
     "List clients, filtered.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1201,6 +1247,7 @@ CLIENTS_GET = Method(
     ClientIdParams,
     Client,
     "One client.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1225,6 +1272,7 @@ CLIENTS_HISTORY = Method(
     ClientHistoryParams,
     ClientHistoryResult,
     "A connection's history: status changes, refreshes, re-authorisations.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1289,6 +1337,7 @@ TEMPLATES_LIST = Method(
     Empty,
     TemplatesListResult,
     "Invitation templates: the built-in defaults and the practice's own.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1321,6 +1370,7 @@ TEMPLATES_PREVIEW = Method(
     TemplatePreviewParams,
     TemplatePreviewResult,
     "Render a template for one client, with SMS segment count.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1337,6 +1387,7 @@ INVITES_LIST = Method(
     InvitesListParams,
     InvitesListResult,
     "Invitations, newest first: a client's communication timeline.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1361,6 +1412,7 @@ BANKS_CONNECTIONS = Method(
     ClientIdParams,
     BankConnectionsResult,
     "A client's bank connections as last seen; broken ones need a reconnect.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1369,6 +1421,7 @@ BANKS_LIST = Method(
     Empty,
     BanksListResult,
     "The banks clients can connect.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1377,6 +1430,7 @@ CHANNELS_SET_SECRET = Method(
     ChannelSecretParams,
     OkResult,
     "Store the SMTP password, SMS token or bank-feed API key in the vault.",
+    role=Role.ADMIN,
 )
 
 
@@ -1393,6 +1447,7 @@ JOBS_LIST = Method(
     JobsListParams,
     JobsListResult,
     "Jobs, newest first.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1401,6 +1456,7 @@ JOBS_GET = Method(
     JobGetParams,
     Job,
     "One job, with its items if asked.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1465,6 +1521,7 @@ NOTIFICATIONS_LIST = Method(
     NotificationsListParams,
     NotificationsListResult,
     "Stored notifications, newest first, with the unread count.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1473,6 +1530,7 @@ NOTIFICATIONS_ACK = Method(
     NotificationsAckParams,
     NotificationsAckResult,
     "Mark notifications read.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1497,6 +1555,7 @@ AUTH_STATUS = Method(
     AuthSessionParams,
     AuthStatusResult,
     "A sign-in session's state.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1513,6 +1572,7 @@ EVENTS_SUBSCRIBE = Method(
     EventsSubscribeParams,
     EventsSubscribeResult,
     "Receive events on this connection.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1521,6 +1581,7 @@ AUDIT_LIST = Method(
     AuditListParams,
     AuditListResult,
     "Who did what, newest first.",
+    role=Role.READ_ONLY,
 )
 
 
@@ -1529,6 +1590,7 @@ GRANTS_LIST = Method(
     GrantsListParams,
     GrantsListResult,
     "Stored authorisations, with the unused sign-ins among them.",
+    role=Role.READ_ONLY,
 )
 
 

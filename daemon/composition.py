@@ -47,6 +47,7 @@ from clientlink.daemon.job_kinds import ReauthoriseJob, ReimportJob
 from clientlink.daemon.jobs import JobEngine, JobHandler
 from clientlink.daemon.notifications import DesktopChannel, LazyDesktop, Notifier
 from clientlink.daemon.signin import SignIn
+from clientlink.daemon.staff import StaffDirectory
 from clientlink.daemon.store import Store
 from clientlink.daemon.templates import TemplateBook
 from clientlink.daemon.usage import EgressMeter, Usage
@@ -76,6 +77,7 @@ class Services:
         templates: TemplateBook,
         invitations: Invitations,
         jobs: JobEngine,
+        staff: StaffDirectory,
     ) -> None:
         self.store = store
         self.vault = vault
@@ -90,6 +92,7 @@ class Services:
         self.templates = templates
         self.invitations = invitations
         self.jobs = jobs
+        self.staff = staff
         self._usage_saver: asyncio.Task[None] | None = None
 
     @classmethod
@@ -200,9 +203,11 @@ class Services:
             templates,
             invitations,
             jobs,
+            StaffDirectory(store, config.firm, clock),
         )
 
     async def _start(self) -> None:
+        await self.staff.start()
         watched = await self.watcher.start()
         log.info("watching %d grants", watched)
         self.invitations.start()

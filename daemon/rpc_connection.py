@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from clientlink.common.protocol import EVENT_METHOD
+from clientlink.common.protocol import EVENT_METHOD, Role
 from clientlink.daemon.rpc_frames import encode_frame
 
 # The name the daemon's log lines have always carried for the socket server.
@@ -44,6 +44,17 @@ class Peer:
     def actor(self) -> str:
         """How audit entries name this person."""
         return self.user
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a caller is to the daemon: a staff member and their role, from the peer's uid
+    (see :mod:`clientlink.daemon.staff`). In single-user mode the owner is the admin."""
+
+    login: str
+    display_name: str
+    role: Role
+    staff_id: int | None = None
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """JSON-RPC 2.0 over the daemon's Unix socket: accepting connections and dispatching calls.
 
 Frames are decoded within their limits by :mod:`clientlink.daemon.rpc_frames`. Every
-connection is checked with SO_PEERCRED and must come from the daemon's own user; each has
+connection is checked with SO_PEERCRED: its uid decides who is calling (an :class:`Identity`,
+by the ``identify`` policy: the daemon's own user in single-user mode, the practice's staff in
+firm mode), and every call is checked against the method's least role; each has
 its own outbound queue and writer task (:mod:`clientlink.daemon.rpc_connection`).
 Requests on one connection run concurrently, at most ``MAX_INFLIGHT_PER_CONNECTION`` at a
 time, and take turns on the loop through a :class:`~clientlink.daemon.rpc_gate.FairGate`,
@@ -31,8 +33,9 @@ from clientlink.common.protocol import (
     METHODS,
     PROTOCOL_VERSION,
     ErrorCode,
+    Role,
 )
-from clientlink.daemon.rpc_connection import Connection, Peer, peer_of, write_loop
+from clientlink.daemon.rpc_connection import Connection, Identity, Peer, peer_of, write_loop
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.rpc_frames import (
     FrameRefused,
@@ -51,6 +54,8 @@ __all__ = [
     "Connection",
     "DaemonAlreadyRunning",
     "Handler",
+    "Identify",
+    "Identity",
     "Peer",
     "RpcServer",
     "hello_check",
@@ -71,9 +76,25 @@ class CallContext:
 
     peer: Peer
     connection: Connection
+    identity: Identity
 
 
 Handler = Callable[[Any, CallContext], Awaitable[Any]]
+Identify = Callable[[Peer], Awaitable[Identity]]
+"""Who a peer is, or an :class:`RpcFailure` (PERMISSION_DENIED) saying why it is refused."""
+
+
+def owner_only(uid: int) -> Identify:
+    """Single-user mode: only the daemon's own user, who is its admin."""
+
+    async def identify(peer: Peer) -> Identity:
+        if peer.uid != uid:
+            raise RpcFailure(
+                ErrorCode.PERMISSION_DENIED, f"clientlinkd serves only its own user (uid {uid})"
+            )
+        return Identity(login=peer.user, display_name=peer.user, role=Role.ADMIN)
+
+    return identify
 
 
 class RpcServer:
@@ -82,6 +103,8 @@ class RpcServer:
     def __init__(self, socket_path: Path, *, allowed_uid: int | None = None) -> None:
         self.socket_path = socket_path
         self.allowed_uid = os.getuid() if allowed_uid is None else allowed_uid
+        # Who may connect and as whom; firm mode replaces it with the staff directory's.
+        self.identify: Identify = owner_only(self.allowed_uid)
         self._handlers: dict[str, Handler] = {}
         self._server: asyncio.AbstractServer | None = None
         # Only a socket file we bound is ours to remove; systemd owns one it handed over.
@@ -158,15 +181,11 @@ class RpcServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         peer = peer_of(writer)
-        if peer.uid != self.allowed_uid:
+        try:
+            await self.identify(peer)
+        except RpcFailure as refusal:
             log.warning("refused a connection from uid %s (pid %s)", peer.uid, peer.pid)
-            writer.write(
-                error_frame(
-                    None,
-                    ErrorCode.PERMISSION_DENIED,
-                    f"clientlinkd serves only its own user (uid {self.allowed_uid})",
-                )
-            )
+            writer.write(error_frame(None, refusal.code, refusal.message))
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
             writer.close()
@@ -282,6 +301,16 @@ class RpcServer:
             raise RpcFailure(
                 ErrorCode.HELLO_REQUIRED, "call daemon.hello first to agree the protocol version"
             )
+        # Asked on every call: a role can change, and a person can leave, while connected.
+        identity = await self.identify(connection.peer)
+        if not identity.role.allows(spec.role):
+            raise RpcFailure(
+                ErrorCode.ROLE_REQUIRED,
+                f"{method} needs the {spec.role.value} role; {identity.login} is "
+                f"{identity.role.value}. Nothing was changed: ask an admin to change your role "
+                f"(`clientlink staff update {identity.login} --role {spec.role.value}`)",
+                {"role_needed": spec.role.value, "role": identity.role.value},
+            )
         if params is None:
             params = {}
         if not isinstance(params, dict):
@@ -293,7 +322,9 @@ class RpcServer:
                 ErrorCode.INVALID_PARAMS,
                 f"bad params for {method}: {describe_validation_error(exc)}",
             ) from exc
-        result = await handler(parsed, CallContext(peer=connection.peer, connection=connection))
+        result = await handler(
+            parsed, CallContext(peer=connection.peer, connection=connection, identity=identity)
+        )
         if method == "daemon.hello":
             connection.greeted = True
         if isinstance(result, BaseModel):

@@ -82,6 +82,8 @@ class Daemon:
             init=self.init,
         )
         self._services = services
+        # Firm mode: the staff list decides who is calling (single-user: the owner only).
+        self.rpc.identify = services.staff.identify
         for api in namespaces(
             services, self.paths, self.config, self.clock, self.events, self.started_at
         ):

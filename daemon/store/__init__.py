@@ -8,7 +8,7 @@ Where each thing lives:
 - one module per aggregate, each a class of that aggregate's queries and the frozen
   dataclasses of its rows: ``clients`` (and their history), ``grants`` (and their tenants,
   and the watcher's schedule), ``jobs``, ``invitations``, ``banks``, ``templates``,
-  ``notifications``, ``audit``, ``secrets`` (and ``meta``).
+  ``notifications``, ``audit``, ``staff``, ``secrets`` (and ``meta``).
 
 Callers import from here (``from clientlink.daemon.store import Store, GrantRow``) and
 never from the modules, so the split stays an inside matter.
@@ -38,6 +38,7 @@ from clientlink.daemon.store.jobs import JobItemRow, JobQueries, JobRow
 from clientlink.daemon.store.notifications import NotificationQueries, NotificationRow
 from clientlink.daemon.store.schema import MIGRATIONS, split_statements
 from clientlink.daemon.store.secrets import MetaAndSecrets
+from clientlink.daemon.store.staff import StaffQueries, StaffRow
 from clientlink.daemon.store.templates import TemplateQueries, TemplateRow
 
 
@@ -51,6 +52,7 @@ class Store(
     InvitationQueries,
     BankQueries,
     AuditQueries,
+    StaffQueries,
     Database,
 ):
     """All reads and writes of the daemon's database."""
@@ -71,6 +73,7 @@ __all__ = [
     "JobItemRow",
     "JobRow",
     "NotificationRow",
+    "StaffRow",
     "Store",
     "TemplateRow",
     "TenantRow",

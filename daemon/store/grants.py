@@ -36,6 +36,8 @@ class GrantRow:
     refresh_pending_since: str | None = None
     bound_at: str | None = None
     business: str | None = None
+    # Who signed in at the provider (JSON of ProviderUser.as_json), when the provider says.
+    provider_user: str | None = None
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,22 @@ MIGRATIONS: list[str] = [
     ALTER TABLE grants ADD COLUMN business TEXT;
     ALTER TABLE grant_tenants ADD COLUMN business TEXT;
     """,
+    # 8: a practice's staff on one firm-mode daemon, and who signed in at the provider
+    """
+    CREATE TABLE staff (
+        id INTEGER PRIMARY KEY,
+        login TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        email TEXT,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'staff', 'read-only')),
+        state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'left')),
+        preferences TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        left_at TEXT
+    );
+    ALTER TABLE grants ADD COLUMN provider_user TEXT;
+    """,
 ]
 
 
