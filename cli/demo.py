@@ -30,6 +30,7 @@ from clientlink.cli.demo_smsf import MYOB_FILES, seed_smsf_practice, smsf_summar
 from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient, DaemonUnavailable
 from clientlink.common.paths import Paths, resolve_paths
+from clientlink.common.wording import plural
 from clientlink.sandbox.accounts import (
     BGL_CLIENT_ID,
     BGL_CLIENT_SECRET,
@@ -187,10 +188,14 @@ async def seed_practice(
         for user, tenants in shares:
             if not tenants:
                 continue
-            say(f"  {user} signs in to Xero and connects {len(tenants)} businesses")
+            count = plural(len(tenants), "business", "businesses")
+            say(f"  {user} signs in to Xero and connects {count}")
             client_ids += await _sign_in_and_import(daemon, provider, tenants, user)
         if qbo_orgs:
-            say(f"  {demo_user} connects {len(qbo_orgs)} QuickBooks Online companies")
+            count = plural(
+                len(qbo_orgs), "QuickBooks Online company", "QuickBooks Online companies"
+            )
+            say(f"  {demo_user} connects {count}")
             await daemon.call(
                 p.PROVIDERS_SET_SECRET,
                 provider="quickbooks",

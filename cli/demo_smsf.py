@@ -218,26 +218,32 @@ def smsf_summary(seeded: SeededSmsf, reasons: dict[int, str | None]) -> list[str
     need re-authorising and why (``reasons`` by client id), and how to sign in."""
     lines = ["SMSF practice:"]
 
-    def need(ids: list[int]) -> str:
+    def group(label: str, ids: list[int]) -> None:
         waiting = [i for i in ids if reasons.get(i)]
-        why = sorted({reasons[i] or "" for i in waiting})
-        said = f"{len(waiting)} need re-authorising" if waiting else "all connected"
-        return said + (f": {'; '.join(why)}" if why else "")
+        if not waiting:
+            lines.append(f"  {label}, connected")
+            return
+        count = "all" if len(waiting) == len(ids) else str(len(waiting))
+        lines.append(f"  {label}; {count} need re-authorising:")
+        for why in sorted({(reasons[i] or "").removesuffix(": re-authorise") for i in waiting}):
+            lines.append(f"    {why}")
 
-    lines.append(
-        f"  BGL Simple Fund 360, firm {seeded.bgl_firm}: {plural(len(seeded.bgl_ids), 'fund')}"
-        f" and entities; {need(seeded.bgl_ids)}"
+    group(
+        f"BGL Simple Fund 360, firm {seeded.bgl_firm}: "
+        f"{plural(len(seeded.bgl_ids), 'fund and entity', 'funds and entities')}",
+        seeded.bgl_ids,
     )
     for code, ids in seeded.class_ids.items():
-        lines.append(f"  Class Super, business {code}: {plural(len(ids), 'fund')}; {need(ids)}")
+        group(f"Class Super, business {code}: {plural(len(ids), 'fund')}", ids)
     if seeded.myob_ids:
-        lines.append(f"  MYOB: {plural(len(seeded.myob_ids), 'company file')}, connected")
-    lines.append(
-        f"  Re-import client details (b, then 2) finds {plural(len(seeded.changed), 'client')}"
-        " whose details changed at the provider"
-    )
-    lines.append(
-        f"Sandbox sign-in (every provider): {DEMO_USER}, password {DEMO_PASSWORD}; the"
-        " authenticator page shows the 6-digit code to enter"
-    )
+        group(f"MYOB: {plural(len(seeded.myob_ids), 'company file')}", seeded.myob_ids)
+    lines += [
+        f"  {plural(len(seeded.changed), 'client')} changed at the provider (a BGL fund, a Class"
+        " fund, a Xero business):",
+        "    b → Re-import client details (the funds once re-authorised)",
+        "In clientlink: b → Re-authorise Bulk Clients → pick the software. BGL takes one",
+        f"  sign-in for the firm; Class one per business ({len(seeded.class_ids)})."
+        " Sandbox sign-in (every provider):",
+        f"  {DEMO_USER}, password {DEMO_PASSWORD}; the authenticator page shows its code.",
+    ]
     return lines
