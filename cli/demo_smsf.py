@@ -45,7 +45,7 @@ MYOB_FILES = 5
 # What the demo changes at the providers, for a re-import to find.
 RENAMED_BGL_FUND = "Harbourside Retirement Fund"
 CHANGED_CLASS_EMAIL = "trustees@marsh-super.example"
-RENAMED_XERO_ORG = "Harbourside Plumbing & Gas"
+RENAMED_XERO_ORG = "Southern Cross Electrical Services"
 
 
 @dataclass
