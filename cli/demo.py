@@ -28,7 +28,7 @@ import httpx
 
 from clientlink.cli.demo_smsf import MYOB_FILES, seed_smsf_practice, smsf_summary
 from clientlink.common import protocol as p
-from clientlink.common.client import DaemonClient, DaemonUnavailable
+from clientlink.common.client import DaemonClient, DaemonUnavailable, RpcError
 from clientlink.common.paths import Paths, resolve_paths
 from clientlink.common.wording import plural
 from clientlink.sandbox.accounts import (
@@ -40,7 +40,7 @@ from clientlink.sandbox.accounts import (
     QUICKBOOKS_CLIENT_SECRET,
     STAFF_USERS,
 )
-from clientlink.sandbox.approve import approve
+from clientlink.sandbox.approve import ApproveError, approve
 from clientlink.sandbox.basiq import BASIQ_API_KEY
 from clientlink.sandbox.classsuper import CLASS_CLIENT_ID, default_businesses
 from clientlink.sandbox.mail import SMTP_PASSWORD, SMTP_USER
@@ -392,7 +392,7 @@ def run_demo(args: argparse.Namespace) -> int:
         auto = _auto_approver() if args.auto_approve else None
         ClientlinkApp(paths.socket, auto_approve=auto, open_browser=False).run()
         return 0
-    except (RuntimeError, httpx.HTTPError, DaemonUnavailable) as exc:
+    except (RuntimeError, httpx.HTTPError, DaemonUnavailable, ApproveError, RpcError) as exc:
         print(f"clientlink demo: {exc}", file=sys.stderr)
         return 1
     finally:
