@@ -168,10 +168,11 @@ async def seed_practice(
 
     Nine in ten businesses keep their books in Xero (three staff grants), the rest in
     QuickBooks Online (one grant per company, as Intuit issues them); the last ``spare``
-    businesses are left for other software.
+    businesses (a quarter of them at most) are left for other software.
     """
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as admin:
         every_org = (await admin.get("/_sandbox/orgs")).json()
+        spare = min(spare, len(every_org) // 4)
         orgs = every_org[: len(every_org) - spare] if spare else every_org
         quickbooks_count = len(orgs) // 10
         qbo_orgs = orgs[len(orgs) - quickbooks_count :]

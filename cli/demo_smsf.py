@@ -99,7 +99,7 @@ async def seed_smsf_practice(
             )
         myob_ids: list[int] = []
         if myob_tenants:
-            say(f"  {DEMO_USER} connects {len(myob_tenants)} MYOB company files")
+            say(f"  {DEMO_USER} connects {plural(len(myob_tenants), 'MYOB company file')}")
         for tenant_id in myob_tenants or []:  # a consent covers one company file
             myob_ids += await _sign_in_and_import(daemon, "myob", orgs=[tenant_id])
 
