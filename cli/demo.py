@@ -20,26 +20,27 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from clientlink.cli.demo_smsf import MYOB_FILES, seed_smsf_practice, smsf_summary
 from clientlink.common import protocol as p
-from clientlink.common.client import DaemonClient, DaemonUnavailable
+from clientlink.common.client import DaemonClient, DaemonUnavailable, RpcError
 from clientlink.common.paths import Paths, resolve_paths
+from clientlink.common.wording import plural
 from clientlink.sandbox.accounts import (
     BGL_CLIENT_ID,
     BGL_CLIENT_SECRET,
     MYOB_CLIENT_ID,
-    MYOB_CLIENT_SECRET,
     PUBLIC_CLIENT_ID,
     QUICKBOOKS_CLIENT_ID,
     QUICKBOOKS_CLIENT_SECRET,
     STAFF_USERS,
 )
-from clientlink.sandbox.approve import approve
+from clientlink.sandbox.approve import ApproveError, approve
 from clientlink.sandbox.basiq import BASIQ_API_KEY
 from clientlink.sandbox.classsuper import CLASS_CLIENT_ID, default_businesses
 from clientlink.sandbox.mail import SMTP_PASSWORD, SMTP_USER
@@ -151,6 +152,8 @@ class SeededPractice:
     quickbooks_ids: list[int]
     revoked_user: str
     disconnected_tenants: list[str]
+    # Businesses left out of Xero and QuickBooks (``spare``), by tenant id.
+    spare_tenants: list[str] = field(default_factory=list)
 
 
 async def seed_practice(
@@ -158,15 +161,19 @@ async def seed_practice(
     sandbox_url: str,
     *,
     provider: str = "xero",
+    spare: int = 0,
     say: Callable[[str], None] = lambda _: None,
 ) -> SeededPractice:
     """Sign staff in, import every business, then let some authorisations die.
 
     Nine in ten businesses keep their books in Xero (three staff grants), the rest in
-    QuickBooks Online (one grant per company, as Intuit issues them).
+    QuickBooks Online (one grant per company, as Intuit issues them); the last ``spare``
+    businesses (a quarter of them at most) are left for other software.
     """
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as admin:
-        orgs = (await admin.get("/_sandbox/orgs")).json()
+        every_org = (await admin.get("/_sandbox/orgs")).json()
+        spare = min(spare, len(every_org) // 4)
+        orgs = every_org[: len(every_org) - spare] if spare else every_org
         quickbooks_count = len(orgs) // 10
         qbo_orgs = orgs[len(orgs) - quickbooks_count :]
         org_ids = [org["tenant_id"] for org in orgs[: len(orgs) - quickbooks_count]]
@@ -182,10 +189,14 @@ async def seed_practice(
         for user, tenants in shares:
             if not tenants:
                 continue
-            say(f"  {user} signs in to Xero and connects {len(tenants)} businesses")
+            count = plural(len(tenants), "business", "businesses")
+            say(f"  {user} signs in to Xero and connects {count}")
             client_ids += await _sign_in_and_import(daemon, provider, tenants, user)
         if qbo_orgs:
-            say(f"  {demo_user} connects {len(qbo_orgs)} QuickBooks Online companies")
+            count = plural(
+                len(qbo_orgs), "QuickBooks Online company", "QuickBooks Online companies"
+            )
+            say(f"  {demo_user} connects {count}")
             await daemon.call(
                 p.PROVIDERS_SET_SECRET,
                 provider="quickbooks",
@@ -219,6 +230,7 @@ async def seed_practice(
         quickbooks_ids=sorted(quickbooks_ids),
         revoked_user=small_share,
         disconnected_tenants=disconnected,
+        spare_tenants=[org["tenant_id"] for org in every_org[len(orgs) :]],
     )
 
 
@@ -360,11 +372,13 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         os.environ[PASSPHRASE_ENV] = processes.env[PASSPHRASE_ENV]
         processes.spawn_daemon()
-        seeded = asyncio.run(_start_and_seed(processes, sandbox_url, say))
+        seeded, smsf_lines = asyncio.run(_start_and_seed(processes, sandbox_url, say))
         say(
             f"  {len(seeded.client_ids)} clients imported; "
             f"{len(seeded.needs_reauth_ids)} need re-authorisation"
         )
+        for line in smsf_lines:
+            say(line)
         say(f"home:    {home}")
         say(f"sandbox: {sandbox_url}")
         if args.no_tui:
@@ -379,7 +393,7 @@ def run_demo(args: argparse.Namespace) -> int:
         auto = _auto_approver() if args.auto_approve else None
         ClientlinkApp(paths.socket, auto_approve=auto, open_browser=False).run()
         return 0
-    except (RuntimeError, httpx.HTTPError, DaemonUnavailable) as exc:
+    except (RuntimeError, httpx.HTTPError, DaemonUnavailable, ApproveError, RpcError) as exc:
         print(f"clientlink demo: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -390,13 +404,20 @@ def run_demo(args: argparse.Namespace) -> int:
 
 async def _start_and_seed(
     processes: DemoProcesses, sandbox_url: str, say: Callable[[str], None]
-) -> SeededPractice:
+) -> tuple[SeededPractice, list[str]]:
+    """The books practice (a few businesses left for MYOB), then the SMSF practice; returns
+    the books practice (with every client counted) and the SMSF practice's printout."""
     await processes.wait_for_daemon()
     async with DaemonClient(processes.paths.socket, client_name="demo") as daemon:
-        seeded = await seed_practice(daemon, sandbox_url, say=say)
-        # MYOB is ready to sign in to: its company files are the practice's businesses.
-        await daemon.call(p.PROVIDERS_SET_SECRET, provider="myob", client_secret=MYOB_CLIENT_SECRET)
-        return seeded
+        seeded = await seed_practice(daemon, sandbox_url, spare=MYOB_FILES, say=say)
+        smsf = await seed_smsf_practice(
+            daemon, sandbox_url, myob_tenants=seeded.spare_tenants, say=say
+        )
+        listing = await daemon.call(p.CLIENTS_LIST, limit=1000)
+        waiting = {c.id: c.status_reason for c in listing.items if c.status == "needs_reauth"}
+        seeded.client_ids = sorted(c.id for c in listing.items)
+        seeded.needs_reauth_ids = sorted(waiting)
+        return seeded, smsf_summary(smsf, waiting)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -20,6 +20,9 @@ stated once, here):
   practice without business codes in its config discovers them. One naming a business shows
   that business to allow, or a refusal page when the person cannot reach it;
 - revocation is RFC 7009 at `/connect/revocation`; revoking either token ends the grant;
+- a refused refresh is `invalid_grant` whose `error_description` says why: "The grant has been
+  revoked" (the app cancelled in Class) or "The refresh token has expired" (a Class that says
+  neither gets clientlink's sentence for both: "revoked, expired or already used");
 - the token response is IdentityServer's: `{id_token, access_token, expires_in: 900,
   token_type: "Bearer", refresh_token, scope}`; access tokens are opaque reference tokens; the
   id_token carries `sub`, `name` and `email`;

@@ -1,4 +1,5 @@
-"""`clientlink demo --no-tui`: sandbox and daemon for scripting, stopped cleanly together."""
+"""`clientlink demo --no-tui`: sandbox and daemon for scripting, stopped cleanly together;
+the printout lists the SMSF practice beside the books."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from clientlink.cli.demo_smsf import CLASS_BUSINESSES
+from clientlink.sandbox.classsuper import DEFAULT_FUND_COUNTS
+from clientlink.sandbox.smsf_seed import DEFAULT_ENTITY_COUNT
 from tests.helpers import port_closes
 
 
@@ -36,6 +40,12 @@ async def test_demo_serves_a_practice_until_interrupted_then_cleans_up():
         )
         home, sandbox_url = Path(fields["home"].strip()), fields["sandbox"].strip()
         assert any("need re-authorisation" in line for line in lines)
+        # The SMSF practice is listed, with the sandbox sign-in to use.
+        assert "SMSF practice:" in lines
+        said = "\n".join(lines)
+        assert f"{DEFAULT_ENTITY_COUNT} funds and entities; all need re-authorising" in said
+        assert said.count("Class Super, business ") == CLASS_BUSINESSES
+        assert "demo@practice.example, password sandbox-demo" in said
 
         status = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -49,7 +59,9 @@ async def test_demo_serves_a_practice_until_interrupted_then_cleans_up():
         )
         out, _ = await asyncio.wait_for(status.communicate(), 30)
         counts = json.loads(out)["clients_by_status"]
-        assert sum(counts.values()) == 20 and counts["needs_reauth"] > 0
+        # The 20 businesses (Xero, QuickBooks, MYOB), the BGL firm and two Class businesses.
+        smsf = DEFAULT_ENTITY_COUNT + sum(DEFAULT_FUND_COUNTS[:CLASS_BUSINESSES])
+        assert sum(counts.values()) == 20 + smsf and counts["needs_reauth"] > smsf
         assert status.returncode == 1  # something needs attention
     finally:
         process.send_signal(signal.SIGINT)

@@ -160,7 +160,8 @@ async def test_single_and_bulk_reauthorisation_of_a_business(daemon, class_rpc):
     for client_id in client_ids:
         client = await rpc.call(p.CLIENTS_GET, client_id=client_id)
         assert client.status == "needs_reauth"
-        assert "Class Super (sandbox) refused the authorisation" in (client.status_reason or "")
+        reason = client.status_reason or ""
+        assert "cancelled in Class Super (sandbox), which revoked" in reason
 
     # Single: the client's business is used, so Class shows no selection page.
     first = client_ids[0]

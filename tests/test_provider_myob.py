@@ -244,7 +244,7 @@ async def test_tui_bulk_reauthorises_a_myob_file_at_80_by_24(daemon, sandbox):
         await wait_until(lambda: options.option_count > 0, what="the software list")
         index = options.get_option_index("myob")
         shown = str(options.get_option_at_index(index).prompt)
-        assert "MYOB (sandbox)" in shown and "1 clients to re-authorise" in shown
+        assert "MYOB (sandbox)" in shown and "1 client to re-authorise" in shown
         options.highlighted = index
         await pilot.press("enter")
         sign_in = await screen_of(app, SignInScreen)

@@ -144,6 +144,23 @@ class ProviderAdapter(ABC):
         whose refusals do not say enough tells revoked from expired here."""
         return str(exc)
 
+    def expired_unused_reason(
+        self, exc: ProviderRefused, refresh_expires_at: datetime | None
+    ) -> str | None:
+        """The reason for a refresh token that ran out unused — its stored lifetime has
+        passed, or the provider's refusal says "expired" — else None."""
+        said_expired = "expired" in (exc.description or "").lower()
+        if not said_expired and (
+            refresh_expires_at is None or self._clock.now() < refresh_expires_at
+        ):
+            return None
+        days = self.definition.refresh_idle_days
+        span = f"{days} days" if days else "its lifetime"
+        return (
+            f"the {self.definition.display_name} authorisation expired after {span} "
+            "without use: re-authorise"
+        )
+
     @abstractmethod
     async def list_tenants(
         self, tokens: TokenSet, callback_params: dict[str, str]

@@ -101,16 +101,7 @@ class BglAdapter(ProviderAdapter):
     ) -> str:
         """Revoked (the integration was removed) or expired unused, from what BGL said and
         the refresh lifetime the daemon stored."""
-        days = self.definition.refresh_idle_days
-        now = self._clock.now()
-        said_expired = "expired" in (exc.description or "").lower()
-        if (refresh_expires_at is not None and now >= refresh_expires_at) or said_expired:
-            span = f"{days} days" if days else "its lifetime"
-            return (
-                f"the {self.definition.display_name} authorisation expired after {span} "
-                "without use: re-authorise"
-            )
-        return (
+        return self.expired_unused_reason(exc, refresh_expires_at) or (
             "the SF360 integration was removed (revoked in SF360's Integrations page): re-authorise"
         )
 

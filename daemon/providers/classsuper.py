@@ -12,6 +12,7 @@ endpoint granted, which Class repeats on every refresh. Assumed where Class publ
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -50,6 +51,21 @@ class ClassSuperAdapter(ProviderAdapter):
 
     def grant_business(self, tokens: TokenSet, callback_params: dict[str, str]) -> str | None:
         return business_of_scope(tokens.scope)
+
+    def refresh_refused_reason(
+        self, exc: ProviderRefused, refresh_expires_at: datetime | None
+    ) -> str:
+        """Expired unused, or the app cancelled in Class (a refusal saying "revoked");
+        a refusal that says neither keeps the shared sentence."""
+        expired = self.expired_unused_reason(exc, refresh_expires_at)
+        if expired is not None:
+            return expired
+        if "revoked" in (exc.description or "").lower():
+            return (
+                f"the app was cancelled in {self.definition.display_name}, which revoked "
+                "clientlink's access: re-authorise"
+            )
+        return str(exc)
 
     def _business(self, tokens: TokenSet) -> str:
         business = business_of_scope(tokens.scope)

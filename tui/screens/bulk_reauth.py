@@ -26,6 +26,7 @@ from clientlink.common.protocol import (
     ProviderInfo,
     Tenant,
 )
+from clientlink.common.wording import plural
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.paging import fetch_clients
 from clientlink.tui.screens.base import DaemonModalScreen, DaemonScreen
@@ -64,7 +65,7 @@ class ChooseSoftwareScreen(DaemonModalScreen[ProviderInfo | None]):
         with Vertical(id="choose-software-dialog") as dialog:
             dialog.border_title = "Re-authorise Bulk Clients"
             dialog.border_subtitle = "Enter chooses · Esc closes · F1 help"
-            yield Static("Which accounting software?", id="choose-software-question")
+            yield Static("Which software?", id="choose-software-question")
             yield OptionList(id="choose-software-list")
 
     def on_mount(self) -> None:
@@ -96,7 +97,8 @@ class ChooseSoftwareScreen(DaemonModalScreen[ProviderInfo | None]):
             if not provider.configured:
                 prompt.append(f"\n  {provider.problem or 'not configured'}", style="italic")
             elif waiting[provider.name]:
-                prompt.append(f"  {waiting[provider.name]} clients to re-authorise", style="yellow")
+                count = plural(waiting[provider.name], "client")
+                prompt.append(f"  {count} to re-authorise", style="yellow")
             else:
                 prompt.append("  every client connected", style="dim")
             options.add_option(Option(prompt, id=provider.name, disabled=not provider.configured))
@@ -284,7 +286,8 @@ class BulkReauthScreen(DaemonScreen[None]):
             return
         covered = self._covered()
         summary = Text(f"Signed in to {self.provider.display_name}: ", style="bold")
-        summary.append(f"{len(self.grant.tenants)} businesses, {len(covered)} are clients. ")
+        # "covered", not "businesses": an SMSF firm's sign-in covers funds and entities.
+        summary.append(f"{len(self.grant.tenants)} covered, {len(covered)} of them clients. ")
         summary.append(f"{len(self.ticked)} ticked", style="bold reverse" if self.ticked else "")
         if len(self.shown_ids) != len(covered):
             summary.append(f" · showing {len(self.shown_ids)}", style="italic")

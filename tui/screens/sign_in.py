@@ -180,7 +180,8 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
         if self.client is None:
             title = Text("Sign in to ", style="bold")
             title.append(self.software, style="bold reverse")
-            title.append("  and tick every business to re-authorise")
+            # Some software asks which businesses (Xero); an SMSF firm's consent covers it whole.
+            title.append("  and allow access (tick every business to re-authorise, if asked)")
             return title
         title = Text("Re-authorise ", style="bold")
         title.append(self.client.name, style="bold reverse")
