@@ -207,6 +207,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE grants ADD COLUMN business TEXT;
     ALTER TABLE grant_tenants ADD COLUMN business TEXT;
     """,
+    # 8: the ABN each tenant list gave (BGL's fund list): a client whose provider id changed
+    # is found by it (ABN as a hint)
+    """
+    ALTER TABLE grant_tenants ADD COLUMN abn TEXT;
+    """,
 ]
 
 

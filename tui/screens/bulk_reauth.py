@@ -26,6 +26,7 @@ from clientlink.common.protocol import (
     ProviderInfo,
     Tenant,
 )
+from clientlink.common.wording import plural
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.paging import fetch_clients
 from clientlink.tui.screens.base import DaemonModalScreen, DaemonScreen
@@ -49,10 +50,15 @@ class ChooseSoftwareScreen(DaemonModalScreen[ProviderInfo | None]):
     TITLE = "Re-authorise Bulk Clients: choose the software"
 
     HELP = (
-        "Choose the accounting software whose clients you want to re-authorise. You sign in "
-        "to it once and tick the businesses; then you choose which clients to re-authorise. "
-        "Software that clientlinkd cannot use yet is listed with what is missing (for "
-        "example an app secret: `clientlink rpc providers.set_secret`)."
+        "Choose the accounting software whose clients you want to re-authorise. Under each "
+        "software its line says what one sign-in to it covers. Where one sign-in covers every "
+        "fund of the firm, or the organisations you tick, you sign in once. Where it covers "
+        "one business, company or company file, you sign in once for each: software with "
+        "one sign-in per business lists the sign-ins first and walks you through them; for "
+        "one company or company file per sign-in, you re-authorise that one, then start "
+        "again (b) and choose the next at its sign-in. Then you choose which clients to "
+        "re-authorise. Software that clientlinkd cannot use yet is listed with what is "
+        "missing (for example an app secret: `clientlink rpc providers.set_secret`)."
     )
     BINDINGS = [Binding("escape", "close", "Close", id="choose_software.close")]
 
@@ -95,10 +101,14 @@ class ChooseSoftwareScreen(DaemonModalScreen[ProviderInfo | None]):
             prompt = Text(provider.display_name, style="bold" if provider.configured else "dim")
             if not provider.configured:
                 prompt.append(f"\n  {provider.problem or 'not configured'}", style="italic")
-            elif waiting[provider.name]:
+                options.add_option(Option(prompt, id=provider.name, disabled=True))
+                continue
+            if waiting[provider.name]:
                 prompt.append(f"  {waiting[provider.name]} clients to re-authorise", style="yellow")
             else:
                 prompt.append("  every client connected", style="dim")
+            if provider.sign_in_covers:
+                prompt.append(f"\n  {provider.sign_in_covers}", style="dim")
             options.add_option(Option(prompt, id=provider.name, disabled=not provider.configured))
         if not any(provider.configured for provider in providers):
             self.notify("No accounting software is configured yet.", severity="warning")
@@ -249,7 +259,17 @@ class BulkReauthScreen(DaemonScreen[None]):
 
     # ------------------------------------------------------------------ the checklist
 
-    def _prompt(self, client: Client) -> Text:
+    def _matched_by_abn(self) -> dict[int, str]:
+        """The clients this sign-in found by ABN (their software id changed), with how."""
+        if self.grant is None:
+            return {}
+        return {
+            tenant.client_id: tenant.match
+            for tenant in self.grant.tenants
+            if tenant.client_id is not None and tenant.match
+        }
+
+    def _prompt(self, client: Client, match: str | None = None) -> Text:
         width = max(NAME_MIN_WIDTH, (self.size.width or 80) - STATUS_COLUMN - 10)
         prompt = Text(client.name, no_wrap=True)
         prompt.truncate(width, overflow="ellipsis", pad=True)
@@ -258,6 +278,10 @@ class BulkReauthScreen(DaemonScreen[None]):
             prompt.append_text(status_text(client.status))
         else:
             prompt.append("Inactive", style="dim italic")
+        if match:
+            line = Text(f"\n  {match}", style="italic", no_wrap=True)
+            line.truncate(width + STATUS_COLUMN, overflow="ellipsis")
+            prompt.append_text(line)
         return prompt
 
     def _rebuild(self) -> None:
@@ -266,8 +290,12 @@ class BulkReauthScreen(DaemonScreen[None]):
         self.shown_ids = [client.id for client in shown]
         checklist = self.query_one(Checklist)
         checklist.clear_options()
+        matched = self._matched_by_abn()
         checklist.add_options(
-            [(self._prompt(client), client.id, client.id in self.ticked) for client in shown]
+            [
+                (self._prompt(client, matched.get(client.id)), client.id, client.id in self.ticked)
+                for client in shown
+            ]
         )
         if shown:
             checklist.highlighted = 0
@@ -283,11 +311,34 @@ class BulkReauthScreen(DaemonScreen[None]):
         if self.grant is None:
             return
         covered = self._covered()
-        summary = Text(f"Signed in to {self.provider.display_name}: ", style="bold")
-        summary.append(f"{len(self.grant.tenants)} businesses, {len(covered)} are clients. ")
+        software = self.provider.display_name
+        summary = Text(f"Signed in to {software}: ", style="bold")
+        are = "is a client" if len(covered) == 1 else "are clients"
+        summary.append(f"{plural(len(self.grant.tenants), 'business', 'businesses')}, ")
+        summary.append(f"{len(covered)} {are}. ")
         summary.append(f"{len(self.ticked)} ticked", style="bold reverse" if self.ticked else "")
         if len(self.shown_ids) != len(covered):
             summary.append(f" · showing {len(self.shown_ids)}", style="italic")
+        # What one sign-in covers, and how to reach the clients this one did not.
+        covered_ids = {client.id for client in covered}
+        others = [
+            client
+            for client in self.clients.values()
+            if client.id not in covered_ids
+            and client.active
+            and client.status != ConnectionStatus.CONNECTED
+        ]
+        if self.provider.sign_in_covers:
+            covers = self.provider.sign_in_covers
+            summary.append(f"\n{covers[:1].upper()}{covers[1:]}", style="italic")
+            if others:
+                summary.append(
+                    f": {plural(len(others), f'other {software} client')} need re-authorising. "
+                    "When this is done, press b and sign in again for the next.",
+                    style="italic",
+                )
+            else:
+                summary.append(".", style="italic")
         summary.append(
             "\nspace ticks · a all · n none · / filter · Enter re-authorises", style="dim"
         )
@@ -303,6 +354,12 @@ class BulkReauthScreen(DaemonScreen[None]):
         line = Text(f"Not clients yet: {len(new)} ", style="bold")
         line.append(f"({names})", style="dim")
         line.append(" — press i to import them")
+        # Those whose ABN names a client that could not be told apart: said, never guessed.
+        unmatched = [tenant for tenant in new if tenant.match]
+        if unmatched:
+            line.append(f"\n{unmatched[0].name}: {unmatched[0].match}")
+            if len(unmatched) > 1:
+                line.append(f" (and {len(unmatched) - 1} more like it)", style="dim")
         self.query_one("#bulk-not-clients", Static).update(line)
 
     @on(Input.Changed, "#bulk-filter")
