@@ -42,6 +42,9 @@ NOT_CONNECTED = [
 ]
 """The statuses a bulk re-authorisation is for."""
 NAME_MIN_WIDTH = 20
+BY_ABN_TAG = " (by ABN)"
+MATCHED_SHOWN = 2
+"""How many clients found by ABN the line under the list names (then "… and N more")."""
 
 
 class ChooseSoftwareScreen(DaemonModalScreen[ProviderInfo | None]):
@@ -134,9 +137,18 @@ class BulkReauthScreen(DaemonScreen[None]):
         "space ticks or unticks the highlighted client; a ticks all shown, n ticks none; "
         "/ filters by name. Enter (or the button) re-authorises the ticked clients: "
         "clientlinkd does it as a job, and the progress screen follows it.\n\n"
+        "A business whose id in the software changed (a fund re-created in SF360, a client "
+        "imported from a spreadsheet with another id) is found by its ABN when exactly one "
+        "client has that ABN: its row says (by ABN) and the line under the list says which id "
+        "changed; re-authorising it moves the client to the new id. Where the ABN names more "
+        "than one client, nothing is guessed and the line says so.\n\n"
         "Businesses the sign-in covers that are not clients yet are counted under the list; "
         "i imports them as clients."
     )
+    DEFAULT_CSS = """
+    BulkReauthScreen #bulk-matched { display: none; height: auto; }
+    BulkReauthScreen.-has-matched #bulk-matched { display: block; }
+    """
     BINDINGS = [
         Binding("escape", "back", "Back", id="bulk_reauth.back"),
         Binding("enter", "start", "Re-authorise selected", id="bulk_reauth.start"),
@@ -163,6 +175,7 @@ class BulkReauthScreen(DaemonScreen[None]):
             yield Static(f"Signing in to {self.provider.display_name}…", id="bulk-summary")
             yield Input(placeholder="Filter by name…  (/)", id="bulk-filter", compact=True)
             yield Checklist[int](id="bulk-list")
+            yield Static("", id="bulk-matched")
             yield Static("", id="bulk-not-clients")
             with Horizontal(id="bulk-buttons"):
                 yield Button(
@@ -269,19 +282,18 @@ class BulkReauthScreen(DaemonScreen[None]):
             if tenant.client_id is not None and tenant.match
         }
 
-    def _prompt(self, client: Client, match: str | None = None) -> Text:
+    def _prompt(self, client: Client, by_abn: bool = False) -> Text:
         width = max(NAME_MIN_WIDTH, (self.size.width or 80) - STATUS_COLUMN - 10)
         prompt = Text(client.name, no_wrap=True)
-        prompt.truncate(width, overflow="ellipsis", pad=True)
+        # A client found by ABN says so in its row; the line under the list says how.
+        prompt.truncate(width - len(BY_ABN_TAG) if by_abn else width, overflow="ellipsis", pad=True)
+        if by_abn:
+            prompt.append(BY_ABN_TAG, style="italic")
         prompt.append("  ")
         if client.active:
             prompt.append_text(status_text(client.status))
         else:
             prompt.append("Inactive", style="dim italic")
-        if match:
-            line = Text(f"\n  {match}", style="italic", no_wrap=True)
-            line.truncate(width + STATUS_COLUMN, overflow="ellipsis")
-            prompt.append_text(line)
         return prompt
 
     def _rebuild(self) -> None:
@@ -293,10 +305,11 @@ class BulkReauthScreen(DaemonScreen[None]):
         matched = self._matched_by_abn()
         checklist.add_options(
             [
-                (self._prompt(client, matched.get(client.id)), client.id, client.id in self.ticked)
+                (self._prompt(client, client.id in matched), client.id, client.id in self.ticked)
                 for client in shown
             ]
         )
+        self._show_matched(matched)
         if shown:
             checklist.highlighted = 0
         self._show_summary()
@@ -343,6 +356,21 @@ class BulkReauthScreen(DaemonScreen[None]):
             "\nspace ticks · a all · n none · / filter · Enter re-authorises", style="dim"
         )
         self.query_one("#bulk-summary", Static).update(summary)
+
+    def _show_matched(self, matched: dict[int, str]) -> None:
+        """Under the list: each client found by ABN, and how (its software id changed)."""
+        self.set_class(bool(matched), "-has-matched")
+        line = Text()
+        for number, (client_id, how) in enumerate(sorted(matched.items())):
+            client = self.clients.get(client_id)
+            if number == MATCHED_SHOWN:
+                line.append(f"\n… and {len(matched) - MATCHED_SHOWN} more by ABN", style="dim")
+                break
+            if client is not None:
+                line.append("\n" if number else "")
+                line.append(f"{client.name}: ", style="bold")
+                line.append(how, style="italic")
+        self.query_one("#bulk-matched", Static).update(line)
 
     def _show_not_clients(self) -> None:
         new = self._not_clients()
