@@ -345,9 +345,10 @@ class BulkReauthScreen(DaemonScreen[None]):
             covers = self.provider.sign_in_covers
             summary.append(f"\n{covers[:1].upper()}{covers[1:]}", style="italic")
             if others:
+                needs = "needs" if len(others) == 1 else "need"
                 summary.append(
-                    f": {plural(len(others), f'other {software} client')} need re-authorising. "
-                    "When this is done, press b and sign in again for the next.",
+                    f": {plural(len(others), f'other {software} client')} still {needs} "
+                    "re-authorising; when this is done, press b and sign in again for the next.",
                     style="italic",
                 )
             else:
