@@ -121,11 +121,29 @@ class ClientService:
         updated: list[int] = []
         limiter = asyncio.Semaphore(VERIFY_CONCURRENCY)
 
+        # A tenant whose client is found by ABN (its provider id changed) moves that client to
+        # the new id rather than making a second client of the same entity.
+        matches = await self.match_tenants(grant.provider, tenants)
+        rebound: dict[int, list[str | None]] = {}
+
         async def import_one(tenant: TenantRow) -> None:
             async with limiter:
                 details, status, reason = await self._verify(grant.provider, grant_id, tenant)
             existing = await self._store.find_client_by_tenant(grant.provider, tenant.tenant_id)
             now = self._clock.now()
+            match = matches.get(tenant.tenant_id)
+            if existing is None and match is not None and match.by_abn and match.client:
+                async with self._store.transaction():
+                    # Checked where it is written: UNIQUE (provider, tenant_id) holds.
+                    holder = await self._store.find_client_by_tenant(
+                        grant.provider, tenant.tenant_id
+                    )
+                    if holder is None:
+                        await self._store.update_client_details(
+                            match.client.id, now, tenant_id=tenant.tenant_id
+                        )
+                        rebound[match.client.id] = [match.client.tenant_id, tenant.tenant_id]
+                    existing = holder or match.client
             if existing is None:
                 offered = provider_fields(details) if details else {}
                 client_id = await self._store.create_client(
@@ -159,7 +177,12 @@ class ClientService:
             actor=actor,
             action="clients.import",
             client_id=None,
-            detail={"grant_id": grant_id, "created": created, "updated": updated},
+            detail={"grant_id": grant_id, "created": created, "updated": updated}
+            | (
+                {"rebound": {str(cid): ids for cid, ids in sorted(rebound.items())}}
+                if rebound
+                else {}
+            ),
             now=self._clock.now(),
         )
         self._events.publish(ClientsImported(created=created, updated=updated))

@@ -126,6 +126,26 @@ async def test_single_reauthorisation_rebinds_the_client_by_its_abn(daemon, rpc)
     assert await _client_count(rpc) == ENTITIES
 
 
+async def test_importing_the_sign_ins_funds_moves_the_client_to_the_new_id(daemon, rpc):
+    clients = await _imported(daemon, rpc)
+    target = clients[9]
+    old_id = target.tenant_id
+    await _change_fund(daemon, old_id, fund_id="RECREATED0008")
+    bulk = await _sign_in(daemon, rpc)
+    imported = await rpc.call(p.CLIENTS_IMPORT, grant_id=bulk.grant_id)
+    assert imported.created == [] and target.id in imported.updated
+    after = await rpc.call(p.CLIENTS_GET, client_id=target.id)
+    assert (after.tenant_id, after.grant_id, after.status) == (
+        "RECREATED0008",
+        bulk.grant_id,
+        "connected",
+    )
+    assert await _client_count(rpc) == ENTITIES
+    audit = (await rpc.call(p.AUDIT_LIST, limit=5)).items
+    (entry,) = [e for e in audit if e.action == "clients.import" and e.detail.get("rebound")]
+    assert entry.detail["rebound"] == {str(target.id): [old_id, "RECREATED0008"]}
+
+
 async def test_a_spreadsheet_client_with_another_fund_id_is_found_by_its_abn(
     daemon, rpc, short_tmp
 ):
@@ -227,19 +247,27 @@ async def test_two_funds_of_the_sign_in_with_one_abn_are_not_guessed_between(dae
 
 
 async def test_the_rebinding_is_refused_with_a_sentence_when_another_client_holds_the_id(
-    daemon, rpc
+    daemon, rpc, short_tmp
 ):
     clients = await _imported(daemon, rpc)
     target = clients[8]
     await _change_fund(daemon, target.tenant_id, fund_id="RECREATED0007")
     bulk = await _sign_in(daemon, rpc)
     assert next(t for t in bulk.tenants if t.tenant_id == "RECREATED0007").client_id == target.id
-    # Meanwhile someone imports the re-created fund as a new client (the race the check
-    # inside the transaction guards: it is re-checked where the binding is written).
-    imported = await rpc.call(
-        p.CLIENTS_IMPORT, grant_id=bulk.grant_id, tenant_ids=["RECREATED0007"]
+    # Meanwhile someone imports a spreadsheet naming the fund's new id for another client
+    # (the race the check inside the transaction guards: re-checked where it is written).
+    path = short_tmp / "clients.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Client name", "ABN", "Software", "Software ID", "Email", "Mobile"])
+        writer.writerow(["Someone else", "", "bgl", "RECREATED0007", "", ""])
+    preview = await rpc.call(p.CLIENTS_IMPORT_FILE, path=str(path))
+    await rpc.call(p.CLIENTS_IMPORT_FILE, path=str(path), confirm=True, digest=preview.digest)
+    holder_id = next(
+        c.id
+        for c in (await rpc.call(p.CLIENTS_LIST, filter={"provider": "bgl"}, limit=100)).items
+        if c.tenant_id == "RECREATED0007"
     )
-    (holder_id,) = imported.created
     services = daemon.daemon.services
     row = await services.store.get_client(target.id)
     details = await services.clients.verify("bgl", bulk.grant_id, "RECREATED0007")
