@@ -281,7 +281,7 @@ class ClientService:
             if sharing[abn] > 1:
                 note = (
                     f"not matched by ABN: {sharing[abn]} entities of this sign-in have ABN "
-                    f"{abn} ({names} has it here)"
+                    f"{abn}, the ABN of {names}"
                 )
             elif len(candidates) > 1:
                 note = (
