@@ -873,6 +873,14 @@ class Tenant(_Result):
     tenant_type: str | None = None
     business: str | None = None
     client_id: int | None = Field(default=None, description="The client bound to this tenant.")
+    abn: str | None = Field(
+        default=None, description="The entity's ABN, where the software's tenant list gives it."
+    )
+    match: str | None = Field(
+        default=None,
+        description="How client_id was found when the software's id changed (\"matched by "
+        'ABN: fund id changed from X to Y"), or why the ABN named no client (no guess).',
+    )
 
 
 class AuthCompleteResult(_Result):
@@ -927,6 +935,11 @@ class ProviderInfo(_Result):
         default=False,
         description="One sign-in covers one business (Class Super): a bulk re-authorisation "
         "signs in once per business.",
+    )
+    sign_in_covers: str = Field(
+        default="",
+        description='What one sign-in covers ("one sign-in covers every fund of the firm", '
+        '"one sign-in per company file").',
     )
 
 

@@ -126,6 +126,7 @@ class ConfiguredProviders:
                     has_secret=bool(adapter and adapter.client_secret),
                     problem=problem,
                     one_grant_per_business=definition.one_grant_per_business,
+                    sign_in_covers=definition.sign_in_covers,
                 )
             )
         return items

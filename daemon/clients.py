@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from clientlink.common import protocol as p
@@ -31,9 +33,20 @@ from clientlink.daemon.store import ClientRow, Store, TenantRow
 log = logging.getLogger(__name__)
 
 VERIFY_CONCURRENCY = 5
+MATCH_CHUNK = 500  # the store's IN (...) lists take at most this many at a time
 
 # Told of every status write: (client, old status, new status, reason).
 Transition = Callable[[ClientRow, str | None, ConnectionStatus, str | None], None]
+
+
+@dataclass(frozen=True)
+class TenantMatch:
+    """The client a sign-in's tenant belongs to (see :meth:`ClientService.match_tenants`)."""
+
+    client: ClientRow | None
+    note: str | None = None
+    """``matched by ABN: fund id changed from X to Y``, or why the ABN named no client."""
+    by_abn: bool = False
 
 
 class ClientService:
@@ -108,11 +121,29 @@ class ClientService:
         updated: list[int] = []
         limiter = asyncio.Semaphore(VERIFY_CONCURRENCY)
 
+        # A tenant whose client is found by ABN (its provider id changed) moves that client to
+        # the new id rather than making a second client of the same entity.
+        matches = await self.match_tenants(grant.provider, tenants)
+        rebound: dict[int, list[str | None]] = {}
+
         async def import_one(tenant: TenantRow) -> None:
             async with limiter:
                 details, status, reason = await self._verify(grant.provider, grant_id, tenant)
             existing = await self._store.find_client_by_tenant(grant.provider, tenant.tenant_id)
             now = self._clock.now()
+            match = matches.get(tenant.tenant_id)
+            if existing is None and match is not None and match.by_abn and match.client:
+                async with self._store.transaction():
+                    # Checked where it is written: UNIQUE (provider, tenant_id) holds.
+                    holder = await self._store.find_client_by_tenant(
+                        grant.provider, tenant.tenant_id
+                    )
+                    if holder is None:
+                        await self._store.update_client_details(
+                            match.client.id, now, tenant_id=tenant.tenant_id
+                        )
+                        rebound[match.client.id] = [match.client.tenant_id, tenant.tenant_id]
+                    existing = holder or match.client
             if existing is None:
                 offered = provider_fields(details) if details else {}
                 client_id = await self._store.create_client(
@@ -146,7 +177,12 @@ class ClientService:
             actor=actor,
             action="clients.import",
             client_id=None,
-            detail={"grant_id": grant_id, "created": created, "updated": updated},
+            detail={"grant_id": grant_id, "created": created, "updated": updated}
+            | (
+                {"rebound": {str(cid): ids for cid, ids in sorted(rebound.items())}}
+                if rebound
+                else {}
+            ),
             now=self._clock.now(),
         )
         self._events.publish(ClientsImported(created=created, updated=updated))
@@ -158,26 +194,117 @@ class ClientService:
         self, client: ClientRow, grant_id: int, tenants: list[TenantRow], actor: str
     ) -> None:
         """Bind the client's business to a new grant, verify it, mark it connected."""
-        tenant = self.selected_tenant(client, tenants, grant_id)
+        tenant = await self.selected_tenant(client, tenants, grant_id)
         details = await self._verify_or_fail(client.provider, grant_id, tenant)
-        await self.commit_reauthorisation(client, grant_id, details, actor)
+        await self.commit_reauthorisation(
+            client, grant_id, details, actor, tenant_id=tenant.tenant_id
+        )
 
-    def selected_tenant(
+    async def selected_tenant(
         self, client: ClientRow, tenants: list[TenantRow], grant_id: int
     ) -> TenantRow:
-        """The client's business among a sign-in's tenants, or a clear error."""
-        selected = {tenant.tenant_id: tenant for tenant in tenants}
-        tenant = selected.get(client.tenant_id or "")
-        if tenant is None:
-            chosen = ", ".join(t.tenant_name for t in tenants) or "none"
-            raise RpcFailure(
-                ErrorCode.AUTH_CLIENT_NOT_SELECTED,
-                f"You signed in, but {client.name} was not among the businesses you "
-                f"selected ({chosen}). Start again and tick {client.name} on the page "
-                "that lists the organisations.",
-                {"grant_id": grant_id},
-            )
-        return tenant
+        """The client's business among a sign-in's tenants (:meth:`tenant_of`), or a clear
+        error."""
+        tenant, why = await self.tenant_of(client, tenants)
+        if tenant is not None:
+            return tenant
+        chosen = ", ".join(t.tenant_name for t in tenants) or "none"
+        raise RpcFailure(
+            ErrorCode.AUTH_CLIENT_NOT_SELECTED,
+            f"You signed in, but {client.name} was not among the businesses you "
+            f"selected ({chosen}){f' ({why})' if why else ''}. Start again and tick "
+            f"{client.name} on the page that lists the organisations.",
+            {"grant_id": grant_id},
+        )
+
+    async def tenant_of(
+        self, client: ClientRow, tenants: list[TenantRow]
+    ) -> tuple[TenantRow | None, str | None]:
+        """The client's tenant among a sign-in's: by its id, else by its ABN
+        (:meth:`match_tenants`); else None, with why its ABN found none where a tenant has
+        that ABN."""
+        by_id = {tenant.tenant_id: tenant for tenant in tenants}
+        if client.tenant_id in by_id:
+            return by_id[client.tenant_id], None
+        matches = await self.match_tenants(client.provider, tenants)
+        for tenant_id, match in matches.items():
+            if match.by_abn and match.client is not None and match.client.id == client.id:
+                return by_id[tenant_id], None
+        for tenant_id, match in matches.items():
+            if client.abn and by_id[tenant_id].abn == client.abn and match.note:
+                return None, match.note
+        return None, None
+
+    async def match_tenants(
+        self, provider: str, tenants: list[TenantRow]
+    ) -> dict[str, TenantMatch]:
+        """The client each of a sign-in's tenants belongs to, by tenant id; the one place
+        that decides it. By its id first; a tenant no client has by id is matched by ABN
+        when exactly one client of the provider (of the same business, where both name one)
+        has that ABN, no other tenant of the sign-in has it, and that client is not bound to
+        another of the sign-in's tenants (its provider id changed: it is rebound). Where the
+        ABN names more than that, nothing is guessed and the match says why."""
+        adapter = self._adapters.get(provider)
+        id_name = adapter.definition.id_name if adapter is not None else "id"
+        matches: dict[str, TenantMatch] = {}
+        reached = {tenant.tenant_id for tenant in tenants}
+        by_id: dict[str, ClientRow] = {}
+        for start in range(0, len(tenants), MATCH_CHUNK):
+            keys = [(provider, tenant.tenant_id) for tenant in tenants[start : start + MATCH_CHUNK]]
+            for client in await self._store.clients_by_tenants(keys):
+                by_id[client.tenant_id or ""] = client
+        loose = []
+        for tenant in tenants:
+            if tenant.tenant_id in by_id:
+                matches[tenant.tenant_id] = TenantMatch(by_id[tenant.tenant_id])
+            elif tenant.abn:
+                loose.append(tenant)
+        abns = sorted({tenant.abn for tenant in loose if tenant.abn})
+        holders: dict[str, list[ClientRow]] = {}
+        for start in range(0, len(abns), MATCH_CHUNK):
+            for client in await self._store.clients_by_abns(abns[start : start + MATCH_CHUNK]):
+                if client.provider == provider and client.abn:
+                    holders.setdefault(client.abn, []).append(client)
+        sharing = Counter(tenant.abn for tenant in loose)
+        for tenant in loose:
+            abn = tenant.abn or ""
+            candidates = [
+                client
+                for client in holders.get(abn, [])
+                if not (client.business and tenant.business and client.business != tenant.business)
+            ]
+            if not candidates:
+                continue  # not a client yet
+            names = ", ".join(client.name for client in candidates[:3])
+            if len(candidates) > 3:
+                names += f" and {len(candidates) - 3} more"
+            if sharing[abn] > 1:
+                note = (
+                    f"not matched by ABN: {sharing[abn]} entities of this sign-in have ABN "
+                    f"{abn}, the ABN of {names}"
+                )
+            elif len(candidates) > 1:
+                note = (
+                    f"not matched by ABN: {len(candidates)} clients have ABN {abn} ({names}); "
+                    "re-authorise the right one on its own"
+                )
+            elif candidates[0].tenant_id in reached:
+                note = (
+                    f"not matched by ABN: {names} has ABN {abn} but is bound to "
+                    f"{id_name} {candidates[0].tenant_id} of this sign-in"
+                )
+            else:
+                note = self.rebind_note(candidates[0], tenant.tenant_id)
+                matches[tenant.tenant_id] = TenantMatch(candidates[0], note, by_abn=True)
+                continue
+            matches[tenant.tenant_id] = TenantMatch(None, note)
+        return matches
+
+    def rebind_note(self, client: ClientRow, tenant_id: str | None) -> str:
+        """``matched by ABN: fund id changed from X to Y`` (the client's history says it)."""
+        adapter = self._adapters.get(client.provider)
+        id_name = adapter.definition.id_name if adapter is not None else "id"
+        return f"matched by ABN: {id_name} changed from {client.tenant_id or 'none'} to {tenant_id}"
 
     async def commit_reauthorisation(
         self,
@@ -186,9 +313,14 @@ class ClientService:
         details: OrganisationDetails,
         actor: str,
         also: Callable[[], Awaitable[None]] | None = None,
+        tenant_id: str | None = None,
     ) -> None:
         """Write a verified re-authorisation — binding, status, history, audit, and
-        ``also`` (a job item's outcome) — in one transaction, then announce it."""
+        ``also`` (a job item's outcome) — in one transaction, then announce it.
+
+        ``tenant_id`` other than the client's rebinds it to that tenant (found by ABN: the
+        provider's id changed); another client bound to it refuses the whole, with a CONFLICT
+        that says so, before anything is written."""
         now = self._clock.now()
         fields: dict[str, Any] = {"grant_id": grant_id, "last_verified_at": to_iso(now)}
         # What the provider offers fills what the client lacks; differences go through the
@@ -196,7 +328,19 @@ class ClientService:
         for name, value in provider_fields(details).items():
             if name != "name" and value and not getattr(client, name):
                 fields[name] = value
+        rebind = tenant_id is not None and tenant_id != client.tenant_id
         async with self._store.transaction():
+            if rebind:
+                assert tenant_id is not None
+                holder = await self._store.find_client_by_tenant(client.provider, tenant_id)
+                if holder is not None and holder.id != client.id:
+                    raise RpcFailure(
+                        ErrorCode.CONFLICT,
+                        f"{client.name} was not re-authorised: {holder.name} (client "
+                        f"{holder.id}) is already bound to {tenant_id}, the entity this "
+                        "sign-in found by ABN; deactivate or correct one of them first",
+                    )
+                fields["tenant_id"] = tenant_id
             await self._store.update_client_details(client.id, now, **fields)
             await self.set_status(client, ConnectionStatus.CONNECTED, None)
             await self._store.add_history(
@@ -204,6 +348,7 @@ class ClientService:
                 "reauthorised",
                 now,
                 status=ConnectionStatus.CONNECTED.value,
+                reason=self.rebind_note(client, tenant_id) if rebind else None,
                 actor=actor,
             )
             await self._store.add_audit(
@@ -214,7 +359,8 @@ class ClientService:
                     "grant_id": grant_id,
                     "provider": client.provider,
                     "previous_status": client.status,
-                },
+                }
+                | ({"tenant_id": [client.tenant_id, tenant_id]} if rebind else {}),
                 now=now,
             )
             if also is not None:

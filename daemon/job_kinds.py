@@ -8,6 +8,7 @@ from typing import Any
 from clientlink.daemon.clients import ClientService, provider_fields
 from clientlink.daemon.grants import FailureKind, classify_failure
 from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry
+from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.sign_in_plan import SignInPlan
 from clientlink.daemon.store import ClientRow, JobItemRow, JobRow, Store
 
@@ -55,16 +56,26 @@ class ReauthoriseJob:
         if client is None:
             raise ItemFailed("the client no longer exists")
         tenant = await self._store.grant_tenant(grant_id, client.tenant_id or "")
-        if tenant is None:
-            raise ItemFailed(f"{client.name} was not among the businesses selected at this sign-in")
+        if tenant is None:  # its provider id may have changed: found by ABN, or why not
+            tenants = await self._store.grant_tenants(grant_id)
+            tenant, why = await self._clients.tenant_of(client, tenants)
+            if tenant is None:
+                raise ItemFailed(
+                    f"{client.name} was not among the businesses selected at this sign-in"
+                    + (f" ({why})" if why else "")
+                )
         details = await _verify(self._clients, client, grant_id, tenant.tenant_id)
-        await self._clients.commit_reauthorisation(
-            client,
-            grant_id,
-            details,
-            job.actor,
-            also=lambda: finish({"grant_id": grant_id}),
-        )
+        try:
+            await self._clients.commit_reauthorisation(
+                client,
+                grant_id,
+                details,
+                job.actor,
+                also=lambda: finish({"grant_id": grant_id}),
+                tenant_id=tenant.tenant_id,
+            )
+        except RpcFailure as failure:  # the entity is bound to another client meanwhile
+            raise ItemFailed(failure.message) from None
 
     async def recover(self, job: JobRow, item: JobItemRow) -> str:
         # The re-authorisation and the item's outcome commit together: an item still

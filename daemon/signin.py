@@ -103,15 +103,19 @@ class SignIn:
             if client.grant_id is not None:
                 await self._watcher.watch(client.grant_id)
         listed = []
+        # Each tenant's client: by its id, or by its ABN where the provider's id changed.
+        matches = await self._clients.match_tenants(session.provider, tenants)
         for tenant in tenants:
-            found = await self._store.find_client_by_tenant(session.provider, tenant.tenant_id)
+            match = matches.get(tenant.tenant_id)
             listed.append(
                 {
                     "tenant_id": tenant.tenant_id,
                     "name": tenant.tenant_name,
                     "tenant_type": tenant.tenant_type,
                     "business": tenant.business,
-                    "client_id": found.id if found else None,
+                    "client_id": match.client.id if match and match.client else None,
+                    "abn": tenant.abn,
+                    "match": match.note if match else None,
                 }
             )
         return {

@@ -23,7 +23,10 @@ What BGL does not publish, and what this sandbox assumes:
 - there is no revocation endpoint: revoking is the Integrations page (the admin API's
   `grants/{id}/revoke` plays it);
 - the sign-in has no business selection: a BGL user belongs to one firm, and the consent
-  covers all its entities.
+  covers all its entities;
+- a fund can come back under a new fundID with its ABN unchanged (SF360 re-created it): the
+  admin API's `bgl/funds/{id}` with `fund_id` plays it; `/fund/list`'s `ABN` is then the only
+  thing tying it to its client (the daemon's "ABN as a hint").
 """
 
 from __future__ import annotations

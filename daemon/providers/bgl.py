@@ -20,7 +20,7 @@ from authlib.integrations.base_client.errors import OAuthError
 from clientlink.daemon.providers.adapter import ProviderAdapter
 from clientlink.daemon.providers.errors import ProviderRefused, TenantForbidden
 from clientlink.daemon.providers.http import httpx, raise_for_throttle
-from clientlink.daemon.providers.results import OrganisationDetails, TokenSet
+from clientlink.daemon.providers.results import OrganisationDetails, TokenSet, tenant_abn
 from clientlink.daemon.store import TenantRow
 
 INTEGRATIONS_HINT = "remove clientlink in SF360's Integrations page"
@@ -129,6 +129,7 @@ class BglAdapter(ProviderAdapter):
                     tenant_name=str(item.get("fundName") or item.get("fundCode") or fund_id),
                     tenant_type=str(item["entityType"]) if item.get("entityType") else None,
                     business=str(item["firm"]) if item.get("firm") else None,
+                    abn=tenant_abn(item.get("ABN")),
                 )
             )
         firms = {tenant.business for tenant in tenants if tenant.business}

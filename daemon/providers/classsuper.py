@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from clientlink.daemon.providers.adapter import ProviderAdapter
 from clientlink.daemon.providers.errors import ProviderRefused, ProviderUnavailable
-from clientlink.daemon.providers.results import OrganisationDetails, TokenSet
+from clientlink.daemon.providers.results import OrganisationDetails, TokenSet, tenant_abn
 from clientlink.daemon.store import TenantRow
 
 BUSINESS_SCOPE_PREFIX = "target:b/"
@@ -106,6 +106,7 @@ class ClassSuperAdapter(ProviderAdapter):
                     tenant_name=_text(fund.get("name")) or fund_id,
                     tenant_type=_text(fund.get("entityType")),
                     business=business,
+                    abn=tenant_abn(fund.get("abn")),
                 )
             )
         return None, tenants

@@ -43,6 +43,11 @@ class ProviderDefinition:
     # lifetime (refresh_idle_days) has passed; API calls get fresh access tokens on demand.
     # None: the watcher keeps access tokens fresh (refreshing ahead of each one's end).
     keep_alive_fraction: float | None = None
+    # What one sign-in covers, as the bulk flow says it before the sign-in (lower case, no
+    # full stop): the chooser's line for this software and the checklist's reminder.
+    sign_in_covers: str = "one sign-in covers the organisations you choose"
+    # What the provider calls a tenant's id, in sentences ("fund id changed from X to Y").
+    id_name: str = "organisation id"
 
 
 XERO = ProviderDefinition(
@@ -56,6 +61,7 @@ XERO = ProviderDefinition(
     scopes=("offline_access", "openid", "profile", "email", "accounting.settings.read"),
     refresh_idle_days=60,
     refresh_grace_seconds=30 * 60,
+    sign_in_covers="one sign-in covers the organisations you tick",
 )
 
 QUICKBOOKS = ProviderDefinition(
@@ -71,6 +77,8 @@ QUICKBOOKS = ProviderDefinition(
     refresh_idle_days=100,
     requires_secret=True,
     refresh_grace_seconds=24 * 3600,
+    sign_in_covers="one sign-in per company",
+    id_name="company id",
 )
 
 BGL = ProviderDefinition(
@@ -86,6 +94,8 @@ BGL = ProviderDefinition(
     # Not published: the sandbox's assumption of a 30-day rolling refresh token (bgl.py).
     refresh_idle_days=30,
     requires_secret=True,
+    sign_in_covers="one sign-in covers every fund of the firm",
+    id_name="fund id",
 )
 
 BUILTIN_DEFINITIONS = {definition.kind: definition for definition in (XERO, QUICKBOOKS, BGL)}
@@ -105,6 +115,8 @@ MYOB = ProviderDefinition(
     refresh_idle_days=None,
     requires_secret=True,
     client_auth="client_secret_post",
+    sign_in_covers="one sign-in per company file",
+    id_name="company file id",
 )
 
 BUILTIN_DEFINITIONS[MYOB.kind] = MYOB
@@ -127,6 +139,8 @@ CLASS_SUPER = ProviderDefinition(
     one_grant_per_business=True,
     # 15-minute access tokens: refresh once a third of the 30 days has passed (every 10 days).
     keep_alive_fraction=1 / 3,
+    sign_in_covers="one sign-in per Class business",
+    id_name="fund id",
 )
 
 BUILTIN_DEFINITIONS[CLASS_SUPER.kind] = CLASS_SUPER

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from clientlink.common.abn import abn_digits, abn_is_valid
+
 
 @dataclass
 class TokenSet:
@@ -111,3 +113,11 @@ def jwt_claim(token: str, claim: str) -> str | None:
     """Read one claim of a JWT access token without verifying it (it is ours to read)."""
     value = (jwt_claims(token) or {}).get(claim)
     return str(value) if value else None
+
+
+def tenant_abn(value: object) -> str | None:
+    """The ABN a tenant list gives for an entity, as 11 digits; None when it gives none or
+    one that fails the checksum (a wrong ABN is no hint for finding the entity's client)."""
+    if not isinstance(value, str) or not abn_is_valid(value):
+        return None
+    return abn_digits(value)

@@ -252,8 +252,9 @@ class ClientQueries(Database):
 
     async def update_client_details(self, client_id: int, now: datetime, **fields: Any) -> None:
         """Set plain detail columns (name, legal_name, abn, email, phone, entity_type,
-        business, grant_id)."""
+        business, grant_id, and tenant_id: a re-authorisation that found the client by ABN)."""
         allowed = {
+            "tenant_id",
             "name",
             "legal_name",
             "abn",

@@ -65,6 +65,9 @@ class TenantRow:
     auth_event_id: str | None = None
     # The provider business the tenant belongs to (see OrganisationDetails.business).
     business: str | None = None
+    # The entity's ABN as the tenant list gave it (11 digits; BGL's fund list): a hint for
+    # finding its client when the provider's id changed (ClientService.match_tenants).
+    abn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ class GrantQueries(Database):
             assert grant_id is not None
             await db.executemany(
                 "INSERT INTO grant_tenants (grant_id, tenant_id, connection_id, tenant_name, "
-                "tenant_type, auth_event_id, business) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "tenant_type, auth_event_id, business, abn) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         grant_id,
@@ -141,6 +144,7 @@ class GrantQueries(Database):
                         t.tenant_type,
                         t.auth_event_id,
                         t.business,
+                        t.abn,
                     )
                     for t in tenants
                 ],
@@ -258,7 +262,8 @@ class GrantQueries(Database):
     async def grant_tenant(self, grant_id: int, tenant_id: str) -> TenantRow | None:
         """One tenant of a grant (by the table's primary key)."""
         row = await self._fetchone(
-            "SELECT tenant_id, tenant_name, tenant_type, connection_id, auth_event_id, business "
+            "SELECT tenant_id, tenant_name, tenant_type, connection_id, auth_event_id, business, "
+            "abn "
             "FROM grant_tenants WHERE grant_id = ? AND tenant_id = ?",
             (grant_id, tenant_id),
         )
@@ -266,7 +271,8 @@ class GrantQueries(Database):
 
     async def grant_tenants(self, grant_id: int) -> list[TenantRow]:
         rows = await self._fetchall(
-            "SELECT tenant_id, tenant_name, tenant_type, connection_id, auth_event_id, business "
+            "SELECT tenant_id, tenant_name, tenant_type, connection_id, auth_event_id, business, "
+            "abn "
             "FROM grant_tenants WHERE grant_id = ? ORDER BY tenant_name",
             (grant_id,),
         )

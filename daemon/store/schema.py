@@ -223,6 +223,11 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE grants ADD COLUMN provider_user TEXT;
     """,
+    # 9: the ABN each tenant list gave (BGL's fund list): a client whose provider id changed
+    # is found by it (ABN as a hint)
+    """
+    ALTER TABLE grant_tenants ADD COLUMN abn TEXT;
+    """,
 ]
 
 

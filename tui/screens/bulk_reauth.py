@@ -42,6 +42,9 @@ NOT_CONNECTED = [
 ]
 """The statuses a bulk re-authorisation is for."""
 NAME_MIN_WIDTH = 20
+BY_ABN_TAG = " (by ABN)"
+MATCHED_SHOWN = 2
+"""How many clients found by ABN the line under the list names (then "… and N more")."""
 
 
 class ChooseSoftwareScreen(DaemonModalScreen[ProviderInfo | None]):
@@ -50,10 +53,15 @@ class ChooseSoftwareScreen(DaemonModalScreen[ProviderInfo | None]):
     TITLE = "Re-authorise Bulk Clients: choose the software"
 
     HELP = (
-        "Choose the accounting software whose clients you want to re-authorise. You sign in "
-        "to it once and tick the businesses; then you choose which clients to re-authorise. "
-        "Software that clientlinkd cannot use yet is listed with what is missing (for "
-        "example an app secret: `clientlink rpc providers.set_secret`)."
+        "Choose the accounting software whose clients you want to re-authorise. Under each "
+        "software its line says what one sign-in to it covers. Where one sign-in covers every "
+        "fund of the firm, or the organisations you tick, you sign in once. Where it covers "
+        "one business, company or company file, you sign in once for each: software with "
+        "one sign-in per business lists the sign-ins first and walks you through them; for "
+        "one company or company file per sign-in, you re-authorise that one, then start "
+        "again (b) and choose the next at its sign-in. Then you choose which clients to "
+        "re-authorise. Software that clientlinkd cannot use yet is listed with what is "
+        "missing (for example an app secret: `clientlink rpc providers.set_secret`)."
     )
     BINDINGS = [Binding("escape", "close", "Close", id="choose_software.close")]
 
@@ -96,11 +104,15 @@ class ChooseSoftwareScreen(DaemonModalScreen[ProviderInfo | None]):
             prompt = Text(provider.display_name, style="bold" if provider.configured else "dim")
             if not provider.configured:
                 prompt.append(f"\n  {provider.problem or 'not configured'}", style="italic")
-            elif waiting[provider.name]:
+                options.add_option(Option(prompt, id=provider.name, disabled=True))
+                continue
+            if waiting[provider.name]:
                 count = plural(waiting[provider.name], "client")
                 prompt.append(f"  {count} to re-authorise", style="yellow")
             else:
                 prompt.append("  every client connected", style="dim")
+            if provider.sign_in_covers:
+                prompt.append(f"\n  {provider.sign_in_covers}", style="dim")
             options.add_option(Option(prompt, id=provider.name, disabled=not provider.configured))
         if not any(provider.configured for provider in providers):
             self.notify("No accounting software is configured yet.", severity="warning")
@@ -126,9 +138,18 @@ class BulkReauthScreen(DaemonScreen[None]):
         "space ticks or unticks the highlighted client; a ticks all shown, n ticks none; "
         "/ filters by name. Enter (or the button) re-authorises the ticked clients: "
         "clientlinkd does it as a job, and the progress screen follows it.\n\n"
+        "A business whose id in the software changed (a fund re-created in SF360, a client "
+        "imported from a spreadsheet with another id) is found by its ABN when exactly one "
+        "client has that ABN: its row says (by ABN) and the line under the list says which id "
+        "changed; re-authorising it moves the client to the new id. Where the ABN names more "
+        "than one client, nothing is guessed and the line says so.\n\n"
         "Businesses the sign-in covers that are not clients yet are counted under the list; "
         "i imports them as clients."
     )
+    DEFAULT_CSS = """
+    BulkReauthScreen #bulk-matched { display: none; height: auto; }
+    BulkReauthScreen.-has-matched #bulk-matched { display: block; }
+    """
     BINDINGS = [
         Binding("escape", "back", "Back", id="bulk_reauth.back"),
         Binding("enter", "start", "Re-authorise selected", id="bulk_reauth.start"),
@@ -155,6 +176,7 @@ class BulkReauthScreen(DaemonScreen[None]):
             yield Static(f"Signing in to {self.provider.display_name}…", id="bulk-summary")
             yield Input(placeholder="Filter by name…  (/)", id="bulk-filter", compact=True)
             yield Checklist[int](id="bulk-list")
+            yield Static("", id="bulk-matched")
             yield Static("", id="bulk-not-clients")
             with Horizontal(id="bulk-buttons"):
                 yield Button(
@@ -251,10 +273,23 @@ class BulkReauthScreen(DaemonScreen[None]):
 
     # ------------------------------------------------------------------ the checklist
 
-    def _prompt(self, client: Client) -> Text:
+    def _matched_by_abn(self) -> dict[int, str]:
+        """The clients this sign-in found by ABN (their software id changed), with how."""
+        if self.grant is None:
+            return {}
+        return {
+            tenant.client_id: tenant.match
+            for tenant in self.grant.tenants
+            if tenant.client_id is not None and tenant.match
+        }
+
+    def _prompt(self, client: Client, by_abn: bool = False) -> Text:
         width = max(NAME_MIN_WIDTH, (self.size.width or 80) - STATUS_COLUMN - 10)
         prompt = Text(client.name, no_wrap=True)
-        prompt.truncate(width, overflow="ellipsis", pad=True)
+        # A client found by ABN says so in its row; the line under the list says how.
+        prompt.truncate(width - len(BY_ABN_TAG) if by_abn else width, overflow="ellipsis", pad=True)
+        if by_abn:
+            prompt.append(BY_ABN_TAG, style="italic")
         prompt.append("  ")
         if client.active:
             prompt.append_text(status_text(client.status))
@@ -268,9 +303,14 @@ class BulkReauthScreen(DaemonScreen[None]):
         self.shown_ids = [client.id for client in shown]
         checklist = self.query_one(Checklist)
         checklist.clear_options()
+        matched = self._matched_by_abn()
         checklist.add_options(
-            [(self._prompt(client), client.id, client.id in self.ticked) for client in shown]
+            [
+                (self._prompt(client, client.id in matched), client.id, client.id in self.ticked)
+                for client in shown
+            ]
         )
+        self._show_matched(matched)
         if shown:
             checklist.highlighted = 0
         self._show_summary()
@@ -285,16 +325,53 @@ class BulkReauthScreen(DaemonScreen[None]):
         if self.grant is None:
             return
         covered = self._covered()
-        summary = Text(f"Signed in to {self.provider.display_name}: ", style="bold")
+        software = self.provider.display_name
+        summary = Text(f"Signed in to {software}: ", style="bold")
         # "covered", not "businesses": an SMSF firm's sign-in covers funds and entities.
         summary.append(f"{len(self.grant.tenants)} covered, {len(covered)} of them clients. ")
         summary.append(f"{len(self.ticked)} ticked", style="bold reverse" if self.ticked else "")
         if len(self.shown_ids) != len(covered):
             summary.append(f" · showing {len(self.shown_ids)}", style="italic")
+        # What one sign-in covers, and how to reach the clients this one did not.
+        covered_ids = {client.id for client in covered}
+        others = [
+            client
+            for client in self.clients.values()
+            if client.id not in covered_ids
+            and client.active
+            and client.status != ConnectionStatus.CONNECTED
+        ]
+        if self.provider.sign_in_covers:
+            covers = self.provider.sign_in_covers
+            summary.append(f"\n{covers[:1].upper()}{covers[1:]}", style="italic")
+            if others:
+                needs = "needs" if len(others) == 1 else "need"
+                summary.append(
+                    f": {plural(len(others), f'other {software} client')} still {needs} "
+                    "re-authorising; when this is done, press b and sign in again for the next.",
+                    style="italic",
+                )
+            else:
+                summary.append(".", style="italic")
         summary.append(
             "\nspace ticks · a all · n none · / filter · Enter re-authorises", style="dim"
         )
         self.query_one("#bulk-summary", Static).update(summary)
+
+    def _show_matched(self, matched: dict[int, str]) -> None:
+        """Under the list: each client found by ABN, and how (its software id changed)."""
+        self.set_class(bool(matched), "-has-matched")
+        line = Text()
+        for number, (client_id, how) in enumerate(sorted(matched.items())):
+            client = self.clients.get(client_id)
+            if number == MATCHED_SHOWN:
+                line.append(f"\n… and {len(matched) - MATCHED_SHOWN} more by ABN", style="dim")
+                break
+            if client is not None:
+                line.append("\n" if number else "")
+                line.append(f"{client.name}: ", style="bold")
+                line.append(how, style="italic")
+        self.query_one("#bulk-matched", Static).update(line)
 
     def _show_not_clients(self) -> None:
         new = self._not_clients()
@@ -306,6 +383,12 @@ class BulkReauthScreen(DaemonScreen[None]):
         line = Text(f"Not clients yet: {len(new)} ", style="bold")
         line.append(f"({names})", style="dim")
         line.append(" — press i to import them")
+        # Those whose ABN names a client that could not be told apart: said, never guessed.
+        unmatched = [tenant for tenant in new if tenant.match]
+        if unmatched:
+            line.append(f"\n{unmatched[0].name}: {unmatched[0].match}")
+            if len(unmatched) > 1:
+                line.append(f" (and {len(unmatched) - 1} more like it)", style="dim")
         self.query_one("#bulk-not-clients", Static).update(line)
 
     @on(Input.Changed, "#bulk-filter")
