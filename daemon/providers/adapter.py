@@ -22,6 +22,7 @@ from clientlink.daemon.providers.http import (
     httpx,
     raise_for_api_status,
     raise_for_throttle,
+    unreachable,
     wire_bytes,
 )
 from clientlink.daemon.providers.results import (
@@ -268,7 +269,7 @@ class ProviderAdapter(ABC):
         except httpx.TimeoutException as exc:
             raise ProviderUnavailable(f"{display} did not answer in time") from exc
         except httpx.TransportError as exc:
-            raise ProviderUnavailable(f"cannot reach {display}: {exc}") from exc
+            raise ProviderUnavailable(unreachable(display, exc)) from exc
         except ValueError as exc:
             if not expect_token:
                 return None
@@ -300,7 +301,7 @@ class ProviderAdapter(ABC):
             except httpx.TimeoutException as exc:
                 raise ProviderUnavailable(f"{display} did not answer in time") from exc
             except httpx.TransportError as exc:
-                raise ProviderUnavailable(f"cannot reach {display}: {exc}") from exc
+                raise ProviderUnavailable(unreachable(display, exc)) from exc
         self.limiter.observe(tenant, response.headers)
         self.egress.add(wire_bytes(response), self._clock.now())
         try:

@@ -106,3 +106,15 @@ def error_detail(response: httpx.Response) -> str:
         if errors and isinstance(errors[0], dict):
             return str(errors[0].get("detail") or errors[0].get("message"))
     return response.reason_phrase or "no detail"
+
+
+def unreachable(display: str, exc: BaseException) -> str:
+    """The sentence for a transport failure; some (a reset connection) carry no text, so
+    the failure's kind is named instead of ending the sentence on a colon."""
+    detail = str(exc).strip() or {
+        "ReadError": "the connection was closed while waiting for the answer",
+        "WriteError": "the connection was closed while sending",
+        "ConnectError": "the connection was refused",
+        "RemoteProtocolError": "the server closed the connection without answering",
+    }.get(type(exc).__name__, type(exc).__name__)
+    return f"cannot reach {display}: {detail}"

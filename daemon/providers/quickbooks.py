@@ -6,7 +6,7 @@ from __future__ import annotations
 from clientlink.daemon.limits import QUICKBOOKS_LIMITS
 from clientlink.daemon.providers.adapter import ProviderAdapter
 from clientlink.daemon.providers.errors import ProviderRefused, ProviderUnavailable
-from clientlink.daemon.providers.http import error_detail, httpx
+from clientlink.daemon.providers.http import error_detail, httpx, unreachable
 from clientlink.daemon.providers.results import OrganisationDetails, TokenSet
 from clientlink.daemon.store import TenantRow
 
@@ -37,7 +37,7 @@ class QuickBooksAdapter(ProviderAdapter):
         except httpx.TimeoutException as exc:
             raise ProviderUnavailable(f"{display} did not answer in time") from exc
         except httpx.TransportError as exc:
-            raise ProviderUnavailable(f"cannot reach {display}: {exc}") from exc
+            raise ProviderUnavailable(unreachable(display, exc)) from exc
         if response.status_code >= 500:
             raise ProviderUnavailable(f"{display} answered HTTP {response.status_code}")
         if response.status_code != 200:
