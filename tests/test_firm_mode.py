@@ -6,6 +6,9 @@ calling only from the peer's uid on the socket.
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 
 from clientlink.common import protocol as p
@@ -17,6 +20,7 @@ from tests.firm import (
     NEWCOMER,
     OUTSIDER,
     READ_ONLY,
+    SERVICE,
     STAFF_MEMBER,
     FirmCliFailed,
 )
@@ -81,3 +85,11 @@ async def test_a_read_only_users_write_is_refused_and_changes_nothing(firm_pract
     assert again["email"] == client["email"]
     audit = await firm_practice.call(ADMIN, p.AUDIT_LIST, {"client_id": client["id"]})
     assert all(entry["actor"] != READ_ONLY for entry in audit["items"])
+
+
+async def test_the_socket_is_the_groups_and_no_one_elses(firm):
+    folder, sock = os.stat(firm.socket.parent), os.stat(firm.socket)
+    assert (folder.st_uid, folder.st_gid) == (firm.users.uid(SERVICE), firm.users.gid)
+    assert stat.S_IMODE(folder.st_mode) == 0o750
+    assert stat.S_ISSOCK(sock.st_mode) and stat.S_IMODE(sock.st_mode) == 0o660
+    assert sock.st_gid == firm.users.gid
