@@ -25,8 +25,10 @@ staged image or a test):
    ``/run/clientlink/clientlinkd.sock`` (0660 ``clientlink:clientlink``) is systemd's, so staff
    can connect while the daemon (re)starts; the service runs ``clientlinkd --system`` as
    ``clientlink``, ``Type=notify`` with a watchdog and the hardening the daemon tolerates.
-6. ``systemctl daemon-reload`` and ``systemctl enable --now clientlinkd.socket``; then what
-   is left for the admin: each staff member into the group and onto the staff list.
+6. ``systemctl daemon-reload`` and ``systemctl enable --now clientlinkd.socket
+   clientlinkd.service`` (the daemon watches the connections from boot, whether anyone is
+   logged in or not); then what is left for the admin: each staff member into the group
+   and onto the staff list.
 """
 
 from __future__ import annotations
@@ -421,16 +423,18 @@ def install_firm(args: argparse.Namespace) -> int:
     ).items():
         steps.write(UNIT_DIR / name, text, 0o644)
 
-    steps.say("Start it: the socket now, the daemon when the first staff member connects.")
+    steps.say("Start it, now and at every boot (the socket, and the daemon behind it).")
     if args.no_start:
         print(f"   not started (--no-start): systemctl daemon-reload && systemctl enable --now "
-              f"{SOCKET_UNIT}")  # fmt: skip
+              f"{SOCKET_UNIT} {SERVICE_UNIT}")  # fmt: skip
     elif not (args.dry_run or root) and not Path("/run/systemd/system").is_dir():
         print(f"   systemd is not running here: on the server, run `systemctl daemon-reload` "
-              f"and `systemctl enable --now {SOCKET_UNIT}`")  # fmt: skip
+              f"and `systemctl enable --now {SOCKET_UNIT} {SERVICE_UNIT}`")  # fmt: skip
     else:
         ok = steps.run("systemctl", "daemon-reload", why="read the new units")
-        ok = ok and steps.run("systemctl", "enable", "--now", SOCKET_UNIT, why="listen")
+        ok = ok and steps.run(
+            "systemctl", "enable", "--now", SOCKET_UNIT, SERVICE_UNIT, why="serve and watch"
+        )
         if not ok:
             print(f"See `journalctl -u {SERVICE_UNIT}`.", file=sys.stderr)
             return EXIT_ERROR
