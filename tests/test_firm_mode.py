@@ -271,3 +271,19 @@ def test_the_cli_finds_the_firms_socket_unless_told_otherwise(
     monkeypatch.delenv(HOME_ENV)
     monkeypatch.setattr(paths_module, "FIRM_SOCKET", short_tmp / "no-firm" / "clientlinkd.sock")
     assert client_socket() == resolve_paths(None).socket  # no firm here: the user's own
+
+
+async def test_a_staff_members_connection_held_open_gets_answers_and_events(firm):
+    async with firm.session(STAFF_MEMBER) as sam:
+        assert sam.hello["protocol"] == p.PROTOCOL_VERSION
+        await sam.call(p.EVENTS_SUBSCRIBE, {"topics": ["notifications.read"]})
+        await sam.call(p.NOTIFICATIONS_ACK)
+        event = await sam.next_event("notifications.read")
+        assert event["unread"] == 0
+        with pytest.raises(RpcError) as refused:
+            await sam.call(p.PROVIDERS_SET_SECRET, {"provider": "xero", "client_secret": "s"})
+        assert refused.value.code == ErrorCode.ROLE_REQUIRED
+    with pytest.raises(RpcError) as refused:
+        async with firm.session(NEWCOMER):
+            pass
+    assert f"clientlink staff add {NEWCOMER}" in refused.value.message
