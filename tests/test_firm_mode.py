@@ -19,7 +19,14 @@ from clientlink.common import paths as paths_module
 from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
 from clientlink.common.config import load_config
-from clientlink.common.paths import HOME_ENV, SOCKET_ENV, client_socket, resolve_paths
+from clientlink.common.paths import (
+    HOME_ENV,
+    SOCKET_ENV,
+    UnsafeFolder,
+    client_socket,
+    ensure_group_dir,
+    resolve_paths,
+)
 from clientlink.common.protocol import ErrorCode
 from clientlink.daemon.vault import CREDENTIAL_NAME
 from tests.firm import (
@@ -287,3 +294,9 @@ async def test_a_staff_members_connection_held_open_gets_answers_and_events(firm
         async with firm.session(NEWCOMER):
             pass
     assert f"clientlink staff add {NEWCOMER}" in refused.value.message
+
+
+def test_a_firm_whose_group_is_missing_is_told_how_to_make_it(short_tmp):
+    with pytest.raises(UnsafeFolder, match="groupadd --system cltest_no_such_group"):
+        ensure_group_dir(short_tmp / "run", "cltest_no_such_group")
+    assert not (short_tmp / "run").exists()
