@@ -34,6 +34,7 @@ staged image or a test):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import grp
 import os
 import pwd
@@ -239,18 +240,30 @@ class Installer:
         return True
 
     def write(self, path: Path, text: str, mode: int, group: str | None = None) -> None:
-        """Write ``path`` (root's, with ``mode``; shared with ``group`` when it exists)."""
+        """Write ``path`` (root's, with ``mode``; shared with ``group`` when it exists), whole
+        or not at all: a killed install leaves the old file or the new one, never half."""
         target = self.path(path)
         print(f"   {'would write' if self.dry_run else 'writing'} {target} ({mode:04o})")
         if self.dry_run:
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), mode)
-            if group and not self.root and _exists(grp.getgrnam, group):
-                os.fchown(handle.fileno(), 0, grp.getgrnam(group).gr_gid)
-            handle.write(text)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        try:
+            with os.fdopen(os.open(partial, flags, 0o600), "w", encoding="utf-8") as handle:
+                if group and not self.root and _exists(grp.getgrnam, group):
+                    os.fchown(handle.fileno(), 0, grp.getgrnam(group).gr_gid)
+                os.fchmod(handle.fileno(), mode)
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise
 
     def folder(self, path: Path, mode: int, owner: str | None = None) -> None:
         target = self.path(path)
