@@ -17,6 +17,7 @@ from clientlink.common.client import DaemonClient, RpcError
 from clientlink.common.protocol import ErrorCode, Role
 from clientlink.sandbox.accounts import STAFF_USERS
 from tests.conftest import Practice, RunningDaemon
+from tests.helpers import clientlink_cli
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 OTHER = "nobody"  # a login every Linux system has
@@ -185,3 +186,38 @@ async def test_the_audit_exports_to_csv_with_the_filters(
     await _refused(rpc, p.AUDIT_EXPORT, ErrorCode.INVALID_PARAMS, path=str(own))
     assert not own.exists()
     await _refused(rpc, p.AUDIT_EXPORT, ErrorCode.INVALID_PARAMS, path="relative.csv")
+
+
+async def test_the_command_line_manages_staff_and_reads_the_audit(
+    practice: Practice, tmp_path: Path
+) -> None:
+    home = str(practice.paths.config_dir.parent)
+    code, out, err = await clientlink_cli(
+        "--home", home, "staff", "add", OTHER, "--name", "Sam Lee", "--role", "read-only"
+    )
+    assert code == 0, err
+    assert b"read-only" in out and b"Sam Lee" in out
+    code, out, err = await clientlink_cli("--home", home, "staff", "add", "no_such_person")
+    assert code == 2 and b"useradd" in err and b"Traceback" not in err
+    code, out, _ = await clientlink_cli("--home", home, "staff", "update", OTHER, "--role", "staff")
+    assert code == 0 and b"staff" in out
+    code, out, _ = await clientlink_cli("--home", home, "staff", "list", "--json")
+    assert [(m["login"], m["role"]) for m in json.loads(out)["items"]] == [(OTHER, "staff")]
+
+    code, out, _ = await clientlink_cli("--home", home, "audit", "--actor", ME, "--json")
+    actions = [entry["action"] for entry in json.loads(out)["items"]]
+    assert actions[:2] == ["staff.updated", "staff.added"]
+    target = tmp_path / "trail.csv"
+    code, out, err = await clientlink_cli("--home", home, "audit", "--export", str(target))
+    assert code == 0, err
+    with target.open(newline="", encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) >= 2
+
+    code, out, _ = await clientlink_cli("--home", home, "clients", "--mine", "--json")
+    mine = json.loads(out)
+    assert mine["total"] > 0
+    first = mine["items"][0]
+    assert first["owner_login"] == ME and first["owner_name"] == ME
+    assert first["owner_label"].startswith(f"{ME}, as ")
+    code, out, _ = await clientlink_cli("--home", home, "clients", "--json")
+    assert json.loads(out)["total"] >= mine["total"]
