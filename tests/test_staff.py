@@ -30,6 +30,22 @@ async def _refused(rpc: DaemonClient, method: p.Method, code: ErrorCode, **param
     return caught.value.message
 
 
+async def add_unconnected_client(rpc: DaemonClient, folder: Path) -> int:
+    """A client added from a spreadsheet: never authorised, so resting on nobody's sign-in."""
+    path = folder / "one-client.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Client name", "Software", "Software ID"])
+        writer.writerow(["Nobody's Own Pty Ltd", "Xero", "t-not-yet-connected"])
+    preview = await rpc.call(p.CLIENTS_IMPORT_FILE, path=str(path))
+    done = await rpc.call(
+        p.CLIENTS_IMPORT_FILE, path=str(path), confirm=True, digest=preview.digest
+    )
+    assert done.created == 1
+    listed = await rpc.call(p.CLIENTS_LIST, filter={"text": "Nobody's Own"})
+    return listed.items[0].id
+
+
 async def test_an_admin_adds_and_changes_staff_and_each_change_is_audited(
     daemon: RunningDaemon, rpc: DaemonClient
 ) -> None:
@@ -122,18 +138,22 @@ async def test_a_connection_shows_its_owner_and_the_provider_user(
 
 
 async def test_my_connections_are_the_ones_i_authorised(
-    practice: Practice, rpc: DaemonClient
+    practice: Practice, rpc: DaemonClient, short_tmp: Path
 ) -> None:
+    unconnected = await add_unconnected_client(rpc, short_tmp)
     everyone = await rpc.call(p.CLIENTS_LIST, limit=1000)
     mine = await rpc.call(p.CLIENTS_LIST, filter={"mine": True}, limit=1000)
-    assert mine.total == len(mine.items) > 0
-    assert all(c.owner_login == ME for c in mine.items)
-    # Never-authorised clients rest on nobody's sign-in, so they are not mine.
-    never = [c.id for c in everyone.items if c.grant_id is None]
-    owned = [c.id for c in everyone.items if c.authorised_by == ME]
-    assert sorted(c.id for c in mine.items) == sorted(owned)
-    assert not set(never) & {c.id for c in mine.items}
-    assert mine.total < everyone.total or not never
+    assert mine.total == len(mine.items) == everyone.total - 1
+    assert unconnected not in {c.id for c in mine.items}
+    assert all(c.owner_login == ME and c.owner_label for c in mine.items)
+    nobody = next(c for c in everyone.items if c.id == unconnected)
+    assert (nobody.owner_login, nobody.owner_name, nobody.owner_label) == (None, None, None)
+    # Combined with the other filters, and in an export of "mine".
+    needing = await rpc.call(p.CLIENTS_LIST, filter={"mine": True, "status": "needs_reauth"})
+    assert needing.total == len(practice.client_ids_needing_reauth)
+    target = short_tmp / "mine.csv"
+    exported = await rpc.call(p.CLIENTS_EXPORT, path=str(target), filter={"mine": True})
+    assert exported.rows == mine.total
 
 
 async def test_the_audit_filters_by_staff_member_and_client_and_pages(
