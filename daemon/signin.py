@@ -62,8 +62,8 @@ class SignIn:
             assert failure is not None
             raise RpcFailure(FAILURE_ERROR_CODES[failure.kind], failure.reason) from exc
         business = adapter.grant_business(tokens, params)
-        # Who signed in at the provider: the id_token's user, stored with the grant.
-        user = adapter.provider_user(tokens)
+        # Who signed in at the provider (the id_token's user, or UserInfo's), with the grant.
+        user = await adapter.who_signed_in(tokens)
         provider_user = user.as_json() if user is not None else None
         grant_id = await self._grants.create(
             session.provider,

@@ -43,6 +43,9 @@ class ProviderDefinition:
     # lifetime (refresh_idle_days) has passed; API calls get fresh access tokens on demand.
     # None: the watcher keeps access tokens fresh (refreshing ahead of each one's end).
     keep_alive_fraction: float | None = None
+    # OpenID Connect UserInfo: who signed in, where the id_token does not say (Intuit's
+    # id_token names the user by `sub` only).
+    userinfo_url: str | None = None
 
 
 XERO = ProviderDefinition(
@@ -68,6 +71,7 @@ QUICKBOOKS = ProviderDefinition(
     api_base="https://quickbooks.api.intuit.com/v3/company",
     # openid: the id_token names the Intuit user who connected the company.
     scopes=("com.intuit.quickbooks.accounting", "openid", "email"),
+    userinfo_url="https://accounts.platform.intuit.com/v1/openid_connect/userinfo",
     refresh_idle_days=100,
     requires_secret=True,
     refresh_grace_seconds=24 * 3600,
@@ -137,7 +141,14 @@ def build_definition(config: ProviderConfig) -> ProviderDefinition:
     base = BUILTIN_DEFINITIONS[config.kind]
     overrides: dict[str, Any] = {
         name: getattr(config, name)
-        for name in ("authorize_url", "token_url", "revoke_url", "connections_url", "api_base")
+        for name in (
+            "authorize_url",
+            "token_url",
+            "revoke_url",
+            "connections_url",
+            "api_base",
+            "userinfo_url",
+        )
         if getattr(config, name)
     }
     if config.display_name:
