@@ -4,6 +4,7 @@ identities over a firm's group socket are in ``test_firm_roles.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import os
@@ -15,6 +16,7 @@ import pytest
 from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient, RpcError
 from clientlink.common.protocol import ErrorCode, Role
+from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.sandbox.accounts import STAFF_USERS
 from tests.conftest import Practice, RunningDaemon
 from tests.helpers import clientlink_cli
@@ -241,3 +243,22 @@ async def test_the_command_line_manages_staff_and_reads_the_audit(
     assert first["owner_label"].startswith(f"{ME}, as ")
     code, out, _ = await clientlink_cli("--home", home, "clients", "--json")
     assert json.loads(out)["total"] >= mine["total"]
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
+    daemon: RunningDaemon, rpc: DaemonClient
+) -> None:
+    await rpc.call(p.STAFF_ADD, login=ME, role="admin")
+    await rpc.call(p.STAFF_ADD, login=OTHER, role="admin")
+    # Two admins' calls in flight together (each awaits the database between its check
+    # and its write): one change at a time keeps one admin.
+    staff = daemon.daemon.services.staff
+    outcomes = await asyncio.gather(
+        staff.update(ME, role=Role.STAFF),
+        staff.update(OTHER, role=Role.STAFF),
+        return_exceptions=True,
+    )
+    refusals = [o for o in outcomes if isinstance(o, RpcFailure)]
+    assert len(refusals) == 1 and "last active admin" in refusals[0].message
+    roles = [m.role for m in (await rpc.call(p.STAFF_LIST)).items]
+    assert sorted(roles) == [Role.ADMIN, Role.STAFF]
