@@ -87,6 +87,7 @@ authorize_url = "{qbo}/connect/oauth2"
 token_url = "{qbo}/oauth2/v1/tokens/bearer"
 revoke_url = "{qbo}/oauth2/v1/tokens/revoke"
 api_base = "{qbo}/v3/company"
+userinfo_url = "{qbo}/v1/openid_connect/userinfo"
 
 [providers.bgl]
 kind = "bgl"

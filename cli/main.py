@@ -3,11 +3,13 @@
 clientlink                      open the TUI
 clientlink demo                 a throwaway practice on the sandbox (sandbox + daemon + TUI)
 clientlink status [--json]      one line on what needs attention; exit 1 when something does
-clientlink clients [--json]     list clients (filter with --status, --text)
+clientlink clients [--json]     list clients (filter with --status, --text, --mine)
 clientlink clients import FILE [--yes] [--skip-refused]   add clients from a CSV or XLSX file
 clientlink rpc METHOD [JSON]    call the daemon; the result is printed as JSON
 clientlink grants [--json] [--revoke ID]   stored sign-ins; revoke an unused one
 clientlink provider set-secret NAME   store an app's client secret in the vault
+clientlink staff list|add LOGIN|update LOGIN   the practice's staff and roles (admins)
+clientlink audit [--actor LOGIN] [--client ID] [--export PATH]   who did what
 clientlink sandbox ...          the emulated providers (see `clientlink sandbox --help`)
 clientlink service install|uninstall|status   clientlinkd as a systemd user service
 """
@@ -23,6 +25,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from clientlink.cli.staff import add_staff_parsers, prepare_audit, run_audit, run_staff
 from clientlink.common import protocol as p
 from clientlink.common.client import (
     DaemonClient,
@@ -70,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--status", choices=[s.value for s in ConnectionStatus], help="only this status"
     )
     clients.add_argument("--text", help="name, legal name, email or ABN contains this")
+    clients.add_argument(
+        "--mine", action="store_true", help="only my connections (those I authorised)"
+    )
     clients_commands = clients.add_subparsers(dest="clients_command", metavar="COMMAND")
     clients_import = clients_commands.add_parser(
         "import",
@@ -118,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     channel_secret.add_argument("name", choices=["email", "sms", "banks"])
 
+    add_staff_parsers(commands)
     add_sandbox_parser(commands)
     add_service_parser(commands)
     return parser
@@ -153,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         "jobs": _jobs,
         "grants": _grants,
         "channel": _set_channel_secret,
+        "staff": run_staff,
+        "audit": run_audit,
     }
+    if args.command == "audit":
+        prepare_audit(args)
     if args.command == "rpc":
         try:
             args.params = json.loads(args.params)
@@ -253,6 +264,8 @@ async def _clients(daemon: DaemonClient, args: argparse.Namespace) -> int:
         flt["status"] = args.status
     if args.text:
         flt["text"] = args.text
+    if args.mine:
+        flt["mine"] = True
     items: list[p.Client] = []
     total = None
     while total is None or len(items) < total:

@@ -94,6 +94,7 @@ class ProviderConfig(_Section):
     revoke_url: str | None = None
     connections_url: str | None = None
     api_base: str | None = None
+    userinfo_url: str | None = None
     scopes: list[str] | None = None
     # Xero since March 2026: the app's pricing tier ("exempt" for a practice's own
     # integration); daemon.status shows connections and API egress against it.

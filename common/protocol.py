@@ -251,6 +251,10 @@ class ClientFilter(_Params):
     provider: str | None = None
     text: str | None = Field(default=None, max_length=200)
     active: bool | None = True
+    mine: bool = Field(
+        default=False,
+        description="My connections: only clients whose grant the caller authorised.",
+    )
 
 
 class ClientsListParams(_Params):
@@ -289,6 +293,19 @@ class Client(_Result):
         default=None, description="When the grant ends for good, whatever is refreshed."
     )
     authorised_by: str | None = None
+    owner_login: str | None = Field(
+        default=None, description="The staff member (Unix login) whose sign-in it rests on."
+    )
+    owner_name: str | None = Field(
+        default=None, description="That staff member's display name (the login if unknown)."
+    )
+    provider_user: dict[str, str | None] | None = Field(
+        default=None, description="Who signed in at the provider (sub, email, name, user_id)."
+    )
+    owner_label: str | None = Field(
+        default=None,
+        description="Authorised by, in words: 'Sam Lee, as sam@practice.example in Xero'.",
+    )
     authorised_at: str | None = None
     last_refresh_at: str | None = None
     next_check_at: str | None = Field(
@@ -967,8 +984,40 @@ class StaffMember(_Result):
     left_at: str | None = None
 
 
+class StaffListParams(_Params):
+    include_left: bool = Field(default=True, description="List those who left too.")
+
+
+class StaffListResult(_Result):
+    items: list[StaffMember]
+    firm: bool = Field(description="Whether the daemon runs in firm mode (serving the group).")
+
+
+class StaffAddParams(_Params):
+    login: str = Field(min_length=1, max_length=32, description="An existing Unix login.")
+    display_name: str | None = Field(
+        default=None, max_length=100, description="As people say it; the system's name by default."
+    )
+    email: str | None = Field(default=None, max_length=320)
+    role: Role = Role.STAFF
+
+
+class StaffUpdateParams(_Params):
+    login: str = Field(min_length=1, max_length=32)
+    display_name: str | None = Field(default=None, max_length=100)
+    email: str | None = Field(default=None, max_length=320, description="'' clears it.")
+    role: Role | None = None
+    active: bool | None = Field(
+        default=None, description="true: back on the staff list after leaving."
+    )
+
+
 class AuditListParams(_Params):
     client_id: int | None = None
+    actor: str | None = Field(
+        default=None, max_length=64, description="Only what this staff member (login) did."
+    )
+    offset: int = Field(default=0, ge=0)
     limit: int = Field(default=100, ge=1, le=10_000)
 
 
@@ -979,10 +1028,20 @@ class AuditEntry(_Result):
     action: str
     client_id: int | None
     detail: dict[str, Any]
+    actor_name: str | None = Field(default=None, description="The actor's display name.")
+    client_name: str | None = None
 
 
 class AuditListResult(_Result):
     items: list[AuditEntry]
+    total: int = Field(default=0, description="Entries matching the filters (for paging).")
+
+
+class AuditExportParams(_Params):
+    path: str = Field(description="Absolute path of the CSV file to write.")
+    client_id: int | None = None
+    actor: str | None = Field(default=None, max_length=64)
+    overwrite: bool = False
 
 
 class GrantsListParams(_Params):
@@ -1615,6 +1674,41 @@ GRANTS_REVOKE = Method(
 )
 
 
+AUDIT_EXPORT = Method(
+    "audit.export",
+    AuditExportParams,
+    ExportResult,
+    "Write the audit trail (filtered by staff member or client) to a CSV file.",
+)
+
+
+STAFF_LIST = Method(
+    "staff.list",
+    StaffListParams,
+    StaffListResult,
+    "The practice's staff: login, name, email, role, active or left.",
+    role=Role.ADMIN,
+)
+
+
+STAFF_ADD = Method(
+    "staff.add",
+    StaffAddParams,
+    StaffMember,
+    "Put a Unix login on the staff list with a role.",
+    role=Role.ADMIN,
+)
+
+
+STAFF_UPDATE = Method(
+    "staff.update",
+    StaffUpdateParams,
+    StaffMember,
+    "Change a staff member's name, email or role, or bring them back after leaving.",
+    role=Role.ADMIN,
+)
+
+
 METHODS: dict[str, Method[Any, Any]] = {
     method.name: method
     for method in (
@@ -1666,6 +1760,10 @@ METHODS: dict[str, Method[Any, Any]] = {
         AUDIT_LIST,
         GRANTS_LIST,
         GRANTS_REVOKE,
+        AUDIT_EXPORT,
+        STAFF_LIST,
+        STAFF_ADD,
+        STAFF_UPDATE,
     )
 }
 """Every method by its wire name (the daemon serves exactly these)."""

@@ -40,3 +40,18 @@ def import_sentence(counts: dict[str, int]) -> str:
     if counts["refuse"]:
         text += f" (skip {plural(counts['refuse'], 'refused row')})"
     return text
+
+
+def owner_label(
+    staff_name: str | None, provider_user: dict[str, str | None] | None, software: str
+) -> str | None:
+    """Who a connection rests on, in words: ``Sam Lee, as sam@practice.example in Xero``
+    (the staff member, then who signed in at the software, when it said), or None when
+    nobody has authorised it."""
+    if not staff_name:
+        return None
+    user = provider_user or {}
+    signed_in_as = user.get("email") or user.get("name")
+    if not signed_in_as:
+        return f"{staff_name}, in {software}"
+    return f"{staff_name}, as {signed_in_as} in {software}"

@@ -547,10 +547,21 @@ def provider_fields(details: OrganisationDetails) -> dict[str, str | None]:
     }
 
 
-def store_filter(flt: p.ClientFilter) -> dict[str, Any]:
-    """A ``clients.list`` filter as the store's ``list_clients`` arguments."""
+def store_filter(flt: p.ClientFilter, caller: str | None = None) -> dict[str, Any]:
+    """A ``clients.list`` filter as the store's ``list_clients`` arguments; ``mine`` means
+    the connections ``caller`` (a login) authorised."""
     statuses = None
     if flt.status is not None:
         raw = flt.status if isinstance(flt.status, list) else [flt.status]
         statuses = [status.value for status in raw]
-    return {"statuses": statuses, "provider": flt.provider, "text": flt.text, "active": flt.active}
+    chosen = {
+        "statuses": statuses,
+        "provider": flt.provider,
+        "text": flt.text,
+        "active": flt.active,
+    }
+    if flt.mine:
+        if caller is None:
+            raise RpcFailure(ErrorCode.INVALID_PARAMS, "'mine' needs to know who is asking")
+        chosen["owner"] = caller
+    return chosen

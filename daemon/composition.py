@@ -32,6 +32,7 @@ from clientlink.daemon.api.invites import InvitesApi
 from clientlink.daemon.api.jobs import JobsApi
 from clientlink.daemon.api.notifications import NotificationsApi
 from clientlink.daemon.api.providers import ProvidersApi
+from clientlink.daemon.api.staff import StaffApi
 from clientlink.daemon.api.templates import TemplatesApi
 from clientlink.daemon.auth import AuthSessions
 from clientlink.daemon.banks import BankFeeds
@@ -254,6 +255,7 @@ def namespaces(
             clock,
             s.providers,
             ClientImporter(s.store, s.providers.definitions, events, clock, paths.state_dir),
+            s.staff,
         ),
         AuthApi(s.auth, s.providers, s.clients),
         GrantsApi(s.store, s.grants, s.providers, s.watcher, clock),
@@ -264,7 +266,8 @@ def namespaces(
         ChannelsApi(s.invitations, s.store, s.vault, config, clock),
         NotificationsApi(s.notifier),
         EventsApi(events),
-        AuditApi(s.store),
+        AuditApi(s.store, s.staff, paths, clock),
+        StaffApi(s.staff, s.store, clock),
     ]
 
 

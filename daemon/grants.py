@@ -143,8 +143,10 @@ class Grants:
         auth_event_id: str | None,
         actor: str,
         business: str | None = None,
+        provider_user: dict[str, str | None] | None = None,
     ) -> int:
-        """Store a new grant (tokens sealed by the vault) and the tenants it reaches."""
+        """Store a new grant (tokens sealed by the vault), the tenants it reaches and who
+        signed in at the provider."""
         uid = secrets.token_hex(16)
         return await self._store.insert_grant(
             uid=uid,
@@ -158,6 +160,7 @@ class Grants:
             now=self._clock.now(),
             tenants=tenants,
             business=business,
+            provider_user=provider_user,
         )
 
     async def tokens(self, grant_id: int) -> tuple[GrantRow, TokenSet]:

@@ -62,8 +62,17 @@ class SignIn:
             assert failure is not None
             raise RpcFailure(FAILURE_ERROR_CODES[failure.kind], failure.reason) from exc
         business = adapter.grant_business(tokens, params)
+        # Who signed in at the provider (the id_token's user, or UserInfo's), with the grant.
+        user = await adapter.who_signed_in(tokens)
+        provider_user = user.as_json() if user is not None else None
         grant_id = await self._grants.create(
-            session.provider, tokens, tenants, auth_event_id, session.actor, business=business
+            session.provider,
+            tokens,
+            tenants,
+            auth_event_id,
+            session.actor,
+            business=business,
+            provider_user=provider_user,
         )
         if session.business is not None and business != session.business:
             # The provider granted another business than the sign-in asked for. The grant
@@ -75,9 +84,6 @@ class SignIn:
                 f"not {session.business} that this sign-in was for: sign in again",
                 {"grant_id": grant_id},
             )
-        # Who signed in at the provider: the id_token's user, recorded with the grant.
-        user = adapter.provider_user(tokens)
-        provider_user = user.as_json() if user is not None else None
         await self._store.add_audit(
             actor=session.actor,
             action="grant.created",

@@ -8,18 +8,29 @@ method names its least role (``Method.role``) and the RPC server checks it befor
 handler runs. The daemon's own service user is always an admin (only root can become it).
 
 Staff records are few and read on every call, so they are held in memory and re-read after
-each change (:meth:`StaffDirectory.reload`).
+each change (:meth:`StaffDirectory.reload`). Changes go through :meth:`StaffDirectory.add`
+and :meth:`StaffDirectory.update`, which check what they are given (a login the system
+knows, a display name without control characters, a valid email, a role) and never leave
+the practice without an active admin.
+
+The staff list can be kept in single-user mode too (the owner is admin there): it prepares
+a switch to firm mode and names people in the audit, but only the owner is served.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import pwd
 
+from clientlink.common import protocol as p
 from clientlink.common.config import FirmConfig
 from clientlink.common.protocol import ErrorCode, Role
+from clientlink.common.safe_text import visible
+from clientlink.common.wording import owner_label
 from clientlink.daemon.clock import Clock
+from clientlink.daemon.contacts import normalise_email
 from clientlink.daemon.rpc_connection import Identity, Peer
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.store import StaffRow, Store
@@ -36,6 +47,42 @@ def login_display_name(login: str) -> str:
     return gecos or login
 
 
+DISPLAY_NAME_MAX = 100
+
+
+def _refuse(message: str) -> RpcFailure:
+    return RpcFailure(ErrorCode.INVALID_PARAMS, message)
+
+
+def check_login(login: str) -> str:
+    """``login`` when the system has such a user, else a sentence saying what to do."""
+    if login != login.strip() or not login or visible(login) != login or "/" in login:
+        raise _refuse(f"{visible(login)!r} is not a Unix login; give the name `id -un` prints")
+    try:
+        pwd.getpwnam(login)
+    except KeyError:
+        raise _refuse(
+            f"there is no user {login!r} on this system; create the account first "
+            f"(`useradd {login}`) and add it to the practice's group, then add it here"
+        ) from None
+    return login
+
+
+def check_display_name(text: str) -> str:
+    """A display name as people will see it: trimmed, not empty, no control characters."""
+    name = " ".join(text.split())
+    if not name:
+        raise _refuse("the display name is empty; give the person's name, such as Sam Lee")
+    if visible(name) != name:
+        raise _refuse(
+            f"the display name {visible(name)!r} holds control or direction characters "
+            "(shown as ␛, ␊ or �); type it plainly"
+        )
+    if len(name) > DISPLAY_NAME_MAX:
+        raise _refuse(f"the display name is longer than {DISPLAY_NAME_MAX} characters")
+    return name
+
+
 class StaffDirectory:
     """The staff list, and who a peer is on it."""
 
@@ -47,6 +94,9 @@ class StaffDirectory:
         self._clock = clock
         self._service_uid = os.getuid() if service_uid is None else service_uid
         self._by_login: dict[str, StaffRow] = {}
+        # One change to the list at a time: "the last active admin" is checked and kept
+        # under it (two admins demoting each other at once leave one).
+        self.changing = asyncio.Lock()
 
     @property
     def firm(self) -> bool:
@@ -103,3 +153,114 @@ class StaffDirectory:
                 f"`clientlink staff update {peer.user} --active`",
             )
         return Identity(row.login, row.display_name, Role(row.role), row.id)
+
+    # ------------------------------------------------------------------ names
+
+    def name_of(self, login: str | None) -> str | None:
+        """How people know ``login``: their display name on the staff list, else the login."""
+        if login is None:
+            return None
+        row = self._by_login.get(login)
+        return row.display_name if row else login
+
+    def client(self, client: p.Client, software: str) -> p.Client:
+        """``client`` with its owner in words (the staff member and the provider user)."""
+        name = self.name_of(client.owner_login)
+        return client.model_copy(
+            update={
+                "owner_name": name,
+                "owner_label": owner_label(name, client.provider_user, software),
+            }
+        )
+
+    # ------------------------------------------------------------------ changes
+
+    async def add(
+        self, login: str, display_name: str | None, email: str | None, role: Role
+    ) -> StaffRow:
+        """Put ``login`` on the staff list; a clear error (nothing changed) when it cannot be."""
+        async with self.changing:
+            return await self._add(login, display_name, email, role)
+
+    async def _add(
+        self, login: str, display_name: str | None, email: str | None, role: Role
+    ) -> StaffRow:
+        check_login(login)
+        existing = await self._store.get_staff(login)
+        if existing is not None:
+            what = "is already on the staff list" if existing.active else "left the practice"
+            raise RpcFailure(
+                ErrorCode.CONFLICT,
+                f"{login} {what} (as {existing.role}); change them with "
+                f"`clientlink staff update {login}`",
+            )
+        if display_name is None:
+            system_name = " ".join(login_display_name(login).split())
+            # The system's name for them, unless it would need escaping to be shown.
+            display_name = system_name if visible(system_name) == system_name else login
+        name = check_display_name(display_name)
+        address = normalise_email(email) if email and email.strip() else None
+        row = await self._store.add_staff(
+            login=login, display_name=name, email=address, role=role.value, now=self._clock.now()
+        )
+        await self.reload()
+        return row
+
+    async def update(
+        self,
+        login: str,
+        *,
+        display_name: str | None = None,
+        email: str | None = None,
+        role: Role | None = None,
+        active: bool | None = None,
+    ) -> StaffRow:
+        """Change a staff member; a clear error (nothing changed) when it cannot be done."""
+        async with self.changing:
+            return await self._update(login, display_name, email, role, active)
+
+    async def _update(
+        self,
+        login: str,
+        display_name: str | None,
+        email: str | None,
+        role: Role | None,
+        active: bool | None,
+    ) -> StaffRow:
+        row = await self._store.get_staff(login)
+        if row is None:
+            raise RpcFailure(
+                ErrorCode.NOT_FOUND,
+                f"{visible(login)} is not on the staff list; add them with "
+                f"`clientlink staff add {visible(login)}`",
+            )
+        if active is False:
+            raise _refuse(
+                f"to take {login} off the staff list use `clientlink staff leave {login}`, "
+                "which also lists the connections resting on their sign-ins"
+            )
+        fields: dict[str, object] = {}
+        if display_name is not None:
+            fields["display_name"] = check_display_name(display_name)
+        if email is not None:
+            fields["email"] = normalise_email(email) if email.strip() else None
+        if role is not None and role.value != row.role:
+            fields["role"] = role.value
+        if active and not row.active:
+            fields["state"] = "active"
+            fields["left_at"] = None
+        admin_after = fields.get("role", row.role) == Role.ADMIN.value
+        if row.active and row.role == Role.ADMIN.value and not admin_after:
+            others = [a for a in await self._store.list_staff() if a.login != login]
+            if not any(a.active and a.role == Role.ADMIN.value for a in others):
+                raise RpcFailure(
+                    ErrorCode.CONFLICT,
+                    f"{login} is the practice's last active admin, so their role stays admin; "
+                    "make someone else admin first",
+                )
+        if fields:
+            await self._store.update_staff(login, self._clock.now(), **fields)
+            await self.reload()
+        updated = await self._store.get_staff(login)
+        assert updated is not None
+        return updated

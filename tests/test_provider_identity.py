@@ -54,8 +54,12 @@ async def test_xero_grant_records_the_provider_user_from_the_id_token(
 async def test_quickbooks_grant_records_the_intuit_user(daemon: RunningDaemon) -> None:
     org = daemon.sandbox.state.orgs[1]
     result = await _complete(daemon, "quickbooks", org.realm_id)
-    # Intuit's id_token names the user by `sub` only; the email is UserInfo's to tell.
+    # Intuit's id_token names the user by `sub` only; the email is UserInfo's to tell,
+    # and the daemon asks it (the grant keeps the answer: "as demo@... in QuickBooks").
     assert result.provider_user["sub"] == user_subject(DEMO_USER)
+    assert result.provider_user["email"] == DEMO_USER
+    grant = await daemon.daemon.store.get_grant(result.grant_id)  # type: ignore[union-attr]
+    assert grant is not None and DEMO_USER in (grant.provider_user or "")
     assert result.tenants[0].tenant_id == org.realm_id
 
 

@@ -74,6 +74,13 @@ READ_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("notifications.list", {"unread_only": True, "limit": 1000}),
     ("invites.list", {"client_id": INT_MIN}),
     ("audit.list", {"client_id": INT_MAX, "limit": 10_000}),
+    ("audit.list", {"actor": "%_\\'; --", "offset": INT_MAX, "limit": 1}),
+    ("clients.list", {"filter": {"mine": True, "text": "\u202e"}}),
+    ("staff.list", {"include_left": False}),
+    # No such user or person: a clear error, nothing changed.
+    ("staff.add", {"login": "\u202eno_such_login", "role": "admin"}),
+    ("staff.update", {"login": "ghost", "role": "read-only", "email": ""}),
+    ("audit.export", {"path": "relative.csv", "actor": "x"}),
     ("auth.status", {"session_id": "\U0001f600" * 50}),
     ("banks.connections", {"client_id": INT_MAX}),
     ("clients.import_file", {"path": "/"}),

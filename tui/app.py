@@ -30,6 +30,7 @@ from clientlink.tui.screens.jobs import JobsScreen
 from clientlink.tui.screens.manage_clients import ManageClientsScreen
 from clientlink.tui.screens.notifications import NotificationsScreen
 from clientlink.tui.screens.reconnect_banks import ReconnectBanksScreen, marked_client_ids
+from clientlink.tui.screens.staff import StaffScreen
 
 AutoApprove = Callable[[str, list[str]], Awaitable[str]]
 """Plays the person in the browser: (authorize_url, tenant_ids) -> the final redirect URL."""
@@ -77,6 +78,7 @@ class ClientlinkApp(App[None]):
             "f6", "communication_center", "Communication Center", show=False, id="app.communication"
         ),
         Binding("o", "notifications", "Notifications", show=False, id="app.notifications_o"),
+        Binding("f7", "staff", "Staff", show=False, id="app.staff"),
         Binding("f10", "quit", "Quit", id="app.quit"),
     ]
 
@@ -307,6 +309,11 @@ class ClientlinkApp(App[None]):
         if not isinstance(self.screen, CommunicationCenterScreen):
             self.push_screen(CommunicationCenterScreen())
 
+    def action_staff(self) -> None:
+        """Open the staff list (unless it is already open)."""
+        if not isinstance(self.screen, StaffScreen):
+            self.push_screen(StaffScreen())
+
     def action_reconnect_banks(self) -> None:
         """Reconnect and Add New Banks, for the clients marked on Manage Clients if any."""
         self.push_screen(ReconnectBanksScreen(marked_client_ids(self.screen_stack)))
@@ -335,6 +342,11 @@ class ClientlinkApp(App[None]):
                 "Templates: show",
                 "The Communication Center: invitation templates (F6)",
                 self.action_communication_center,
+            ),
+            PaletteCommand(
+                "Staff: show",
+                "The practice's staff and their roles; admins add and change them (F7)",
+                self.action_staff,
             ),
             PaletteCommand(
                 "Invitations: reconnect and add new banks",

@@ -21,6 +21,7 @@ from clientlink.daemon.export import (
 )
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.rpc_server import CallContext
+from clientlink.daemon.staff import StaffDirectory
 from clientlink.daemon.store import ClientRow, Store
 from clientlink.daemon.watcher import Watcher
 
@@ -35,7 +36,9 @@ class ClientsApi(Api):
         clock: Clock,
         providers: ConfiguredProviders,
         importer: ClientImporter,
+        staff: StaffDirectory,
     ) -> None:
+        self._staff = staff
         self._providers = providers
         self._importer = importer
         self._clients = clients
@@ -48,18 +51,20 @@ class ClientsApi(Api):
     async def list(self, params: p.ClientsListParams, ctx: CallContext) -> p.ClientsListResult:
         """Clients matching the filter (status, provider, text, active), ordered by name."""
         total, rows = await self._store.list_clients(
-            **store_filter(params.filter), offset=params.offset, limit=params.limit
+            **store_filter(params.filter, ctx.peer.actor),
+            offset=params.offset,
+            limit=params.limit,
         )
         return p.ClientsListResult(
             total=total,
-            items=[row.to_protocol() for row in rows],
+            items=[self._client(row) for row in rows],
             counts=await self._store.count_clients_by_status(active=True),
         )
 
     @handles("clients.get")
     async def get(self, params: p.ClientIdParams, ctx: CallContext) -> p.Client:
         """One client by id."""
-        return (await self._clients.require(params.client_id)).to_protocol()
+        return self._client(await self._clients.require(params.client_id))
 
     @handles("clients.import")
     async def import_(
@@ -107,7 +112,7 @@ class ClientsApi(Api):
             )
         # A full disk raises DiskFull (an RpcFailure): the refresh was skipped, nothing lost.
         await self._watcher.run_now(client.grant_id, force=params.force)
-        return (await self._clients.require(params.client_id)).to_protocol()
+        return self._client(await self._clients.require(params.client_id))
 
     @handles("clients.export")
     async def export(self, params: p.ClientsExportParams, ctx: CallContext) -> p.ExportResult:
@@ -120,7 +125,7 @@ class ClientsApi(Api):
                 f"{', '.join(p.CLIENT_EXPORT_COLUMNS)}",
             )
         path, created = check_target(params.path, params.overwrite, self._paths, ctx.peer.uid)
-        rows = await all_clients(self._store, **store_filter(params.filter))
+        rows = await all_clients(self._store, **store_filter(params.filter, ctx.peer.actor))
         if params.machine_names:
             header = list(params.columns)
             cells = ([getattr(r, c) for c in params.columns] for r in rows)
@@ -171,6 +176,12 @@ class ClientsApi(Api):
             updated=outcome.updated,
         )
 
+    def _client(self, row: ClientRow) -> p.Client:
+        """The client as answered: with its owner in words (staff member, provider user)."""
+        definition = self._providers.definitions.get(row.provider)
+        software = definition.display_name if definition is not None else row.provider
+        return self._staff.client(row.to_protocol(), software)
+
     def _in_words(self, row: ClientRow, column: str) -> Any:
         """A client's cell as people say it: a status by its label (``Needs re-auth``), the
         software by its name (``Xero``)."""
@@ -219,4 +230,4 @@ class ClientsApi(Api):
         an invalid value is refused and nothing is saved."""
         client = await self._clients.require(params.client_id)
         await self._clients.update_contact(client, params.email, params.phone, ctx.peer.actor)
-        return (await self._clients.require(client.id)).to_protocol()
+        return self._client(await self._clients.require(client.id))

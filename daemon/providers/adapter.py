@@ -16,7 +16,12 @@ from authlib.oauth2.client import DEFAULT_HEADERS as OAUTH_DEFAULT_HEADERS
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.limits import ProviderLimits, RateLimiter
 from clientlink.daemon.providers.definitions import ProviderDefinition
-from clientlink.daemon.providers.errors import ProviderRefused, ProviderUnavailable, RateLimited
+from clientlink.daemon.providers.errors import (
+    ProviderError,
+    ProviderRefused,
+    ProviderUnavailable,
+    RateLimited,
+)
 from clientlink.daemon.providers.http import (
     AsyncOAuth2Client,
     httpx,
@@ -206,6 +211,37 @@ class ProviderAdapter(ABC):
             email=text("email"),
             name=text("name") or text("preferred_username"),
             user_id=text("xero_userid"),
+        )
+
+    async def who_signed_in(self, tokens: TokenSet) -> ProviderUser | None:
+        """The provider user of a fresh sign-in: the id_token's, completed from the
+        provider's UserInfo endpoint when the id_token gives no email (and the provider
+        has one). UserInfo failing is not the sign-in failing: what is known is kept."""
+        user = self.provider_user(tokens)
+        url = self.definition.userinfo_url
+        if not url or (user is not None and user.email):
+            return user
+        try:
+            response = await self._api_get(url, tokens)
+            body = response.json()
+        except (ProviderError, ValueError) as exc:
+            log.warning("%s did not say who signed in: %s", self.name, exc)
+            return user
+        if not isinstance(body, dict) or not body.get("sub"):
+            return user
+        if user is not None and str(body["sub"]) != user.subject:
+            log.warning("%s UserInfo named another user than the id_token; ignored", self.name)
+            return user
+
+        def text(*names: str) -> str | None:
+            parts = [str(body[name]) for name in names if isinstance(body.get(name), str)]
+            return " ".join(part for part in parts if part) or None
+
+        return ProviderUser(
+            subject=str(body["sub"]),
+            email=text("email"),
+            name=text("name") or text("givenName", "familyName"),
+            user_id=user.user_id if user is not None else None,
         )
 
     # ------------------------------------------------------------------ helpers

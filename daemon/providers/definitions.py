@@ -48,6 +48,9 @@ class ProviderDefinition:
     sign_in_covers: str = "one sign-in covers the organisations you choose"
     # What the provider calls a tenant's id, in sentences ("fund id changed from X to Y").
     id_name: str = "organisation id"
+    # OpenID Connect UserInfo: who signed in, where the id_token does not say (Intuit's
+    # id_token names the user by `sub` only).
+    userinfo_url: str | None = None
 
 
 XERO = ProviderDefinition(
@@ -74,6 +77,7 @@ QUICKBOOKS = ProviderDefinition(
     api_base="https://quickbooks.api.intuit.com/v3/company",
     # openid: the id_token names the Intuit user who connected the company.
     scopes=("com.intuit.quickbooks.accounting", "openid", "email"),
+    userinfo_url="https://accounts.platform.intuit.com/v1/openid_connect/userinfo",
     refresh_idle_days=100,
     requires_secret=True,
     refresh_grace_seconds=24 * 3600,
@@ -151,7 +155,14 @@ def build_definition(config: ProviderConfig) -> ProviderDefinition:
     base = BUILTIN_DEFINITIONS[config.kind]
     overrides: dict[str, Any] = {
         name: getattr(config, name)
-        for name in ("authorize_url", "token_url", "revoke_url", "connections_url", "api_base")
+        for name in (
+            "authorize_url",
+            "token_url",
+            "revoke_url",
+            "connections_url",
+            "api_base",
+            "userinfo_url",
+        )
         if getattr(config, name)
     }
     if config.display_name:

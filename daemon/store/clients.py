@@ -20,7 +20,7 @@ CLIENT_COLUMNS = (
     "c.grant_id, c.status, c.status_reason, c.status_since, c.active, c.last_verified_at, "
     "g.access_expires_at, g.refresh_expires_at, g.hard_expires_at, "
     "g.authorised_by, g.created_at AS authorised_at, g.refreshed_at AS last_refresh_at, "
-    "g.next_check_at"
+    "g.next_check_at, g.provider_user"
 )
 CLIENT_FROM = "clients c LEFT JOIN grants g ON g.id = c.grant_id"
 
@@ -52,9 +52,16 @@ class ClientRow:
     authorised_at: str | None
     last_refresh_at: str | None
     next_check_at: str | None
+    # Who signed in at the provider for the grant (JSON), when the provider said.
+    provider_user: str | None = None
 
     def to_protocol(self) -> p.Client:
-        return p.Client.model_validate(dataclasses.asdict(self))
+        """The client as the protocol has it; the owner's name and label are the staff
+        directory's to add (:meth:`StaffDirectory.client`)."""
+        fields = dataclasses.asdict(self)
+        fields["provider_user"] = json.loads(self.provider_user) if self.provider_user else None
+        fields["owner_login"] = self.authorised_by
+        return p.Client.model_validate(fields)
 
 
 @dataclass(frozen=True)
@@ -84,9 +91,11 @@ class ClientQueries(Database):
         active: bool | None,
         offset: int,
         limit: int,
+        owner: str | None = None,
     ) -> tuple[int, list[ClientRow]]:
-        """Clients matching the filter, ordered by name; returns (total, page)."""
-        where, params = _client_filter(statuses, provider, text, active)
+        """Clients matching the filter, ordered by name; returns (total, page). ``owner``:
+        only clients whose grant that staff member (login) authorised."""
+        where, params = _client_filter(statuses, provider, text, active, owner)
         total_row = await self._fetchone(f"SELECT count(*) FROM clients c {where}", params)
         assert total_row is not None
         rows = await self._fetchall(
@@ -356,10 +365,17 @@ class ClientQueries(Database):
 
 
 def _client_filter(
-    statuses: list[str] | None, provider: str | None, text: str | None, active: bool | None
+    statuses: list[str] | None,
+    provider: str | None,
+    text: str | None,
+    active: bool | None,
+    owner: str | None = None,
 ) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
+    if owner is not None:
+        clauses.append("c.grant_id IN (SELECT id FROM grants WHERE authorised_by = ?)")
+        params.append(owner)
     if active is not None:
         clauses.append("c.active = ?")
         params.append(int(active))

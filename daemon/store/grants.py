@@ -109,13 +109,16 @@ class GrantQueries(Database):
         now: datetime,
         tenants: list[TenantRow],
         business: str | None = None,
+        provider_user: dict[str, str | None] | None = None,
     ) -> int:
-        """Store a new grant and the tenants it reaches; returns its id."""
+        """Store a new grant and the tenants it reaches; returns its id. ``provider_user``
+        is who signed in at the provider (stored with the grant, in one transaction)."""
         async with self.transaction() as db:
             cursor = await db.execute(
                 "INSERT INTO grants (uid, provider, auth_event_id, token_ciphertext, "
                 "access_expires_at, refresh_expires_at, hard_expires_at, authorised_by, "
-                "created_at, refreshed_at, business) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, refreshed_at, business, provider_user) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     uid,
                     provider,
@@ -128,6 +131,7 @@ class GrantQueries(Database):
                     to_iso(now),
                     to_iso(now),
                     business,
+                    json.dumps(provider_user, sort_keys=True) if provider_user else None,
                 ),
             )
             grant_id = cursor.lastrowid

@@ -86,6 +86,7 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
             id="clients.needs_reauth",
         ),
         Binding("a", "show_status('all')", "All", id="clients.show_all"),
+        Binding("m", "toggle_mine", "My connections", show=False, id="clients.mine"),
         Binding("slash", "focus_filter", "Filter", show=False, id="clients.focus_filter"),
         Binding("f5", "reload", "Reload", show=False, id="clients.reload"),
         Binding("ctrl+r", "reload", "Reload", show=False, id="clients.reload_ctrl"),
@@ -215,6 +216,7 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
             len(self.marked),
             inactive=self.inactive_view,
             filtered=bool(self._filter_params()),
+            mine=self.filters.mine,
         )
 
     def _show_detail(self) -> None:
@@ -316,6 +318,11 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
         """Back from the filters to the list."""
         self.table.focus()
 
+    def action_toggle_mine(self) -> None:
+        """Only my connections (those resting on my sign-ins), or everyone's again."""
+        self.filters.toggle_mine()
+        self.action_focus_table()
+
     def action_show_status(self, status: str) -> None:
         """Show only clients in ``status`` (``all`` for everyone); again reloads the list."""
         if not self.filters.show_status(status):
@@ -398,6 +405,13 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
     def palette_commands(self) -> list[PaletteCommand]:
         client = self.clients.get(self.focused_client_id() or -1)
         commands = [
+            PaletteCommand(
+                "Clients: everyone's connections"
+                if self.filters.mine
+                else "Clients: my connections",
+                "Only the clients resting on my own sign-ins, or everyone's again (m)",
+                self.action_toggle_mine,
+            ),
             PaletteCommand(
                 "Clients: bulk actions", "The Bulk Actions menu (b)", self.action_bulk_actions
             ),

@@ -29,7 +29,7 @@ class ClientDetailStrip(Static):
             why = Text(client.status_reason, style="italic")
         elif client.authorised_at:
             why = Text(
-                f"Authorised by {client.authorised_by or 'someone'} "
+                f"Authorised by {client.owner_name or client.authorised_by or 'someone'} "
                 f"{relative_time(client.authorised_at)}; next check "
                 f"{relative_time(client.next_check_at)}",
                 style="dim",

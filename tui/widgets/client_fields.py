@@ -32,7 +32,8 @@ def client_fields(client: Client, software: str, unused_sign_ins: int = 0) -> Gr
     grid.add_row("Status", status)
     if client.status_reason:
         grid.add_row("Reason", Text(client.status_reason))
-    authorised = Text(client.authorised_by or "—")
+    # "Sam Lee, as sam@practice.example in Xero": the staff member and the provider user.
+    authorised = Text(client.owner_label or client.authorised_by or "—")
     if client.authorised_at:
         authorised.append(f", {format_when(client.authorised_at)}")
     grid.add_row("Authorised by", authorised)

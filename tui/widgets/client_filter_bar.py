@@ -45,6 +45,14 @@ class ClientFilterBar(Horizontal):
     class Submitted(Message):
         """Enter in the name filter: back to the list."""
 
+    mine = False
+    """My connections: only clients resting on the person's own sign-ins (m toggles it)."""
+
+    def toggle_mine(self) -> None:
+        """Show only my connections, or everyone's again."""
+        self.mine = not self.mine
+        self.post_message(self.Changed(status_changed=False))
+
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Filter by name…  (/)", id="clients-filter-text", compact=True)
         yield Select(
@@ -85,6 +93,8 @@ class ClientFilterBar(Horizontal):
             params["status"] = ATTENTION_STATUSES
         elif status != ALL and isinstance(status, str):
             params["status"] = status
+        if self.mine:
+            params["mine"] = True
         return params
 
     def show_status(self, status: str) -> bool:

@@ -16,10 +16,18 @@ class ClientSummary(Static):
         super().__init__("Connecting to clientlinkd…", id=id)
 
     def show(
-        self, counts: dict[str, int], total: int, marked: int, *, inactive: bool, filtered: bool
+        self,
+        counts: dict[str, int],
+        total: int,
+        marked: int,
+        *,
+        inactive: bool,
+        filtered: bool,
+        mine: bool = False,
     ) -> None:
         """``counts`` by status; ``total`` matching the filter (``filtered``: one is set),
-        deactivated ones when ``inactive``; ``marked`` for a bulk action."""
+        deactivated ones when ``inactive``; ``marked`` for a bulk action; ``mine``: only the
+        person's own connections are listed."""
         summary = Text()
         everyone = sum(counts.values())
         summary.append(f"{everyone} clients", style="bold")
@@ -34,6 +42,8 @@ class ClientSummary(Static):
             summary.append("  (b 4 reactivates)", style="dim")
         elif filtered:
             summary.append(f"  · showing {total}", style="italic")
+        if mine:
+            summary.append(" of my connections (m: everyone's)", style="italic")
         if marked:
             summary.append(f"  · {marked} marked", style="bold reverse")
         self.update(summary)
