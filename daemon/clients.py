@@ -186,9 +186,11 @@ class ClientService:
         details: OrganisationDetails,
         actor: str,
         also: Callable[[], Awaitable[None]] | None = None,
+        note: dict[str, Any] | None = None,
     ) -> None:
-        """Write a verified re-authorisation — binding, status, history, audit, and
-        ``also`` (a job item's outcome) — in one transaction, then announce it."""
+        """Write a verified re-authorisation — binding, status, history, audit (with
+        ``note``, such as whose connection was taken over), and ``also`` (a job item's
+        outcome) — in one transaction, then announce it."""
         now = self._clock.now()
         fields: dict[str, Any] = {"grant_id": grant_id, "last_verified_at": to_iso(now)}
         # What the provider offers fills what the client lacks; differences go through the
@@ -214,6 +216,7 @@ class ClientService:
                     "grant_id": grant_id,
                     "provider": client.provider,
                     "previous_status": client.status,
+                    **(note or {}),
                 },
                 now=now,
             )

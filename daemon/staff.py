@@ -19,6 +19,7 @@ import pwd
 
 from clientlink.common.config import FirmConfig
 from clientlink.common.protocol import ErrorCode, Role
+from clientlink.common.timeutil import from_iso
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.rpc_connection import Identity, Peer
 from clientlink.daemon.rpc_errors import RpcFailure
@@ -103,3 +104,28 @@ class StaffDirectory:
                 f"`clientlink staff update {peer.user} --active`",
             )
         return Identity(row.login, row.display_name, Role(row.role), row.id)
+
+    # ------------------------------------------------------------------ handover
+
+    def name_of(self, login: str) -> str:
+        """The display name of ``login`` (the login itself when not on the staff list)."""
+        row = self._by_login.get(login)
+        return row.display_name if row else login
+
+    def owner_left(self, login: str) -> str | None:
+        """Why a connection ``login`` authorised needs a person, when they have left: the
+        one sentence staff.leave flags with and the watcher keeps (see handover.py)."""
+        row = self._by_login.get(login)
+        if row is None or row.active:
+            return None
+        return owner_left_reason(row.display_name, row.left_at)
+
+
+def owner_left_reason(display_name: str, left_at: str | None) -> str:
+    """The status reason of a client whose connection's owner left the practice."""
+    day = from_iso(left_at)
+    when = f" on {day.strftime('%d %b %Y')}" if day else ""
+    return (
+        f"owner {display_name} left{when}: take over their connections "
+        "(Bulk Actions → Take over connections)"
+    )
