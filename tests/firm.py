@@ -162,6 +162,15 @@ class CliResult:
     err: str
 
 
+class FirmDaemonExited(AssertionError):
+    """The firm's clientlinkd exited instead of becoming ready: its exit code and log."""
+
+    def __init__(self, code: int | None, log: str) -> None:
+        super().__init__(f"the firm's clientlinkd did not start (exit {code}):\n{log[-4000:]}")
+        self.code = code
+        self.log = log
+
+
 class FirmCliFailed(AssertionError):
     """``clientlink rpc`` failed without a daemon's error reply (no socket, refused...)."""
 
@@ -209,7 +218,8 @@ class FirmDaemon:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     async def start(self) -> None:
-        """Start clientlinkd as the service account; returns once it logs ``ready``."""
+        """Start clientlinkd as the service account; returns once it logs ``ready``, or
+        raises :class:`FirmDaemonExited`."""
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         env = {
             "PATH": _SYSTEM_PATH,
@@ -234,7 +244,12 @@ class FirmDaemon:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.process.wait(), 0.05)
-        raise AssertionError(f"the firm's clientlinkd did not start:\n{self.log_text()[-4000:]}")
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            raise FirmDaemonExited(self.process.returncode, log.read().decode(errors="replace"))
 
     async def stop(self) -> int | None:
         """SIGTERM, and its exit code."""
