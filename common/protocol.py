@@ -454,10 +454,27 @@ class JobStartParams(_Params):
     bank_ids: list[str] = Field(
         default_factory=list, description="invite: the banks the link pre-selects."
     )
+    takeover_of: str | None = Field(
+        default=None,
+        max_length=64,
+        description="reauthorise: the login whose connections this job takes over (handover).",
+    )
+
+
+class SkippedClient(_Result):
+    """A client a job left out, and why (another job or sign-in holds it)."""
+
+    client_id: int
+    name: str
+    reason: str
 
 
 class JobStartResult(_Result):
     job_id: int
+    skipped: list[SkippedClient] = Field(
+        default_factory=list,
+        description="reauthorise: clients left out because another job or sign-in holds them.",
+    )
 
 
 class JobItem(_Result):
@@ -526,6 +543,12 @@ class Job(_Result):
     )
     waiting_for_sign_in: SignInWait | None = Field(
         default=None, description="Set while the job waits for the person's next sign-in."
+    )
+    takeover_of: str | None = Field(
+        default=None, description="A handover: the login whose connections the job takes over."
+    )
+    takeover_name: str | None = Field(
+        default=None, description="A handover: that person's display name."
     )
 
 
@@ -1010,6 +1033,44 @@ class StaffUpdateParams(_Params):
     active: bool | None = Field(
         default=None, description="true: back on the staff list after leaving."
     )
+
+
+class StaffLeaveParams(_Params):
+    login: str = Field(min_length=1, max_length=64)
+    dry_run: bool = Field(
+        default=False, description="Only list what rests on their sign-ins; change nothing."
+    )
+
+
+class LeftClient(_Result):
+    """A client resting on a grant of someone who left."""
+
+    id: int
+    name: str
+    status: ConnectionStatus
+    status_reason: str | None = None
+    active: bool = True
+
+
+class LeftGrant(_Result):
+    """A grant someone who left authorised, and the clients resting on it."""
+
+    grant_id: int
+    provider: str
+    business: str | None = None
+    state: str
+    created_at: str
+    clients: list[LeftClient]
+
+
+class StaffLeaveResult(_Result):
+    member: StaffMember
+    dry_run: bool
+    grants: list[LeftGrant] = Field(description="Every grant they authorised, still active.")
+    flagged: list[int] = Field(
+        default_factory=list, description="Clients now shown as expiring: owner left."
+    )
+    message: str
 
 
 class AuditListParams(_Params):
@@ -1709,6 +1770,15 @@ STAFF_UPDATE = Method(
 )
 
 
+STAFF_LEAVE = Method(
+    "staff.leave",
+    StaffLeaveParams,
+    StaffLeaveResult,
+    "Mark a staff member as left; list and flag the clients resting on their sign-ins.",
+    role=Role.ADMIN,
+)
+
+
 METHODS: dict[str, Method[Any, Any]] = {
     method.name: method
     for method in (
@@ -1764,6 +1834,7 @@ METHODS: dict[str, Method[Any, Any]] = {
         STAFF_LIST,
         STAFF_ADD,
         STAFF_UPDATE,
+        STAFF_LEAVE,
     )
 }
 """Every method by its wire name (the daemon serves exactly these)."""

@@ -134,6 +134,15 @@ class AuthSessions:
     def callback_port(self) -> int:
         return self._listener.port if self._listener else 0
 
+    def open_sessions(self) -> list[AuthSession]:
+        """Every session not finished yet (expiry applied): who is signing in, for what."""
+        self._sweep()
+        return [
+            session
+            for session in self._sessions.values()
+            if session.status in (AuthSessionState.PENDING, AuthSessionState.EXCHANGING)
+        ]
+
     def pending_count(self) -> int:
         self._sweep()
         return sum(1 for s in self._sessions.values() if s.status == AuthSessionState.PENDING)

@@ -314,9 +314,11 @@ class ClientService:
         actor: str,
         also: Callable[[], Awaitable[None]] | None = None,
         tenant_id: str | None = None,
+        note: dict[str, Any] | None = None,
     ) -> None:
-        """Write a verified re-authorisation — binding, status, history, audit, and
-        ``also`` (a job item's outcome) — in one transaction, then announce it.
+        """Write a verified re-authorisation — binding, status, history, audit (with
+        ``note``, such as whose connection was taken over), and ``also`` (a job item's
+        outcome) — in one transaction, then announce it.
 
         ``tenant_id`` other than the client's rebinds it to that tenant (found by ABN: the
         provider's id changed); another client bound to it refuses the whole, with a CONFLICT
@@ -359,6 +361,7 @@ class ClientService:
                     "grant_id": grant_id,
                     "provider": client.provider,
                     "previous_status": client.status,
+                    **(note or {}),
                 }
                 | ({"tenant_id": [client.tenant_id, tenant_id]} if rebind else {}),
                 now=now,

@@ -43,6 +43,8 @@ from clientlink.daemon.clock import Clock
 from clientlink.daemon.datafiles import refuse_missing_database, remember_installation
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.grants import Grants
+from clientlink.daemon.handover import Handover
+from clientlink.daemon.holds import ClientHolds
 from clientlink.daemon.invitations import Invitations, InviteJob
 from clientlink.daemon.job_kinds import ReauthoriseJob, ReimportJob
 from clientlink.daemon.jobs import JobEngine, JobHandler
@@ -169,12 +171,16 @@ class Services:
             _default_desktop(config) if desktop == "default" else desktop,
         )
         clients = ClientService(store, grants, adapters, events, clock, notifier.transition)
-        watcher = Watcher(store, grants, adapters, clock, config.watch, clients.set_status)
+        staff = StaffDirectory(store, config.firm, clock)
+        watcher = Watcher(
+            store, grants, adapters, clock, config.watch, clients.set_status, staff.owner_left
+        )
         sign_in = SignIn(providers, grants, clients, watcher, store, events, clock)
         auth = AuthSessions(config.auth, clock, sign_in.finish, sign_in.announce)
         templates = TemplateBook(store)
         handlers: dict[JobKind, JobHandler] = {}
-        jobs = JobEngine(store, events, clock, handlers)
+        jobs = JobEngine(store, events, clock, handlers, ClientHolds(store, auth, staff))
+        handover = Handover(store, staff, clients, clock)
         invitations = Invitations(
             store,
             vault,
@@ -187,7 +193,9 @@ class Services:
             templates,
             jobs,
         )
-        handlers[JobKind.REAUTHORISE] = ReauthoriseJob(store, clients, watcher.watch)
+        handlers[JobKind.REAUTHORISE] = ReauthoriseJob(
+            store, clients, watcher.watch, handover.takeover_finished
+        )
         handlers[JobKind.REIMPORT] = ReimportJob(store, clients)
         handlers[JobKind.INVITE] = InviteJob(invitations)
         return cls(
@@ -204,7 +212,7 @@ class Services:
             templates,
             invitations,
             jobs,
-            StaffDirectory(store, config.firm, clock),
+            staff,
         )
 
     async def _start(self) -> None:
@@ -244,6 +252,7 @@ def namespaces(
 ) -> list[Api]:
     """One handler object per RPC namespace, each given only what it uses."""
     s = services
+    handover = Handover(s.store, s.staff, s.clients, clock)
     return [
         DaemonApi(s.store, s.vault, s.providers, s.auth, s.watcher, clock, started_at, events),
         ProvidersApi(s.providers, s.store, s.vault, clock),
@@ -257,9 +266,9 @@ def namespaces(
             ClientImporter(s.store, s.providers.definitions, events, clock, paths.state_dir),
             s.staff,
         ),
-        AuthApi(s.auth, s.providers, s.clients),
+        AuthApi(s.auth, s.providers, s.clients, _holds(s)),
         GrantsApi(s.store, s.grants, s.providers, s.watcher, clock),
-        JobsApi(s.jobs, s.clients, s.invitations, s.store, paths, s.providers),
+        JobsApi(s.jobs, s.clients, s.invitations, s.store, paths, s.providers, handover),
         InvitesApi(s.invitations, s.clients, s.jobs, s.store),
         TemplatesApi(s.templates, s.clients, s.invitations, s.store, config, clock),
         BanksApi(s.invitations, s.clients, s.store),
@@ -267,8 +276,13 @@ def namespaces(
         NotificationsApi(s.notifier),
         EventsApi(events),
         AuditApi(s.store, s.staff, paths, clock),
-        StaffApi(s.staff, s.store, clock),
+        StaffApi(s.staff, s.store, clock, handover),
     ]
+
+
+def _holds(s: Services) -> ClientHolds:
+    assert s.jobs.holds is not None
+    return s.jobs.holds
 
 
 async def _channel_secret(store: Store, vault: Vault, channel: str) -> str | None:

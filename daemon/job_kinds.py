@@ -37,11 +37,17 @@ class ReauthoriseJob:
     concurrency = 10  # the provider limiter decides the real pace per tenant and app
 
     def __init__(
-        self, store: Store, clients: ClientService, watch: Callable[[int], Awaitable[None]]
+        self,
+        store: Store,
+        clients: ClientService,
+        watch: Callable[[int], Awaitable[None]],
+        on_takeover: Callable[[JobRow], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._clients = clients
         self._watch = watch
+        self._on_takeover = on_takeover
+        """After a takeover job (``takeover_of``): its final audit entry."""
 
     async def run(self, job: JobRow, item: JobItemRow, finish: Finish) -> None:
         plan = SignInPlan.of(job.params)
@@ -73,6 +79,7 @@ class ReauthoriseJob:
                 job.actor,
                 also=lambda: finish({"grant_id": grant_id}),
                 tenant_id=tenant.tenant_id,
+                note=_takeover_note(job, client),
             )
         except RpcFailure as failure:  # the entity is bound to another client meanwhile
             raise ItemFailed(failure.message) from None
@@ -86,10 +93,19 @@ class ReauthoriseJob:
         plan = SignInPlan.of(job.params)
         if plan is None:
             await self._watch(job.params["grant_id"])
-            return
-        for step in plan.steps:
-            if step.grant_id is not None:
-                await self._watch(step.grant_id)
+        else:
+            for step in plan.steps:
+                if step.grant_id is not None:
+                    await self._watch(step.grant_id)
+        if self._on_takeover is not None and job.params.get("takeover_of"):
+            await self._on_takeover(job)
+
+
+def _takeover_note(job: JobRow, client: ClientRow) -> dict[str, Any] | None:
+    """What a takeover's re-authorisation adds to its audit: whose, and from which grant."""
+    if not job.params.get("takeover_of"):
+        return None
+    return {"takeover_of": job.params["takeover_of"], "previous_grant_id": client.grant_id}
 
 
 class ReimportJob:

@@ -27,7 +27,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from clientlink.common.protocol import (
     ErrorCode,
@@ -36,13 +36,17 @@ from clientlink.common.protocol import (
     JobKind,
     JobProgress,
     JobState,
+    SkippedClient,
     Topic,
 )
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.sign_in_plan import SignInPlan, plan_for
-from clientlink.daemon.store import GrantRow, JobItemRow, JobRow, Store
+from clientlink.daemon.store import ClientRow, GrantRow, JobItemRow, JobRow, Store
+
+if TYPE_CHECKING:
+    from clientlink.daemon.holds import ClientHolds
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,10 @@ PROGRESS_INTERVAL = 0.1
 """At most ten progress events a second per job."""
 
 Finish = Callable[[dict[str, Any] | None], Awaitable[None]]
+
+# Given the clients a re-authorisation may take (none held elsewhere): the job's params and
+# its client ids in the order the job does them (a sign-in plan may reorder them).
+BuildReauthorisation = Callable[[list[ClientRow]], tuple[dict[str, Any], list[int]]]
 
 
 class ItemFailed(Exception):
@@ -92,7 +100,10 @@ class JobEngine:
         events: EventBus,
         clock: Clock,
         handlers: dict[JobKind, JobHandler],
+        holds: ClientHolds | None = None,
     ) -> None:
+        self.holds = holds
+        """Who else is re-authorising a client (None: nobody is ever asked)."""
         self._store = store
         self._events = events
         self._clock = clock
@@ -168,6 +179,55 @@ class JobEngine:
         self._spawn(job_id)
         return job_id
 
+    async def submit_reauthorisation(
+        self,
+        clients: list[ClientRow],
+        build: BuildReauthorisation,
+        actor: str,
+        retry_of: int | None = None,
+    ) -> tuple[int, list[SkippedClient]]:
+        """Record and start a re-authorisation of ``clients``, leaving out those another job
+        or sign-in holds (recorded as skipped items saying who holds them); refused, with
+        nothing recorded, when every one of them is held. Two jobs never re-authorise the
+        same client at once: the check and the recording are one step under the holds lock."""
+        if self.holds is None:
+            params, client_ids = build(clients)
+            return await self.submit(JobKind.REAUTHORISE, client_ids, params, actor, retry_of), []
+        async with self.holds.lock:
+            holds = await self.holds.held(clients)
+            free = [client for client in clients if client.id not in holds]
+            if not free:
+                first = next(client for client in clients if client.id in holds)
+                others = len(clients) - 1
+                more = f" (and {others} more of these clients are held too)" if others else ""
+                raise RpcFailure(
+                    ErrorCode.CONFLICT,
+                    f"{holds[first.id].doing(first.name)}{more}. Nothing was started: wait "
+                    "for it to finish, or ask them to cancel it",
+                    holds[first.id].detail(),
+                )
+            params, client_ids = build(free)
+            skipped = [
+                SkippedClient(
+                    client_id=client.id,
+                    name=client.name,
+                    reason=f"skipped: {holds[client.id].doing(client.name)}",
+                )
+                for client in clients
+                if client.id in holds
+            ]
+            job_id = await self._store.create_job(
+                kind=JobKind.REAUTHORISE.value,
+                params=params,
+                actor=actor,
+                client_ids=client_ids,
+                now=self._clock.now(),
+                retry_of=retry_of,
+                skipped={each.client_id: each.reason for each in skipped},
+            )
+        self._spawn(job_id)
+        return job_id, skipped
+
     async def cancel(self, job_id: int) -> None:
         job = await self._require(job_id)
         if JobState(job.state).finished:
@@ -202,6 +262,8 @@ class JobEngine:
         client_ids = [item.client_id for item in failed]
         params = job.params
         plan = SignInPlan.of(job.params)
+        if JobKind(job.kind) == JobKind.REAUTHORISE:
+            return await self._retry_reauthorisation(job, plan, client_ids, actor)
         if plan is not None:
             # The failed funds' businesses again; a sign-in still usable is kept, the
             # others (skipped, revoked since) are asked for again.
@@ -217,6 +279,39 @@ class JobEngine:
             plan, client_ids = plan_for(plan.provider, present, held)
             params = plan.as_params()
         return await self.submit(JobKind(job.kind), client_ids, params, actor, retry_of=job_id)
+
+    async def _retry_reauthorisation(
+        self, job: JobRow, plan: SignInPlan | None, client_ids: list[int], actor: str
+    ) -> int:
+        """The failed clients again, minus those held elsewhere since (as any new job)."""
+        present = [
+            client
+            for client in [await self._store.get_client(client_id) for client_id in client_ids]
+            if client is not None
+        ]
+        if plan is not None:
+            present = [client for client in present if client.business]
+        if not present:
+            raise RpcFailure(ErrorCode.CONFLICT, f"job {job.id}'s failed clients are gone")
+        held = {}
+        if plan is not None:
+            # The failed funds' businesses again; a sign-in still usable is kept, the
+            # others (skipped, revoked since) are asked for again.
+            for step in plan.steps:
+                grant = await self._store.get_grant(step.grant_id) if step.grant_id else None
+                if grant is not None and grant.state == "active":
+                    held[step.business] = grant.id
+        names = ("takeover_of", "takeover_name")
+        keep = {key: job.params[key] for key in names if key in job.params}
+
+        def build(free: list[ClientRow]) -> tuple[dict[str, Any], list[int]]:
+            if plan is None:
+                return {**job.params}, [client.id for client in free]
+            replanned, ordered = plan_for(plan.provider, free, held)
+            return {**replanned.as_params(), **keep}, ordered
+
+        job_id, _ = await self.submit_reauthorisation(present, build, actor, retry_of=job.id)
+        return job_id
 
     async def add_sign_in(self, job_id: int, grant: GrantRow) -> Job:
         """Give a job the sign-in to the business it waits for; its items of that business
@@ -515,6 +610,8 @@ class JobEngine:
                 "current": self._current.get(job_id),
                 "rate_per_minute": rate,
                 "eta_seconds": eta,
+                "takeover_of": job.params.get("takeover_of"),
+                "takeover_name": job.params.get("takeover_name"),
                 **signing,
             }
         )

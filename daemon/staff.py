@@ -28,6 +28,7 @@ from clientlink.common import protocol as p
 from clientlink.common.config import FirmConfig
 from clientlink.common.protocol import ErrorCode, Role
 from clientlink.common.safe_text import visible
+from clientlink.common.timeutil import from_iso
 from clientlink.common.wording import owner_label
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.contacts import normalise_email
@@ -264,3 +265,23 @@ class StaffDirectory:
         updated = await self._store.get_staff(login)
         assert updated is not None
         return updated
+
+    # ------------------------------------------------------------------ handover
+
+    def owner_left(self, login: str) -> str | None:
+        """Why a connection ``login`` authorised needs a person, when they have left: the
+        one sentence staff.leave flags with and the watcher keeps (see handover.py)."""
+        row = self._by_login.get(login)
+        if row is None or row.active:
+            return None
+        return owner_left_reason(row.display_name, row.left_at)
+
+
+def owner_left_reason(display_name: str, left_at: str | None) -> str:
+    """The status reason of a client whose connection's owner left the practice."""
+    day = from_iso(left_at)
+    when = f" on {day.strftime('%d %b %Y')}" if day else ""
+    return (
+        f"owner {display_name} left{when}: take over their connections "
+        "(Bulk Actions → Take over connections)"
+    )

@@ -77,6 +77,9 @@ HEARTBEAT_SECONDS = 60
 
 # Called as set_status(client, status, reason) for every client the watcher judges.
 SetStatus = Callable[[ClientRow, ConnectionStatus, str | None], Awaitable[None]]
+# Given a grant's owner (its ``authorised_by``): why it needs a person although it refreshes
+# (its owner left the practice), or None.
+OwnerNote = Callable[[str], str | None]
 
 
 class Watcher:
@@ -90,7 +93,9 @@ class Watcher:
         clock: Clock,
         config: WatchConfig,
         set_status: SetStatus,
+        owner_note: OwnerNote | None = None,
     ) -> None:
+        self._owner_note = owner_note
         self._store = store
         self._grants = grants
         self._adapters = adapters
@@ -430,6 +435,15 @@ class Watcher:
         self._schedule(grant_id, moment)
 
     def _status_after_success(self, grant: GrantRow) -> tuple[ConnectionStatus, str | None]:
+        status, reason = self._status_by_expiry(grant)
+        # A grant whose owner left keeps refreshing (nothing is lost meanwhile) but will end
+        # when the provider removes that person: expiring, until a colleague takes it over.
+        note = self._owner_note(grant.authorised_by) if self._owner_note else None
+        if note is not None:
+            return ConnectionStatus.EXPIRING, note if reason is None else f"{note}; {reason}"
+        return status, reason
+
+    def _status_by_expiry(self, grant: GrantRow) -> tuple[ConnectionStatus, str | None]:
         hard_end = from_iso(grant.hard_expires_at)
         if hard_end is None:
             return ConnectionStatus.CONNECTED, None

@@ -65,6 +65,7 @@ ROLES: dict[str, Role] = {
     "staff.list": A,
     "staff.add": A,
     "staff.update": A,
+    "staff.leave": A,
 }
 
 

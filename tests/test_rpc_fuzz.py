@@ -87,6 +87,9 @@ READ_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("clients.import_file", {"path": "/dev/null", "verdict": "refuse"}),
     ("clients.import_file", {"path": "/no/such.csv", "offset": INT_MAX, "limit": 1000}),
     ("clients.import_file", {"path": "~/../../etc/../x.xlsx", "confirm": True, "digest": "0"}),
+    # Nobody by that login: a clear error, nothing changed (a dry run changes nothing anyway).
+    ("staff.leave", {"login": "\u202e%_' OR 1=1 --"}),
+    ("staff.leave", {"login": "x" * 64, "dry_run": True}),
 ]
 
 

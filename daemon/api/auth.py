@@ -9,6 +9,7 @@ from clientlink.daemon.adapters import ConfiguredProviders
 from clientlink.daemon.api import Api, handles
 from clientlink.daemon.auth import AuthSessions
 from clientlink.daemon.clients import ClientService
+from clientlink.daemon.holds import ClientHolds
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.rpc_server import CallContext
 from clientlink.daemon.usage import would_exceed
@@ -16,8 +17,13 @@ from clientlink.daemon.usage import would_exceed
 
 class AuthApi(Api):
     def __init__(
-        self, auth: AuthSessions, providers: ConfiguredProviders, clients: ClientService
+        self,
+        auth: AuthSessions,
+        providers: ConfiguredProviders,
+        clients: ClientService,
+        holds: ClientHolds,
     ) -> None:
+        self._holds = holds
         self._auth = auth
         self._providers = providers
         self._clients = clients
@@ -50,18 +56,29 @@ class AuthApi(Api):
                 ErrorCode.INVALID_PARAMS,
                 f"{display} signs in once for every business: leave out business",
             )
-        session = await self._auth.begin(
-            params.provider,
-            params.client_id,
-            ctx.peer.actor,
-            lambda redirect_uri, state, verifier: adapter.authorization_url(
-                redirect_uri=redirect_uri,
-                state=state,
-                code_verifier=verifier,
+        async with self._holds.lock:
+            if params.client_id is not None:
+                # One outcome when two reach for one client: the second is told who has it.
+                hold = await self._holds.for_sign_in(client, ctx.peer.actor)
+                if hold is not None:
+                    raise RpcFailure(
+                        ErrorCode.CONFLICT,
+                        f"{hold.doing(client.name)}. Nothing was started: wait for them to "
+                        "finish, or ask them to cancel",
+                        hold.detail(),
+                    )
+            session = await self._auth.begin(
+                params.provider,
+                params.client_id,
+                ctx.peer.actor,
+                lambda redirect_uri, state, verifier: adapter.authorization_url(
+                    redirect_uri=redirect_uri,
+                    state=state,
+                    code_verifier=verifier,
+                    business=business,
+                ),
                 business=business,
-            ),
-            business=business,
-        )
+            )
         warning = None
         if adapter.definition.kind == "xero":
             usage = await self._providers.usage(params.provider)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from clientlink.common import protocol as p
 from clientlink.common.protocol import ErrorCode
 from clientlink.daemon.adapters import ConfiguredProviders
@@ -12,7 +14,7 @@ from clientlink.daemon.grants import Grants, classify_failure
 from clientlink.daemon.providers import ProviderError
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.rpc_server import CallContext
-from clientlink.daemon.store import Store
+from clientlink.daemon.store import GrantRow, Store
 from clientlink.daemon.watcher import Watcher
 
 
@@ -40,8 +42,9 @@ class GrantsApi(Api):
 
     @handles("grants.revoke")
     async def revoke(self, params: p.GrantIdParams, ctx: CallContext) -> p.GrantRevokeResult:
-        """Revoke an unused sign-in at the provider, then stop watching it. A grant that
-        clients use is refused: re-authorise or deactivate those clients instead."""
+        """Revoke a sign-in no client rests on (an unused one, or one whose clients were
+        all re-authorised elsewhere, as after a takeover) at the provider, then stop watching
+        it. A grant that clients rest on, deactivated ones too, is refused."""
         grant = await self._store.get_grant(params.grant_id)
         if grant is None:
             raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no grant with id {params.grant_id}")
@@ -49,14 +52,15 @@ class GrantsApi(Api):
             return p.GrantRevokeResult(
                 grant_id=grant.id, state=grant.state, message="It was already revoked."
             )
-        users = await self._store.clients_of_grant(grant.id)
-        if users or grant.bound_at is not None:
+        users = await self._store.clients_resting_on(grant.id)
+        if users:
             raise RpcFailure(
                 ErrorCode.CONFLICT,
-                f"Grant {grant.id} is not an unused sign-in: clients were bound to it "
-                f"({', '.join(c.name for c in users[:5]) or 'now deactivated'}). Nothing "
-                "was changed; re-authorise or deactivate those clients instead",
+                f"Grant {grant.id} is not a sign-in no client uses: {len(users)} clients rest "
+                f"on it ({', '.join(c.name for c in users[:5])}). Nothing was changed; "
+                "re-authorise those clients (or take them over) first",
             )
+        await self._refuse_shared_user(grant)
         adapter = self._providers.require(grant.provider)
         _, tokens = await self._grants.tokens(grant.id)
         if tokens.refresh_token:
@@ -69,7 +73,7 @@ class GrantsApi(Api):
                     FAILURE_ERROR_CODES[failure.kind],
                     f"{failure.reason}; nothing was changed, try again",
                 ) from exc
-        reason = f"revoked by {ctx.peer.actor} as an unused sign-in"
+        reason = f"revoked by {ctx.peer.actor}: no client rested on it"
         await self._store.mark_grant_revoked(grant.id, reason)
         await self._watcher.watch(grant.id)
         await self._store.add_audit(
@@ -87,3 +91,25 @@ class GrantsApi(Api):
                 "at their next check."
             )
         return p.GrantRevokeResult(grant_id=grant.id, state="revoked", message=message)
+
+    async def _refuse_shared_user(self, grant: GrantRow) -> None:
+        """Where revoking one sign-in ends all of its provider user's connections (Xero),
+        refuse while another grant of the same provider user has clients resting on it."""
+        adapter = self._providers.require(grant.provider)
+        if adapter.definition.kind != "xero" or not grant.provider_user:
+            return
+        subject = json.loads(grant.provider_user).get("sub")
+        for other in await self._store.list_grants():
+            if other.id == grant.id or other.provider != grant.provider or not other.clients:
+                continue
+            row = await self._store.get_grant(other.id)
+            if row is None or row.state != "active" or not row.provider_user:
+                continue
+            if json.loads(row.provider_user).get("sub") == subject:
+                raise RpcFailure(
+                    ErrorCode.CONFLICT,
+                    f"Grant {grant.id} was given by the same Xero user as grant {row.id}, "
+                    f"which {other.clients} clients rest on; Xero would end those too. "
+                    "Nothing was changed: remove clientlink from that user in Xero's connected "
+                    "apps only once no client needs it",
+                )

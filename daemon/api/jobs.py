@@ -11,6 +11,7 @@ from clientlink.daemon.adapters import ConfiguredProviders
 from clientlink.daemon.api import Api, handles
 from clientlink.daemon.clients import ClientService
 from clientlink.daemon.export import check_target, write_csv
+from clientlink.daemon.handover import Handover
 from clientlink.daemon.invitations import Invitations
 from clientlink.daemon.jobs import JobEngine
 from clientlink.daemon.rpc_errors import RpcFailure
@@ -28,7 +29,9 @@ class JobsApi(Api):
         store: Store,
         paths: Paths,
         providers: ConfiguredProviders,
+        handover: Handover,
     ) -> None:
+        self._handover = handover
         self._providers = providers
         self._jobs = jobs
         self._clients = clients
@@ -38,33 +41,56 @@ class JobsApi(Api):
 
     @handles("jobs.start")
     async def start(self, params: p.JobStartParams, ctx: CallContext) -> p.JobStartResult:
-        """Record a bulk job with one item per client, then run it."""
+        """Record a bulk job with one item per client, then run it. A re-authorisation
+        leaves out (as skipped, saying who holds them) the clients another job or sign-in
+        is re-authorising; ``takeover_of`` makes it a handover of that person's connections."""
         clients = [await self._clients.require(client_id) for client_id in params.client_ids]
         if len(set(params.client_ids)) != len(params.client_ids):
             raise RpcFailure(ErrorCode.INVALID_PARAMS, "a client is listed twice")
-        client_ids = params.client_ids
+        if params.takeover_of is not None and params.kind != p.JobKind.REAUTHORISE:
+            raise RpcFailure(
+                ErrorCode.INVALID_PARAMS,
+                "takeover_of is for a re-authorisation job (kind reauthorise) only",
+            )
+        if params.kind == p.JobKind.REAUTHORISE:
+            return await self._start_reauthorisation(params, clients, ctx)
         job_params: dict[str, Any] = {}
         if params.kind == p.JobKind.INVITE:
             job_params = await self._invitations.check_job_params(
                 params.channel, params.template_id, params.bank_ids
             )
-        if params.kind == p.JobKind.REAUTHORISE and params.grant_id is None and clients:
-            per_business = self._per_business(clients)
-            if per_business is not None:
-                plan, client_ids = plan_for(clients[0].provider, clients)
-                job_params = plan.as_params()
-        if params.kind == p.JobKind.REAUTHORISE and not job_params:
-            if params.grant_id is None:
+        job_id = await self._jobs.submit(params.kind, params.client_ids, job_params, ctx.peer.actor)
+        return p.JobStartResult(job_id=job_id)
+
+    async def _start_reauthorisation(
+        self, params: p.JobStartParams, clients: list[ClientRow], ctx: CallContext
+    ) -> p.JobStartResult:
+        takeover: dict[str, Any] = {}
+        if params.takeover_of is not None:
+            takeover = await self._handover.takeover_params(params.takeover_of, clients)
+        grant_params: dict[str, Any] | None = None
+        if params.grant_id is None:
+            if self._per_business(clients) is None:
                 raise RpcFailure(
                     ErrorCode.INVALID_PARAMS,
                     "a re-authorisation job needs the grant_id of the bulk sign-in",
                 )
+        else:
             grant = await self._store.get_grant(params.grant_id)
             if grant is None or grant.state != "active":
                 raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no usable grant {params.grant_id}")
-            job_params["grant_id"] = params.grant_id
-        job_id = await self._jobs.submit(params.kind, client_ids, job_params, ctx.peer.actor)
-        return p.JobStartResult(job_id=job_id)
+            grant_params = {"grant_id": params.grant_id}
+
+        def build(free: list[ClientRow]) -> tuple[dict[str, Any], list[int]]:
+            if grant_params is not None:
+                return {**grant_params, **takeover}, [client.id for client in free]
+            plan, client_ids = plan_for(free[0].provider, free)
+            return {**plan.as_params(), **takeover}, client_ids
+
+        job_id, skipped = await self._jobs.submit_reauthorisation(clients, build, ctx.peer.actor)
+        if takeover:
+            await self._handover.record_takeover_started(job_id, takeover, clients, skipped, ctx)
+        return p.JobStartResult(job_id=job_id, skipped=skipped)
 
     def _per_business(self, clients: list[ClientRow]) -> str | None:
         """The software, when these clients are re-authorised with one sign-in per business

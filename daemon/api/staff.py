@@ -11,16 +11,20 @@ from typing import Any
 from clientlink.common import protocol as p
 from clientlink.daemon.api import Api, handles
 from clientlink.daemon.clock import Clock
+from clientlink.daemon.handover import Handover
 from clientlink.daemon.rpc_server import CallContext
 from clientlink.daemon.staff import StaffDirectory
 from clientlink.daemon.store import StaffRow, Store
 
 
 class StaffApi(Api):
-    def __init__(self, staff: StaffDirectory, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, staff: StaffDirectory, store: Store, clock: Clock, handover: Handover
+    ) -> None:
         self._staff = staff
         self._store = store
         self._clock = clock
+        self._handover = handover
 
     @handles("staff.list")
     async def list(self, params: p.StaffListParams, ctx: CallContext) -> p.StaffListResult:
@@ -70,3 +74,11 @@ class StaffApi(Api):
             detail={"login": row.login, **detail},
             now=self._clock.now(),
         )
+
+    @handles("staff.leave")
+    async def leave(self, params: p.StaffLeaveParams, ctx: CallContext) -> p.StaffLeaveResult:
+        """Mark a staff member as left: list every grant they own and the clients resting on
+        each, and flag those clients (expiring: owner left) before anything is revoked.
+        ``dry_run`` only lists. The last active admin cannot leave."""
+        async with self._staff.changing:
+            return await self._handover.leave(params.login, params.dry_run, ctx.peer.actor)

@@ -149,6 +149,15 @@ class ClientQueries(Database):
         )
         return [_client_row(row) for row in rows]
 
+    async def clients_resting_on(self, grant_id: int) -> list[ClientRow]:
+        """Every client bound to the grant, deactivated ones too, by name."""
+        rows = await self._fetchall(
+            f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.grant_id = ? "
+            "ORDER BY c.name COLLATE NOCASE, c.id",
+            (grant_id,),
+        )
+        return [_client_row(row) for row in rows]
+
     async def create_client(
         self,
         *,

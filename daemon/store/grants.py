@@ -168,6 +168,14 @@ class GrantQueries(Database):
         row = await self._fetchone("SELECT * FROM grants WHERE id = ?", (grant_id,))
         return GrantRow(**dict(row)) if row else None
 
+    async def grants_authorised_by(self, login: str) -> list[GrantRow]:
+        """The active grants a staff member signed in for (``authorised_by``), oldest first."""
+        rows = await self._fetchall(
+            "SELECT * FROM grants WHERE authorised_by = ? AND state = 'active' ORDER BY id",
+            (login,),
+        )
+        return [GrantRow(**dict(row)) for row in rows]
+
     async def update_grant_tokens(
         self,
         grant_id: int,

@@ -67,13 +67,17 @@ class JobQueries(Database):
         client_ids: list[int],
         now: datetime,
         retry_of: int | None = None,
+        skipped: dict[int, str] | None = None,
     ) -> int:
-        """Record a job and every one of its items before any work starts."""
+        """Record a job and every one of its items before any work starts; ``skipped``
+        (client id: why) are recorded after them as already skipped, in the same commit."""
+        skipped = skipped or {}
+        total = len(client_ids) + len(skipped)
         async with self.transaction() as db:
             cursor = await db.execute(
                 "INSERT INTO jobs (kind, state, params, actor, created_at, total, retry_of) "
                 "VALUES (?, 'queued', ?, ?, ?, ?, ?)",
-                (kind, json.dumps(params), actor, to_iso(now), len(client_ids), retry_of),
+                (kind, json.dumps(params), actor, to_iso(now), total, retry_of),
             )
             job_id = cursor.lastrowid
             assert job_id is not None
@@ -81,7 +85,29 @@ class JobQueries(Database):
                 "INSERT INTO job_items (job_id, position, client_id) VALUES (?, ?, ?)",
                 [(job_id, position, client_id) for position, client_id in enumerate(client_ids)],
             )
+            await db.executemany(
+                "INSERT INTO job_items (job_id, position, client_id, state, error, finished_at) "
+                "VALUES (?, ?, ?, 'skipped', ?, ?)",
+                [
+                    (job_id, len(client_ids) + offset, client_id, reason, to_iso(now))
+                    for offset, (client_id, reason) in enumerate(skipped.items())
+                ],
+            )
         return job_id
+
+    async def held_job_items(
+        self, kind: str, states: tuple[str, ...]
+    ) -> list[tuple[int, int, str, str, str]]:
+        """(client id, job id, actor, job state, job created) of every item still to do in
+        the jobs of ``kind`` in ``states``, oldest job first."""
+        marks = ", ".join("?" * len(states))
+        rows = await self._fetchall(
+            "SELECT i.client_id, j.id, j.actor, j.state, j.created_at FROM job_items i "
+            "JOIN jobs j ON j.id = i.job_id WHERE j.kind = ? AND j.state IN "
+            f"({marks}) AND i.state IN ('pending', 'running') ORDER BY j.id",
+            (kind, *states),
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
 
     async def get_job(self, job_id: int) -> JobRow | None:
         row = await self._fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))

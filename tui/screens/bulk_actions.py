@@ -25,6 +25,7 @@ class BulkAction(StrEnum):
     DEACTIVATE = "deactivate"
     REACTIVATE = "reactivate"
     RECONNECT_BANKS = "reconnect_banks"
+    TAKE_OVER = "take_over"
 
 
 class BulkActionsScreen(DaemonModalScreen[BulkAction | None]):
@@ -43,7 +44,9 @@ class BulkActionsScreen(DaemonModalScreen[BulkAction | None]):
         "Deactivate / Reactivate: stop (or resume) watching the marked clients; their data is "
         "kept. Inactive clients are listed under the Inactive status filter.\n"
         "Reconnect and Add New Banks: invite the marked clients (or those you tick) by email "
-        "or SMS to connect the banks you choose.\n\n"
+        "or SMS to connect the banks you choose.\n"
+        "Take over connections: a colleague's clients (someone who left) re-authorised onto "
+        "your own sign-ins, one per software or business; then revoke their old sign-ins.\n\n"
         "The actions work on the marked clients (space marks a row on Manage Clients); with "
         "none marked, re-import uses every client shown and deactivate the highlighted one."
     )
@@ -54,6 +57,7 @@ class BulkActionsScreen(DaemonModalScreen[BulkAction | None]):
         Binding("3", "pick('export')", "Export", show=False, id="bulk_actions.3"),
         Binding("4", "pick_activation", "(De)activate", show=False, id="bulk_actions.4"),
         Binding("5", "pick('reconnect_banks')", "Reconnect banks", show=False, id="bulk_actions.5"),
+        Binding("6", "pick('take_over')", "Take over", show=False, id="bulk_actions.6"),
     ]
 
     def __init__(self, scope: str, *, inactive_view: bool) -> None:
@@ -78,6 +82,7 @@ class BulkActionsScreen(DaemonModalScreen[BulkAction | None]):
             (BulkAction.EXPORT, "Export clients to CSV", "the clients shown"),
             (self.activation, *activation),
             (BulkAction.RECONNECT_BANKS, "Reconnect and Add New Banks", "invite by email/SMS"),
+            (BulkAction.TAKE_OVER, "Take over connections", "a colleague's, as you"),
         ]
         title_width = max(len(title) for _, title, _ in entries)
         options = []

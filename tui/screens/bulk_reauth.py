@@ -442,6 +442,12 @@ class BulkReauthScreen(DaemonScreen[None]):
         started = await self.clientlink.daemon.call(
             p.JOBS_START, kind=JobKind.REAUTHORISE.value, grant_id=grant_id, client_ids=client_ids
         )
+        if started.skipped:  # another job or sign-in holds them: said, not done twice
+            self.notify(
+                f"{len(started.skipped)} left out: {started.skipped[0].reason}.",
+                severity="warning",
+                timeout=10,
+            )
         self.app.switch_screen(JobProgressScreen(started.job_id, kind=JobKind.REAUTHORISE))
 
     def action_import_new(self) -> None:

@@ -25,6 +25,7 @@ from clientlink.tui.screens.business_reauth import BusinessReauthScreen
 from clientlink.tui.screens.confirm import ConfirmScreen
 from clientlink.tui.screens.export_clients import ExportClientsScreen
 from clientlink.tui.screens.job_progress import JobProgressScreen
+from clientlink.tui.screens.take_over import ChooseOwnerScreen, TakeOverScreen
 
 NAMES_IN_CONFIRM = 3
 
@@ -72,6 +73,17 @@ class MarkedClientsActions:
             self.action_set_active(False)
         elif action == BulkAction.REACTIVATE:
             self.action_set_active(True)
+        elif action == BulkAction.TAKE_OVER:
+            self.action_take_over()
+
+    def action_take_over(self) -> None:
+        """Take over connections: choose whose, then sign in as you and move their clients."""
+
+        def open_take_over(owner: str | None) -> None:
+            if owner is not None:
+                self.app.push_screen(TakeOverScreen(owner))
+
+        self.app.push_screen(ChooseOwnerScreen(), open_take_over)
 
     def action_bulk_reauthorise(self) -> None:
         """Re-authorise Bulk Clients: choose the software, sign in once, tick clients."""

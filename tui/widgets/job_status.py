@@ -117,6 +117,12 @@ def job_summary(job: Job, changed_items: int) -> Text | str:
     if not job.state.finished:
         return ""
     text = Text(outcome_line(job), style="bold")
+    if job.takeover_of:
+        text.append(
+            f"\nTook over {job.done} of {job.takeover_name or job.takeover_of}'s connections: "
+            "they rest on your sign-in now.",
+            style="green" if job.done else "",
+        )
     if job.state == JobState.FAILED:
         text.append("  Every client failed: the reasons are below.", style="red")
     hints = []
