@@ -159,6 +159,24 @@ class FirmConfig(_Section):
     )
 
 
+class AlertsConfig(_Section):
+    """Digest emails about connections that need attention (through the [email] server)."""
+
+    email: bool = Field(default=True, description="Send alert digests by email at all.")
+    address: str | None = Field(
+        default=None,
+        max_length=254,
+        description="The practice's alert address: it gets every digest, besides the owners.",
+    )
+    digest_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=24 * 60,
+        description="At most one digest per person per this many minutes; the first alert "
+        "waits this long, so a connection that recovers meanwhile is left out.",
+    )
+
+
 class Config(_Section):
     """The whole configuration."""
 
@@ -174,6 +192,7 @@ class Config(_Section):
     invites: InvitesConfig = Field(default_factory=InvitesConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     firm: FirmConfig = Field(default_factory=FirmConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
 
 def load_config(path: Path) -> Config:

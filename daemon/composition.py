@@ -19,7 +19,9 @@ from clientlink.common.config import Config
 from clientlink.common.paths import Paths
 from clientlink.common.protocol import JobKind
 from clientlink.daemon.adapters import ConfiguredProviders
+from clientlink.daemon.alerts import AlertMailer
 from clientlink.daemon.api import Api
+from clientlink.daemon.api.alerts import AlertsApi
 from clientlink.daemon.api.audit import AuditApi
 from clientlink.daemon.api.auth import AuthApi
 from clientlink.daemon.api.banks import BanksApi
@@ -32,6 +34,7 @@ from clientlink.daemon.api.invites import InvitesApi
 from clientlink.daemon.api.jobs import JobsApi
 from clientlink.daemon.api.notifications import NotificationsApi
 from clientlink.daemon.api.providers import ProvidersApi
+from clientlink.daemon.api.staff import StaffApi
 from clientlink.daemon.api.templates import TemplatesApi
 from clientlink.daemon.auth import AuthSessions
 from clientlink.daemon.banks import BankFeeds
@@ -78,6 +81,7 @@ class Services:
         invitations: Invitations,
         jobs: JobEngine,
         staff: StaffDirectory,
+        alerts: AlertMailer,
     ) -> None:
         self.store = store
         self.vault = vault
@@ -93,6 +97,7 @@ class Services:
         self.invitations = invitations
         self.jobs = jobs
         self.staff = staff
+        self.alerts = alerts
         self._usage_saver: asyncio.Task[None] | None = None
 
     @classmethod
@@ -189,6 +194,9 @@ class Services:
         handlers[JobKind.REAUTHORISE] = ReauthoriseJob(store, clients, watcher.watch)
         handlers[JobKind.REIMPORT] = ReimportJob(store, clients)
         handlers[JobKind.INVITE] = InviteJob(invitations)
+        staff = StaffDirectory(store, config.firm, clock)
+        alerts = AlertMailer(store, staff, clock, config, invitations.email)
+        clients.record_change = alerts.record
         return cls(
             store,
             vault,
@@ -203,7 +211,8 @@ class Services:
             templates,
             invitations,
             jobs,
-            StaffDirectory(store, config.firm, clock),
+            staff,
+            alerts,
         )
 
     async def _start(self) -> None:
@@ -211,6 +220,7 @@ class Services:
         watched = await self.watcher.start()
         log.info("watching %d grants", watched)
         self.invitations.start()
+        await self.alerts.start()
         self._usage_saver = asyncio.create_task(self.usage.save_now_and_then(), name="usage-saver")
         resumed = await self.jobs.start()
         if resumed:
@@ -222,6 +232,7 @@ class Services:
             self._usage_saver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._usage_saver
+        await self.alerts.stop()
         await self.invitations.stop()
         await self.jobs.stop()
         await self.watcher.stop()
@@ -265,6 +276,8 @@ def namespaces(
         NotificationsApi(s.notifier),
         EventsApi(events),
         AuditApi(s.store),
+        StaffApi(s.staff, s.store, clock),
+        AlertsApi(s.store),
     ]
 
 
