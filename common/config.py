@@ -170,10 +170,10 @@ class AlertsConfig(_Section):
     )
     digest_minutes: int = Field(
         default=30,
-        ge=1,
+        ge=0,
         le=24 * 60,
         description="At most one digest per person per this many minutes; the first alert "
-        "waits this long, so a connection that recovers meanwhile is left out.",
+        "waits this long, so a connection that recovers meanwhile is left out (0: at once).",
     )
 
 

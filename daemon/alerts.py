@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from clientlink.common.config import Config
@@ -86,15 +87,18 @@ class AlertMailer:
         staff: StaffDirectory,
         clock: Clock,
         config: Config,
-        email: EmailChannel,
+        email: Callable[[], EmailChannel],
     ) -> None:
         self._store = store
         self._staff = staff
         self._clock = clock
         self._config = config
+        # The invitations' channel, read at each send: a new SMTP password replaces it.
         self._email = email
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # The mail being sent now: its clients are read, so newcomers go in the next one.
+        self._busy: set[int] = set()
 
     @property
     def window(self) -> timedelta:
@@ -123,6 +127,7 @@ class AlertMailer:
                 since=client.status_since,
                 window=self.window,
                 now=now,
+                busy=self._busy,
             )
         self._store.after_commit(self._wake.set)
 
@@ -200,7 +205,11 @@ class AlertMailer:
             if due is not None and due > self._clock.now():
                 continue
             tried += 1
-            await self._send(mail)
+            self._busy.add(mail.id)
+            try:
+                await self._send(mail)
+            finally:
+                self._busy.discard(mail.id)
         return tried
 
     # ------------------------------------------------------------------ sending
@@ -221,19 +230,19 @@ class AlertMailer:
             )
             return
         attempts = mail.attempts + 1
-        problem = self._email.problem()
+        problem = self._email().problem()
         if problem:
             await self._later(mail, attempts, problem)
             return
         subject, body = self.compose(mail, live)
-        message = self._email.compose(OutgoingEmail(mail.recipient, subject, body))
+        message = self._email().compose(OutgoingEmail(mail.recipient, subject, body))
 
         async def leaving() -> None:
             # Only now can the message leave: what dies after this is uncertain.
             await self._store.update_alert_mail(mail.id, state="sending", attempts=attempts)
 
         try:
-            message_id = await self._email.send(message, leaving=leaving)
+            message_id = await self._email().send(message, leaving=leaving)
         except SendRetry as exc:
             await self._later(mail, attempts, str(exc), exc.after)
             return
@@ -300,7 +309,7 @@ class AlertMailer:
     async def _still_bad(self, mail: AlertMailRow) -> list[tuple[AlertItemRow, ClientRow]]:
         """The mail's clients still in the state it names, in the same episode (not
         recovered and failed again since: that episode has its own alert), and, for a staff
-        member's mail, still resting on their sign-in."""
+        member's mail, not taken over by a colleague."""
         live: dict[int, tuple[AlertItemRow, ClientRow]] = {}
         for item in await self._store.alert_items(mail.id):
             client = await self._store.get_client(item.client_id)
@@ -311,7 +320,10 @@ class AlertMailer:
                 or client.status_since != item.since
             ):
                 continue
-            if mail.staff_login is not None and client.authorised_by != mail.staff_login:
+            # A failed connection may lose its grant (a disconnected business); one that
+            # now rests on a colleague's sign-in is theirs to hear about.
+            taken_over = client.authorised_by not in (None, mail.staff_login)
+            if mail.staff_login is not None and taken_over:
                 continue
             live[client.id] = (item, client)
         return list(live.values())

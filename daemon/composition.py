@@ -195,7 +195,7 @@ class Services:
         handlers[JobKind.REIMPORT] = ReimportJob(store, clients)
         handlers[JobKind.INVITE] = InviteJob(invitations)
         staff = StaffDirectory(store, config.firm, clock)
-        alerts = AlertMailer(store, staff, clock, config, invitations.email)
+        alerts = AlertMailer(store, staff, clock, config, lambda: invitations.email)
         clients.record_change = alerts.record
         return cls(
             store,

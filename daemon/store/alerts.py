@@ -8,6 +8,7 @@ connection broke after DATA, or the daemon stopped while sending: never resent),
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,15 +78,18 @@ class AlertQueries(Database):
         since: str,
         window: timedelta,
         now: datetime,
+        busy: Collection[int] = (),
     ) -> int:
         """Put one client's alert in ``recipient``'s queued mail, opening one whose window
         ends ``window`` after now, and no sooner than ``window`` after their last mail went
-        out. Returns the mail's id."""
+        out. A mail in ``busy`` (being sent right now) takes no more clients: they wait
+        for the next one. Returns the mail's id."""
         async with self.transaction() as db:
+            busy_ids = sorted(busy)
             row = await self._fetchone(
                 "SELECT id FROM alert_mails WHERE recipient = ? AND state = 'queued' "
-                "ORDER BY id LIMIT 1",
-                (recipient,),
+                f"AND id NOT IN ({', '.join('?' * len(busy_ids))}) ORDER BY id LIMIT 1",
+                (recipient, *busy_ids),
             )
             if row is not None:
                 mail_id = int(row["id"])
