@@ -24,8 +24,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from clientlink.common import protocol as p
-from clientlink.common.client import DaemonClient, DaemonImpostor, DaemonUnavailable, RpcError
-from clientlink.common.paths import resolve_paths
+from clientlink.common.client import (
+    DaemonClient,
+    DaemonImpostor,
+    DaemonRefused,
+    DaemonUnavailable,
+    RpcError,
+)
+from clientlink.common.paths import client_socket
 from clientlink.common.protocol import STATUS_LABELS, ConnectionStatus
 from clientlink.common.safe_text import terminal_json, visible
 from clientlink.common.version import VERSION
@@ -90,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     rpc = commands.add_parser("rpc", help="call a daemon method and print the result as JSON")
     rpc.add_argument("method", help="e.g. clients.list")
     rpc.add_argument("params", nargs="?", default="{}", help="the params as a JSON object")
+    rpc.add_argument(
+        "--error-json",
+        action="store_true",
+        help='print an error reply as one JSON line on stderr: {"error": {"code", "message", '
+        '"data"}}',
+    )
 
     provider = commands.add_parser("provider", help="set up accounting software")
     provider_commands = provider.add_subparsers(dest="provider_command", required=True)
@@ -167,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run_tui(args: argparse.Namespace) -> int:
     from clientlink.tui.app import ClientlinkApp
 
-    ClientlinkApp(resolve_paths(args.home).socket).run()
+    ClientlinkApp(client_socket(args.home)).run()
     return 0
 
 
@@ -175,11 +187,11 @@ async def _with_daemon(
     args: argparse.Namespace,
     handler: Callable[[DaemonClient, argparse.Namespace], Awaitable[int]],
 ) -> int:
-    socket_path = resolve_paths(args.home).socket
+    socket_path = client_socket(args.home)
     try:
         async with DaemonClient(socket_path, client_name="cli") as daemon:
             return await handler(daemon, args)
-    except DaemonImpostor as exc:
+    except (DaemonImpostor, DaemonRefused) as exc:
         print(f"clientlink: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except DaemonUnavailable as exc:
@@ -191,6 +203,10 @@ async def _with_daemon(
         )
         return EXIT_NO_DAEMON
     except RpcError as exc:
+        if getattr(args, "error_json", False):
+            error = {"code": exc.code, "message": exc.message, "data": exc.data}
+            print(terminal_json({"error": error}, indent=None), file=sys.stderr)
+            return EXIT_ERROR
         # The daemon's message may quote a provider (a sign-in's error description).
         print(f"clientlink: {visible(str(exc))}", file=sys.stderr)
         return EXIT_ERROR

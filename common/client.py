@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import itertools
 import json
 import logging
 import os
-import pwd
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from clientlink.common.paths import firm_service_uid, first_uid, user_name
 from clientlink.common.protocol import (
     DAEMON_HELLO,
     EVENT_METHOD,
@@ -51,6 +52,7 @@ from clientlink.common.protocol import (
 log = logging.getLogger(__name__)
 
 _READ_LIMIT = MAX_FRAME_BYTES + 1
+_REFUSAL_READ_SECONDS = 2.0
 
 P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
@@ -99,24 +101,57 @@ class DaemonImpostor(DaemonUnavailable):
     """The socket is served by another user: nothing may be sent to it."""
 
 
-def _user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
+class DaemonRefused(DaemonUnavailable):
+    """The socket exists but this user may not open it (not in the firm's group)."""
 
 
 def check_server_uid(sock: socket.socket, socket_path: Path) -> None:
-    """Refuse a socket whose server runs as another user (SO_PEERCRED), before any byte."""
+    """Refuse a socket whose server runs as another user (SO_PEERCRED), before any byte.
+
+    A firm's socket (:func:`~clientlink.common.paths.firm_service_uid`) may be served by
+    its service account, or by root (systemd, which listens on it for the service).
+    """
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     pid, uid, _gid = struct.unpack("3i", creds)
     if uid == os.getuid():
         return
+    service = firm_service_uid(socket_path)
+    if service is not None and uid in (service, 0):
+        return
+    if service is not None:
+        raise DaemonImpostor(
+            f"{socket_path} is served by {user_name(uid)} (uid {uid}, pid {pid}), not by "
+            f"the firm's service account {user_name(service)} that owns its folder; "
+            "clientlink sends nothing to it. Tell the practice's administrator."
+        )
     raise DaemonImpostor(
-        f"{socket_path} is served by {_user_name(uid)} (uid {uid}, pid {pid}), not by you "
-        f"({_user_name(os.getuid())}, uid {os.getuid()}); clientlink sends nothing to it. "
+        f"{socket_path} is served by {user_name(uid)} (uid {uid}, pid {pid}), not by you "
+        f"({user_name(os.getuid())}, uid {os.getuid()}); clientlink sends nothing to it. "
         "Stop that process or point clientlink at your own daemon (--home or CLIENTLINK_HOME)."
     )
+
+
+def _not_allowed(socket_path: Path, exc: OSError) -> DaemonRefused:
+    """Why this user may not open ``socket_path``, and who can change that: the folder on
+    the way that keeps them out, when a system account (a firm's service) shares it with a
+    group they are not in."""
+    me = user_name(os.getuid())
+    for folder in (*reversed(socket_path.parents), socket_path):
+        if os.access(folder, os.X_OK if folder != socket_path else os.W_OK):
+            continue
+        try:
+            info = os.stat(folder)
+            group = grp.getgrgid(info.st_gid).gr_name
+        except (KeyError, OSError):
+            break
+        if info.st_uid < first_uid() and info.st_mode & 0o070:
+            return DaemonRefused(
+                f"you ({me}) may not open the firm's clientlink socket {socket_path}: only "
+                f"members of the {group} group may. Ask an admin to run "
+                f"`sudo usermod -aG {group} {me}`, then log in again."
+            )
+        break
+    return DaemonRefused(f"you ({me}) may not open {socket_path} ({exc.strerror}).")
 
 
 class RpcError(Exception):
@@ -160,6 +195,9 @@ class DaemonClient:
         self._read_task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self.closed = asyncio.Event()
+        # The daemon's sentence when it refused this connection (who we are), kept for every
+        # call, even one made after the connection closed.
+        self._refused: RpcError | None = None
 
     async def __aenter__(self) -> DaemonClient:
         await self.connect()
@@ -179,7 +217,7 @@ class DaemonClient:
                 f"clientlinkd is not running (no daemon at {self.socket_path})"
             ) from exc
         except PermissionError as exc:
-            raise DaemonUnavailable(f"not allowed to open {self.socket_path}: {exc}") from exc
+            raise _not_allowed(self.socket_path, exc) from exc
         try:
             check_server_uid(self._writer.get_extra_info("socket"), self.socket_path)
         except DaemonImpostor:
@@ -267,6 +305,8 @@ class DaemonClient:
 
     async def _request(self, method: str, params: dict[str, Any] | None) -> Any:
         """Send one call and wait for its answer, as decoded JSON."""
+        if self._refused is not None:
+            raise self._refused
         if self._writer is None or self.closed.is_set():
             raise DaemonUnavailable("not connected to clientlinkd")
         request_id = next(self._ids)
@@ -281,6 +321,11 @@ class DaemonClient:
                 await self._writer.drain()
         except (ConnectionError, OSError) as exc:
             self._pending.pop(request_id, None)
+            # A daemon that refused us wrote why before it closed: read that first.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.closed.wait(), _REFUSAL_READ_SECONDS)
+            if self._refused is not None:
+                raise self._refused from exc
             raise DaemonUnavailable(f"lost the connection to clientlinkd: {exc}") from exc
         try:
             return await future
@@ -360,7 +405,7 @@ class DaemonClient:
             pass
         finally:
             self.closed.set()
-            self._fail_pending()
+            self._fail_pending(self._refused)
             self._events.put_nowait(None)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
@@ -370,6 +415,12 @@ class DaemonClient:
             self._events.put_nowait(event)
             return
         request_id = message.get("id")
+        if request_id is None and isinstance(message.get("error"), dict):
+            # The daemon refused this connection (who we are): every call gets its sentence.
+            self._refused = self._error(message["error"])
+            self._refused.method = DAEMON_HELLO.name
+            self._fail_pending(self._refused)
+            return
         if request_id in self._subscribe_ids:
             self._subscribe_ids.discard(request_id)  # type: ignore[arg-type]
             self._note_subscribed(message.get("result"))
@@ -377,10 +428,7 @@ class DaemonClient:
         if future is None or future.done():
             return
         if "error" in message:
-            error = message["error"]
-            future.set_exception(
-                RpcError(error.get("code", 0), error.get("message", ""), error.get("data"))
-            )
+            future.set_exception(self._error(message["error"]))
         else:
             future.set_result(message.get("result"))
 
@@ -404,8 +452,16 @@ class DaemonClient:
         if isinstance(seq, int) and (self.last_seq is None or seq > self.last_seq):
             self.last_seq = seq
 
-    def _fail_pending(self) -> None:
+    @staticmethod
+    def _error(error: Any) -> RpcError:
+        if not isinstance(error, dict):
+            return RpcError(0, str(error))
+        return RpcError(error.get("code", 0), str(error.get("message", "")), error.get("data"))
+
+    def _fail_pending(self, reason: Exception | None = None) -> None:
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(DaemonUnavailable("the connection to clientlinkd ended"))
+                future.set_exception(
+                    reason or DaemonUnavailable("the connection to clientlinkd ended")
+                )
         self._pending.clear()

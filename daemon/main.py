@@ -11,7 +11,7 @@ import socket
 import sys
 
 from clientlink.common.config import Config, ConfigError, load_config
-from clientlink.common.paths import Paths, UnsafeFolder, resolve_paths
+from clientlink.common.paths import Paths, UnsafeFolder, resolve_paths, system_paths
 from clientlink.common.safe_text import SafeLogFormatter
 from clientlink.common.version import VERSION
 from clientlink.daemon import hardening, systemd
@@ -34,6 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--home", help="keep config, data and the socket under this folder")
     parser.add_argument(
+        "--system",
+        action="store_true",
+        help="firm mode's system service: config in /etc/clientlink, data in "
+        "/var/lib/clientlink, the socket in /run/clientlink (see `clientlink service install "
+        "--firm`)",
+    )
+    parser.add_argument(
         "--init",
         action="store_true",
         help="start an empty practice even though clientlink's database was known here before",
@@ -48,11 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # Taken first: the LISTEN_* variables must not outlive this call (see listen_sockets).
     inherited = _inherited_socket()
-    paths = resolve_paths(args.home)
+    if args.system and args.home:
+        parser.error("--system and --home name different homes: give one of them")
+    paths = system_paths() if args.system else resolve_paths(args.home)
     try:
         config = load_config(paths.config_file)
     except ConfigError as exc:
         return _failed(EX_CONFIG, str(exc))
+    # Firm mode shares the socket's folder with the practice's group.
+    paths = paths.shared_with(config.firm.group if config.firm.enabled else None)
     hardening.protect(config)  # before any secret is read: no core dumps, no env passphrase
     try:
         paths.ensure()

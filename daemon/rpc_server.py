@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from clientlink.common.errors import describe_validation_error
-from clientlink.common.paths import ensure_private_dir
+from clientlink.common.paths import ensure_group_dir, ensure_private_dir, group_id
 from clientlink.common.protocol import (
     MAX_FRAME_BYTES,
     METHODS,
@@ -68,6 +68,8 @@ CALL_PATIENCE_SECONDS = 0.05
 """A call running longer waits on something outside, and lets the next call run."""
 FLUSH_SECONDS = 2.0
 """How long a closing connection's queued answers may take to leave."""
+REFUSAL_LINGER_SECONDS = 1.0
+"""How long a refused connection is kept open for the client's first frame."""
 
 
 @dataclass
@@ -100,8 +102,12 @@ def owner_only(uid: int) -> Identify:
 class RpcServer:
     """Accepts connections on the socket and dispatches calls to registered handlers."""
 
-    def __init__(self, socket_path: Path, *, allowed_uid: int | None = None) -> None:
+    def __init__(
+        self, socket_path: Path, *, allowed_uid: int | None = None, group: str | None = None
+    ) -> None:
         self.socket_path = socket_path
+        # Firm mode: the socket's folder (0750) and the socket (0660) are the group's too.
+        self.group = group
         self.allowed_uid = os.getuid() if allowed_uid is None else allowed_uid
         # Who may connect and as whom; firm mode replaces it with the staff directory's.
         self.identify: Identify = owner_only(self.allowed_uid)
@@ -134,8 +140,12 @@ class RpcServer:
                 self._accept, sock=inherited, limit=MAX_FRAME_BYTES + 1, **keep_file
             )
             return
-        ensure_private_dir(self.socket_path.parent)
+        if self.group:
+            ensure_group_dir(self.socket_path.parent, self.group)
+        else:
+            ensure_private_dir(self.socket_path.parent)
         _remove_stale_socket(self.socket_path)
+        # Bound with no access for others (nor, yet, the group): opened up only once chowned.
         old_umask = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(
@@ -144,7 +154,11 @@ class RpcServer:
         finally:
             os.umask(old_umask)
         self._bound_socket_file = True
-        self.socket_path.chmod(0o600)
+        if self.group:
+            os.chown(self.socket_path, -1, group_id(self.group), follow_symlinks=False)
+            self.socket_path.chmod(0o660)
+        else:
+            self.socket_path.chmod(0o600)
 
     async def stop(self) -> None:
         """Stop accepting, close every connection, remove the socket file if we made it."""
@@ -188,6 +202,10 @@ class RpcServer:
             writer.write(error_frame(None, refusal.code, refusal.message))
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
+            # Closing over the client's unread greeting would reset the connection before
+            # it read why: take that first frame (briefly), then close.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(reader.readline(), REFUSAL_LINGER_SECONDS)
             writer.close()
             return
         connection = Connection(peer=peer, on_overflow=writer.transport.abort)

@@ -49,7 +49,8 @@ class Daemon:
         *,
         init: bool = False,
     ) -> None:
-        self.paths = paths
+        # Firm mode shares the socket with the practice's group; single-user keeps it private.
+        self.paths = paths = paths.shared_with(config.firm.group if config.firm.enabled else None)
         # Start an empty practice even where one was known before (``clientlinkd --init``).
         self.init = init
         # Set when the daemon must stop: its database was deleted or replaced.
@@ -61,7 +62,7 @@ class Daemon:
         self.events = EventBus(self.clock)
         # Bytes received from each provider's API, by month; outlives adapter rebuilds.
         self.egress: dict[str, EgressMeter] = {}
-        self.rpc = RpcServer(paths.socket)
+        self.rpc = RpcServer(paths.socket, group=paths.socket_group)
         self.rpc.on_disconnect = self._forget_connection
         self.started_at = self.clock.now()
         self._services: Services | None = None

@@ -40,7 +40,8 @@ from clientlink.sandbox.server import SandboxServer
 from clientlink.sandbox.state import SandboxSnapshot
 from tests.helpers import MemoryKeyring
 
-pytest_plugins = ["tests.dbus_session"]
+# tests.firm: firm mode with real Unix users (the `firm` and `firm_practice` fixtures).
+pytest_plugins = ["tests.dbus_session", "tests.firm"]
 
 TEST_ORGS = 40
 TEST_PASSPHRASE = "test passphrase, not a secret"
