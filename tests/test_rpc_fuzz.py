@@ -80,6 +80,10 @@ READ_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("clients.import_file", {"path": "/dev/null", "verdict": "refuse"}),
     ("clients.import_file", {"path": "/no/such.csv", "offset": INT_MAX, "limit": 1000}),
     ("clients.import_file", {"path": "~/../../etc/../x.xlsx", "confirm": True, "digest": "0"}),
+    ("staff.preferences", {}),
+    # Single-user mode keeps no staff preferences: a clear refusal, nothing changed.
+    ("staff.set_preferences", {"agent": "all", "email_alerts": False}),
+    ("alerts.list", {"limit": 1000}),
 ]
 
 

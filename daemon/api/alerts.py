@@ -16,4 +16,8 @@ class AlertsApi(Api):
     async def list(self, params: p.AlertsListParams, ctx: CallContext) -> p.AlertsListResult:
         """Alert digest emails, newest first: to whom, about which clients, and whether
         each was sent, is waiting (and why), was dropped, failed or is uncertain."""
-        return p.AlertsListResult(items=await self._store.list_alert_mails(params.limit))
+        items = []
+        for mail in await self._store.list_alert_mails(params.limit):
+            clients = [item.client_id for item in await self._store.alert_items(mail.id)]
+            items.append(mail.to_protocol(clients))
+        return p.AlertsListResult(items=items)

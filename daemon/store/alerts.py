@@ -148,13 +148,8 @@ class AlertQueries(Database):
                 f"UPDATE alert_mails SET {assignments} WHERE id = ?", [*fields.values(), mail_id]
             )
 
-    async def list_alert_mails(self, limit: int) -> list[p.AlertMail]:
+    async def list_alert_mails(self, limit: int) -> list[AlertMailRow]:
         rows = await self._fetchall(
             f"SELECT {MAIL_COLUMNS} FROM alert_mails ORDER BY id DESC LIMIT ?", (limit,)
         )
-        mails = []
-        for row in rows:
-            mail = _mail(row)
-            items = await self.alert_items(mail.id)
-            mails.append(mail.to_protocol([item.client_id for item in items]))
-        return mails
+        return [_mail(row) for row in rows]
