@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from clientlink.cli.agent import AGENT_UNIT, agent_command
+from clientlink.cli.service_install import _exec_word
 from clientlink.common import protocol as p
 from clientlink.common.paths import SOCKET_ENV
 from clientlink.sandbox.approve import approve
@@ -174,3 +177,45 @@ async def test_sams_agent_shows_sams_connections_then_all_and_survives_a_restart
         assert sams_session.notifications[2].summary == f"Re-authorise {alex_third['name']}"
         assert len(sams_session.notifications) == 3
         assert agent.process.returncode is None  # never crashed
+
+
+def test_agent_install_writes_a_user_unit_systemd_accepts_and_uninstall_removes_it(
+    short_tmp: Path,
+) -> None:
+    from tests.test_systemd import systemd_analyze_verify
+
+    env = {**os.environ, "XDG_CONFIG_HOME": str(short_tmp / "config")}
+    home = short_tmp / "home with space"
+
+    def clientlink(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "clientlink.cli", *args],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+
+    installed = clientlink("--home", str(home), "agent", "install", "--no-start")
+    assert installed.returncode == 0, installed.stderr
+    unit = short_tmp / "config" / "systemd" / "user" / AGENT_UNIT
+    text = unit.read_text(encoding="utf-8")
+    command = " ".join(_exec_word(arg) for arg in agent_command(str(home)))
+    assert f"ExecStart={command}" in text.splitlines()
+    assert command.endswith(" agent") and '"' in command  # the space is quoted
+    assert "Restart=on-failure" in text and "WantedBy=default.target" in text
+    assert "systemctl --user enable --now clientlink-agent.service" in installed.stdout
+    verified = systemd_analyze_verify(short_tmp, unit)
+    assert verified.returncode == 0, verified.stderr
+    assert "clientlink-agent" not in verified.stdout + verified.stderr, verified.stderr
+
+    removed = clientlink("agent", "uninstall")
+    assert removed.returncode == 0, removed.stderr
+    assert not unit.exists()
+
+
+async def test_in_single_user_mode_the_agent_leaves_the_desktop_to_the_daemon(daemon) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "clientlink.cli", "--home", str(daemon.paths.config_dir.parent),
+        "agent", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err
+    assert "single-user mode" in err.decode() and "shows its desktop notifications" in err.decode()
