@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from clientlink.common.errors import describe_validation_error
 
@@ -168,6 +168,17 @@ class AlertsConfig(_Section):
         max_length=254,
         description="The practice's alert address: it gets every digest, besides the owners.",
     )
+
+    @field_validator("address")
+    @classmethod
+    def _one_address(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        local, at, domain = value.partition("@")
+        if not (local and at and "." in domain) or any(c.isspace() or ord(c) < 0x20 for c in value):
+            raise ValueError(f"{value!r} is not one email address (like alerts@practice.example)")
+        return value
+
     digest_minutes: int = Field(
         default=30,
         ge=0,

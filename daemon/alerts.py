@@ -235,7 +235,11 @@ class AlertMailer:
             await self._later(mail, attempts, problem)
             return
         subject, body = self.compose(mail, live)
-        message = self._email().compose(OutgoingEmail(mail.recipient, subject, body))
+        try:
+            message = self._email().compose(OutgoingEmail(mail.recipient, subject, body))
+        except ValueError as exc:  # an address no header may hold: nothing can send it
+            await self._finish(mail, live, "failed", attempts, error=f"cannot address it: {exc}")
+            return
 
         async def leaving() -> None:
             # Only now can the message leave: what dies after this is uncertain.
