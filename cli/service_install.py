@@ -43,6 +43,9 @@ def add_service_parser(subparsers: Any) -> None:
         "install", help="write the user units, then enable and start them"
     )
     install.add_argument("--no-start", action="store_true", help="only write the unit files")
+    from clientlink.cli.firm_install import add_firm_arguments
+
+    add_firm_arguments(install)
     commands.add_parser("uninstall", help="stop and disable the service, remove the unit files")
     status = commands.add_parser(
         "status", help="is the service installed, enabled, running; exits 3 when not running"
@@ -53,6 +56,16 @@ def add_service_parser(subparsers: Any) -> None:
 def run_service_command(args: argparse.Namespace) -> int:
     """Carry out ``clientlink service ACTION``."""
     home = args.home or os.environ.get(HOME_ENV) or None
+    if args.service_command == "install" and (args.firm or args.root or args.dry_run):
+        from clientlink.cli.firm_install import install_firm
+
+        if not args.firm:
+            print("--root and --dry-run go with --firm", file=sys.stderr)
+            return EXIT_ERROR
+        if args.home:
+            print("--firm installs the system's clientlink: give no --home", file=sys.stderr)
+            return EXIT_ERROR
+        return install_firm(args)
     if args.service_command == "install":
         return install(home, start=not args.no_start)
     if args.service_command == "uninstall":

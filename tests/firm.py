@@ -23,7 +23,10 @@ Calls are made the way a staff member makes them: ``firm.call(login, p.CLIENTS_L
 with ``CLIENTLINK_SOCKET`` naming the firm's socket, and returns the result (decoded JSON) or
 raises the daemon's :class:`~clientlink.common.client.RpcError` (code, message, data);
 ``firm.cli(login, *args)`` runs any ``clientlink`` command as that user and returns its exit
-code and output. CI runs the tests as root, which making accounts needs.
+code and output; ``async with firm.session(login) as sam`` holds a connection open as that
+user (the real DaemonClient in a process of theirs) for calls and events
+(``await sam.call(p.EVENTS_SUBSCRIBE)``, ``await sam.next_event("client.status")``).
+CI runs the tests as root, which making accounts needs.
 """
 
 from __future__ import annotations
@@ -130,6 +133,9 @@ def ensure_firm_users() -> FirmUsers:
                 "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
                 "--comment", "clientlink test service", SERVICE,
             )  # fmt: skip
+        service = pwd.getpwnam(SERVICE)
+        if service.pw_gid != grp.getgrnam(GROUP).gr_gid:  # made otherwise by an earlier run
+            _tool("usermod", "--gid", GROUP, SERVICE)
         for login, name in PEOPLE.items():
             if not _exists(pwd.getpwnam, login):
                 _tool(
@@ -160,6 +166,15 @@ class CliResult:
     code: int
     out: str
     err: str
+
+
+class FirmDaemonExited(AssertionError):
+    """The firm's clientlinkd exited instead of becoming ready: its exit code and log."""
+
+    def __init__(self, code: int | None, log: str) -> None:
+        super().__init__(f"the firm's clientlinkd did not start (exit {code}):\n{log[-4000:]}")
+        self.code = code
+        self.log = log
 
 
 class FirmCliFailed(AssertionError):
@@ -209,7 +224,8 @@ class FirmDaemon:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     async def start(self) -> None:
-        """Start clientlinkd as the service account; returns once it logs ``ready``."""
+        """Start clientlinkd as the service account; returns once it logs ``ready``, or
+        raises :class:`FirmDaemonExited`."""
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         env = {
             "PATH": _SYSTEM_PATH,
@@ -234,7 +250,12 @@ class FirmDaemon:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.process.wait(), 0.05)
-        raise AssertionError(f"the firm's clientlinkd did not start:\n{self.log_text()[-4000:]}")
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            raise FirmDaemonExited(self.process.returncode, log.read().decode(errors="replace"))
 
     async def stop(self) -> int | None:
         """SIGTERM, and its exit code."""
@@ -289,6 +310,159 @@ class FirmDaemon:
                     error = reply["error"]
                     raise RpcError(error["code"], error["message"], error.get("data"), method.name)
         raise FirmCliFailed(login, result)
+
+    def session(self, login: str) -> FirmSession:
+        """``async with firm.session(login) as sam:`` a connection held open as ``login``."""
+        return FirmSession(self, login)
+
+
+# A staff member's long-lived connection: the real DaemonClient, run as them, relaying calls
+# (one JSON line each on stdin) and their answers and events (JSON lines on stdout).
+_RELAY = """
+import asyncio, json, sys
+from clientlink.common.client import DaemonClient, RpcError
+
+def say(message):
+    sys.stdout.write(json.dumps(message) + "\\n")
+    sys.stdout.flush()
+
+def error(exc):
+    return {"code": exc.code, "message": exc.message, "data": exc.data}
+
+async def main():
+    client = DaemonClient(sys.argv[1], client_name="firm-session")
+    try:
+        await client.connect()
+    except RpcError as exc:
+        return say({"refused": error(exc)})
+    except Exception as exc:
+        return say({"failed": str(exc)})
+    say({"ready": client.hello})
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+
+    async def events():
+        async for event in client.events():
+            say({"event": event})
+
+    async def answer(request):
+        try:
+            say({"id": request["id"], "result": await client.call_raw(
+                request["method"], request["params"])})
+        except RpcError as exc:
+            say({"id": request["id"], "error": error(exc)})
+
+    tasks = {asyncio.create_task(events())}
+    while line := await stdin.readline():
+        tasks.add(asyncio.create_task(answer(json.loads(line))))
+    await client.close()
+
+asyncio.run(main())
+"""
+
+
+class FirmSession:
+    """One staff member's connection held open (``async with firm.session(login)``): calls
+    on it, and the events the daemon pushes to it (after ``EVENTS_SUBSCRIBE``)."""
+
+    def __init__(self, firm: FirmDaemon, login: str) -> None:
+        self.firm = firm
+        self.login = login
+        self.hello: dict[str, Any] = {}
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._process: asyncio.subprocess.Process | None = None
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._ids = 0
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> FirmSession:
+        self._process = await asyncio.create_subprocess_exec(
+            *as_user(self.login), sys.executable, "-c", _RELAY, str(self.firm.socket),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,  # its stderr: the test's output
+            env={"PATH": _SYSTEM_PATH, "LANG": "C.UTF-8", "HOME": "/nonexistent",
+                 "PYTHONDONTWRITEBYTECODE": "1"},
+        )  # fmt: skip
+        assert self._process.stdout is not None
+        first = json.loads(await asyncio.wait_for(self._process.stdout.readline(), _CLI_SECONDS))
+        if "refused" in first:
+            await self._end()
+            error = first["refused"]
+            raise RpcError(error["code"], error["message"], error.get("data"), "daemon.hello")
+        if "failed" in first:
+            await self._end()
+            raise AssertionError(f"{self.login} could not connect: {first['failed']}")
+        self.hello = first["ready"]
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._end()
+
+    async def _end(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            assert self._process.stdin is not None
+            self._process.stdin.close()
+            try:
+                await asyncio.wait_for(self._process.wait(), 10)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    async def _read(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        while line := await self._process.stdout.readline():
+            message = json.loads(line)
+            if "event" in message:
+                self.events.put_nowait(message["event"])
+                continue
+            future = self._pending.pop(message["id"], None)
+            if future is None or future.done():
+                continue
+            if "error" in message:
+                error = message["error"]
+                future.set_exception(RpcError(error["code"], error["message"], error.get("data")))
+            else:
+                future.set_result(message["result"])
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(AssertionError(f"{self.login}'s connection ended"))
+
+    async def call(
+        self, method: Method[Any, Any], params: BaseModel | dict[str, Any] | None = None
+    ) -> Any:
+        """Like :meth:`FirmDaemon.call`, on this connection."""
+        if not isinstance(method, Method):
+            raise TypeError(f"call() takes a protocol method constant, not {method!r}")
+        assert self._process is not None and self._process.stdin is not None
+        self._ids += 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[self._ids] = future
+        request = {"id": self._ids, "method": method.name, "params": _wire(params)}
+        self._process.stdin.write(json.dumps(request).encode() + b"\n")
+        await self._process.stdin.drain()
+        try:
+            return await asyncio.wait_for(future, _CLI_SECONDS)
+        except RpcError as exc:
+            exc.method = method.name
+            raise
+
+    async def next_event(self, topic: str, *, within: float = 20.0, **match: Any) -> dict[str, Any]:
+        """The next event with ``topic`` whose fields equal ``match`` (others are dropped)."""
+
+        async def wait() -> dict[str, Any]:
+            while True:
+                event = await self.events.get()
+                if event.get("topic") == topic and all(
+                    event.get(key) == value for key, value in match.items()
+                ):
+                    return event
+
+        return await asyncio.wait_for(wait(), within)
 
 
 def firm_config_text(sandbox: SandboxServer, extra: str = "") -> str:

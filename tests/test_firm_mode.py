@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from clientlink.cli.service_install import SERVICE_UNIT, SOCKET_UNIT
+from clientlink.common import paths as paths_module
 from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
+from clientlink.common.config import load_config
+from clientlink.common.paths import HOME_ENV, SOCKET_ENV, client_socket, resolve_paths
 from clientlink.common.protocol import ErrorCode
+from clientlink.daemon.vault import CREDENTIAL_NAME
 from tests.firm import (
     ADMIN,
     GROUP,
@@ -23,6 +31,8 @@ from tests.firm import (
     SERVICE,
     STAFF_MEMBER,
     FirmCliFailed,
+    FirmDaemonExited,
+    as_user,
 )
 
 
@@ -93,3 +103,187 @@ async def test_the_socket_is_the_groups_and_no_one_elses(firm):
     assert stat.S_IMODE(folder.st_mode) == 0o750
     assert stat.S_ISSOCK(sock.st_mode) and stat.S_IMODE(sock.st_mode) == 0o660
     assert sock.st_gid == firm.users.gid
+
+
+# --------------------------------------------------------------------------- the vault
+
+
+async def test_the_vault_opens_with_the_passphrase_from_the_systemd_credential(make_firm):
+    firm = await make_firm()  # its only passphrase is $CREDENTIALS_DIRECTORY's
+    stored = await firm.cli(ADMIN, "provider", "set-secret", "xero", stdin=b"app-secret\n")
+    assert stored.code == 0, stored.err
+    assert await firm.stop() == 0
+    credential = firm.credentials / CREDENTIAL_NAME
+    right = credential.read_text()
+    credential.chmod(0o600)
+    credential.write_text("not the practice's passphrase")
+    with pytest.raises(FirmDaemonExited) as refused:
+        await firm.start()
+    assert refused.value.code == 78  # a configuration problem: systemd does not restart it
+    assert "The vault passphrase is wrong" in refused.value.log
+    credential.write_text(right)
+    credential.chmod(0o400)
+    await firm.start()
+    providers = await firm.call(ADMIN, p.PROVIDERS_LIST)
+    assert {item["name"]: item["has_secret"] for item in providers["items"]}["xero"] is True
+
+
+async def test_without_the_credential_the_daemon_says_how_to_give_the_passphrase(make_firm):
+    firm = await make_firm(start=False)
+    (firm.credentials / CREDENTIAL_NAME).unlink()
+    with pytest.raises(FirmDaemonExited) as refused:
+        await firm.start()
+    assert refused.value.code == 78
+    assert f"pass a systemd credential named {CREDENTIAL_NAME}" in refused.value.log
+    assert "Traceback" not in refused.value.log
+
+
+# --------------------------------------------------------------------------- the installer
+
+
+def install_firm(*args: str, as_login: str | None = None) -> subprocess.CompletedProcess[str]:
+    prefix = as_user(as_login) if as_login else []
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "clientlink.cli", "service", "install", "--firm", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SUDO_USER": ADMIN, "PYTHONDONTWRITEBYTECODE": "1"},
+        timeout=120,
+    )
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.parametrize("sealed", [False, True], ids=["LoadCredential", "encrypted"])
+def test_the_firm_installer_writes_units_that_pass_systemd_analyze_verify(
+    short_tmp, firm_users, sealed
+):
+    root = short_tmp / "root"
+    installed = install_firm("--root", str(root), *(["--encrypt"] if sealed else []))
+    assert installed.returncode == 0, installed.stderr
+    units = root / "etc/systemd/system"
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", str(units / SOCKET_UNIT), str(units / SERVICE_UNIT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verify.returncode == 0, verify.stderr
+    assert verify.stdout + verify.stderr == ""  # verify only warns about a bad setting
+    socket_unit, service = lines(units / SOCKET_UNIT), lines(units / SERVICE_UNIT)
+    for line in (
+        "ListenStream=/run/clientlink/clientlinkd.sock",
+        "SocketUser=clientlink",
+        "SocketGroup=clientlink",
+        "SocketMode=0660",
+        "DirectoryMode=0750",
+    ):
+        assert line in socket_unit
+    for line in (
+        "User=clientlink",
+        "Group=clientlink",
+        "StateDirectory=clientlink",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "ReadWritePaths=/var/lib/clientlink -/run/clientlink",
+        "Type=notify",
+        "LoadCredentialEncrypted=clientlink-vault:/etc/credstore.encrypted/clientlink-vault"
+        if sealed
+        else "LoadCredential=clientlink-vault:/etc/credstore/clientlink-vault",
+    ):
+        assert line in service
+    assert any(line.startswith("ExecStart=") and line.endswith(" --system") for line in service)
+    tmpfiles = lines(root / "etc/tmpfiles.d/clientlink.conf")
+    assert "d /run/clientlink 0750 clientlink clientlink -" in tmpfiles
+    config = load_config(root / "etc/clientlink/config.toml")
+    assert config.firm.enabled and config.firm.group == "clientlink"
+    assert config.firm.first_admin == ADMIN  # the person who ran it under sudo
+    assert config.vault.backend == "passphrase"
+    # Each step is said, and what is left for the admin.
+    assert "useradd --system --gid clientlink" in installed.stdout
+    assert f"usermod -aG clientlink {ADMIN}" in installed.stdout
+    assert "sudo usermod -aG clientlink LOGIN" in installed.stdout
+    assert "clientlink staff add LOGIN" in installed.stdout
+    if sealed:
+        assert "systemd-creds encrypt --name=clientlink-vault" in installed.stdout
+    else:
+        credential = root / "etc/credstore/clientlink-vault"
+        assert stat.S_IMODE(credential.stat().st_mode) == 0o400
+        assert len(credential.read_text().strip()) >= 32
+        assert credential.read_text().strip() not in installed.stdout  # never printed
+
+
+def test_installing_again_keeps_the_passphrase_and_the_config(short_tmp, firm_users):
+    root = short_tmp / "root"
+    assert install_firm("--root", str(root)).returncode == 0
+    credential = root / "etc/credstore/clientlink-vault"
+    config = root / "etc/clientlink/config.toml"
+    passphrase, text = credential.read_text(), config.read_text() + "# the admin's own line\n"
+    config.write_text(text)
+    again = install_firm("--root", str(root))
+    assert again.returncode == 0, again.stderr
+    assert credential.read_text() == passphrase  # a new one would lose every stored sign-in
+    assert config.read_text() == text
+    assert "kept" in again.stdout
+
+
+def test_the_firm_installer_refuses_a_config_that_is_not_a_firms(short_tmp, firm_users):
+    root = short_tmp / "root"
+    (root / "etc/clientlink").mkdir(parents=True)
+    (root / "etc/clientlink/config.toml").write_text('[vault]\nbackend = "keyring"\n')
+    refused = install_firm("--root", str(root))
+    assert refused.returncode == 2
+    assert "is not a firm's" in refused.stderr and "Nothing else was changed" in refused.stderr
+    assert not (root / "etc/systemd").exists()
+
+
+def test_the_firm_installer_needs_root_and_a_dry_run_changes_nothing(short_tmp, firm_users):
+    refused = install_firm(as_login=OUTSIDER)
+    assert refused.returncode == 2
+    assert "run it with sudo" in refused.stderr and "Traceback" not in refused.stderr
+    root = short_tmp / "root"
+    dry = install_firm("--root", str(root), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would write" in dry.stdout and not root.exists()
+
+
+# --------------------------------------------------------------------------- finding it
+
+
+def test_the_cli_finds_the_firms_socket_unless_told_otherwise(
+    firm, monkeypatch: pytest.MonkeyPatch, short_tmp
+):
+    monkeypatch.setattr(paths_module, "FIRM_SOCKET", firm.socket)
+    for name in (SOCKET_ENV, HOME_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert client_socket() == firm.socket  # reachable: this is a firm's machine
+    own = short_tmp / "own"
+    assert client_socket(own) == resolve_paths(own).socket  # --home wins
+    monkeypatch.setenv(HOME_ENV, str(own))
+    assert client_socket() == resolve_paths(own).socket
+    monkeypatch.setenv(SOCKET_ENV, str(short_tmp / "elsewhere.sock"))
+    assert client_socket() == short_tmp / "elsewhere.sock"
+    monkeypatch.delenv(SOCKET_ENV)
+    monkeypatch.delenv(HOME_ENV)
+    monkeypatch.setattr(paths_module, "FIRM_SOCKET", short_tmp / "no-firm" / "clientlinkd.sock")
+    assert client_socket() == resolve_paths(None).socket  # no firm here: the user's own
+
+
+async def test_a_staff_members_connection_held_open_gets_answers_and_events(firm):
+    async with firm.session(STAFF_MEMBER) as sam:
+        assert sam.hello["protocol"] == p.PROTOCOL_VERSION
+        await sam.call(p.EVENTS_SUBSCRIBE, {"topics": ["notifications.read"]})
+        await sam.call(p.NOTIFICATIONS_ACK)
+        event = await sam.next_event("notifications.read")
+        assert event["unread"] == 0
+        with pytest.raises(RpcError) as refused:
+            await sam.call(p.PROVIDERS_SET_SECRET, {"provider": "xero", "client_secret": "s"})
+        assert refused.value.code == ErrorCode.ROLE_REQUIRED
+    with pytest.raises(RpcError) as refused:
+        async with firm.session(NEWCOMER):
+            pass
+    assert f"clientlink staff add {NEWCOMER}" in refused.value.message
