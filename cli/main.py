@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"clientlink {VERSION}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    from clientlink.cli.agent import add_agent_parser
     from clientlink.cli.demo import add_demo_parser
     from clientlink.cli.service_install import add_service_parser
     from clientlink.sandbox.cli import add_sandbox_parser
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_staff_parsers(commands)
     add_sandbox_parser(commands)
     add_service_parser(commands)
+    add_agent_parser(commands)
     return parser
 
 
@@ -152,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         from clientlink.cli.service_install import run_service_command
 
         return run_service_command(args)
+    if args.command == "agent":
+        from clientlink.cli.agent import run_agent_command
+
+        return run_agent_command(args, client_socket(args.home))
     handlers: dict[str, Callable[[DaemonClient, argparse.Namespace], Awaitable[int]]] = {
         "status": _status,
         "clients": _clients,

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from clientlink.common.errors import describe_validation_error
 
@@ -160,6 +160,35 @@ class FirmConfig(_Section):
     )
 
 
+class AlertsConfig(_Section):
+    """Digest emails about connections that need attention (through the [email] server)."""
+
+    email: bool = Field(default=True, description="Send alert digests by email at all.")
+    address: str | None = Field(
+        default=None,
+        max_length=254,
+        description="The practice's alert address: it gets every digest, besides the owners.",
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _one_address(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        local, at, domain = value.partition("@")
+        if not (local and at and "." in domain) or any(c.isspace() or ord(c) < 0x20 for c in value):
+            raise ValueError(f"{value!r} is not one email address (like alerts@practice.example)")
+        return value
+
+    digest_minutes: int = Field(
+        default=30,
+        ge=0,
+        le=24 * 60,
+        description="At most one digest per person per this many minutes; the first alert "
+        "waits this long, so a connection that recovers meanwhile is left out (0: at once).",
+    )
+
+
 class Config(_Section):
     """The whole configuration."""
 
@@ -175,6 +204,7 @@ class Config(_Section):
     invites: InvitesConfig = Field(default_factory=InvitesConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     firm: FirmConfig = Field(default_factory=FirmConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
 
 def load_config(path: Path) -> Config:

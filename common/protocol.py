@@ -1779,6 +1779,92 @@ STAFF_LEAVE = Method(
 )
 
 
+# --------------------------------------------------------------------------- alerts
+
+
+AgentScope = Literal["mine", "all"]
+"""Which connections a staff member's desktop agent notifies about: the ones whose grant
+they authorised, or every client's."""
+
+
+class StaffPreferences(_Result):
+    """A staff member's own choices about the alerts that reach them."""
+
+    agent: AgentScope = Field(
+        default="mine", description="Desktop notices for my connections only, or for all."
+    )
+    email_alerts: bool = Field(
+        default=True, description="Digest emails about my connections that need attention."
+    )
+
+
+class StaffPreferencesResult(_Result):
+    """Who the caller is to the daemon, and their alert preferences."""
+
+    login: str
+    display_name: str
+    firm: bool = Field(description="Whether the daemon serves a practice's staff (firm mode).")
+    on_staff_list: bool
+    email: str | None = None
+    preferences: StaffPreferences
+
+
+class StaffSetPreferencesParams(_Params):
+    """Change the caller's own preferences; fields left out keep their value."""
+
+    agent: AgentScope | None = None
+    email_alerts: bool | None = None
+
+
+class AlertMail(_Result):
+    """One digest email about connections needing attention, and what became of it."""
+
+    id: int
+    recipient: str
+    staff_login: str | None = None
+    state: Literal["queued", "sending", "sent", "failed", "uncertain", "dropped"]
+    due_at: str
+    attempts: int
+    error: str | None = None
+    client_ids: list[int]
+    created_at: str
+    sent_at: str | None = None
+
+
+class AlertsListParams(_Params):
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class AlertsListResult(_Result):
+    items: list[AlertMail]
+
+
+STAFF_PREFERENCES = Method(
+    "staff.preferences",
+    Empty,
+    StaffPreferencesResult,
+    "Who I am to the daemon, and my alert preferences.",
+    role=Role.READ_ONLY,
+)
+
+
+STAFF_SET_PREFERENCES = Method(
+    "staff.set_preferences",
+    StaffSetPreferencesParams,
+    StaffPreferencesResult,
+    "Change my own alert preferences (anyone may set their own).",
+    role=Role.READ_ONLY,
+)
+
+
+ALERTS_LIST = Method(
+    "alerts.list",
+    AlertsListParams,
+    AlertsListResult,
+    "Alert digest emails, newest first: who, which clients, sent or why not.",
+)
+
+
 METHODS: dict[str, Method[Any, Any]] = {
     method.name: method
     for method in (
@@ -1835,6 +1921,9 @@ METHODS: dict[str, Method[Any, Any]] = {
         STAFF_ADD,
         STAFF_UPDATE,
         STAFF_LEAVE,
+        STAFF_PREFERENCES,
+        STAFF_SET_PREFERENCES,
+        ALERTS_LIST,
     )
 }
 """Every method by its wire name (the daemon serves exactly these)."""

@@ -55,3 +55,33 @@ def owner_label(
     if not signed_in_as:
         return f"{staff_name}, in {software}"
     return f"{staff_name}, as {signed_in_as} in {software}"
+
+
+def _names(names: list[str], shown: int = 3) -> str:
+    listed = names[:shown]
+    rest = len(names) - len(listed)
+    return ", ".join(listed) + (f" and {rest} more" if rest else "")
+
+
+def status_notice(
+    status: str, clients: list[tuple[str, str | None]], *, digest: bool
+) -> tuple[str, str]:
+    """A notification's title and body for clients (name, reason) that moved to ``status``
+    (``needs_reauth``, ``expiring`` or ``error``): one client's own, or a digest of many.
+    Said the same way by the daemon's notifier and by each staff member's agent."""
+    if digest:
+        count = len(clients)
+        if status == "needs_reauth":
+            title = f"{count} clients need re-authorisation"
+        elif status == "expiring":
+            title = f"{count} client authorisations end soon"
+        else:
+            title = f"{count} clients have connection errors"
+        return title, f"{_names([name for name, _ in clients])}. Open clientlink to see them."
+    name, reason = clients[0]
+    reason = reason or ""
+    if status == "needs_reauth":
+        return f"Re-authorise {name}", f"{reason}. Open clientlink to re-authorise."
+    if status == "expiring":
+        return f"{name}: authorisation ends soon", reason
+    return f"{name}: connection error", reason

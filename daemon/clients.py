@@ -37,6 +37,8 @@ MATCH_CHUNK = 500  # the store's IN (...) lists take at most this many at a time
 
 # Told of every status write: (client, old status, new status, reason).
 Transition = Callable[[ClientRow, str | None, ConnectionStatus, str | None], None]
+# Awaited inside the transaction that changed a status: (client id, new status, reason).
+RecordChange = Callable[[int, ConnectionStatus, str | None], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class ClientService:
         self._events = events
         self._clock = clock
         self.on_transition = on_transition
+        # The alert queue (daemon/alerts.py): written with the change, so none is lost.
+        self.record_change: RecordChange | None = None
 
     async def require(self, client_id: int) -> ClientRow:
         """The client, or a NOT_FOUND error that names the id."""
@@ -80,23 +84,27 @@ class ClientService:
     ) -> None:
         """Record a status (and why); announce it when it changed, once it is committed
         (inside a transaction: after its commit, and not at all if it rolls back)."""
-        old = await self._store.set_client_status(client.id, status, reason, self._clock.now())
+        async with self._store.transaction():
+            old = await self._store.set_client_status(client.id, status, reason, self._clock.now())
+            if self.record_change is not None and old is not None and old != status.value:
+                await self.record_change(client.id, status, reason)
+            self._store.after_commit(lambda: self._announce(client, old, status, reason))
 
-        def announce() -> None:
-            if self.on_transition is not None:
-                self.on_transition(client, old, status, reason)
-            if old is not None and old != status.value:
-                self._events.publish(
-                    ClientStatusChanged(
-                        client_id=client.id,
-                        name=client.name,
-                        old_status=old,
-                        status=status,
-                        reason=reason,
-                    )
+    def _announce(
+        self, client: ClientRow, old: str | None, status: ConnectionStatus, reason: str | None
+    ) -> None:
+        if self.on_transition is not None:
+            self.on_transition(client, old, status, reason)
+        if old is not None and old != status.value:
+            self._events.publish(
+                ClientStatusChanged(
+                    client_id=client.id,
+                    name=client.name,
+                    old_status=old,
+                    status=status,
+                    reason=reason,
                 )
-
-        self._store.after_commit(announce)
+            )
 
     # ------------------------------------------------------------------ import
 

@@ -19,7 +19,9 @@ from clientlink.common.config import Config
 from clientlink.common.paths import Paths
 from clientlink.common.protocol import JobKind
 from clientlink.daemon.adapters import ConfiguredProviders
+from clientlink.daemon.alerts import AlertMailer
 from clientlink.daemon.api import Api
+from clientlink.daemon.api.alerts import AlertsApi
 from clientlink.daemon.api.audit import AuditApi
 from clientlink.daemon.api.auth import AuthApi
 from clientlink.daemon.api.banks import BanksApi
@@ -81,6 +83,7 @@ class Services:
         invitations: Invitations,
         jobs: JobEngine,
         staff: StaffDirectory,
+        alerts: AlertMailer,
     ) -> None:
         self.store = store
         self.vault = vault
@@ -96,6 +99,7 @@ class Services:
         self.invitations = invitations
         self.jobs = jobs
         self.staff = staff
+        self.alerts = alerts
         self._usage_saver: asyncio.Task[None] | None = None
 
     @classmethod
@@ -198,6 +202,8 @@ class Services:
         )
         handlers[JobKind.REIMPORT] = ReimportJob(store, clients)
         handlers[JobKind.INVITE] = InviteJob(invitations)
+        alerts = AlertMailer(store, staff, clock, config, lambda: invitations.email)
+        clients.record_change = alerts.record
         return cls(
             store,
             vault,
@@ -213,6 +219,7 @@ class Services:
             invitations,
             jobs,
             staff,
+            alerts,
         )
 
     async def _start(self) -> None:
@@ -220,6 +227,7 @@ class Services:
         watched = await self.watcher.start()
         log.info("watching %d grants", watched)
         self.invitations.start()
+        await self.alerts.start()
         self._usage_saver = asyncio.create_task(self.usage.save_now_and_then(), name="usage-saver")
         resumed = await self.jobs.start()
         if resumed:
@@ -231,6 +239,7 @@ class Services:
             self._usage_saver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._usage_saver
+        await self.alerts.stop()
         await self.invitations.stop()
         await self.jobs.stop()
         await self.watcher.stop()
@@ -277,6 +286,7 @@ def namespaces(
         EventsApi(events),
         AuditApi(s.store, s.staff, paths, clock),
         StaffApi(s.staff, s.store, clock, handover),
+        AlertsApi(s.store),
     ]
 
 

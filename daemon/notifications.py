@@ -24,6 +24,7 @@ from clientlink.common.protocol import (
     NotificationsListResult,
     NotificationsRead,
 )
+from clientlink.common.wording import status_notice
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.store import ClientRow, Store
@@ -34,7 +35,7 @@ BAD = {ConnectionStatus.NEEDS_REAUTH, ConnectionStatus.EXPIRING, ConnectionStatu
 
 
 class DesktopChannel(Protocol):
-    """What the notifier needs from the desktop (``daemon/desktop.py``)."""
+    """What the notifier needs from the desktop (``common/desktop.py``)."""
 
     async def probe(self) -> str | None: ...
 
@@ -54,7 +55,7 @@ class LazyDesktop:
 
     def _get(self) -> DesktopChannel:
         if self._channel is None:
-            from clientlink.daemon.desktop import DesktopNotifications
+            from clientlink.common.desktop import DesktopNotifications
 
             self._channel = DesktopNotifications(open_command=self._open_command)
         return self._channel
@@ -240,27 +241,9 @@ class Notifier:
         return False
 
 
-def _names(group: list[_Change], shown: int = 3) -> str:
-    names = [change.name for change in group[:shown]]
-    rest = len(group) - len(names)
-    return ", ".join(names) + (f" and {rest} more" if rest else "")
-
-
 def _digest_text(status: ConnectionStatus, group: list[_Change]) -> tuple[str, str]:
-    count = len(group)
-    if status == ConnectionStatus.NEEDS_REAUTH:
-        title = f"{count} clients need re-authorisation"
-    elif status == ConnectionStatus.EXPIRING:
-        title = f"{count} client authorisations end soon"
-    else:
-        title = f"{count} clients have connection errors"
-    return title, f"{_names(group)}. Open clientlink to see them."
+    return status_notice(status.value, [(c.name, c.reason) for c in group], digest=True)
 
 
 def _single_text(change: _Change) -> tuple[str, str]:
-    reason = change.reason or ""
-    if change.status == ConnectionStatus.NEEDS_REAUTH:
-        return f"Re-authorise {change.name}", f"{reason}. Open clientlink to re-authorise."
-    if change.status == ConnectionStatus.EXPIRING:
-        return f"{change.name}: authorisation ends soon", reason
-    return f"{change.name}: connection error", reason
+    return status_notice(change.status.value, [(change.name, change.reason)], digest=False)

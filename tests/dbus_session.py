@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -39,7 +41,7 @@ _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Confi
   <type>session</type>
   <listen>unix:path={socket}</listen>
   <auth>EXTERNAL</auth>
-  <policy context="default">
+  <policy context="default">{users}
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
     <allow own="*"/>
@@ -218,8 +220,14 @@ class NotificationServer:
         self._changed.set()
 
 
-def start_dbus_daemon(folder: Path) -> tuple[subprocess.Popen[str], str]:
+def start_dbus_daemon(
+    folder: Path, also_users: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[str], str]:
     """Start a private session bus listening in ``folder``; return it and its address.
+
+    A session bus admits only its own user; ``also_users`` (logins) may connect too, and
+    then ``folder`` is opened for them to reach the socket: a staff member's own session,
+    which the test's notification server joins.
 
     Fails the test, naming the Debian package, when dbus-daemon is not installed.
     """
@@ -232,7 +240,13 @@ def start_dbus_daemon(folder: Path) -> tuple[subprocess.Popen[str], str]:
         )
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "session.conf"
-    config.write_text(_BUS_CONFIG.format(socket=folder / "bus"))
+    users = "".join(
+        f'\n    <allow user="{login}"/>'
+        for login in (pwd.getpwuid(os.getuid()).pw_name, *also_users)
+    )
+    config.write_text(_BUS_CONFIG.format(socket=folder / "bus", users=users if also_users else ""))
+    if also_users:
+        folder.chmod(0o755)
     process = subprocess.Popen(
         [executable, f"--config-file={config}", "--nofork", "--nopidfile", "--print-address=1"],
         stdin=subprocess.DEVNULL,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clientlink.daemon.desktop import (
+from clientlink.common.desktop import (
     NO_NOTIFICATION_SERVER,
     NO_SESSION_BUS,
     OPEN_ACTION_KEY,

@@ -66,6 +66,10 @@ ROLES: dict[str, Role] = {
     "staff.add": A,
     "staff.update": A,
     "staff.leave": A,
+    # each person's own alert preferences: anyone on the staff list, for themselves only
+    "staff.preferences": R,
+    "staff.set_preferences": R,
+    "alerts.list": S,
 }
 
 
@@ -84,4 +88,9 @@ def test_read_only_staff_cannot_change_secrets_export_invite_or_reauthorise() ->
     ]
     assert len(forbidden) >= 9
     assert all(not Role.READ_ONLY.allows(METHODS[name].role) for name in forbidden)
-    assert all(METHODS[name].role == Role.ADMIN for name in METHODS if name.startswith("staff."))
+    own = {"staff.preferences", "staff.set_preferences"}
+    assert all(
+        METHODS[name].role == Role.ADMIN
+        for name in METHODS
+        if name.startswith("staff.") and name not in own
+    )

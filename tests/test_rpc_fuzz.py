@@ -90,6 +90,10 @@ READ_CALLS: list[tuple[str, dict[str, Any]]] = [
     # Nobody by that login: a clear error, nothing changed (a dry run changes nothing anyway).
     ("staff.leave", {"login": "\u202e%_' OR 1=1 --"}),
     ("staff.leave", {"login": "x" * 64, "dry_run": True}),
+    ("staff.preferences", {}),
+    # Single-user mode keeps no staff preferences: a clear refusal, nothing changed.
+    ("staff.set_preferences", {"agent": "all", "email_alerts": False}),
+    ("alerts.list", {"limit": 1000}),
 ]
 
 

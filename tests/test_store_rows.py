@@ -194,3 +194,56 @@ async def test_every_row_the_store_returns_is_its_frozen_dataclass(store: Store)
     assert len(audit) == 1 and audit[0].detail == {"email": "x"}
     assert_row(AuditRow, audit[0])
     assert audit[0].to_protocol().detail == {"email": "x"}
+
+
+async def test_alert_mails_are_rows_one_open_per_recipient_and_windows_apart(store: Store):
+    from datetime import timedelta
+
+    from clientlink.daemon.store import AlertItemRow, AlertMailRow
+
+    grant_id = await store.insert_grant(
+        uid="g-1", provider="xero", auth_event_id="e-1", token_ciphertext=b"sealed",
+        access_expires_at=NOW, refresh_expires_at=NOW, hard_expires_at=None,
+        authorised_by="alice", now=NOW,
+        tenants=[TenantRow("t-1", "Acme Pty Ltd", "ORGANISATION", "c-1", "e-1")],
+    )  # fmt: skip
+    client_id = await store.create_client(
+        provider="xero", tenant_id="t-1", name="Acme Pty Ltd", legal_name=None, abn=None,
+        grant_id=grant_id, status=ConnectionStatus.NEEDS_REAUTH, now=NOW,
+    )  # fmt: skip
+    window = timedelta(minutes=30)
+
+    async def queue(recipient: str, since: str, now: datetime, busy: tuple[int, ...] = ()) -> int:
+        return await store.queue_alert(
+            recipient=recipient, staff_login=None, client_id=client_id, status="needs_reauth",
+            reason="revoked", since=since, window=window, now=now, busy=busy,
+        )  # fmt: skip
+
+    first = await queue("a@example.org", "2026-03-01T09:30:00Z", NOW)
+    assert await queue("a@example.org", "2026-03-01T09:31:00Z", NOW) == first  # joins it
+    other = await queue("b@example.org", "2026-03-01T09:30:00Z", NOW)
+    assert other != first
+    assert await queue("a@example.org", "2026-03-01T09:32:00Z", NOW, busy=(first,)) not in (
+        first,
+        other,
+    )  # a mail being sent takes nobody new
+    mail = await store.get_alert_mail(first)
+    assert mail is not None
+    assert_row(AlertMailRow, mail)
+    assert (mail.state, mail.due_at) == ("queued", "2026-03-01T10:00:00Z")
+    items = await store.alert_items(first)
+    assert [i.since for i in items] == ["2026-03-01T09:30:00Z", "2026-03-01T09:31:00Z"]
+    for item in items:
+        assert_row(AlertItemRow, item)
+    for row in (*await store.list_alert_mails(10), *await store.alert_mails_in("queued")):
+        assert_row(AlertMailRow, row)
+    assert mail.to_protocol([client_id]).client_ids == [client_id]
+
+    # Sent an hour late (retries): b's next mail is due a window after that, not sooner.
+    await store.update_alert_mail(other, state="sent", sent_at="2026-03-01T11:00:00Z")
+    later = await store.get_alert_mail(
+        await queue("b@example.org", "2026-03-01T10:45:00Z", NOW + timedelta(minutes=75))
+    )
+    assert later is not None and later.due_at == "2026-03-01T11:30:00Z"
+    with pytest.raises(ValueError, match="not alert mail columns"):
+        await store.update_alert_mail(first, recipient="x@example.org")

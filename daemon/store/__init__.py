@@ -8,7 +8,7 @@ Where each thing lives:
 - one module per aggregate, each a class of that aggregate's queries and the frozen
   dataclasses of its rows: ``clients`` (and their history), ``grants`` (and their tenants,
   and the watcher's schedule), ``jobs``, ``invitations``, ``banks``, ``templates``,
-  ``notifications``, ``audit``, ``staff``, ``secrets`` (and ``meta``).
+  ``notifications``, ``audit``, ``staff``, ``alerts``, ``secrets`` (and ``meta``).
 
 Callers import from here (``from clientlink.daemon.store import Store, GrantRow``) and
 never from the modules, so the split stays an inside matter.
@@ -16,6 +16,7 @@ never from the modules, so the split stays an inside matter.
 
 from __future__ import annotations
 
+from clientlink.daemon.store.alerts import AlertItemRow, AlertMailRow, AlertQueries
 from clientlink.daemon.store.audit import AuditQueries, AuditRow
 from clientlink.daemon.store.banks import BankConnectionRow, BankQueries
 from clientlink.daemon.store.clients import (
@@ -53,6 +54,7 @@ class Store(
     BankQueries,
     AuditQueries,
     StaffQueries,
+    AlertQueries,
     Database,
 ):
     """All reads and writes of the daemon's database."""
@@ -62,6 +64,8 @@ __all__ = [
     "CLIENT_COLUMNS",
     "CLIENT_FROM",
     "MIGRATIONS",
+    "AlertItemRow",
+    "AlertMailRow",
     "AuditRow",
     "BankConnectionRow",
     "ClientRow",

@@ -228,6 +228,33 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE grant_tenants ADD COLUMN abn TEXT;
     """,
+    # 10: alert digests by email: one mail per recipient per window, each naming its clients
+    """
+    CREATE TABLE alert_mails (
+        id INTEGER PRIMARY KEY,
+        recipient TEXT NOT NULL,
+        staff_login TEXT,
+        state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN
+            ('queued', 'sending', 'sent', 'failed', 'uncertain', 'dropped')),
+        due_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        message_id TEXT,
+        created_at TEXT NOT NULL,
+        sent_at TEXT
+    );
+    CREATE INDEX alert_mails_by_state ON alert_mails (state, due_at);
+    CREATE INDEX alert_mails_by_recipient ON alert_mails (recipient, state);
+    CREATE TABLE alert_items (
+        id INTEGER PRIMARY KEY,
+        mail_id INTEGER NOT NULL REFERENCES alert_mails (id) ON DELETE CASCADE,
+        client_id INTEGER NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+        status TEXT NOT NULL,
+        reason TEXT,
+        since TEXT NOT NULL,
+        UNIQUE (mail_id, client_id, since)
+    );
+    """,
 ]
 
 

@@ -8,6 +8,10 @@ notice instead of hanging or silently dropping it.
 
 Identifiers returned by :meth:`DesktopNotifications.send` live as long as this object:
 they are not meaningful to another process or after a restart.
+
+Shared by the daemon (single-user mode: its own session is the person's) and by
+``clientlink agent`` (firm mode: each staff member's agent raises notices in their own
+session), so it lives in ``common/``.
 """
 
 from __future__ import annotations
