@@ -224,7 +224,11 @@ async def test_an_unused_sign_in_is_listed_watched_and_can_be_revoked(practice):
     other = next(o for o in orgs if o["tenant_id"] != client.tenant_id)
     before = await rpc.call(p.DAEMON_STATUS)
     session = await rpc.call(p.AUTH_BEGIN, provider="xero", client_id=client_id)
-    redirect = await practice.approve(session.authorize_url, [other["tenant_id"]])
+    # Signed in as the colleague whose own Xero sign-ins were revoked: revoking this one at
+    # Xero (which ends every connection of that Xero user) ends nobody else's.
+    redirect = await practice.approve(
+        session.authorize_url, [other["tenant_id"]], user=practice.seeded.revoked_user
+    )
     with pytest.raises(RpcError) as caught:
         await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
     grant_id = caught.value.data["grant_id"]
