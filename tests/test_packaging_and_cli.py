@@ -179,7 +179,8 @@ def loaded_by_cli(*argv: str) -> set[str]:
         "except SystemExit:\n"
         "    pass\n"
         "heavy = ('clientlink.sandbox', 'clientlink.common.protocol', 'pydantic', 'httpx',\n"
-        "         'clientlink.cli.demo', 'clientlink.cli.service_install', 'clientlink.cli.agent')\n"
+        "         'clientlink.cli.demo', 'clientlink.cli.service_install',\n"
+        "         'clientlink.cli.agent')\n"
         "print('loaded:', *sorted(n for n in heavy if n in sys.modules))"
     )
     assert result.returncode == 0, result.stderr
