@@ -52,13 +52,11 @@ SINGLE_USER = (
 BAD = {"needs_reauth", "expiring", "error"}
 
 
-def add_agent_parser(subparsers: Any) -> None:
-    """``clientlink agent [install|uninstall]`` on the CLI's subcommands."""
-    parser = subparsers.add_parser(
-        "agent",
-        help="show the practice's alerts on your desktop (firm mode)",
-        description="Run in your own session: raise clientlinkd's notifications about your "
-        "connections (or all, as staff.set_preferences says) on your desktop.",
+def configure_agent_parser(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``clientlink agent [install|uninstall]``."""
+    parser.description = (
+        "Run in your own session: raise clientlinkd's notifications about your "
+        "connections (or all, as staff.set_preferences says) on your desktop."
     )
     commands = parser.add_subparsers(dest="agent_command", metavar="ACTION")
     install = commands.add_parser("install", help="write the systemd user unit and start it")

@@ -338,10 +338,8 @@ class DemoProcesses:
                 process.kill()
 
 
-def add_demo_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="a throwaway practice on the sandbox: sandbox, daemon and TUI together"
-    )
+def configure_demo_parser(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``clientlink demo``."""
     parser.add_argument(
         "--no-tui", action="store_true", help="keep sandbox and daemon up for scripting"
     )

@@ -35,9 +35,8 @@ _PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:@+,=-]+")
 _SYSTEMCTL_TIMEOUT_SECONDS = 60
 
 
-def add_service_parser(subparsers: Any) -> None:
-    """``clientlink service ...`` on the CLI's subcommands."""
-    parser = subparsers.add_parser("service", help="run clientlinkd as a systemd user service")
+def configure_service_parser(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``clientlink service ...``."""
     commands = parser.add_subparsers(dest="service_command", metavar="ACTION", required=True)
     install = commands.add_parser(
         "install", help="write the user units, then enable and start them"

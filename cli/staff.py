@@ -9,16 +9,15 @@ from typing import Any
 
 from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient
-from clientlink.common.protocol import Role
 from clientlink.common.safe_text import terminal_json, visible
+from clientlink.common.vocabulary import Role
 from clientlink.common.wording import plural
 
 ROLES = [role.value for role in Role]
 
 
-def add_staff_parsers(commands: Any) -> None:
-    """``staff list|add|update`` and ``audit``."""
-    staff = commands.add_parser("staff", help="the practice's staff and their roles (admins)")
+def configure_staff_parser(staff: argparse.ArgumentParser) -> None:
+    """The arguments of ``clientlink staff list|add|update``."""
     staff_commands = staff.add_subparsers(dest="staff_command", required=True)
     listing = staff_commands.add_parser("list", help="everyone on the staff list")
     listing.add_argument("--json", action="store_true", help="print JSON")
@@ -41,7 +40,9 @@ def add_staff_parsers(commands: Any) -> None:
         "--active", action="store_true", help="back on the staff list after leaving"
     )
 
-    audit = commands.add_parser("audit", help="who did what, newest first; export it as CSV")
+
+def configure_audit_parser(audit: argparse.ArgumentParser) -> None:
+    """The arguments of ``clientlink audit``."""
     audit.add_argument("--actor", metavar="LOGIN", help="only what this staff member did")
     audit.add_argument("--client", type=int, metavar="ID", help="only what was done to it")
     audit.add_argument("--limit", type=int, default=100, help="how many entries (100)")

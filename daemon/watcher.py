@@ -131,14 +131,17 @@ class Watcher:
         self._scheduler.add_job(
             self._heartbeat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat"
         )
-        watched = await self.reschedule_all()
+        # One read of the watched grants at start: their moments, and which were cut off.
+        started = time.perf_counter()
+        grants = await self._store.watched_grants()
+        self._rebuild(grants, started)
         # A token call that was under way when the daemon stopped may have rotated the
         # refresh token: repeat it now, inside the provider's grace for the old one.
         now = self._clock.now()
-        for grant in await self._store.watched_grants():
+        for grant in grants:
             if grant.refresh_pending_since is not None:
                 self._schedule(grant.id, now)
-        return watched
+        return len(grants)
 
     async def stop(self, drain_seconds: float = 20.0) -> None:
         """Stop scheduling; let refreshes already in flight finish (a rotated refresh token
@@ -154,6 +157,11 @@ class Watcher:
         """Rebuild every grant's moment from SQLite; returns how many grants are watched."""
         started = time.perf_counter()
         grants = await self._store.watched_grants()
+        self._rebuild(grants, started)
+        return len(grants)
+
+    def _rebuild(self, grants: list[GrantTimes], started: float) -> None:
+        """Every grant's moment in memory (``started``: when the read began, for the log)."""
         self._moments = {
             grant.id: from_iso(grant.next_check_at) or self._next_moment(grant) for grant in grants
         }
@@ -161,7 +169,6 @@ class Watcher:
         heapq.heapify(self._heap)
         self._arm()
         log.info("scheduled %d grants in %.2f s", len(grants), time.perf_counter() - started)
-        return len(grants)
 
     @property
     def watched(self) -> int:

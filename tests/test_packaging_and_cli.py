@@ -169,6 +169,52 @@ def test_the_command_line_imports_textual_only_to_open_the_tui():
     assert result.stdout.strip().splitlines()[-1] == "False False"
 
 
+def loaded_by_cli(*argv: str) -> set[str]:
+    """Which of the heavy packages ``clientlink ARGV`` has imported by the time it exits."""
+    result = run_python(
+        "import sys\n"
+        "from clientlink.cli.main import main\n"
+        "try:\n"
+        f"    main({list(argv)!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('clientlink.sandbox', 'clientlink.common.protocol', 'pydantic', 'httpx',\n"
+        "         'clientlink.cli.demo', 'clientlink.cli.service_install',\n"
+        "         'clientlink.cli.agent')\n"
+        "print('loaded:', *sorted(n for n in heavy if n in sys.modules))"
+    )
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.strip().splitlines()[-1].removeprefix("loaded:").split())
+
+
+def test_the_command_line_loads_only_what_the_command_it_runs_needs():
+    # --help and a subcommand's --help read no models and no sandbox; the sandbox's own
+    # arguments load the sandbox, and only then.
+    assert loaded_by_cli("--help") == set()
+    assert loaded_by_cli("status", "--help") == set()
+    assert loaded_by_cli("clients", "--help") == set()
+    assert "clientlink.sandbox" in loaded_by_cli("sandbox", "--help")
+    assert "clientlink.cli.demo" in loaded_by_cli("demo", "--help")
+    assert (
+        loaded_by_cli("service", "--help") & {"clientlink.sandbox", "clientlink.cli.demo"} == set()
+    )
+
+
+def test_each_subcommand_keeps_its_arguments_and_help_line():
+    result = run_python(
+        "from clientlink.cli.main import build_parser\n"
+        "print(build_parser().format_help())\n"
+        "print(build_parser().parse_args(['clients', '--status', 'error', '--json']))\n"
+        "print(build_parser('sandbox').parse_args(['sandbox', '--port', '5']).port)"
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for line in ("demo", "a throwaway practice", "serve the emulated providers", "agent"):
+        assert line in out
+    assert "status='error'" in out and "json=True" in out
+    assert out.strip().splitlines()[-1] == "5"
+
+
 async def clientlink(*args: str) -> tuple[int, str, str]:
     code, stdout, stderr = await clientlink_cli(*args)
     return code, stdout.decode(), stderr.decode()

@@ -95,14 +95,10 @@ class ClientQueries(Database):
     ) -> tuple[int, list[ClientRow]]:
         """Clients matching the filter, ordered by name; returns (total, page). ``owner``:
         only clients whose grant that staff member (login) authorised."""
-        where, params = _client_filter(statuses, provider, text, active, owner)
+        where, params = client_filter(statuses, provider, text, active, owner)
         total_row = await self._fetchone(f"SELECT count(*) FROM clients c {where}", params)
         assert total_row is not None
-        rows = await self._fetchall(
-            f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} {where} "
-            "ORDER BY c.name COLLATE NOCASE, c.id LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        )
+        rows = await self._fetchall(client_page_sql(where), [*params, limit, offset])
         return total_row[0], [_client_row(row) for row in rows]
 
     async def count_clients_by_status(self, *, active: bool = True) -> dict[str, int]:
@@ -373,13 +369,22 @@ class ClientQueries(Database):
         return [HistoryRow(**row) for row in rows]
 
 
-def _client_filter(
+def client_page_sql(where: str) -> str:
+    """One page of clients by name (``where`` from the filter; then LIMIT and OFFSET)."""
+    return (
+        f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} {where} "
+        "ORDER BY c.name COLLATE NOCASE, c.id LIMIT ? OFFSET ?"
+    )
+
+
+def client_filter(
     statuses: list[str] | None,
     provider: str | None,
     text: str | None,
     active: bool | None,
     owner: str | None = None,
 ) -> tuple[str, list[Any]]:
+    """The WHERE clause and its parameters for ``clients.list``'s filter."""
     clauses: list[str] = []
     params: list[Any] = []
     if owner is not None:
@@ -401,9 +406,12 @@ def _client_filter(
             + "%"
         )
         digits = "".join(ch for ch in text if ch.isdigit())
+        # SQLite's LIKE ignores ASCII case, as its lower() folds only ASCII: the needle is
+        # lowered above and the columns are compared as they are (a missing one is NULL,
+        # which matches nothing), with no function called per row.
         clause = (
-            "(lower(c.name) LIKE ? ESCAPE '\\' OR lower(coalesce(c.legal_name, '')) LIKE ? "
-            "ESCAPE '\\' OR lower(coalesce(c.email, '')) LIKE ? ESCAPE '\\'"
+            "(c.name LIKE ? ESCAPE '\\' OR c.legal_name LIKE ? ESCAPE '\\' "
+            "OR c.email LIKE ? ESCAPE '\\'"
         )
         params.extend([needle, needle, needle])
         if digits:

@@ -255,6 +255,11 @@ MIGRATIONS: list[str] = [
         UNIQUE (mail_id, client_id, since)
     );
     """,
+    # 11: Manage Clients' list (active clients by name) walks an index in name order and
+    # stops at the page's end, instead of sorting every active client for each keystroke
+    """
+    CREATE INDEX clients_by_active_name ON clients (active, name COLLATE NOCASE);
+    """,
 ]
 
 
