@@ -144,6 +144,9 @@ async def test_a_custom_template_reaches_two_marked_clients_naming_both_banks(pr
             lambda: "please add your bank accounts here: https://" in shown(preview),
             what="the preview of the fixed text",
         )
+        # The refusal was about the text: once the text is valid it is no longer shown.
+        assert not editor.has_class("-error")
+        assert "Not saved" not in shown(editor.query_one("#editor-error"))
         await pilot.press("ctrl+s")
         await wait_until(lambda: app.screen is center, what="back in the Communication Center")
         listed = await daemon.call(p.TEMPLATES_LIST)
