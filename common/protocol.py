@@ -731,6 +731,14 @@ class TemplatePreviewResult(_Result):
     body: str
     sms_encoding: str | None = None
     sms_segments: int | None = None
+    sms_segments_min: int | None = Field(
+        default=None, description="SMS: the fewest segments across the active clients."
+    )
+    sms_segments_max: int | None = Field(
+        default=None, description="SMS: the most (the longest name, a real link length)."
+    )
+    longest_name: str | None = Field(default=None, description="SMS: whose message is longest.")
+    link_length: int | None = None
 
 
 class InviteParams(_Params):
@@ -738,6 +746,52 @@ class InviteParams(_Params):
     channel: Channel
     template_id: str | None = None
     bank_ids: list[str] = Field(default_factory=list, max_length=50)
+
+
+class InvitesPreviewParams(_Params):
+    client_ids: list[int] = Field(min_length=1, max_length=100_000)
+    template_id: str = Field(min_length=1, max_length=100)
+    bank_ids: list[str] = Field(default_factory=list, max_length=50)
+    sample_client_id: int | None = Field(
+        default=None, description="Whose message to render (the first one sent if absent)."
+    )
+
+
+class InviteSkip(_Result):
+    client_id: int
+    name: str
+    reason: str = Field(description="Why no message goes to this client, e.g. 'no mobile number'.")
+
+
+class InviteSample(_Result):
+    client_id: int
+    name: str
+    address: str
+    subject: str | None
+    body: str
+    sms_segments: int | None = None
+
+
+class InvitesPreviewResult(_Result):
+    """What a bulk invitation would do, before anything is sent."""
+
+    channel: Channel
+    template_name: str
+    reachable: dict[str, int] = Field(
+        description="Per channel (email, sms): how many of the chosen clients it reaches."
+    )
+    sending: list[int] = Field(description="The clients who would get the message, in order.")
+    skipped: list[InviteSkip]
+    sample: InviteSample | None
+    problem: str | None = Field(default=None, description="Why nothing can be sent now.")
+    sms_encoding: str | None = None
+    sms_segments: list[int] = Field(
+        default_factory=list, description="SMS only: each sent message's segments (as sending)."
+    )
+    link_length: int = Field(description="The link length the counts assume.")
+    link_length_measured: bool = Field(
+        description="True when it is the length of the last link the bank-feed service made."
+    )
 
 
 class Invitation(_Result):
@@ -1465,6 +1519,16 @@ INVITES_SEND = Method(
 )
 
 
+INVITES_PREVIEW = Method(
+    "invites.preview",
+    InvitesPreviewParams,
+    InvitesPreviewResult,
+    "What a bulk invitation would send: counts per channel, who is skipped and why, one "
+    "client's rendered message and the SMS segments of each.",
+    role=Role.READ_ONLY,
+)
+
+
 INVITES_LIST = Method(
     "invites.list",
     InvitesListParams,
@@ -1840,6 +1904,7 @@ METHODS: dict[str, Method[Any, Any]] = {
         TEMPLATES_DELETE,
         TEMPLATES_PREVIEW,
         INVITES_SEND,
+        INVITES_PREVIEW,
         INVITES_LIST,
         INVITES_RESEND,
         INVITES_FOLLOW_UP,

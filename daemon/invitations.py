@@ -28,6 +28,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from clientlink.common import protocol as p
 from clientlink.common.config import Config
 from clientlink.common.protocol import (
     BankConnectionChanged,
@@ -53,7 +54,15 @@ from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry, JobEngine
 from clientlink.daemon.limits import LimitSpec, ProviderLimits, RateLimiter
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.store import ClientRow, InvitationRow, JobItemRow, JobRow, Store
-from clientlink.daemon.templates import Template, TemplateBook, placeholder_values, render_text
+from clientlink.daemon.templates import (
+    DEFAULT_LINK_LENGTH,
+    Template,
+    TemplateBook,
+    example_link,
+    placeholder_values,
+    render_text,
+    sms_segments,
+)
 from clientlink.daemon.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -62,6 +71,29 @@ OPEN_STATES = ("sent", "delivered", "opened")
 UNCERTAIN = "uncertain"
 QUEUED = "queued"
 """Recorded, link made, waiting for the pace or a connection: nothing has left yet."""
+LINK_LENGTH_META = "invite_link_length"
+"""The length of the last link the bank-feed service made: what segment counts assume."""
+LINK_VALID = timedelta(days=7)
+"""How long a bank-feed link works (Basiq's rule): for previews of {link_expires}."""
+
+
+def address_for(client: ClientRow, channel: str) -> str | None:
+    """Where an invitation on ``channel`` goes."""
+    return client.email if channel == "email" else client.phone
+
+
+def reach_problem(client: ClientRow, channel: str) -> str | None:
+    """Why an invitation on ``channel`` cannot reach ``client`` (short), or None.
+
+    The one rule for the send, the single invite and the bulk preview's skipped list."""
+    if not client.active:
+        return "deactivated"
+    address = address_for(client, channel)
+    if not address:
+        return "no email address" if channel == "email" else "no mobile number"
+    if channel == "sms" and not is_mobile(address):
+        return f"{address} is not a mobile number"
+    return None
 
 
 class InviteJob:
@@ -156,12 +188,13 @@ class Invitations:
         problem = self.channel_problem(channel)
         if problem:
             raise ItemFailed(problem)
-        address = client.email if channel == "email" else client.phone
-        if not address:
-            what = "email address" if channel == "email" else "mobile number"
-            raise ItemFailed(f"{client.name} has no {what}: add it in the client's details")
-        if channel == "sms" and not is_mobile(address):
-            raise ItemFailed(f"{address} is not a mobile number and cannot receive SMS")
+        problem = reach_problem(client, channel)
+        if problem:
+            raise ItemFailed(
+                f"{client.name}: {problem}"
+                + ("" if problem == "deactivated" else ": correct it in the client's details")
+            )
+        address = address_for(client, channel) or ""
         template: Template = await self._templates.get(params["template_id"])
         reminder_of = params.get("reminder_of")
         queued = await self._store.invitation_for_item(item.id)
@@ -285,7 +318,107 @@ class Invitations:
 
     async def _new_link(self, client: ClientRow, bank_ids: list[str]) -> tuple[str, datetime]:
         user_id = await self._bank_user(client)
-        return await self.banks.create_link(user_id, bank_ids, self._config.practice.name)
+        link, expires = await self.banks.create_link(user_id, bank_ids, self._config.practice.name)
+        if await self._store.get_meta(LINK_LENGTH_META) != str(len(link)):
+            await self._store.set_meta(LINK_LENGTH_META, str(len(link)))
+        return link, expires
+
+    async def link_length(self) -> tuple[int, bool]:
+        """(length, measured): the last real link's length, or the default before any."""
+        stored = await self._store.get_meta(LINK_LENGTH_META)
+        if stored and stored.isdigit():
+            return int(stored), True
+        return DEFAULT_LINK_LENGTH, False
+
+    async def example_values(
+        self, client_name: str, bank_names: list[str]
+    ) -> tuple[dict[str, str], int, bool]:
+        """Placeholder values as a real send would fill them, with a link of real length."""
+        length, measured = await self.link_length()
+        values = placeholder_values(
+            client_name,
+            self._config.practice.name,
+            bank_names,
+            example_link(length),
+            self._clock.now() + LINK_VALID,
+        )
+        return values, length, measured
+
+    async def preview(
+        self,
+        client_ids: list[int],
+        template_id: str,
+        bank_ids: list[str],
+        sample_client_id: int | None,
+    ) -> p.InvitesPreviewResult:
+        """What a bulk invitation would send, before anything is: who gets it on the
+        template's channel, who is skipped and why, one client's message as it arrives, and
+        for SMS each message's segments (the same rule and the same link length as the send)."""
+        template = await self._templates.get(template_id)
+        try:
+            bank_names = await self.banks.bank_names(bank_ids)
+        except BanksUnavailable as exc:
+            raise RpcFailure(ErrorCode.INVALID_PARAMS, str(exc)) from exc
+        channel = template.channel
+        reachable = {each.value: 0 for each in Channel}
+        sending: list[ClientRow] = []
+        skipped: list[p.InviteSkip] = []
+        for client_id in dict.fromkeys(client_ids):
+            client = await self._store.get_client(client_id)
+            if client is None:
+                skipped.append(p.InviteSkip(client_id=client_id, name="", reason="no such client"))
+                continue
+            for each in Channel:
+                reachable[each.value] += reach_problem(client, each.value) is None
+            problem = reach_problem(client, channel)
+            if problem:
+                skipped.append(p.InviteSkip(client_id=client.id, name=client.name, reason=problem))
+            else:
+                sending.append(client)
+        sample_id = (
+            sample_client_id
+            if any(client.id == sample_client_id for client in sending)
+            else (sending[0].id if sending else None)
+        )
+        values, length, measured = await self.example_values("", bank_names)
+        segments: list[int] = []
+        encodings: set[str] = set()
+        sample: p.InviteSample | None = None
+        for client in sending:
+            values["client_name"] = client.name
+            body = render_text(template.body, values)
+            count: int | None = None
+            if channel == "sms":
+                encoding, count = sms_segments(body)
+                encodings.add(encoding)
+                segments.append(count)
+            if client.id == sample_id:
+                subject = (
+                    render_text(template.subject, values, one_line=True)
+                    if template.subject
+                    else None
+                )
+                sample = p.InviteSample(
+                    client_id=client.id,
+                    name=client.name,
+                    address=address_for(client, channel) or "",
+                    subject=subject,
+                    body=body,
+                    sms_segments=count,
+                )
+        return p.InvitesPreviewResult(
+            channel=Channel(channel),
+            template_name=template.name,
+            reachable=reachable,
+            sending=[client.id for client in sending],
+            skipped=skipped,
+            sample=sample,
+            problem=self.channel_problem(channel),
+            sms_encoding=" or ".join(sorted(encodings)) or None,
+            sms_segments=segments,
+            link_length=length,
+            link_length_measured=measured,
+        )
 
     async def _bank_user(self, client: ClientRow) -> str:
         """The client's bank-feed user, created once.

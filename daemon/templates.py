@@ -32,10 +32,11 @@ SMS_MAX_CHARACTERS = 1600
 """Twilio refuses longer bodies."""
 
 _GSM7 = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
-_GSM7_EXTENDED = set("^{}\\[~]|€")
+_GSM7_EXTENDED = set("\f^{}\\[~]|€")
 
 
 @dataclass(frozen=True)
@@ -189,13 +190,37 @@ def render_text(text: str, values: dict[str, str], *, one_line: bool = False) ->
 
 
 def sms_segments(text: str) -> tuple[str, int]:
-    """(encoding, segments) as carriers count them: GSM-7 160/153, else UCS-2 70/67."""
+    """(encoding, segments) as carriers count them: the one rule for the editor and the send.
+
+    One segment holds 160 GSM-7 septets (an extension character such as ``€`` or ``{``
+    takes two) or 70 UCS-2 units (a character beyond the BMP takes two); a concatenated
+    message's segments lose room to their header (153 and 67), and a segment never splits
+    an escape pair or a surrogate pair.
+    """
     if all(ch in _GSM7 or ch in _GSM7_EXTENDED for ch in text):
-        units = sum(2 if ch in _GSM7_EXTENDED else 1 for ch in text)
+        units = [2 if ch in _GSM7_EXTENDED else 1 for ch in text]
         single, multi, encoding = 160, 153, "GSM-7"
     else:
-        units = sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
+        units = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
         single, multi, encoding = 70, 67, "UCS-2"
-    if units <= single:
-        return encoding, 1 if units else 0
-    return encoding, -(-units // multi)
+    if not units:
+        return encoding, 0
+    if sum(units) <= single:
+        return encoding, 1
+    segments, used = 1, 0
+    for size in units:
+        if used + size > multi:
+            segments, used = segments + 1, 0
+        used += size
+    return encoding, segments
+
+
+DEFAULT_LINK_LENGTH = 80
+"""The link length counts assume before the bank-feed service has made any link."""
+
+_EXAMPLE_LINK = "https://example.invalid/your-personal-link/"
+
+
+def example_link(length: int) -> str:
+    """A stand-in for a client's personal link, ``length`` characters long (as real ones)."""
+    return (_EXAMPLE_LINK + "x" * max(0, length - len(_EXAMPLE_LINK)))[: max(length, 24)]

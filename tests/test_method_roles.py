@@ -20,6 +20,7 @@ ROLES: dict[str, Role] = {
     "templates.list": R,
     "templates.preview": R,
     "invites.list": R,
+    "invites.preview": R,
     "banks.connections": R,
     "banks.list": R,
     "jobs.list": R,

@@ -73,6 +73,9 @@ READ_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("jobs.skip_sign_in", {"job_id": INT_MIN, "business": "\u202eACME01%_"}),
     ("notifications.list", {"unread_only": True, "limit": 1000}),
     ("invites.list", {"client_id": INT_MIN}),
+    # No such clients (skipped, said why) or no such template: nothing sent, nothing changed.
+    ("invites.preview", {"client_ids": [INT_MAX, INT_MIN, 0], "template_id": "default-sms"}),
+    ("invites.preview", {"client_ids": [1], "template_id": "\u202e%_", "sample_client_id": 0}),
     ("audit.list", {"client_id": INT_MAX, "limit": 10_000}),
     ("audit.list", {"actor": "%_\\'; --", "offset": INT_MAX, "limit": 1}),
     ("clients.list", {"filter": {"mine": True, "text": "\u202e"}}),

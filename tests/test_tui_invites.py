@@ -144,6 +144,9 @@ async def test_a_custom_template_reaches_two_marked_clients_naming_both_banks(pr
             lambda: "please add your bank accounts here: https://" in shown(preview),
             what="the preview of the fixed text",
         )
+        # The refusal was about the text: once the text is valid it is no longer shown.
+        assert not editor.has_class("-error")
+        assert "Not saved" not in shown(editor.query_one("#editor-error"))
         await pilot.press("ctrl+s")
         await wait_until(lambda: app.screen is center, what="back in the Communication Center")
         listed = await daemon.call(p.TEMPLATES_LIST)
@@ -169,7 +172,9 @@ async def test_a_custom_template_reaches_two_marked_clients_naming_both_banks(pr
         templates.highlighted = templates.get_option_index(template.id)
         await pilot.pause()
         assert "All 2 clients have an email address" in shown(wizard.query_one("#reconnect-reach"))
-        await pilot.press("enter")  # Send
+        await pilot.press("enter")  # on to the confirmation
+        await wait_until(lambda: wizard.preview is not None, what="the confirmation")
+        await pilot.press("ctrl+s")  # Send
         progress = await finished_job(pilot)
         assert "2 invited, 0 failed" in shown(progress.query_one("#job-summary"))
 
@@ -218,3 +223,59 @@ async def test_a_bank_connection_that_breaks_says_so_on_the_client_screen_and_in
         )
         assert f"Invite the client to reconnect: press i and tick {bank.name}" in shown(section)
         assert f"{detail.client.name}: a bank connection broke" in toasts(app)
+
+
+async def test_the_bulk_send_is_confirmed_first_and_enter_alone_sends_nothing(practice) -> None:
+    daemon = await practice.connect()
+    first, second, third = practice.connected_ids[:3]
+    await daemon.call(p.CLIENTS_UPDATE, client_id=second, phone="")
+    names = {cid: (await daemon.call(p.CLIENTS_GET, client_id=cid)).name for cid in (first, third)}
+    skipped = (await daemon.call(p.CLIENTS_GET, client_id=second)).name
+    bank = (await daemon.call(p.BANKS_LIST)).items[1]
+    app = ClientlinkApp(practice.socket_path, open_browser=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(ReconnectBanksScreen([first, second, third]))
+        wizard = await screen_of(app, ReconnectBanksScreen)
+        await pilot.pause()
+        bank_list = wizard.query_one(f"#{Step.BANKS}", FilteredChecklist)
+        await wait_until(lambda: bank_list.items, what="the banks")
+        bank_list.checklist.highlighted = bank_list.shown.index(bank.id)
+        await pilot.press("space", "enter")
+        assert wizard.step == Step.TEMPLATE
+        templates = wizard.query_one("#reconnect-templates", OptionList)
+        templates.highlighted = templates.get_option_index("default-sms")
+        await pilot.press("enter")
+        await wait_until(lambda: wizard.preview is not None, what="the confirmation")
+        assert wizard.step == Step.CONFIRM
+        counts = shown(wizard.query_one("#confirm-counts"))
+        assert "SMS: 2 messages to send · Email: none" in counts
+        assert f"Skipped, 1: {skipped} (no mobile number)" in counts
+        assert "per SMS (GSM-7)" in counts and "links of 80 characters (estimated)" in counts
+        message = shown(wizard.query_one("#confirm-message"))
+        assert f"please connect your bank feeds for {bank.name}" in message
+        assert "segment" in message and names[first] not in message  # SMS: no name in it
+        assert "ctrl+s sends (Enter does not)" in shown(wizard.query_one("#reconnect-summary"))
+
+        await pilot.press("enter", "escape", "enter")  # Enter, even twice, sends nothing
+        await pilot.pause()
+        assert app.screen is wizard and wizard.step == Step.CONFIRM
+        assert await outbox(practice, "sms") == []
+
+        sample = wizard.query_one("#confirm-sample")
+        sample.value = third  # the message for another client
+        await wait_until(
+            lambda: (
+                wizard.preview is not None
+                and wizard.preview.sample is not None
+                and wizard.preview.sample.client_id == third
+            ),
+            what="the other client's message",
+        )
+        phone = (await daemon.call(p.CLIENTS_GET, client_id=third)).phone
+        assert f"To {phone}" in shown(wizard.query_one("#confirm-message"))
+
+        await pilot.press("ctrl+s")
+        progress = await finished_job(pilot)
+        assert "2 invited, 0 failed" in shown(progress.query_one("#job-summary"))
+    sent = await outbox(practice, "sms")
+    assert len(sent) == 2 and all(bank.name in sms["body"] for sms in sent)

@@ -6,7 +6,7 @@ from clientlink.common import protocol as p
 from clientlink.common.protocol import ErrorCode
 from clientlink.daemon.api import Api, handles
 from clientlink.daemon.clients import ClientService
-from clientlink.daemon.invitations import Invitations
+from clientlink.daemon.invitations import Invitations, reach_problem
 from clientlink.daemon.jobs import JobEngine
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.rpc_server import CallContext
@@ -26,15 +26,23 @@ class InvitesApi(Api):
     async def send(self, params: p.InviteParams, ctx: CallContext) -> p.JobStartResult:
         """Invite one client by email or SMS (as a job of one: sent at most once)."""
         client = await self._clients.require(params.client_id)
-        address = client.email if params.channel == p.Channel.EMAIL else client.phone
-        if not address:
-            what = "email address" if params.channel == p.Channel.EMAIL else "mobile number"
-            raise RpcFailure(ErrorCode.INVALID_PARAMS, f"{client.name} has no {what}: add it first")
+        problem = reach_problem(client, params.channel.value)
+        if problem:
+            raise RpcFailure(ErrorCode.INVALID_PARAMS, f"{client.name}: {problem}")
         job_params = await self._invitations.check_job_params(
             params.channel, params.template_id, params.bank_ids
         )
         job_id = await self._jobs.submit(p.JobKind.INVITE, [client.id], job_params, ctx.peer.actor)
         return p.JobStartResult(job_id=job_id)
+
+    @handles("invites.preview")
+    async def preview(
+        self, params: p.InvitesPreviewParams, ctx: CallContext
+    ) -> p.InvitesPreviewResult:
+        """What a bulk invitation would send: nothing is sent, no link is made."""
+        return await self._invitations.preview(
+            params.client_ids, params.template_id, params.bank_ids, params.sample_client_id
+        )
 
     @handles("invites.list")
     async def list(self, params: p.InvitesListParams, ctx: CallContext) -> p.InvitesListResult:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from clientlink.common import protocol as p
 from clientlink.common.config import Config
 from clientlink.common.protocol import ErrorCode
@@ -19,12 +17,9 @@ from clientlink.daemon.templates import (
     PLACEHOLDERS,
     TemplateBook,
     check_template,
-    placeholder_values,
     render_text,
     sms_segments,
 )
-
-PREVIEW_LINK = "https://example.invalid/your-personal-link"
 
 
 class TemplatesApi(Api):
@@ -136,21 +131,29 @@ class TemplatesApi(Api):
                 bank_names = await self._invitations.banks.bank_names(params.bank_ids)
             except BanksUnavailable as exc:
                 raise RpcFailure(ErrorCode.INVALID_PARAMS, str(exc)) from exc
-        values = placeholder_values(
-            client.name,
-            self._config.practice.name,
-            bank_names,
-            PREVIEW_LINK,
-            self._clock.now() + timedelta(days=7),
-        )
+        values, link_length, _ = await self._invitations.example_values(client.name, bank_names)
         rendered_body = render_text(body, values)
-        encoding = segments = None
+        encoding = segments = fewest = most = longest = None
         if channel == "sms":
             encoding, segments = sms_segments(rendered_body)
+            fewest = most = segments
+            longest, worst = client.name, (segments, len(rendered_body))
+            for name in await self._store.active_client_names():
+                values["client_name"] = name
+                text = render_text(body, values)
+                _, count = sms_segments(text)
+                fewest, most = min(fewest, count), max(most, count)
+                if (count, len(text)) > worst:
+                    longest, worst = name, (count, len(text))
+            values["client_name"] = client.name
         return p.TemplatePreviewResult(
             channel=p.Channel(channel),
             subject=render_text(subject, values, one_line=True) if subject else None,
             body=rendered_body,
             sms_encoding=encoding,
             sms_segments=segments,
+            sms_segments_min=fewest,
+            sms_segments_max=most,
+            longest_name=longest,
+            link_length=link_length if channel == "sms" else None,
         )

@@ -125,6 +125,11 @@ class ClientQueries(Database):
         )
         return _client_row(row) if row else None
 
+    async def active_client_names(self) -> list[str]:
+        """Every active client's name (what a template is rendered with)."""
+        rows = await self._fetchall("SELECT name FROM clients WHERE active = 1", ())
+        return [row["name"] for row in rows]
+
     async def client_ids(self, *, active_only: bool = True) -> list[int]:
         rows = await self._fetchall(
             "SELECT id FROM clients WHERE active = 1 OR ? = 0 ORDER BY id", (int(active_only),)

@@ -1,9 +1,11 @@
 """Reconnect and Add New Banks: invite many clients to connect chosen banks, as one job.
 
-Three steps on one screen: the clients (skipped when clients are marked on Manage
-Clients), the banks, the template. The template step says which clients have no address
-for its channel (their invitations will fail). Send starts an ``invite`` job in
-clientlinkd and hands over to the job's progress screen.
+Four steps on one screen: the clients (skipped when clients are marked on Manage
+Clients), the banks, the template, and the confirmation: clientlinkd's ``invites.preview``
+says how many messages go on each channel, which clients are skipped and why, the message
+one chosen client will get (subject and body as it arrives) and, for SMS, the segments.
+Only a deliberate Send there (ctrl+s or the button; Enter alone never sends) starts an
+``invite`` job for the clients who are reached, and hands over to its progress screen.
 """
 
 from __future__ import annotations
@@ -15,19 +17,31 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Button, ContentSwitcher, Footer, Header, OptionList, Static
+from textual.widgets import (
+    Button,
+    ContentSwitcher,
+    Footer,
+    Header,
+    Label,
+    OptionList,
+    Select,
+    Static,
+)
 from textual.widgets.option_list import Option
 
 from clientlink.common import protocol as p
+from clientlink.common.client import RpcError
 from clientlink.common.protocol import (
     Channel,
     Client,
     InvitationTemplate,
+    InvitesPreviewResult,
     JobKind,
 )
+from clientlink.common.wording import plural
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.paging import fetch_clients
 from clientlink.tui.screens.base import DaemonScreen
@@ -48,6 +62,7 @@ class Step(StrEnum):
     CLIENTS = "step-clients"
     BANKS = "step-banks"
     TEMPLATE = "step-template"
+    CONFIRM = "step-confirm"
 
 
 def marked_client_ids(stack: Iterable[Screen[object]]) -> list[int]:
@@ -65,6 +80,55 @@ def client_item(client: Client) -> ChecklistItem[int]:
     reachable = [CHANNEL_WORDS[channel] for channel in Channel if contact_for(client, channel)]
     prompt.append(f"  {' · '.join(reachable) or 'no email or mobile'}", style="dim")
     return ChecklistItem(prompt, client.id, client.name)
+
+
+def segments_in_words(segments: list[int], encoding: str | None) -> str:
+    """``2 segments per SMS (GSM-7)`` or the range ``1 to 3 segments``, and the total."""
+    if not segments:
+        return ""
+    low, high = min(segments), max(segments)
+    each = f"{low} to {high} segments" if low != high else plural(low, "segment")
+    return f"{each} per SMS ({encoding}), {sum(segments)} in all"
+
+
+def preview_in_words(preview: InvitesPreviewResult) -> Text:
+    """The confirmation: messages per channel, who is skipped and why, the segments."""
+    channel = CHANNEL_WORDS[preview.channel]
+    other = next(each for each in Channel if each != preview.channel)
+    text = Text(f"{channel}: {plural(len(preview.sending), 'message')} to send", style="bold")
+    text.append(f" · {CHANNEL_WORDS[other]}: none", style="bold")
+    text.append(f" · template “{preview.template_name}”", style="dim")
+    if preview.skipped:
+        text.append(f"\nSkipped, {len(preview.skipped)}: ", style="bold yellow")
+        reasons = [
+            f"{skip.name or '#' + str(skip.client_id)} ({skip.reason})" for skip in preview.skipped
+        ]
+        text.append(names_in_words(reasons))
+    else:
+        text.append("\nNobody is skipped.", style="green")
+    if preview.channel == Channel.SMS and preview.sms_segments:
+        text.append(f"\n{segments_in_words(preview.sms_segments, preview.sms_encoding)}")
+        basis = "as the last real one" if preview.link_length_measured else "estimated"
+        text.append(f" · links of {preview.link_length} characters ({basis})", style="dim")
+    if preview.problem:
+        text.append(f"\nCannot send now: {preview.problem}", style="bold red")
+    return text
+
+
+def message_in_words(preview: InvitesPreviewResult) -> Text:
+    """The chosen client's message as it arrives (its link is a stand-in of real length)."""
+    sample = preview.sample
+    if sample is None:
+        return Text("No client is reached: nothing would be sent.", style="bold yellow")
+    text = Text(f"To {sample.address}", style="dim")
+    if sample.subject is not None:
+        text.append("\nSubject: ", style="bold")
+        text.append(sample.subject)
+    if sample.sms_segments is not None:
+        text.append(f"\n{plural(sample.sms_segments, 'segment')}", style="dim")
+    text.append("\n\n")
+    text.append(sample.body)
+    return text
 
 
 def names_in_words(names: list[str]) -> str:
@@ -85,14 +149,18 @@ class ReconnectBanksScreen(DaemonScreen[None]):
         "2. Banks: tick one or more banks (/ filters).\n"
         "3. Template: choose the email or SMS template (write your own in the Communication "
         "Center, F6). Clients without an email address (or mobile number) for it are named: "
-        "their invitations fail until the address is added on the client's screen (e).\n\n"
-        "Enter goes to the next step and, on the last, sends: clientlinkd sends the "
-        "invitations as a job and its progress screen follows it. Esc goes back a step."
+        "they are skipped until the address is added on the client's screen (e).\n\n"
+        "4. Confirm: how many messages go by email and by SMS, who is skipped and why, the "
+        "SMS segments (with each client's name and a link of real length), and the message "
+        "one client gets, as it arrives ('Message to' chooses the client). ctrl+s (or the "
+        "Send button) sends; Enter alone does not. clientlinkd sends the invitations as a "
+        "job and its progress screen follows it.\n\n"
+        "Enter goes to the next step; Esc goes back a step."
     )
     BINDINGS = [
         Binding("escape", "back", "Back", id="reconnect.back"),
-        Binding("enter", "advance", "Next / Send", id="reconnect.advance"),
-        Binding("ctrl+s", "send", "Send", show=False, id="reconnect.send"),
+        Binding("enter", "advance", "Next", id="reconnect.advance"),
+        Binding("ctrl+s", "send", "Send", id="reconnect.send"),
         Binding("a", "tick_all", "All", id="reconnect.all"),
         Binding("n", "tick_none", "None", id="reconnect.none"),
         Binding("slash", "focus_filter", "Filter", id="reconnect.filter"),
@@ -107,6 +175,8 @@ class ReconnectBanksScreen(DaemonScreen[None]):
         """The clients marked on Manage Clients: then the clients step is skipped."""
         self.clients: dict[int, Client] = {}
         self.templates: dict[str, InvitationTemplate] = {}
+        self.preview: InvitesPreviewResult | None = None
+        """What ``invites.preview`` said for the choices on the confirmation step."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -119,9 +189,16 @@ class ReconnectBanksScreen(DaemonScreen[None]):
                 with Vertical(id=Step.TEMPLATE):
                     yield OptionList(id="reconnect-templates")
                     yield Static("", id="reconnect-reach")
+                with Vertical(id=Step.CONFIRM):
+                    yield Static("", id="confirm-counts")
+                    with Horizontal(id="confirm-sample-row"):
+                        yield Label("Message to ", id="confirm-sample-label")
+                        yield Select[int]([], allow_blank=True, id="confirm-sample", compact=True)
+                    with VerticalScroll(id="confirm-message-box"):
+                        yield Static("", id="confirm-message")
             with Horizontal(id="reconnect-buttons"):
                 yield Button("Next (Enter)", id="reconnect-next", variant="primary", compact=True)
-                yield Button("Send (Enter)", id="reconnect-send", variant="primary", compact=True)
+                yield Button("Send (ctrl+s)", id="reconnect-send", variant="primary", compact=True)
                 yield Button("Back (Esc)", id="reconnect-back", compact=True)
         yield Footer(show_command_palette=False)
 
@@ -191,6 +268,8 @@ class ReconnectBanksScreen(DaemonScreen[None]):
             self.set_class(step == each, f"-{each.value}")
         if step == Step.TEMPLATE:
             self.query_one("#reconnect-templates", OptionList).focus()
+        elif step == Step.CONFIRM:
+            self.query_one("#confirm-sample", Select).focus()
         else:
             self.query_one(f"#{step}", FilteredChecklist).checklist.focus()
         self._show_summary()
@@ -206,20 +285,28 @@ class ReconnectBanksScreen(DaemonScreen[None]):
 
     @on(OptionList.OptionSelected, "#reconnect-templates")
     def _template_selected(self) -> None:
-        self.action_send()
+        self.action_next()
+
+    @on(Select.Changed, "#confirm-sample")
+    def _sample_chosen(self, event: Select.Changed) -> None:
+        chosen = event.value
+        current = self.preview.sample if self.preview is not None else None
+        if isinstance(chosen, int) and (current is None or current.client_id != chosen):
+            self.load_preview(chosen)
 
     def _show_summary(self) -> None:
         clients, banks = len(self.client_ids), len(self.bank_ids)
         source = " (marked on Manage Clients)" if self.preselected else ""
-        numbers = {Step.CLIENTS: 1, Step.BANKS: 2, Step.TEMPLATE: 3}
-        text = Text(f"Step {numbers[self.step]} of 3 · ", style="dim")
-        text.append(f"{clients} clients{source} · {banks} banks", style="bold")
+        numbers = {Step.CLIENTS: 1, Step.BANKS: 2, Step.TEMPLATE: 3, Step.CONFIRM: 4}
+        text = Text(f"Step {numbers[self.step]} of 4 · ", style="dim")
+        text.append(f"{plural(clients, 'client')}{source} · {plural(banks, 'bank')}", style="bold")
         hints = {
             Step.CLIENTS: "Tick the clients to invite: space ticks, a all, n none, / filters. "
             "Enter: next",
             Step.BANKS: "Tick the banks to connect (one or more): space ticks, / filters. "
             "Enter: next",
-            Step.TEMPLATE: "Choose the template (↑↓); Enter sends.",
+            Step.TEMPLATE: "Choose the template (↑↓); Enter: check before sending",
+            Step.CONFIRM: "Check what will be sent; ctrl+s sends (Enter does not), Esc back",
         }
         text.append(f"\n{hints[self.step]}", style="dim")
         self.query_one("#reconnect-summary", Static).update(text)
@@ -235,11 +322,12 @@ class ReconnectBanksScreen(DaemonScreen[None]):
         total = len(self.client_ids)
         if not missing:
             what = "an email address" if template.channel == Channel.EMAIL else "a mobile number"
-            line = Text(f"All {total} clients have {what}.", style="green")
+            line = Text(f"All {plural(total, 'client')} have {what}.", style="green")
         else:
             line = Text(
-                f"{len(missing)} of {total} clients have {MISSING_CONTACT[template.channel]} "
-                "and will fail: ",
+                f"{len(missing)} of {plural(total, 'client')} "
+                f"{'has' if total == 1 else 'have'} {MISSING_CONTACT[template.channel]} "
+                "and will be skipped: ",
                 style="bold yellow",
             )
             line.append(names_in_words([client.name for client in missing]))
@@ -252,13 +340,15 @@ class ReconnectBanksScreen(DaemonScreen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "send":
-            return self.step == Step.TEMPLATE
+            return self.step == Step.CONFIRM
+        if action == "advance":
+            return self.step != Step.CONFIRM
         if action in ("tick_all", "tick_none", "focus_filter"):
-            return self.step != Step.TEMPLATE
+            return self.step not in (Step.TEMPLATE, Step.CONFIRM)
         return True
 
     def _current_list(self) -> FilteredChecklist | None:
-        if self.step == Step.TEMPLATE:
+        if self.step in (Step.TEMPLATE, Step.CONFIRM):
             return None
         return self.query_one(f"#{self.step}", FilteredChecklist)
 
@@ -278,11 +368,8 @@ class ReconnectBanksScreen(DaemonScreen[None]):
             current.focus_filter()
 
     def action_advance(self) -> None:
-        """Enter: the next step, or on the last one, send."""
-        if self.step == Step.TEMPLATE:
-            self.action_send()
-        else:
-            self.action_next()
+        """Enter: the next step (never a send: that is ctrl+s on the confirmation)."""
+        self.action_next()
 
     @on(Button.Pressed, "#reconnect-next")
     def action_next(self) -> None:
@@ -297,11 +384,57 @@ class ReconnectBanksScreen(DaemonScreen[None]):
                 self.notify("Tick at least one bank (space).", severity="warning")
                 return
             self.step = Step.TEMPLATE
+        elif self.step == Step.TEMPLATE:
+            if self.template is None:
+                self.notify("Choose a template (↑↓).", severity="warning")
+                return
+            self.preview = None
+            self.query_one("#confirm-counts", Static).update("Checking with clientlinkd…")
+            self.query_one("#confirm-message", Static).update("")
+            self.step = Step.CONFIRM
+            self.load_preview(None)
+
+    @work(exclusive=True, group="reconnect-preview", exit_on_error=False)
+    async def load_preview(self, sample_client_id: int | None) -> None:
+        """``invites.preview`` for the choices: nothing is sent, no link is made."""
+        template = self.template
+        if template is None:
+            return
+        params: dict[str, object] = {
+            "client_ids": self.client_ids,
+            "template_id": template.id,
+            "bank_ids": self.bank_ids,
+        }
+        if sample_client_id is not None:
+            params["sample_client_id"] = sample_client_id
+        try:
+            preview = await self.clientlink.daemon.call(p.INVITES_PREVIEW, **params)
+        except RpcError as exc:
+            self.query_one("#confirm-counts", Static).update(
+                Text(f"Cannot check what would be sent: {exc.message}", style="bold red")
+            )
+            return
+        if self.step != Step.CONFIRM:
+            return
+        first_load = self.preview is None
+        self.preview = preview
+        self.query_one("#confirm-counts", Static).update(preview_in_words(preview))
+        self.query_one("#confirm-message", Static).update(message_in_words(preview))
+        if first_load:
+            select = self.query_one("#confirm-sample", Select)
+            select.set_options(
+                (Text(self.clients[cid].name if cid in self.clients else f"#{cid}"), cid)
+                for cid in preview.sending
+            )
+            if preview.sample is not None:
+                select.value = preview.sample.client_id
 
     @on(Button.Pressed, "#reconnect-back")
     def action_back(self) -> None:
         """Back a step; from the first, close."""
-        if self.step == Step.TEMPLATE:
+        if self.step == Step.CONFIRM:
+            self.step = Step.TEMPLATE
+        elif self.step == Step.TEMPLATE:
             self.step = Step.BANKS
         elif self.step == Step.BANKS and not self.preselected:
             self.step = Step.CLIENTS
@@ -310,11 +443,19 @@ class ReconnectBanksScreen(DaemonScreen[None]):
 
     @on(Button.Pressed, "#reconnect-send")
     def action_send(self) -> None:
-        """Send the invitations as one job."""
-        template = self.template
-        if self.step != Step.TEMPLATE or template is None:
+        """Send the invitations as one job, to the clients the confirmation says are reached."""
+        template, preview = self.template, self.preview
+        if self.step != Step.CONFIRM or template is None:
             return
-        self.start_job(self.client_ids, template, self.bank_ids)
+        if preview is None:
+            self.notify("Still checking what would be sent.", severity="warning")
+            return
+        if preview.problem or not preview.sending:
+            self.notify(
+                preview.problem or "No client is reached: nothing to send.", severity="warning"
+            )
+            return
+        self.start_job(preview.sending, template, self.bank_ids)
 
     @work(exclusive=True, group="start-job", exit_on_error=False)
     async def start_job(
@@ -337,7 +478,7 @@ class ReconnectBanksScreen(DaemonScreen[None]):
             PaletteCommand("Reconnect banks: back", "Back a step (Esc)", self.action_back),
             PaletteCommand(
                 "Reconnect banks: send",
-                "Send the invitations (Enter on the last step)",
+                "Send the invitations as confirmed (ctrl+s on the last step)",
                 self.action_send,
             ),
             PaletteCommand(

@@ -25,9 +25,11 @@ from clientlink.common.client import RpcError
 from clientlink.common.protocol import (
     Channel,
     Client,
+    ErrorCode,
     InvitationTemplate,
     TemplatePreviewResult,
 )
+from clientlink.common.wording import plural
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.screens.confirm import ConfirmScreen
@@ -39,9 +41,14 @@ PREVIEW_CLIENTS = 200
 
 
 def segments_line(preview: TemplatePreviewResult) -> str:
-    """``2 segments (GSM-7)``: what one SMS of this text costs."""
+    """``2 segments (GSM-7); 2 to 3 across your clients``: what one SMS of this text costs,
+    counted by clientlinkd on the rendered text with a link of real length."""
     count = preview.sms_segments or 0
-    return f"{count} segment{'' if count == 1 else 's'} ({preview.sms_encoding})"
+    line = f"{plural(count, 'segment')} ({preview.sms_encoding})"
+    low, high = preview.sms_segments_min, preview.sms_segments_max
+    if low is not None and high is not None and (low, high) != (count, count):
+        line += f"; {low} to {high} across your clients" if low != high else f"; {high} for some"
+    return line
 
 
 def placeholders_table(placeholders: dict[str, str]) -> Table:
@@ -206,6 +213,8 @@ class TemplateEditorScreen(DaemonScreen[InvitationTemplate | None]):
         except RpcError as exc:
             self._show_preview_problem(f"Not valid yet: {exc.message}")
             return
+        if self.has_class("-error") and self._error_is_the_text:
+            self._clear_error()  # the text is valid now: the refusal no longer holds
         shown: list[Text] = []
         if preview.subject is not None:
             shown.append(Text.assemble(("Subject: ", "bold"), preview.subject))
@@ -214,8 +223,10 @@ class TemplateEditorScreen(DaemonScreen[InvitationTemplate | None]):
         segments = Text()
         if preview.channel == Channel.SMS:
             segments.append(segments_line(preview), style="bold")
-            if (preview.sms_segments or 0) > 1:
-                segments.append("  each message costs this many SMS", style="dim")
+            if (preview.sms_segments_max or 0) > 1:
+                segments.append("  each segment is charged as one SMS", style="dim")
+            if preview.longest_name and preview.sms_segments_max != preview.sms_segments:
+                segments.append(f"\nlongest: {preview.longest_name}", style="dim")
         self.query_one("#editor-segments", Static).update(segments)
 
     def _show_preview_problem(self, message: str) -> None:
@@ -224,9 +235,18 @@ class TemplateEditorScreen(DaemonScreen[InvitationTemplate | None]):
 
     # ------------------------------------------------------------------ saving
 
-    def _show_error(self, message: str) -> None:
+    _error_is_the_text = False
+    """Whether the error shown is clientlinkd's refusal of the text (a valid preview ends it)."""
+
+    def _show_error(self, message: str, *, about_text: bool = False) -> None:
         self.query_one("#editor-error", Static).update(Text(message, style="bold red"))
         self.add_class("-error")
+        self._error_is_the_text = about_text
+
+    def _clear_error(self) -> None:
+        self.query_one("#editor-error", Static).update("")
+        self.remove_class("-error")
+        self._error_is_the_text = False
 
     def action_save(self) -> None:
         """Save the template (clientlinkd checks it first)."""
@@ -252,7 +272,9 @@ class TemplateEditorScreen(DaemonScreen[InvitationTemplate | None]):
                     p.TEMPLATES_UPDATE, template_id=self.template.id, **changes
                 )
         except RpcError as exc:
-            self._show_error(f"Not saved: {exc.message}")
+            self._show_error(
+                f"Not saved: {exc.message}", about_text=exc.code == ErrorCode.INVALID_PARAMS
+            )
             return
         self.app.notify(f"Template {template.name!r} saved.", title="Communication Center")
         self.dismiss(template)
