@@ -8,7 +8,7 @@ clientlink clients import FILE [--yes] [--skip-refused]   add clients from a CSV
 clientlink rpc METHOD [JSON]    call the daemon; the result is printed as JSON
 clientlink grants [--json] [--revoke ID]   stored sign-ins; revoke an unused one
 clientlink provider set-secret NAME   store an app's client secret in the vault
-clientlink staff list|add LOGIN|update LOGIN   the practice's staff and roles (admins)
+clientlink staff list|add|update|leave LOGIN   the practice's staff and roles (admins)
 clientlink audit [--actor LOGIN] [--client ID] [--export PATH]   who did what
 clientlink sandbox ...          the emulated providers (see `clientlink sandbox --help`)
 clientlink service install|uninstall|status   clientlinkd as a systemd user service

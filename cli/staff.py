@@ -17,7 +17,7 @@ ROLES = [role.value for role in Role]
 
 
 def configure_staff_parser(staff: argparse.ArgumentParser) -> None:
-    """The arguments of ``clientlink staff list|add|update``."""
+    """The arguments of ``clientlink staff list|add|update|leave``."""
     staff_commands = staff.add_subparsers(dest="staff_command", required=True)
     listing = staff_commands.add_parser("list", help="everyone on the staff list")
     listing.add_argument("--json", action="store_true", help="print JSON")
@@ -38,6 +38,17 @@ def configure_staff_parser(staff: argparse.ArgumentParser) -> None:
     update.add_argument("--role", choices=ROLES)
     update.add_argument(
         "--active", action="store_true", help="back on the staff list after leaving"
+    )
+    leave = staff_commands.add_parser(
+        "leave",
+        help="someone left the practice: list and flag the clients resting on their sign-ins",
+        description="Mark a staff member as left. Every client resting on their sign-ins is "
+        "flagged (expiring: owner left) and shown in Needs attention; nothing is revoked at "
+        "the software. A colleague then takes them over: Bulk Actions → Take over connections.",
+    )
+    leave.add_argument("login")
+    leave.add_argument(
+        "--dry-run", action="store_true", help="only list what rests on their sign-ins"
     )
 
 
@@ -66,6 +77,19 @@ async def run_staff(daemon: DaemonClient, args: argparse.Namespace) -> int:
             print(_member_line(member))
         mode = "firm mode" if listing.firm else "single-user mode: only the owner connects"
         print(f"{plural(len(listing.items), 'staff member')} ({mode})")
+        return 0
+    if args.staff_command == "leave":
+        result = await daemon.call(p.STAFF_LEAVE, login=args.login, dry_run=args.dry_run)
+        for grant in result.grants:
+            business = f" ({visible(grant.business)})" if grant.business else ""
+            print(
+                f"sign-in {grant.grant_id} "
+                f"to {visible(grant.provider)}{business}: "
+                f"{plural(len(grant.clients), 'client')}"
+            )
+            for client in grant.clients:
+                print(f"    {client.id:>6}  {visible(client.name)}")
+        print(visible(result.message))
         return 0
     params: dict[str, Any] = {"login": args.login}
     if args.name is not None:

@@ -32,6 +32,7 @@ from typing import Any
 from clientlink.common import protocol as p
 from clientlink.common.protocol import ConnectionStatus, ErrorCode, Role
 from clientlink.common.timeutil import to_iso
+from clientlink.common.wording import plural
 from clientlink.daemon.clients import ClientService
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.rpc_errors import RpcFailure
@@ -128,15 +129,20 @@ class Handover:
             for grant in grants
         ]
         name = member.display_name
+        sign_ins = plural(len(grants), "sign-in")
+        clients = plural(count, "client")
         if dry_run:
+            resting_on = "resting on it" if len(grants) == 1 else "resting on them"
             message = (
-                f"{name} owns {len(grants)} sign-ins with {count} clients resting on them; "
-                "nothing was changed (dry run)"
+                f"{name} owns {sign_ins} with {clients} {resting_on}; nothing was changed "
+                "(dry run)"
             )
         else:
+            rest = "rests" if count == 1 else "rest"
+            flagged_words = "is" if len(flagged) == 1 else "are"
             message = (
-                f"{name} has left. {count} clients rest on their {len(grants)} sign-ins, which "
-                f"keep working; {len(flagged)} are flagged in Needs attention. Nothing was "
+                f"{name} has left. {clients} {rest} on their {sign_ins}, which keep working; "
+                f"{len(flagged)} {flagged_words} flagged in Needs attention. Nothing was "
                 "revoked: take them over with Bulk Actions → Take over connections"
             )
         return p.StaffLeaveResult(

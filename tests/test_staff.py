@@ -226,9 +226,19 @@ async def test_the_command_line_manages_staff_and_reads_the_audit(
     code, out, _ = await clientlink_cli("--home", home, "staff", "list", "--json")
     assert [(m["login"], m["role"]) for m in json.loads(out)["items"]] == [(OTHER, "staff")]
 
+    # Leaving: a dry run lists and changes nothing; then they are left, and cannot leave twice.
+    code, out, err = await clientlink_cli("--home", home, "staff", "leave", OTHER, "--dry-run")
+    assert code == 0, err
+    assert b"owns 0 sign-ins with 0 clients" in out and b"nothing was changed" in out
+    assert (await practice.daemon.store.get_staff(OTHER)).state == "active"
+    code, out, err = await clientlink_cli("--home", home, "staff", "leave", OTHER)
+    assert code == 0, err
+    assert b"Sam Lee has left" in out
+    assert (await practice.daemon.store.get_staff(OTHER)).state == "left"
+
     code, out, _ = await clientlink_cli("--home", home, "audit", "--actor", ME, "--json")
     actions = [entry["action"] for entry in json.loads(out)["items"]]
-    assert actions[:2] == ["staff.updated", "staff.added"]
+    assert actions[:3] == ["staff.left", "staff.updated", "staff.added"]
     target = tmp_path / "trail.csv"
     code, out, err = await clientlink_cli("--home", home, "audit", "--export", str(target))
     assert code == 0, err

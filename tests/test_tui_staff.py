@@ -98,3 +98,48 @@ async def test_my_connections_and_the_owner_in_the_client_detail(practice, short
         await pilot.press("escape")
         await pilot.press("m")
         await wait_until(pilot, lambda: screen.total == everyone, "everyone's connections again")
+
+
+async def test_an_admin_marks_someone_as_left_after_seeing_what_rests_on_their_sign_ins(
+    practice,
+) -> None:
+    rpc = await practice.connect()
+    await rpc.call(p.STAFF_ADD, login="nobody", display_name="Sam Lee", role="staff")
+    client = await rpc.call(p.CLIENTS_GET, client_id=practice.xero_connected_ids[0])
+    listing = await rpc.call(p.CLIENTS_LIST, limit=1000)
+    resting = [c for c in listing.items if c.grant_id == client.grant_id]
+    # Sam's sign-in: the grant those clients rest on is recorded as Sam's.
+    async with practice.daemon.store.transaction() as db:
+        await db.execute(
+            "UPDATE grants SET authorised_by = 'nobody' WHERE id = ?", (client.grant_id,)
+        )
+    app = ClientlinkApp(practice.socket_path, open_browser=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.connected, "the app to connect")
+        await pilot.press("f7")
+        screen = app.screen
+        assert isinstance(screen, StaffScreen)
+        await wait_until(pilot, lambda: screen.allowed is True, "the staff list")
+        table = screen.query_one(DataTable)
+        table.move_cursor(row=[m.login for m in screen.members].index("nobody"))
+        await pilot.press("l")
+        await wait_until(pilot, lambda: app.screen is not screen, "the question")
+        question = rendered(app.screen.query_one("#confirm-question", Static))
+        words = " ".join(question.split())
+        assert f"{len(resting)} clients rest on their 1 sign-in" in words
+        assert resting[0].name in words
+        assert "Nothing is revoked" in words
+        await pilot.press("n")  # declined: nothing changed
+        await wait_until(pilot, lambda: app.screen is screen, "the staff screen")
+        assert (await practice.daemon.store.get_staff("nobody")).state == "active"
+        await pilot.press("l")
+        await wait_until(pilot, lambda: app.screen is not screen, "the question again")
+        await pilot.press("y")
+        await wait_until(
+            pilot,
+            lambda: any(m.login == "nobody" and m.state == "left" for m in screen.members),
+            "the person shown as left",
+        )
+    flagged = await rpc.call(p.CLIENTS_GET, client_id=client.id)
+    assert flagged.status == "expiring"
+    assert flagged.status_reason.startswith("owner Sam Lee left on ")

@@ -23,6 +23,7 @@ from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.formatting import format_when
 from clientlink.tui.screens.base import DaemonModalScreen, DaemonScreen
+from clientlink.tui.screens.confirm import ConfirmScreen
 from clientlink.tui.widgets.literal_table import LiteralTable
 from clientlink.tui.widgets.offline_banner import OfflineBanner
 
@@ -45,12 +46,17 @@ class StaffScreen(DaemonScreen[None]):
         "a adds a person (their login must exist on the server; in firm mode they must also "
         "be in the practice's group). Enter or e changes the highlighted person's name, "
         "email or role, or brings back someone who left. The last active admin stays admin.\n\n"
+        "l marks the highlighted person as having left the practice: first it lists the "
+        "clients resting on their sign-ins and asks; then those clients are flagged in Needs "
+        "attention (nothing is revoked at the software) until a colleague takes them over "
+        "with Bulk Actions → Take over connections.\n\n"
         "Only admins see and change this list."
     )
     BINDINGS = [
         Binding("escape", "back", "Back", id="staff.back"),
         Binding("a", "add", "Add a person", id="staff.add"),
         Binding("e", "edit", "Change (also Enter)", id="staff.edit"),
+        Binding("l", "leave", "Left the practice", id="staff.leave"),
         Binding("f5", "reload", "Reload", id="staff.reload"),
     ]
 
@@ -146,6 +152,47 @@ class StaffScreen(DaemonScreen[None]):
         if self.allowed and member is not None:
             self.app.push_screen(StaffEditScreen(member), self._after_edit)
 
+    @work(exclusive=True, group="staff-leave", exit_on_error=False)
+    async def action_leave(self) -> None:
+        """The highlighted person left the practice: what rests on their sign-ins, a question,
+        then ``staff.leave`` (admins)."""
+        member = self._highlighted()
+        if not self.allowed or member is None:
+            self.app.notify("Only admins mark staff as left.", severity="warning")
+            return
+        if member.state != "active":
+            self.app.notify(f"{member.display_name} has already left.", severity="warning")
+            return
+        daemon = self.clientlink.daemon
+        try:
+            listing = await daemon.call(p.STAFF_LEAVE, login=member.login, dry_run=True)
+        except RpcError as exc:
+            self.app.notify(exc.message, severity="error", markup=False)
+            return
+        names = [client.name for grant in listing.grants for client in grant.clients]
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        question = (
+            f"{member.display_name} ({member.login}) has left the practice?\n\n"
+            f"{plural(len(names), 'client')} rest on their "
+            f"{plural(len(listing.grants), 'sign-in')}"
+            + (f": {shown}." if names else ".")
+            + "\n\nThey will be flagged in Needs attention until a colleague takes them over "
+            "(Bulk Actions → Take over connections). Nothing is revoked at the software, and "
+            f"{member.display_name} can no longer use clientlink."
+        )
+        confirmed = await self.app.push_screen_wait(
+            ConfirmScreen(question, yes_label="They left", no_label="Cancel")
+        )
+        if not confirmed:
+            return
+        try:
+            result = await daemon.call(p.STAFF_LEAVE, login=member.login)
+        except RpcError as exc:
+            self.app.notify(exc.message, severity="error", markup=False)
+            return
+        self.app.notify(result.message, markup=False, timeout=10)
+        self.load()
+
     def _after_edit(self, member: StaffMember | None) -> None:
         if member is not None:
             self.load()
@@ -154,6 +201,11 @@ class StaffScreen(DaemonScreen[None]):
         return [
             PaletteCommand(
                 "Staff: add a person", "Let a Unix login use clientlink (a)", self.action_add
+            ),
+            PaletteCommand(
+                "Staff: left the practice",
+                "Flag the clients on the highlighted person's sign-ins (l)",
+                self.action_leave,
             ),
             PaletteCommand(
                 "Staff: change",
