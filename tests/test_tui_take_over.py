@@ -44,13 +44,13 @@ async def test_take_over_connections_moves_a_leavers_clients_and_revokes_on_requ
         await wait_until(lambda: owners.option_count > 0, what="the owners")
         # Sam's clients are all flagged, so Sam comes first.
         first = str(owners.get_option_at_index(0).prompt)
-        assert first.startswith("sam") and f"{len(resting)} need attention" in first
+        assert first.startswith("Sam Lee (sam)") and f"{len(resting)} need attention" in first
         await pilot.press("enter")
 
         take_over = await screen_of(app, TakeOverScreen)
         await wait_until(lambda: take_over.loaded, what="Sam's connections")
         summary = text_of(take_over, "#take-over-summary")
-        assert f"Take over sam's connections: {len(resting)} clients, 1 sign-in as you" in summary
+        assert f"Take over Sam Lee's connections: {len(resting)} clients, 1 sign-in as you" in summary
         groups = text_of(take_over, "#take-over-groups")
         assert "1. Xero" in groups and f"{len(resting)} clients" in groups and "next" in groups
         await pilot.press("enter")

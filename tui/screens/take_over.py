@@ -93,7 +93,11 @@ class ChooseOwnerScreen(DaemonModalScreen[str | None]):
         )
         for login, clients in ranked:
             attention = sum(needs_attention(c) for c in clients)
-            prompt = Text(login, style="bold")
+            # Who they are to colleagues (the staff list's name), then the login.
+            name = next((c.owner_name for c in clients if c.owner_name), None)
+            prompt = Text(name or login, style="bold")
+            if name and name != login:
+                prompt.append(f" ({login})", style="dim")
             prompt.append(f"  {plural(len(clients), 'client')}")
             if attention:
                 prompt.append(f", {attention} need attention", style="yellow")
@@ -164,6 +168,13 @@ class TakeOverScreen(DaemonScreen[None]):
         """Their active sign-ins no client rests on any more."""
         self.revoked: list[str] = []
         self.loaded = False
+        self.owner_name: str | None = None
+        """Their name on the staff list, once a client of theirs said it."""
+
+    @property
+    def whose(self) -> str:
+        """How the screen names them: the staff list's name, else the login."""
+        return self.owner_name or self.owner
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -193,6 +204,7 @@ class TakeOverScreen(DaemonScreen[None]):
         daemon = self.clientlink.daemon
         providers = {info.name: info for info in (await daemon.call(p.PROVIDERS_LIST)).items}
         clients = (await owners_of(daemon)).get(self.owner, [])
+        self.owner_name = next((c.owner_name for c in clients if c.owner_name), self.owner_name)
         by_provider: dict[str, SoftwareGroup] = {}
         for client in sorted(clients, key=lambda c: ((c.business or ""), c.name.casefold())):
             info = providers.get(client.provider)
@@ -210,7 +222,7 @@ class TakeOverScreen(DaemonScreen[None]):
 
     def _show(self) -> None:
         total = sum(len(g.clients) for g in self.groups)
-        summary = Text(f"Take over {self.owner}'s connections: ", style="bold")
+        summary = Text(f"Take over {self.whose}'s connections: ", style="bold")
         if total:
             sign_ins = sum(g.sign_ins for g in self.groups)
             summary.append(f"{plural(total, 'client')}, {plural(sign_ins, 'sign-in')} as you")
@@ -240,7 +252,7 @@ class TakeOverScreen(DaemonScreen[None]):
         if self.old_grants:
             names = ", ".join(f"grant {g.id} ({g.provider})" for g in self.old_grants)
             old.append(
-                f"{plural(len(self.old_grants), 'old sign-in')} of {self.owner}'s no client "
+                f"{plural(len(self.old_grants), 'old sign-in')} of {self.whose}'s no client "
                 f"rests on any more: {names}. r revokes them.",
                 style="bold",
             )
@@ -335,7 +347,7 @@ class TakeOverScreen(DaemonScreen[None]):
 
         self.app.push_screen(
             ConfirmScreen(
-                f"Revoke {plural(len(grants), 'old sign-in')} of {self.owner}'s at the software? "
+                f"Revoke {plural(len(grants), 'old sign-in')} of {self.whose}'s at the software? "
                 "No client rests on them any more.",
                 yes_label="Revoke them",
                 no_label="Keep them",
