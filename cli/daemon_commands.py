@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -52,9 +53,9 @@ async def _with_daemon(
         return EXIT_ERROR
     except DaemonUnavailable as exc:
         print(
-            f"clientlink: {exc}. Start it with `clientlinkd`"
-            + (f" --home {args.home}" if args.home else "")
-            + ".",
+            f"clientlink: {exc}. Start it with `clientlinkd"
+            + (f" --home {shlex.quote(str(args.home))}" if args.home else "")
+            + "`.",
             file=sys.stderr,
         )
         return EXIT_NO_DAEMON

@@ -898,6 +898,10 @@ class AuthBeginParams(_Params):
 class AuthBeginResult(_Result):
     session_id: str
     authorize_url: str
+    short_url: str = Field(
+        description="A short address on the loopback listener (http://127.0.0.1:PORT/s/CODE) "
+        "that redirects to authorize_url while the session is pending; one line to copy.",
+    )
     redirect_uri: str
     expires_at: str
     callback_port: int

@@ -5,6 +5,10 @@ browser's redirect arriving at the loopback listener or by the person pasting th
 address their browser ended on (``auth.complete``). The listener is open only while
 at least one session is pending. A wrong state, a finished or expired session changes
 nothing.
+
+The listener also serves each session's short address, ``/s/<code>``: a redirect to the
+provider's sign-in page while that session is pending, short enough to copy from a terminal
+in one piece. Otherwise it answers a small page that says only that nothing waits there.
 """
 
 from __future__ import annotations
@@ -27,11 +31,16 @@ from clientlink.daemon.rpc_errors import RpcFailure
 
 if TYPE_CHECKING:
     from starlette.requests import Request
-    from starlette.responses import HTMLResponse
+    from starlette.responses import HTMLResponse, Response
 
     from clientlink.common.loopback import LoopbackServer
 
 log = logging.getLogger(__name__)
+
+SHORT_PATH = "/s/"
+"""Where the listener serves each session's short address (``/s/<code>``)."""
+SHORT_CODE_BYTES = 9
+"""Random bytes in a short address's code: 12 url-safe characters, 72 bits, unguessable."""
 
 
 @dataclass
@@ -49,6 +58,7 @@ class AuthSession:
     created_at: datetime
     expires_at: datetime
     business: str | None = None
+    short_code: str = field(default_factory=lambda: secrets.token_urlsafe(SHORT_CODE_BYTES))
     status: AuthSessionState = AuthSessionState.PENDING
     error: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
@@ -129,6 +139,11 @@ class AuthSessions:
             delay, self._expire_if_due, session.id
         )
         return session
+
+    def short_url(self, session: AuthSession) -> str:
+        """The session's short address on the listener: it redirects to the provider."""
+        redirect = urlsplit(session.redirect_uri)
+        return f"{redirect.scheme}://{redirect.netloc}{SHORT_PATH}{session.short_code}"
 
     @property
     def callback_port(self) -> int:
@@ -291,7 +306,12 @@ class AuthSessions:
 
                 from clientlink.common.loopback import LoopbackServer
 
-                app = Starlette(routes=[Route(self._config.callback_path, self._on_redirect)])
+                app = Starlette(
+                    routes=[
+                        Route(self._config.callback_path, self._on_redirect),
+                        Route(SHORT_PATH + "{code}", self._on_short_address),
+                    ]
+                )
                 listener = LoopbackServer(
                     app, self._config.callback_host, self._config.callback_port
                 )
@@ -340,6 +360,30 @@ class AuthSessions:
             200,
             "Signed in",
             "clientlink has the authorisation. You can close this tab and return to clientlink.",
+        )
+
+    async def _on_short_address(self, request: Request) -> Response:
+        """A session's short address: to the provider while it waits, else a page saying
+        nothing waits here (the same page whether the code was never issued, has expired
+        or has finished, so the page tells a guesser nothing)."""
+        from starlette.responses import RedirectResponse
+
+        code = str(request.path_params.get("code", ""))
+        for session in list(self._sessions.values()):
+            if secrets.compare_digest(session.short_code.encode(), code.encode()):
+                self._apply_expiry(session)
+                if session.status == AuthSessionState.PENDING:
+                    return RedirectResponse(
+                        session.authorize_url,
+                        status_code=302,
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+                    )
+                break
+        return _page(
+            404,
+            "No sign-in is waiting at this address",
+            "It may have expired, been finished or cancelled. "
+            "Start the sign-in again from clientlink and open the new address it shows.",
         )
 
     def _session_for_state(self, state: str) -> AuthSession | None:

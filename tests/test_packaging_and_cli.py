@@ -260,7 +260,16 @@ async def test_clients_lists_with_a_status_filter(practice):
 async def test_commands_say_how_to_start_a_missing_daemon(short_tmp, command):
     code, _, err = await clientlink("--home", str(short_tmp), *command)
     assert code == 3
-    assert "clientlinkd is not running" in err and "Start it with" in err
+    assert "clientlinkd is not running" in err
+    # The whole command inside the backticks, ready to paste.
+    assert f"Start it with `clientlinkd --home {short_tmp}`." in err
+
+
+async def test_the_start_command_quotes_a_home_with_a_space(short_tmp):
+    home = short_tmp / "my practice"
+    code, _, err = await clientlink("--home", str(home), "status")
+    assert code == 3
+    assert f"Start it with `clientlinkd --home '{home}'`." in err
 
 
 async def test_jobs_lists_bulk_jobs_and_refuses_a_bad_state(practice):

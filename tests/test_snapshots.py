@@ -123,11 +123,12 @@ async def test_help(practice, svg_snapshot: SnapshotAssertion) -> None:
         assert await screenshot(pilot) == svg_snapshot
 
 
-async def test_sign_in_refusing_an_address_of_another_sign_in(
+async def test_sign_in_refused_on_the_consent_page(
     practice, svg_snapshot: SnapshotAssertion
 ) -> None:
-    """While it waits the screen shows the sign-in's own address (a random state, the
-    sandbox's port), so the snapshot is of a refused paste: the screen without them."""
+    """While it waits the screen shows the sign-in's own address (a random code, the
+    listener's port), so the snapshot is of a sign-in refused on the software's consent page
+    (a wrong paste keeps it waiting): the screen without them."""
     app = ClientlinkApp(practice.socket_path, open_browser=False)
     async with app.run_test(size=SIZE) as pilot:
         screen = await clients_listed(pilot)
@@ -140,7 +141,8 @@ async def test_sign_in_refusing_an_address_of_another_sign_in(
         await wait_until(pilot, lambda: sign_in.phase == Phase.WAITING, "the session")
         assert sign_in.session is not None
         paste = sign_in.query_one("#sign-in-paste", Input)
-        paste.value = f"{sign_in.session.redirect_uri}?code=abc&state=not-this-sign-in"
+        state = sign_in.session.authorize_url.split("state=", 1)[1].split("&", 1)[0]
+        paste.value = f"{sign_in.session.redirect_uri}?error=access_denied&state={state}"
         paste.focus()
         await pilot.press("enter")
         await wait_until(pilot, lambda: sign_in.phase == Phase.FAILED, "the refusal")

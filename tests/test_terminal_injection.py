@@ -369,4 +369,4 @@ async def test_the_tui_in_a_real_terminal_writes_none_of_the_attackers_bytes(
     for sequence in (b"\x1b]52", b"\x1b]0;you", b"\x9b2J", "\x9b".encode(), "\u202e".encode()):
         assert sequence not in output, f"{sequence!r} reached the terminal"
     assert not any(0x80 <= ord(c) <= 0x9F for c in output.decode("utf-8", "replace"))
-    assert "Clip ␛]52;c;Y3Vy".encode() in output  # it was drawn (the column cuts it)
+    assert "Clip ␛]52;c;Y3".encode() in output  # it was drawn (the column cuts it)

@@ -50,7 +50,8 @@ async def test_take_over_connections_moves_a_leavers_clients_and_revokes_on_requ
         take_over = await screen_of(app, TakeOverScreen)
         await wait_until(lambda: take_over.loaded, what="Sam's connections")
         summary = text_of(take_over, "#take-over-summary")
-        assert f"Take over Sam Lee's connections: {len(resting)} clients, 1 sign-in as you" in summary
+        expected = f"Take over Sam Lee's connections: {len(resting)} clients, 1 sign-in as you"
+        assert expected in summary
         groups = text_of(take_over, "#take-over-groups")
         assert "1. Xero" in groups and f"{len(resting)} clients" in groups and "next" in groups
         await pilot.press("enter")

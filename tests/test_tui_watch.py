@@ -125,7 +125,7 @@ async def test_the_attention_view_lists_exactly_the_clients_needing_reauth_with_
         expected = set(practice.client_ids_needing_reauth)
         await wait_until(lambda: set(screen.clients) == expected, what="the attention view")
         columns = [column.key.value for column in screen.query_one(DataTable).columns.values()]
-        assert columns == ["mark", "name", "status", "since", "reason"]
+        assert columns == ["mark", "name", "status", "since", "reason", "reauth"]
         for client_id in expected:
             held = await daemon.call(p.CLIENTS_GET, client_id=client_id)
             assert cell(screen, client_id, "status") == "Needs re-auth"

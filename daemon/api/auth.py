@@ -95,6 +95,7 @@ class AuthApi(Api):
         return p.AuthBeginResult(
             session_id=session.id,
             authorize_url=session.authorize_url,
+            short_url=self._auth.short_url(session),
             redirect_uri=session.redirect_uri,
             expires_at=to_iso(session.expires_at) or "",
             callback_port=self._auth.callback_port,

@@ -51,7 +51,8 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
         "Needs attention (t or !) lists every client that needs a person — needs re-auth, "
         "expiring or in error — with the reason and since when.\n\n"
         "Enter (or d) opens the highlighted client's connection: who authorised it, its "
-        "tokens, its history, Refresh now. Re-Authorise (r, or the button) opens a sign-in "
+        "tokens, its history, Refresh now. Re-Authorise (r, the button above the list, or "
+        "the Re-Auth button on a row that needs it: → then Enter, or a click) opens a sign-in "
         "for the client on the focused row: sign in to the software, tick the client's "
         "business, allow access. The header shows unread notifications; o (or F3) opens them."
         "\n\nspace marks the highlighted client (✓) and moves down; * marks every client "
@@ -62,7 +63,8 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
         "log."
     )
     BINDINGS = [
-        Binding("r", "reauthorise", "Re-Authorise", id="clients.reauthorise"),
+        # Short labels and a compact footer: at 80 columns every shown key fits, F10 last.
+        Binding("r", "reauthorise", "Re-Auth", id="clients.reauthorise"),
         Binding("b", "bulk_actions", "Bulk", id="clients.bulk_actions"),
         Binding("space", "toggle_mark", "Mark", show=False, id="clients.mark"),
         Binding("asterisk", "mark_all", "Mark all shown", show=False, id="clients.mark_all"),
@@ -91,6 +93,10 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
         Binding("f5", "reload", "Reload", show=False, id="clients.reload"),
         Binding("ctrl+r", "reload", "Reload", show=False, id="clients.reload_ctrl"),
         Binding("escape", "focus_table", "Back to list", show=False, id="clients.focus_table"),
+        Binding("f1", "app.help", "Help", id="clients.help"),
+        Binding("f3", "app.notifications", "Notices", id="clients.notifications"),
+        Binding("f6", "app.communication_center", "Comms", id="clients.communication"),
+        Binding("f10", "app.quit", "Quit", id="clients.quit"),
     ]
 
     def __init__(self) -> None:
@@ -130,7 +136,7 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
         yield self.summary
         yield self.table
         yield self.detail
-        yield Footer(show_command_palette=False)
+        yield Footer(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
         self.table.set_layout(self.size.width, self.attention_view)
@@ -221,7 +227,13 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
 
     def _show_detail(self) -> None:
         """The pane under the list: the highlighted client's status, since when and why."""
-        self.detail.show(self.table.focused_client)
+        self.detail.show(
+            self.table.focused_client, enter_reauthorises=self.table.enter_reauthorises
+        )
+
+    @on(ClientTable.ButtonMoved)
+    def _button_moved(self) -> None:
+        self._show_detail()
 
     @on(DataTable.RowHighlighted, "#clients-table")
     def _row_highlighted(self) -> None:
@@ -305,6 +317,11 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
     @on(Button.Pressed, "#clients-reauthorise")
     def _reauthorise_pressed(self) -> None:
         self.action_reauthorise()
+
+    @on(ClientTable.ReauthoriseRequested)
+    def _row_button_pressed(self, event: ClientTable.ReauthoriseRequested) -> None:
+        if event.client_id == self.focused_client_id():
+            self.action_reauthorise()
 
     def action_import_file(self) -> None:
         """Import clients from a CSV or XLSX file (a preview first)."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import ipaddress
 import socket
 import webbrowser
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from rich.text import Text
 from textual import events, on, work
@@ -46,10 +48,37 @@ class Phase(StrEnum):
     DONE = "done"
 
 
+def phone_can_open(url: str) -> bool:
+    """Whether a phone could open ``url``: not when it names this computer's loopback."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return bool(host)
+
+
+def qr_cannot_help(url: str) -> str:
+    """Why no QR code is drawn for ``url`` (one on this computer's loopback)."""
+    return (
+        f"A QR code cannot help with this sign-in: {url} is an address on this computer, "
+        "which a phone cannot open, and the phone's browser could not come back to "
+        "clientlinkd either. Open the address in a browser on this computer, or on your own "
+        "computer after running the ssh command shown."
+    )
+
+
 def port_forward_command(port: int) -> str:
     """What to run on the person's own computer so its browser reaches our loopback port."""
     return f"ssh -L {port}:127.0.0.1:{port} {getpass.getuser()}@{socket.gethostname()}"
 
+
+# After a wrong paste (the sign-in still waits): what to paste instead.
+PASTE_HINT: dict[int, str] = {
+    ErrorCode.AUTH_STATE_MISMATCH: "The sign-in is still waiting: paste the address from "
+    "this sign-in's browser tab.",
+}
 
 # What a person should do next, for failures whose daemon message may not say it.
 NEXT_STEP: dict[int, str] = {
@@ -66,8 +95,8 @@ NEXT_STEP: dict[int, str] = {
 }
 
 
-class AuthorizeUrl(Static, can_focus=True):
-    """The sign-in address, wrapped to fit and focusable so its keys (c, q) work."""
+class AuthorizeUrl(Static):
+    """The sign-in address: the short one, on one line, to copy or type in a browser."""
 
 
 class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
@@ -94,12 +123,13 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
         "computer, either forward the port with the ssh command shown, or paste the address "
         "your browser ended on (even an error page) into the field and press Enter."
     )
+    # The paste field has the focus: every key a person types there is text, so the
+    # shortcuts are keys that type nothing (s only once the field is gone, after a failure).
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="sign_in.cancel"),
-        Binding("c", "copy_url", "Copy address", id="sign_in.copy_url"),
-        Binding("q", "toggle_qr", "QR code", id="sign_in.toggle_qr"),
-        Binding("o", "open_browser", "Open browser", id="sign_in.open_browser"),
-        Binding("p", "focus_paste", "Paste field", id="sign_in.focus_paste"),
+        Binding("f5", "copy_url", "Copy address", id="sign_in.copy_url"),
+        Binding("f8", "toggle_qr", "QR code", id="sign_in.toggle_qr"),
+        Binding("f9", "open_browser", "Open browser", id="sign_in.open_browser"),
         Binding("s", "start_again", "Start again", id="sign_in.start_again"),
     ]
 
@@ -152,16 +182,14 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
             yield Static("", id="sign-in-warning")
             yield Static("", id="sign-in-error")
             with Vertical(id="sign-in-details"):
-                yield Label("Open this address in a browser  (c copies it, q shows a QR code):")
+                yield Label("Open this address in a browser  (F5 copies it, F8 QR code):")
                 yield AuthorizeUrl("", id="sign-in-url")
                 yield Static("", id="sign-in-ssh-hint")
                 yield Label("Paste the address your browser ended on, then press Enter:")
                 yield Input(placeholder="http://127.0.0.1:…/callback?code=…", id="sign-in-paste")
+                yield Static("", id="sign-in-paste-error")
             with VerticalScroll(id="sign-in-qr"):
-                yield Static(
-                    "Scan with your phone. It needs a tall terminal; scroll with the arrow keys.",
-                    id="sign-in-qr-note",
-                )
+                yield Static("", id="sign-in-qr-note")
                 yield QrView(id="sign-in-qr-code")
             with Horizontal(id="sign-in-buttons"):
                 yield Button("Cancel", id="sign-in-cancel", compact=True)
@@ -207,16 +235,24 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
             self.query_one("#sign-in-status", Static).update("Finishing the sign-in…")
 
     def watch_show_qr(self, show: bool) -> None:
+        drawn = show and self.session is not None and phone_can_open(self.session.short_url)
+        note = self.query_one("#sign-in-qr-note", Static)
+        if show and self.session is not None and not drawn:
+            note.update(qr_cannot_help(self.session.short_url))
+        else:
+            note.update("Scan it with your phone's camera. Esc (or F8) goes back.")
         self.set_class(show, "-show-qr")
+        self.set_class(drawn, "-qr-drawn")
         if show:
             qr = self.query_one("#sign-in-qr", VerticalScroll)
-            qr.focus()
             self.call_after_refresh(qr.scroll_visible)
+        elif self.phase == Phase.WAITING:
+            self.query_one("#sign-in-paste", Input).focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "start_again":
             return self.phase == Phase.FAILED
-        if action in ("copy_url", "toggle_qr", "focus_paste"):
+        if action in ("copy_url", "toggle_qr"):
             return self.session is not None and self.phase != Phase.FAILED
         if action == "open_browser":
             return self.clientlink.open_browser and self.session is not None
@@ -309,21 +345,22 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
             await asyncio.to_thread(webbrowser.open, self.session.authorize_url)
 
     def _show_session(self, session: AuthBeginResult) -> None:
+        # The short address: one line, so a mouse copies all of it; it leads to the provider.
         self.query_one("#sign-in-url", AuthorizeUrl).update(
-            Text(session.authorize_url, style="underline", overflow="fold")
+            Text(session.short_url, style="underline", no_wrap=True, overflow="ellipsis")
         )
-        self.query_one("#sign-in-qr-code", QrView).show(session.authorize_url)
+        self.query_one("#sign-in-qr-code", QrView).show(
+            session.short_url if phone_can_open(session.short_url) else ""
+        )
+        self.query_one("#sign-in-paste-error", Static).update("")
         hint = self.query_one("#sign-in-ssh-hint", Static)
         if self.clientlink.open_browser:
             hint.update(Text("A browser window was opened for you.", style="dim"))
         else:
-            forward = Text(
-                "Browser on another computer? Run this there first, then open the "
-                "address in that computer's browser:\n  "
-            )
+            forward = Text("Browser on another computer? Run this there first:\n  ")
             forward.append(port_forward_command(session.callback_port), style="bold")
             hint.update(forward)
-        self.query_one("#sign-in-url", AuthorizeUrl).focus()
+        self.query_one("#sign-in-paste", Input).focus()
 
     @work(exclusive=True, group="auth-complete", exit_on_error=False)
     async def complete_sign_in(self, session_id: str, redirect_url: str) -> None:
@@ -336,9 +373,34 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
         except RpcError as exc:
             if exc.error_code == ErrorCode.AUTH_SESSION_FINISHED and self.phase == Phase.DONE:
                 return
+            if await self._still_waiting(session_id):
+                self._paste_refused(exc.message, exc.code)
+                return
             self._fail(exc.message, exc.code)
             return
         self._succeed(result)
+
+    async def _still_waiting(self, session_id: str) -> bool:
+        """Whether clientlinkd still waits for this sign-in after a refused address."""
+        try:
+            status = await self.clientlink.daemon.call(p.AUTH_STATUS, session_id=session_id)
+        except (RpcError, DaemonUnavailable):
+            return False
+        return status.state == AuthSessionState.PENDING
+
+    def _paste_refused(self, message: str, code: int | None) -> None:
+        """A wrong paste: say why under the field and keep waiting for the right one."""
+        if self.phase == Phase.DONE:
+            return
+        error = Text("Not that address: ", style="bold red")
+        error.append(message, style="red")
+        if code is not None and code in PASTE_HINT:
+            error.append(f"\n{PASTE_HINT[code]}")
+        self.query_one("#sign-in-paste-error", Static).update(error)
+        self.phase = Phase.WAITING
+        paste = self.query_one("#sign-in-paste", Input)
+        paste.focus()
+        paste.select_all()
 
     @work(exclusive=True, group="auto-approve", exit_on_error=False)
     async def sign_in_automatically(self, session: AuthBeginResult) -> None:
@@ -428,7 +490,7 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
         """Copy the sign-in address to the clipboard (where the terminal allows it)."""
         if self.session is None:
             return
-        self.app.copy_to_clipboard(self.session.authorize_url)
+        self.app.copy_to_clipboard(self.session.short_url)
         self.notify("Sign-in address copied (if your terminal allows clipboard access).")
 
     def action_toggle_qr(self) -> None:
@@ -478,14 +540,14 @@ class SignInScreen(DaemonScreen[AuthCompleteResult | None]):
     def palette_commands(self) -> list[PaletteCommand]:
         commands = [
             PaletteCommand(
-                "Sign-in: copy address", "Copy the sign-in address (c)", self.action_copy_url
+                "Sign-in: copy address", "Copy the sign-in address (F5)", self.action_copy_url
             ),
             PaletteCommand(
-                "Sign-in: show QR code", "Sign in on a phone (q)", self.action_toggle_qr
+                "Sign-in: show QR code", "Sign in on a phone (F8)", self.action_toggle_qr
             ),
             PaletteCommand(
                 "Sign-in: paste address",
-                "Finish with the address your browser ended on (p)",
+                "Finish with the address your browser ended on",
                 self.action_focus_paste,
             ),
             PaletteCommand("Sign-in: cancel", "Back (Esc)", self.action_cancel),

@@ -14,8 +14,9 @@ from clientlink.tui.widgets.status_cell import status_text
 class ClientDetailStrip(Static):
     """One client's status in a few lines; empty when no row is highlighted."""
 
-    def show(self, client: Client | None) -> None:
-        """Describe ``client`` (None: nothing)."""
+    def show(self, client: Client | None, *, enter_reauthorises: bool = False) -> None:
+        """Describe ``client`` (None: nothing); ``enter_reauthorises`` when the cursor is
+        on the row's Re-Authorise button."""
         if client is None:
             self.update("")
             return
@@ -24,16 +25,26 @@ class ClientDetailStrip(Static):
         heading.append_text(status_text(client.status))
         if client.status_since:
             heading.append(f" since {relative_time(client.status_since)}")
-        heading.append("  · Enter: details", style="dim")
-        if client.status_reason:
-            why = Text(client.status_reason, style="italic")
-        elif client.authorised_at:
+        heading.append(
+            "  · Enter: re-authorise" if enter_reauthorises else "  · Enter: details",
+            style="dim",
+        )
+        if not client.active:
             why = Text(
-                f"Authorised by {client.owner_name or client.authorised_by or 'someone'} "
-                f"{relative_time(client.authorised_at)}; next check "
-                f"{relative_time(client.next_check_at)}",
+                "Deactivated: clientlinkd does not check it. Reactivate it (Bulk Actions) to "
+                "watch it again.",
                 style="dim",
             )
+        elif client.status_reason:
+            why = Text(client.status_reason, style="italic")
+        elif client.authorised_at:
+            said = (
+                f"Authorised by {client.owner_name or client.authorised_by or 'someone'} "
+                f"{relative_time(client.authorised_at)}"
+            )
+            if client.next_check_at:
+                said += f"; next check {relative_time(client.next_check_at)}"
+            why = Text(said, style="dim")
         else:
             why = Text("Never authorised: press r to sign in for it.", style="dim")
         self.update(Group(heading, why))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -26,17 +26,27 @@ MARK = "✓"
 
 # Widths of the columns other than Name (content only; the table pads each by 2).
 ABN_WIDTH = 14
+ABN_WIDTH_NARROW = 11
+"""At 80 columns the ABN's 11 digits go ungrouped, to leave room for Re-Authorise."""
 STATUS_WIDTH = max(len(status.label) for status in ConnectionStatus)
-EXPIRY_WIDTH_NARROW = 8
+EXPIRY_WIDTH_NARROW = 7
 EXPIRY_WIDTH_WIDE = 12
-SOFTWARE_WIDTH_NARROW = 10
+SOFTWARE_WIDTH_NARROW = 8
 SOFTWARE_WIDTH_WIDE = 17
+REAUTH_BUTTON = " Re-Auth "
+"""The button-like cell of a row that needs a sign-in (Enter on it, a click, or r)."""
+REAUTH_WIDTH = len(REAUTH_BUTTON)
+REAUTH_STATUSES = frozenset(
+    {ConnectionStatus.NEEDS_REAUTH, ConnectionStatus.EXPIRING, ConnectionStatus.NOT_CONNECTED}
+)
+"""Statuses a sign-in mends: their rows get the Re-Authorise button; connected rows none."""
 NAME_MIN_WIDTH = 12
 SINCE_WIDTH = 8
 REASON_MIN_WIDTH = 12
 WIDE_TABLE = 100
 
 MARK_COLUMN = ("mark", "✓", 1)
+REAUTH_COLUMN = ("reauth", "Re-Auth", REAUTH_WIDTH)
 AGEING_COLUMNS = ("expiry", "since")
 """Columns showing a time relative to now, redrawn every so often (``refresh_ageing_cells``)."""
 
@@ -50,11 +60,16 @@ def _ellipsise(text: str, width: int, style: str = "") -> Text:
     return cell
 
 
+def needs_sign_in(client: Client) -> bool:
+    """Whether ``client``'s row has the Re-Authorise button."""
+    return client.active and client.status in REAUTH_STATUSES
+
+
 def column_layout(width: int, attention: bool) -> list[Column]:
     """The columns for a screen ``width`` wide: Name (and Reason) take what the rest leave.
 
-    At 80 columns the fixed ones shrink first; the needs-attention view (``attention``) trades
-    ABN, Software and Expiry for Since and Reason.
+    At 80 columns the fixed ones shrink first, so Re-Authorise (the last) stays in view; the
+    needs-attention view (``attention``) trades ABN, Software and Expiry for Since and Reason.
     """
     width = width or 80
     wide = width >= WIDE_TABLE
@@ -62,9 +77,9 @@ def column_layout(width: int, attention: bool) -> list[Column]:
     expiry_column = ("expiry", "Token expiry" if wide else "Expiry", expiry)
     status_column = ("status", "Status", STATUS_WIDTH)
     if attention:
-        # Four columns padded by 2 each, plus the vertical scrollbar. No expiry: the
+        # Six columns padded by 2 each, plus the vertical scrollbar. No expiry: the
         # reason says when an expiring grant ends, and the others have nothing left.
-        room = width - 5 * 2 - 2 - STATUS_WIDTH - SINCE_WIDTH - MARK_COLUMN[2]
+        room = width - 6 * 2 - 2 - STATUS_WIDTH - SINCE_WIDTH - MARK_COLUMN[2] - REAUTH_WIDTH
         name = max(NAME_MIN_WIDTH, room * 2 // 5)
         return [
             MARK_COLUMN,
@@ -72,17 +87,20 @@ def column_layout(width: int, attention: bool) -> list[Column]:
             status_column,
             ("since", "Since", SINCE_WIDTH),
             ("reason", "Reason", max(REASON_MIN_WIDTH, room - name)),
+            REAUTH_COLUMN,
         ]
     software = SOFTWARE_WIDTH_WIDE if wide else SOFTWARE_WIDTH_NARROW
-    # Six columns padded by 2 each, plus the vertical scrollbar.
-    room = width - 6 * 2 - 2 - STATUS_WIDTH - expiry - MARK_COLUMN[2]
+    abn = ABN_WIDTH if wide else ABN_WIDTH_NARROW
+    # Seven columns padded by 2 each, plus the vertical scrollbar.
+    room = width - 7 * 2 - 2 - STATUS_WIDTH - expiry - MARK_COLUMN[2] - REAUTH_WIDTH
     return [
         MARK_COLUMN,
-        ("name", "Name", max(NAME_MIN_WIDTH, room - ABN_WIDTH - software)),
-        ("abn", "ABN", ABN_WIDTH),
+        ("name", "Name", max(NAME_MIN_WIDTH, room - abn - software)),
+        ("abn", "ABN", abn),
         ("software", "Software", software),
         status_column,
         expiry_column,
+        REAUTH_COLUMN,
     ]
 
 
@@ -95,6 +113,16 @@ class ClientTable(DaemonWidget, FixedWidthTable):
 
     class PageAdded(Message):
         """Rows of the next page were added at the bottom; the total and counts are fresh."""
+
+    class ButtonMoved(Message):
+        """The cursor went onto the Re-Authorise column or off it."""
+
+    class ReauthoriseRequested(Message):
+        """The Re-Authorise button of a row was pressed (Enter on it, or a click)."""
+
+        def __init__(self, client_id: int) -> None:
+            super().__init__()
+            self.client_id = client_id
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, id=id)
@@ -113,6 +141,11 @@ class ClientTable(DaemonWidget, FixedWidthTable):
         """Counts the lists shown, so a page fetched for an older one is dropped."""
         self._loading_more = False
         """Whether the next page is being fetched: one at a time, however much is scrolled."""
+        self.on_reauth_button = False
+        """Whether the cursor is on the Re-Authorise column (→ goes there, ← back): Enter
+        then presses the row's button instead of opening the client's details."""
+        self._button_row: str | None = None
+        """The row whose button is drawn as the cursor's (to redraw it when that moves)."""
 
     def on_mount(self) -> None:
         # Scrolling with the mouse moves the view but not the cursor: both can need more rows.
@@ -139,13 +172,23 @@ class ClientTable(DaemonWidget, FixedWidthTable):
         # The grant's end is what forces a re-authorisation; access tokens renew by themselves.
         return relative_expiry(client.refresh_expires_at or client.access_expires_at)
 
+    def _reauth_cell(self, client: Client) -> Text | str:
+        if not needs_sign_in(client):
+            return ""
+        if self.on_reauth_button and str(client.id) == self._button_row:
+            return Text(REAUTH_BUTTON, style="bold black on yellow")
+        return Text(REAUTH_BUTTON, style="bold reverse")
+
     def _cell(self, client: Client, key: str, width: int) -> Text | str:
+        if key == "reauth":
+            return self._reauth_cell(client)
         if key == "mark":
             return Text(MARK, style="bold green") if client.id in self.marked else ""
         if key == "name":
             return _ellipsise(client.name, width)
         if key == "abn":
-            return format_abn(client.abn)
+            abn = format_abn(client.abn)
+            return abn.replace(" ", "") if width < ABN_WIDTH and abn[:1].isdigit() else abn
         if key == "software":
             return _ellipsise(self.clientlink.provider_name(client.provider), width)
         if key == "status":
@@ -217,6 +260,69 @@ class ClientTable(DaemonWidget, FixedWidthTable):
             for key, width in ageing:
                 self.update_cell(str(client.id), key, self._cell(client, key, width))
 
+    # ------------------------------------------------------------------ the button
+
+    def _redraw_button(self) -> None:
+        """Draw the cursor's button where the cursor is now, and the old one plain again."""
+        old, new = self._button_row, None
+        if self.row_count:
+            new = str(self.focused_client_id())
+        self._button_row = new
+        if not any(key == "reauth" for key, _, _ in self._layout):
+            return
+        for row in {old, new} - {None}:
+            client = self.clients.get(int(row)) if row is not None else None
+            if client is not None:
+                self.update_cell(row, "reauth", self._reauth_cell(client))
+
+    def action_cursor_right(self) -> None:
+        """To the row's Re-Authorise button."""
+        self._set_on_button(True)
+
+    def action_cursor_left(self) -> None:
+        """Back from the Re-Authorise button to the row."""
+        self._set_on_button(False)
+
+    def _set_on_button(self, on_button: bool) -> None:
+        changed = on_button != self.on_reauth_button
+        self.on_reauth_button = on_button
+        self._redraw_button()
+        if changed:
+            self.post_message(self.ButtonMoved())
+
+    @property
+    def enter_reauthorises(self) -> bool:
+        """Whether Enter presses the cursor row's Re-Authorise button."""
+        client = self.focused_client
+        return self.on_reauth_button and client is not None and needs_sign_in(client)
+
+    def action_select_cursor(self) -> None:
+        client = self.focused_client
+        if self.on_reauth_button and client is not None and needs_sign_in(client):
+            self.post_message(self.ReauthoriseRequested(client.id))
+            return
+        super().action_select_cursor()
+
+    async def _on_click(self, event: events.Click) -> None:
+        meta = event.style.meta
+        row, column = meta.get("row"), meta.get("column")
+        keys = [key for key, _, _ in self._layout]
+        if (
+            isinstance(row, int)
+            and isinstance(column, int)
+            and 0 <= row < self.row_count
+            and 0 <= column < len(keys)
+            and keys[column] == "reauth"
+        ):
+            event.stop()
+            self.move_cursor(row=row)
+            client = self.focused_client
+            if client is not None and needs_sign_in(client):
+                self._set_on_button(True)
+                self.post_message(self.ReauthoriseRequested(client.id))
+            return
+        await super()._on_click(event)
+
     # ------------------------------------------------------------------ loading
 
     async def fetch(
@@ -252,6 +358,7 @@ class ClientTable(DaemonWidget, FixedWidthTable):
 
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self) -> None:
+        self._redraw_button()
         self._load_more_if_near_end()
 
     def _load_more_if_near_end(self) -> None:
