@@ -73,7 +73,9 @@ async def sign_in(
         client_id=client_id,
         scope=scope,
     )
-    final = await approve(url, orgs=orgs, user=user, http=http)
+    # The page lists by name; these tests mean the seed's first organisation by default.
+    chosen = orgs if orgs is not None else [sandbox.state.orgs[0].tenant_id]
+    final = await approve(url, orgs=chosen, user=user, http=http)
     params = query(final)
     assert final.startswith(redirect_uri + "?")
     return Authorized(params["code"], verifier, redirect_uri, params)
