@@ -487,6 +487,9 @@ class JobItem(_Result):
     changes: dict[str, list[str | None]] | None = Field(
         default=None, description="reimport: {field: [stored, provider's]} for review."
     )
+    applied_at: str | None = Field(
+        default=None, description="reimport: when its changes were applied (null: not yet)."
+    )
     finished_at: str | None = None
 
 

@@ -449,7 +449,9 @@ class ClientService:
     async def apply_reimport(
         self, job_id: int, client_ids: list[int] | None, actor: str
     ) -> list[int]:
-        """Write the differences a finished re-import found; the clients changed."""
+        """Write the differences a finished re-import found, each client's with the mark on
+        its item that they were applied (so none is applied twice, and what is left is
+        known); the clients changed."""
         job = await self._store.get_job(job_id)
         if job is None or job.kind != p.JobKind.REIMPORT.value:
             raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no re-import job {job_id}")
@@ -458,12 +460,17 @@ class ClientService:
         wanted = set(client_ids) if client_ids is not None else None
         changed = []
         for item in await self._store.items_in_state(job_id, p.ItemState.DONE.value):
-            changes = (item.result or {}).get("changes") or {}
+            result = item.result or {}
+            changes = result.get("changes") or {}
             if not changes or (wanted is not None and item.client_id not in wanted):
                 continue
+            if result.get("applied_at"):
+                continue  # applied already
             fields = {field: values[1] for field, values in changes.items()}
+            now = self._clock.now()
             async with self._store.transaction():
-                await self._store.update_client_details(item.client_id, self._clock.now(), **fields)
+                await self._store.update_client_details(item.client_id, now, **fields)
+                await self._store.set_item_result(item.id, result | {"applied_at": to_iso(now)})
                 await self._store.add_audit(
                     actor=actor,
                     action="client.details_updated",
