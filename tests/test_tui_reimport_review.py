@@ -73,7 +73,7 @@ async def test_the_review_shows_every_field_and_after_applying_one_says_what_is_
         # Every field, its stored value and the software's, nothing cut short.
         assert f"Name: {changed.name} → Harbour Lights Group" in words
         assert f"Legal name: {changed.legal_name} → {LONG_LEGAL_NAME}" in words
-        assert f"ABN: {changed.abn} → {new_abn}" in words
+        assert f"ABN: {format_abn(changed.abn)} → {format_abn(new_abn)}" in words
         assert f"Entity type: {changed.entity_type or '(empty)'} → {new_type}" in words
         # Xero's Organisation gives no email, so none is compared (BGL, Class and MYOB do).
         assert "Email:" not in words

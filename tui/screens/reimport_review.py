@@ -13,6 +13,7 @@ from clientlink.common import protocol as p
 from clientlink.common.protocol import ItemState, JobItem
 from clientlink.common.wording import plural
 from clientlink.tui.commands import PaletteCommand
+from clientlink.tui.formatting import format_abn
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.widgets.checklist import Checklist
 from clientlink.tui.widgets.job_status import reimport_left
@@ -55,8 +56,9 @@ def change_prompt(item: JobItem, width: int = 80) -> Text:
     prompt = Text(item.name, style="bold")
     for field, (stored, provided) in (item.changes or {}).items():
         label = FIELD_LABELS.get(field, field.replace("_", " ").capitalize())
-        old = stored or "(empty)"
-        new = provided or "(empty)"
+        shown = format_abn if field == "abn" else str
+        old = shown(stored) if stored else "(empty)"
+        new = shown(provided) if provided else "(empty)"
         prompt.append(f"\n  {label}: ", style="dim")
         prompt.append(old, style="red")
         if len(f"  {label}: {old} → {new}") <= width:
@@ -184,9 +186,8 @@ class ReimportReviewScreen(DaemonScreen[None]):
         )
         left = sum(1 for item in self.items if item.client_id not in set(result.changed))
         updated = plural(len(result.changed), "client")
-        said = f"{updated} updated from the software."
-        if left:
-            said += " " + reimport_left(left, self.applied + len(result.changed))
+        said = f"{updated} updated from the software"
+        said += f"; {left} still {'differs' if left == 1 else 'differ'}." if left else "."
         self.notify(said, title="Re-import applied")
         self.dismiss()
 
