@@ -55,6 +55,17 @@ async def test_import_asks_first_and_attach_moves_the_client_in_one_audited_step
     assert match.abn == client.abn and match.client_name == client.name
     assert await count_clients(rpc) == before, "nothing is created before the person decides"
 
+    # A client someone is re-authorising is not moved under them.
+    session = await rpc.call(p.AUTH_BEGIN, provider="quickbooks", client_id=client.id)
+    with pytest.raises(RpcError) as held:
+        await rpc.call(
+            p.CLIENTS_ATTACH, grant_id=grant.grant_id, tenant_id=xero_tenant, client_id=client.id
+        )
+    assert held.value.code == ErrorCode.CONFLICT
+    assert "already re-authorising" in held.value.message
+    await rpc.call(p.AUTH_CANCEL, session_id=session.session_id)
+    assert await rpc.call(p.CLIENTS_GET, client_id=client.id) == client
+
     # A client whose ABN is another's is refused, and nothing changes.
     other = await rpc.call(p.CLIENTS_GET, client_id=practice.seeded.quickbooks_ids[1])
     with pytest.raises(RpcError) as refused:
