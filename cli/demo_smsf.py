@@ -46,6 +46,7 @@ MYOB_FILES = 5
 RENAMED_BGL_FUND = "Harbourside Retirement Fund"
 CHANGED_CLASS_EMAIL = "trustees@marsh-super.example"
 RENAMED_XERO_ORG = "Southern Cross Electrical Services"
+RENAMED_XERO_LEGAL_NAME = "Southern Cross Electrical and Refrigeration Services Pty Ltd"
 
 
 @dataclass
@@ -142,8 +143,8 @@ async def _change_details(
     bgl_ids: list[int],
     class_ids: dict[str, list[int]],
 ) -> dict[int, dict[str, list[str | None]]]:
-    """A BGL fund renamed, a Class fund's ABN and email changed, a Xero organisation
-    renamed; returns what a re-import of each should show."""
+    """A BGL fund renamed, a Class fund's ABN and email changed, a Xero organisation's name,
+    legal name, ABN and entity type changed; returns what a re-import of each should show."""
     changed: dict[int, dict[str, list[str | None]]] = {}
     fund = await _first(daemon, bgl_ids, lambda c: c.entity_type == "SMSF")
     await _post(admin, f"/_sandbox/bgl/funds/{fund.tenant_id}", {"fund_name": RENAMED_BGL_FUND})
@@ -169,9 +170,29 @@ async def _change_details(
         p.CLIENTS_LIST, filter={"provider": "xero", "status": "connected"}, limit=1
     )
     if listing.items:
+        # A business that restructured: new name, legal name, ABN and entity type.
         org = listing.items[0]
-        await _post(admin, f"/_sandbox/orgs/{org.tenant_id}", {"name": RENAMED_XERO_ORG})
-        changed[org.id] = {"name": [org.name, RENAMED_XERO_ORG]}
+        rng = random.Random(org.tenant_id)
+        xero_abn = org.abn or ""
+        while xero_abn == org.abn:
+            xero_abn = make_abn(rng)
+        entity_type = "TRUST" if org.entity_type != "TRUST" else "COMPANY"
+        await _post(
+            admin,
+            f"/_sandbox/orgs/{org.tenant_id}",
+            {
+                "name": RENAMED_XERO_ORG,
+                "legal_name": RENAMED_XERO_LEGAL_NAME,
+                "abn": xero_abn,
+                "type": entity_type,
+            },
+        )
+        changed[org.id] = {
+            "name": [org.name, RENAMED_XERO_ORG],
+            "legal_name": [org.legal_name, RENAMED_XERO_LEGAL_NAME],
+            "abn": [org.abn, xero_abn],
+            "entity_type": [org.entity_type, entity_type],
+        }
     return changed
 
 

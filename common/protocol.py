@@ -287,11 +287,41 @@ class ClientsImportParams(_Params):
     tenant_ids: list[str] | None = Field(
         default=None, description="Import only these tenants; all of the grant's by default."
     )
+    as_new: list[str] = Field(
+        default_factory=list,
+        max_length=10000,
+        description="Tenants to make new clients even though a client under other software "
+        "has their ABN (the person said they are not the same business).",
+    )
+
+
+class PossibleMatch(_Result):
+    """A business not imported because a client under other software has its ABN: the
+    same business moved software, or a duplicate in the making; the person decides."""
+
+    tenant_id: str
+    name: str = Field(description="The business as this software names it.")
+    abn: str
+    client_id: int
+    client_name: str
+    client_provider: str
+    client_active: bool = True
 
 
 class ClientsImportResult(_Result):
     created: list[int]
     updated: list[int]
+    possible_matches: list[PossibleMatch] = Field(
+        default_factory=list,
+        description="Tenants left out, each with the client of other software that has its "
+        "ABN: attach it to that client (clients.attach) or import it with as_new.",
+    )
+
+
+class ClientAttachParams(_Params):
+    grant_id: int
+    tenant_id: str = Field(max_length=200)
+    client_id: int
 
 
 class HistoryEntry(_Result):
@@ -436,6 +466,9 @@ class JobItem(_Result):
     error: str | None = None
     changes: dict[str, list[str | None]] | None = Field(
         default=None, description="reimport: {field: [stored, provider's]} for review."
+    )
+    applied_at: str | None = Field(
+        default=None, description="reimport: when its changes were applied (null: not yet)."
     )
     finished_at: str | None = None
 
@@ -1400,6 +1433,15 @@ CLIENTS_IMPORT = Method(
 )
 
 
+CLIENTS_ATTACH = Method(
+    "clients.attach",
+    ClientAttachParams,
+    Client,
+    "Move an existing client to a grant's tenant of other software with the same ABN (the "
+    "business changed software): one transaction, audited; a conflict changes nothing.",
+)
+
+
 CLIENTS_CHECK = Method(
     "clients.check",
     ClientsCheckParams,
@@ -1893,6 +1935,7 @@ METHODS: dict[str, Method[Any, Any]] = {
         CLIENTS_LIST,
         CLIENTS_GET,
         CLIENTS_IMPORT,
+        CLIENTS_ATTACH,
         CLIENTS_CHECK,
         CLIENTS_HISTORY,
         CLIENTS_REFRESH,

@@ -109,9 +109,17 @@ class ClientService:
     # ------------------------------------------------------------------ import
 
     async def import_tenants(
-        self, grant_id: int, tenant_ids: list[str] | None, actor: str
-    ) -> dict[str, list[int]]:
-        """Create clients for a grant's tenants (existing ones are rebound and verified)."""
+        self,
+        grant_id: int,
+        tenant_ids: list[str] | None,
+        actor: str,
+        as_new: set[str] | frozenset[str] = frozenset(),
+    ) -> dict[str, Any]:
+        """Create clients for a grant's tenants (existing ones are rebound and verified).
+
+        A tenant no client of this software has, whose ABN a client under other software
+        has, is not created but returned in ``possible_matches`` with that client: the same
+        business changed software (attach it, :meth:`attach_tenant`) or not (``as_new``)."""
         grant = await self._store.get_grant(grant_id)
         if grant is None:
             raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no grant with id {grant_id}")
@@ -133,6 +141,7 @@ class ClientService:
         # the new id rather than making a second client of the same entity.
         matches = await self.match_tenants(grant.provider, tenants)
         rebound: dict[int, list[str | None]] = {}
+        possible: list[p.PossibleMatch] = []
 
         async def import_one(tenant: TenantRow) -> None:
             async with limiter:
@@ -152,6 +161,24 @@ class ClientService:
                         )
                         rebound[match.client.id] = [match.client.tenant_id, tenant.tenant_id]
                     existing = holder or match.client
+            if existing is None and tenant.tenant_id not in as_new:
+                abn = (details.abn if details else None) or tenant.abn
+                elsewhere = await self.other_software_clients(grant.provider, abn)
+                if elsewhere:
+                    name = details.name if details else tenant.tenant_name
+                    possible.extend(
+                        p.PossibleMatch(
+                            tenant_id=tenant.tenant_id,
+                            name=name,
+                            abn=abn or "",
+                            client_id=client.id,
+                            client_name=client.name,
+                            client_provider=client.provider,
+                            client_active=client.active,
+                        )
+                        for client in elsewhere
+                    )
+                    return  # asked first: attach it, or import it as new
             if existing is None:
                 offered = provider_fields(details) if details else {}
                 client_id = await self._store.create_client(
@@ -194,7 +221,119 @@ class ClientService:
             now=self._clock.now(),
         )
         self._events.publish(ClientsImported(created=created, updated=updated))
-        return {"created": created, "updated": updated}
+        possible.sort(key=lambda match: (match.name.casefold(), match.tenant_id, match.client_id))
+        return {"created": created, "updated": updated, "possible_matches": possible}
+
+    async def other_software_clients(self, provider: str, abn: str | None) -> list[ClientRow]:
+        """The clients under software other than ``provider`` that have ``abn``: the one
+        place that says a business new to this software may be a client already."""
+        if not abn:
+            return []
+        return [
+            client
+            for client in await self._store.clients_by_abns([abn])
+            if client.provider != provider
+        ]
+
+    async def attach_tenant(
+        self, grant_id: int, tenant_id: str, client_id: int, actor: str
+    ) -> ClientRow:
+        """Move a client to a grant's tenant of other software with the same ABN (the
+        business changed software): verified by one provider call, then the binding,
+        status, history and audit in one transaction. The tenant bound to another client,
+        an ABN that differs, or the client changed meanwhile refuses it with a CONFLICT that
+        says why, and nothing is written."""
+        grant = await self._store.get_grant(grant_id)
+        if grant is None:
+            raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no grant with id {grant_id}")
+        tenant = await self._store.grant_tenant(grant_id, tenant_id)
+        if tenant is None:
+            raise RpcFailure(
+                ErrorCode.INVALID_PARAMS, f"grant {grant_id} does not reach {tenant_id!r}"
+            )
+        client = await self.require(client_id)
+        software = self._software(grant.provider)
+        if client.provider == grant.provider:
+            raise RpcFailure(
+                ErrorCode.CONFLICT,
+                f"{client.name} is already a {software} client: re-authorise it instead",
+            )
+        details = await self._verify_or_fail(grant.provider, grant_id, tenant)
+        abn = details.abn or tenant.abn
+        if not abn or abn != client.abn:
+            raise RpcFailure(
+                ErrorCode.CONFLICT,
+                f"{client.name} was not attached: its ABN ({client.abn or 'none'}) is not "
+                f"the ABN {software} gives {details.name} ({abn or 'none'})",
+            )
+        now = self._clock.now()
+        fields: dict[str, Any] = {
+            "provider": grant.provider,
+            "tenant_id": tenant_id,
+            "grant_id": grant_id,
+            "last_verified_at": to_iso(now),
+        }
+        offered = provider_fields(details)
+        # The business level is the new software's (None where it has none); the entity
+        # type is what it says, where it says; blank details are filled, differences are
+        # left to a re-import's review.
+        fields["business"] = offered.get("business") or tenant.business or grant.business
+        if offered.get("entity_type"):
+            fields["entity_type"] = offered["entity_type"]
+        for name in ("legal_name", "email"):
+            if offered.get(name) and not getattr(client, name):
+                fields[name] = offered[name]
+        moved = (
+            f"moved from {self._software(client.provider)} ({client.tenant_id or 'no id'}) "
+            f"to {software} ({tenant_id})"
+        )
+        async with self._store.transaction():
+            current = await self.require(client_id)
+            if (current.provider, current.tenant_id) != (client.provider, client.tenant_id):
+                raise RpcFailure(
+                    ErrorCode.CONFLICT,
+                    f"{client.name} was not attached: it was changed meanwhile; look again",
+                )
+            holder = await self._store.find_client_by_tenant(grant.provider, tenant_id)
+            if holder is not None:
+                raise RpcFailure(
+                    ErrorCode.CONFLICT,
+                    f"{client.name} was not attached: {holder.name} (client {holder.id}) is "
+                    f"already the {software} client bound to {tenant_id}",
+                )
+            await self._store.update_client_details(client.id, now, **fields)
+            await self.set_status(client, ConnectionStatus.CONNECTED, None)
+            await self._store.add_history(
+                client.id,
+                "attached",
+                now,
+                status=ConnectionStatus.CONNECTED.value,
+                reason=moved,
+                actor=actor,
+            )
+            await self._store.add_audit(
+                actor=actor,
+                action="client.attached",
+                client_id=client.id,
+                detail={
+                    "grant_id": grant_id,
+                    "previous_grant_id": client.grant_id,
+                    "provider": [client.provider, grant.provider],
+                    "tenant_id": [client.tenant_id, tenant_id],
+                    "previous_status": client.status,
+                },
+                now=now,
+            )
+        self._events.publish(ClientsImported(created=[], updated=[client.id]))
+        self._events.publish(
+            ClientReauthorised(client_id=client.id, name=client.name, grant_id=grant_id)
+        )
+        return await self.require(client.id)
+
+    def _software(self, provider: str) -> str:
+        """A provider's name as people say it (``Xero``), else its key."""
+        adapter = self._adapters.get(provider)
+        return adapter.definition.display_name if adapter is not None else provider
 
     # ------------------------------------------------------------------ re-authorise
 
@@ -449,7 +588,9 @@ class ClientService:
     async def apply_reimport(
         self, job_id: int, client_ids: list[int] | None, actor: str
     ) -> list[int]:
-        """Write the differences a finished re-import found; the clients changed."""
+        """Write the differences a finished re-import found, each client's with the mark on
+        its item that they were applied (so none is applied twice, and what is left is
+        known); the clients changed."""
         job = await self._store.get_job(job_id)
         if job is None or job.kind != p.JobKind.REIMPORT.value:
             raise RpcFailure(ErrorCode.NOT_FOUND, f"there is no re-import job {job_id}")
@@ -458,12 +599,17 @@ class ClientService:
         wanted = set(client_ids) if client_ids is not None else None
         changed = []
         for item in await self._store.items_in_state(job_id, p.ItemState.DONE.value):
-            changes = (item.result or {}).get("changes") or {}
+            result = item.result or {}
+            changes = result.get("changes") or {}
             if not changes or (wanted is not None and item.client_id not in wanted):
                 continue
+            if result.get("applied_at"):
+                continue  # applied already
             fields = {field: values[1] for field, values in changes.items()}
+            now = self._clock.now()
             async with self._store.transaction():
-                await self._store.update_client_details(item.client_id, self._clock.now(), **fields)
+                await self._store.update_client_details(item.client_id, now, **fields)
+                await self._store.set_item_result(item.id, result | {"applied_at": to_iso(now)})
                 await self._store.add_audit(
                     actor=actor,
                     action="client.details_updated",

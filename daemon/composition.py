@@ -274,6 +274,7 @@ def namespaces(
             s.providers,
             ClientImporter(s.store, s.providers.definitions, events, clock, paths.state_dir),
             s.staff,
+            _holds(s),
         ),
         AuthApi(s.auth, s.providers, s.clients, _holds(s)),
         GrantsApi(s.store, s.grants, s.providers, s.watcher, clock),

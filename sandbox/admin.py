@@ -255,21 +255,36 @@ async def orgs(request: Request) -> Response:
     return JSONResponse([org.to_dict() for org in _state(request).orgs])
 
 
+ORG_CHANGES = {
+    "name": "name",
+    "legal_name": "legal_name",
+    "abn": "abn",
+    "email": "email",
+    "type": "organisation_type",
+}
+"""What `/_sandbox/orgs/{tenant_id}` may change: body key -> the organisation's field."""
+
+
 async def rename_org(request: Request) -> Response:
-    """`{name, legal_name?}`: the business renames itself (in both providers)."""
+    """`{name?, legal_name?, abn?, email?, type?}`: the business edits its details (in every
+    provider that holds it); a new name without a legal name renames both."""
     try:
         body = await _json_body(request)
     except ValueError as exc:
         return _bad_request(str(exc))
-    name = body.get("name")
-    legal_name = body.get("legal_name")
-    if not isinstance(name, str) or not name or not isinstance(legal_name, str | None):
-        return _bad_request("send {name: text, legal_name?: text}")
+    unknown = sorted(set(body) - set(ORG_CHANGES))
+    if unknown or not body or not all(isinstance(v, str) and v for v in body.values()):
+        return _bad_request(f"send one or more of {', '.join(ORG_CHANGES)} as non-empty text")
+    changes = {ORG_CHANGES[key]: value for key, value in body.items()}
+    if "name" in changes and "legal_name" not in changes:
+        changes["legal_name"] = changes["name"]
     tenant_id = request.path_params["tenant_id"]
     try:
-        org = _state(request).rename_org(tenant_id, name, legal_name)
+        org = _state(request).change_org(tenant_id, **changes)
     except KeyError:
         return _bad_request(f"unknown organisation {tenant_id}", 404)
+    except ValueError as exc:
+        return _bad_request(str(exc))
     return JSONResponse(org.to_dict())
 
 
@@ -314,6 +329,8 @@ async def bgl_fund(request: Request) -> Response:
     except ValueError as exc:
         return _bad_request(str(exc))
     return JSONResponse(changed.to_dict())
+
+
 async def myob_companies(request: Request) -> Response:
     """MYOB's company files: each business's businessId and Company Information."""
     myob = _state(request).myob

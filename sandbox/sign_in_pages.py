@@ -143,21 +143,53 @@ class SignInPages:
             error=error,
         )
 
-    def _select_page(
-        self, request: Request, txn: SignInTransaction, error: str | None = None
-    ) -> Response:
+    def _select_rows(
+        self, request: Request, txn: SignInTransaction, filter_text: str, ticked: set[str] | None
+    ) -> list[dict[str, Any]]:
+        """The organisations (or companies) to choose from, sorted by name; ``shown`` where
+        they match every word of ``filter_text`` (name or ABN); ``checked`` where their value
+        is in ``ticked`` (the posted ticks), else where the transaction chose them."""
         assert txn.user is not None
         provider = self.provider(request)
-        orgs = [
-            {
-                "value": provider.company_id(org),
-                "tenant_id": org.tenant_id,
-                "name": org.name,
-                "abn_display": format_abn(org.abn),
-            }
-            for org in provider.organisations_for(txn.user)
-        ]
-        one = provider.selects_one_company
+        words = filter_text.casefold().split()
+        chosen = set(txn.tenant_ids)
+        rows = []
+        for org in sorted(
+            provider.organisations_for(txn.user), key=lambda org: (org.name.casefold(), org.name)
+        ):
+            value = provider.company_id(org)
+            abn_display = format_abn(org.abn)
+            search = " ".join([org.name, org.abn or "", abn_display]).casefold()
+            rows.append(
+                {
+                    "value": value,
+                    "tenant_id": org.tenant_id,
+                    "name": org.name,
+                    "abn_display": abn_display,
+                    "search": search,
+                    "shown": all(word in search for word in words),
+                    "checked": value in ticked if ticked is not None else org.tenant_id in chosen,
+                }
+            )
+        return rows
+
+    def _select_page(
+        self,
+        request: Request,
+        txn: SignInTransaction,
+        error: str | None = None,
+        *,
+        filter_text: str = "",
+        ticked: set[str] | None = None,
+        tick_shown: bool = False,
+    ) -> Response:
+        """The selection page: every row in it, those the filter does not match hidden (so
+        their ticks stay); ``tick_shown`` also ticks every row the filter shows."""
+        rows = self._select_rows(request, txn, filter_text, ticked)
+        if tick_shown:
+            for row in rows:
+                row["checked"] = row["checked"] or row["shown"]
+        one = self.provider(request).selects_one_company
         return self._page(
             request,
             "organisations.html",
@@ -165,9 +197,10 @@ class SignInPages:
             txn=txn.id,
             action=self.select_path,
             app_name=txn.app.name,
-            orgs=orgs,
+            orgs=rows,
+            shown=sum(1 for row in rows if row["shown"]),
+            filter=filter_text,
             select_one=one,
-            selected=set(txn.tenant_ids),
             error=error,
         )
 
@@ -271,10 +304,24 @@ class SignInPages:
             txn = provider.transaction(str(form.get("txn", "")), "organisations")
         except SignInError as exc:
             return self.error_page(request, str(exc))
+        ticked = [str(v) for v in form.getlist("tenant")]
+        action = str(form.get("action", ""))
+        filter_text = str(form.get("filter", ""))[:200]
+        if action in ("filter", "select-shown"):
+            # The page without JavaScript: filter it, or tick every row the filter shows.
+            return self._select_page(
+                request,
+                txn,
+                filter_text=filter_text,
+                ticked=set(ticked),
+                tick_shown=action == "select-shown" and not provider.selects_one_company,
+            )
         try:
-            provider.select_organisations(txn, [str(v) for v in form.getlist("tenant")])
+            provider.select_organisations(txn, ticked)
         except SignInError as exc:
-            return self._select_page(request, txn, str(exc))
+            return self._select_page(
+                request, txn, str(exc), filter_text=filter_text, ticked=set(ticked)
+            )
         return self._consent_page(request, txn)
 
     async def consent_step(self, request: Request) -> Response:

@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from clientlink.common.abn import abn_digits, abn_is_valid
 from clientlink.sandbox.accounts import (
     SandboxApp,
     StaffUser,
@@ -32,7 +33,12 @@ from clientlink.sandbox.myob import MyobProvider
 from clientlink.sandbox.oauth import Grant, OAuthProvider
 from clientlink.sandbox.quickbooks import QuickBooksProvider
 from clientlink.sandbox.ratelimit import RateLimiter
-from clientlink.sandbox.seed import DEFAULT_ORG_COUNT, DEFAULT_SEED, SeedOrg, generate_orgs
+from clientlink.sandbox.seed import (
+    DEFAULT_ORG_COUNT,
+    DEFAULT_SEED,
+    SeedOrg,
+    generate_orgs,
+)
 from clientlink.sandbox.sms import SmsGateway
 from clientlink.sandbox.smsf_seed import DEFAULT_ENTITY_COUNT, SmsfBusiness, firm_entities
 from clientlink.sandbox.xero import XeroProvider
@@ -174,9 +180,11 @@ class SandboxState:
     def _new_bgl(self) -> BglProvider:
         users = self._users if self._users is not None else default_users()
         return BglProvider(self.clock, self.smsf_firm, default_bgl_apps(), users)
+
     def _new_myob(self) -> MyobProvider:
         users = self._users if self._users is not None else default_users()
         return MyobProvider(self.clock, self.orgs, default_myob_apps(), users)
+
     def _new_class(self) -> ClassProvider:
         users = self._users if self._users is not None else default_users()
         return ClassProvider(self.clock, self.class_businesses, default_class_apps(), users)
@@ -191,17 +199,27 @@ class SandboxState:
 
         Names are the business's own, so they may hold anything (tests use escape sequences).
         """
+        return self.change_org(
+            tenant_id, name=name, legal_name=name if legal_name is None else legal_name
+        )
+
+    def change_org(self, tenant_id: str, **changes: str) -> SeedOrg:
+        """As if the business edited its details (name, legal_name, abn, email,
+        organisation_type) in its own file: every provider sees them. KeyError for an
+        unknown organisation; ValueError for an ABN whose checksum fails."""
         index = next((i for i, org in enumerate(self.orgs) if org.tenant_id == tenant_id), None)
         if index is None:
             raise KeyError(tenant_id)
-        renamed = replace(
-            self.orgs[index], name=name, legal_name=name if legal_name is None else legal_name
-        )
-        self.orgs[index] = renamed
+        if "abn" in changes and not abn_is_valid(changes["abn"]):
+            raise ValueError(f"{changes['abn']!r} is not a valid ABN (checksum)")
+        if "abn" in changes:
+            changes["abn"] = abn_digits(changes["abn"])
+        changed = replace(self.orgs[index], **changes)
+        self.orgs[index] = changed
         for provider in self.providers:
             if tenant_id in provider.orgs:  # BGL and Class hold SMSF entities, not these
-                provider.orgs[tenant_id] = renamed
-        return renamed
+                provider.orgs[tenant_id] = changed
+        return changed
 
     def find_grant(self, grant_id: str) -> tuple[OAuthProvider, Grant] | None:
         """The provider holding `grant_id` and the grant, or None if no provider has it."""

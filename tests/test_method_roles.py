@@ -33,6 +33,7 @@ ROLES: dict[str, Role] = {
     "grants.list": R,
     # doing: re-authorise, import, check, correct, export, deactivate, invite, run jobs
     "clients.import": S,
+    "clients.attach": S,
     "clients.check": S,  # it calls the provider and may change a status
     "clients.refresh": S,
     "clients.export": S,

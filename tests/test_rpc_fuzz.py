@@ -97,6 +97,9 @@ READ_CALLS: list[tuple[str, dict[str, Any]]] = [
     # Single-user mode keeps no staff preferences: a clear refusal, nothing changed.
     ("staff.set_preferences", {"agent": "all", "email_alerts": False}),
     ("alerts.list", {"limit": 1000}),
+    # No such grant, tenant or client: a clear error, nothing attached.
+    ("clients.attach", {"grant_id": INT_MAX, "tenant_id": "\u202e%_' --", "client_id": INT_MIN}),
+    ("clients.import", {"grant_id": INT_MIN, "as_new": ["\u202e", "x" * 200]}),
 ]
 
 

@@ -73,7 +73,9 @@ async def sign_in(
         client_id=client_id,
         scope=scope,
     )
-    final = await approve(url, orgs=orgs, user=user, http=http)
+    # The page lists by name; these tests mean the seed's first organisation by default.
+    chosen = orgs if orgs is not None else [sandbox.state.orgs[0].tenant_id]
+    final = await approve(url, orgs=chosen, user=user, http=http)
     params = query(final)
     assert final.startswith(redirect_uri + "?")
     return Authorized(params["code"], verifier, redirect_uri, params)
@@ -749,3 +751,30 @@ async def test_stats_count_calls_by_endpoint_kind(
     assert calls["connections"] == 1
     assert calls["organisation"] == 1
     assert calls["revocation"] == 0
+
+
+async def test_the_admin_call_changes_a_business_details_in_every_provider(
+    sandbox: SandboxServer, http: httpx.AsyncClient
+) -> None:
+    org, other = sandbox.state.orgs[2], sandbox.state.orgs[3]
+    spaced = f"{other.abn[:2]} {other.abn[2:5]} {other.abn[5:8]} {other.abn[8:]}"
+    body = {"legal_name": "Harbour Lights Pty Ltd", "abn": spaced, "email": "a@b.example"}
+    changed = await http.post(f"/_sandbox/orgs/{org.tenant_id}", json=body | {"type": "TRUST"})
+    assert changed.status_code == 200, changed.text
+    now = sandbox.state.orgs[2]
+    assert (now.name, now.legal_name, now.abn, now.email, now.organisation_type) == (
+        org.name,
+        "Harbour Lights Pty Ltd",
+        other.abn,
+        "a@b.example",
+        "TRUST",
+    )
+    assert (
+        sandbox.state.quickbooks.orgs[org.tenant_id]
+        == now
+        == sandbox.state.xero.orgs[org.tenant_id]
+    )
+    for refused in ({"abn": "12 345 678 901"}, {"colour": "red"}, {}, {"name": 5}):
+        response = await http.post(f"/_sandbox/orgs/{org.tenant_id}", json=refused)
+        assert response.status_code == 400, refused
+    assert sandbox.state.orgs[2] == now

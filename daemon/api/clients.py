@@ -19,6 +19,7 @@ from clientlink.daemon.export import (
     check_target,
     write_csv,
 )
+from clientlink.daemon.holds import ClientHolds
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.rpc_server import CallContext
 from clientlink.daemon.staff import StaffDirectory
@@ -37,8 +38,10 @@ class ClientsApi(Api):
         providers: ConfiguredProviders,
         importer: ClientImporter,
         staff: StaffDirectory,
+        holds: ClientHolds,
     ) -> None:
         self._staff = staff
+        self._holds = holds
         self._providers = providers
         self._importer = importer
         self._clients = clients
@@ -72,10 +75,31 @@ class ClientsApi(Api):
     ) -> p.ClientsImportResult:
         """Create clients from a grant's tenants (each verified with one provider call)."""
         result = await self._clients.import_tenants(
-            params.grant_id, params.tenant_ids, ctx.peer.actor
+            params.grant_id, params.tenant_ids, ctx.peer.actor, set(params.as_new)
         )
         await self._watcher.watch(params.grant_id)
         return p.ClientsImportResult(**result)
+
+    @handles("clients.attach")
+    async def attach(self, params: p.ClientAttachParams, ctx: CallContext) -> p.Client:
+        """Attach a business new to one software to the client that has its ABN under
+        another (it changed software), instead of importing a duplicate."""
+        client = await self._clients.require(params.client_id)
+        async with self._holds.lock:  # no job or sign-in takes the client meanwhile
+            held = (await self._holds.held([client])).get(client.id)
+            if held is not None:
+                raise RpcFailure(
+                    ErrorCode.CONFLICT,
+                    f"{client.name} was not attached: {held.doing(client.name)}",
+                    held.detail(),
+                )
+            attached = await self._clients.attach_tenant(
+                params.grant_id, params.tenant_id, client.id, ctx.peer.actor
+            )
+        await self._watcher.watch(params.grant_id)
+        if client.grant_id is not None and client.grant_id != params.grant_id:
+            await self._watcher.watch(client.grant_id)  # it may rest on no client now
+        return self._client(attached)
 
     @handles("clients.check")
     async def check(self, params: p.ClientsCheckParams, ctx: CallContext) -> p.ClientsCheckResult:

@@ -271,8 +271,10 @@ class ClientQueries(Database):
 
     async def update_client_details(self, client_id: int, now: datetime, **fields: Any) -> None:
         """Set plain detail columns (name, legal_name, abn, email, phone, entity_type,
-        business, grant_id, and tenant_id: a re-authorisation that found the client by ABN)."""
+        business, grant_id, and tenant_id: a re-authorisation that found the client by ABN;
+        provider too: a client attached to the same business in other software)."""
         allowed = {
+            "provider",
             "tenant_id",
             "name",
             "legal_name",

@@ -50,8 +50,13 @@ class JobItemRow:
 
     def to_protocol(self) -> p.JobItem:
         """The RPC's shape (needs ``name`` joined); a re-import's changes come from its result."""
+        result = self.result or {}
         return p.JobItem.model_validate(
-            {**dataclasses.asdict(self), "changes": (self.result or {}).get("changes")}
+            {
+                **dataclasses.asdict(self),
+                "changes": result.get("changes"),
+                "applied_at": result.get("applied_at"),
+            }
         )
 
 
@@ -233,6 +238,13 @@ class JobQueries(Database):
                 await db.execute(
                     f"UPDATE jobs SET {counter} = {counter} + 1 WHERE id = ?", (item.job_id,)
                 )
+
+    async def set_item_result(self, item_id: int, result: dict[str, Any]) -> None:
+        """Replace a finished item's result (a re-import's, once its changes are applied)."""
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE job_items SET result = ? WHERE id = ?", (json.dumps(result), item_id)
+            )
 
     async def items_in_state(self, job_id: int, state: str) -> list[JobItemRow]:
         rows = await self._fetchall(

@@ -18,11 +18,13 @@ from textual.widgets import Button, Footer, Header, Input, OptionList, Selection
 from textual.widgets.option_list import Option
 
 from clientlink.common import protocol as p
+from clientlink.common.client import RpcError
 from clientlink.common.protocol import (
     AuthCompleteResult,
     Client,
     ConnectionStatus,
     JobKind,
+    PossibleMatch,
     ProviderInfo,
     Tenant,
 )
@@ -31,6 +33,7 @@ from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.paging import fetch_clients
 from clientlink.tui.screens.base import DaemonModalScreen, DaemonScreen
 from clientlink.tui.screens.job_progress import JobProgressScreen
+from clientlink.tui.screens.possible_match import NEW, PossibleMatchScreen
 from clientlink.tui.screens.sign_in import SignInScreen
 from clientlink.tui.widgets.checklist import Checklist
 from clientlink.tui.widgets.offline_banner import OfflineBanner
@@ -144,7 +147,9 @@ class BulkReauthScreen(DaemonScreen[None]):
         "changed; re-authorising it moves the client to the new id. Where the ABN names more "
         "than one client, nothing is guessed and the line says so.\n\n"
         "Businesses the sign-in covers that are not clients yet are counted under the list; "
-        "i imports them as clients."
+        "i imports them as clients. One whose ABN a client under other software has is "
+        "asked about first: attach it to that client (the business changed software), "
+        "import it as a new client, or leave it out."
     )
     DEFAULT_CSS = """
     BulkReauthScreen #bulk-matched { display: none; height: auto; }
@@ -458,19 +463,58 @@ class BulkReauthScreen(DaemonScreen[None]):
 
     @work(exclusive=True, group="import-new", exit_on_error=False)
     async def import_new(self, grant_id: int, tenant_ids: list[str]) -> None:
-        """``clients.import`` for the new businesses; they join the list (connected)."""
-        result = await self.clientlink.daemon.call(
-            p.CLIENTS_IMPORT, grant_id=grant_id, tenant_ids=tenant_ids
-        )
+        """``clients.import`` for the new businesses; they join the list (connected). One
+        whose ABN a client under other software has is asked about first: attach it to
+        that client (``clients.attach``), import it as new, or leave it out."""
+        daemon = self.clientlink.daemon
+        result = await daemon.call(p.CLIENTS_IMPORT, grant_id=grant_id, tenant_ids=tenant_ids)
+        asked: dict[str, list[PossibleMatch]] = {}
+        for match in result.possible_matches:
+            asked.setdefault(match.tenant_id, []).append(match)
+        names = {}
+        if asked:
+            providers = (await daemon.call(p.PROVIDERS_LIST)).items
+            names = {provider.name: provider.display_name for provider in providers}
+        created = list(result.created)
+        as_new: list[str] = []
+        attached: list[str] = []
+        left_out = 0
+        for tenant_id, matches in asked.items():
+            choice = await self.app.push_screen_wait(
+                PossibleMatchScreen(matches, self.provider.display_name, names)
+            )
+            if choice is None:
+                left_out += 1
+            elif choice == NEW:
+                as_new.append(tenant_id)
+            else:
+                try:
+                    client = await daemon.call(
+                        p.CLIENTS_ATTACH, grant_id=grant_id, tenant_id=tenant_id, client_id=choice
+                    )
+                except RpcError as exc:  # a conflict: said, nothing changed
+                    self.notify(exc.message, title="Not attached", severity="error", timeout=10)
+                    left_out += 1
+                    continue
+                attached.append(client.name)
+        if as_new:
+            again = await daemon.call(
+                p.CLIENTS_IMPORT, grant_id=grant_id, tenant_ids=as_new, as_new=as_new
+            )
+            created += again.created
         await self._load_clients()
         self._rebuild()
         self._show_not_clients()
         self.refresh_bindings()
-        self.notify(
-            f"{len(result.created)} new clients imported "
-            f"({len(result.updated)} already known were updated).",
-            title="Imported",
-        )
+        said = [f"{plural(len(created), 'new client')} imported"]
+        if attached:
+            said.append(f"{plural(len(attached), 'client')} attached ({', '.join(attached[:2])}")
+            said[-1] += "…)" if len(attached) > 2 else ")"
+        if left_out:
+            said.append(f"{plural(left_out, 'business', 'businesses')} left out")
+        if result.updated:
+            said.append(f"{plural(len(result.updated), 'client')} already known updated")
+        self.notify(", ".join(said) + ".", title="Imported")
 
     @on(Button.Pressed, "#bulk-start")
     def _start_pressed(self) -> None:

@@ -87,7 +87,9 @@ class JobProgressScreen(DaemonScreen[None]):
         self.job_id = job_id
         self.kind = kind
         self.changed_items = 0
-        """After a re-import: how many clients differ from the software."""
+        """After a re-import: how many clients differ from the software (not applied)."""
+        self.applied_items = 0
+        """After a re-import: how many clients' differences were applied."""
         self._failures_shown = -1
         self.failures: dict[str, JobItem] = {}
         """The failed items shown, by item id."""
@@ -173,7 +175,9 @@ class JobProgressScreen(DaemonScreen[None]):
         job = await self.clientlink.daemon.call(
             p.JOBS_GET, job_id=self.job_id, items=True, item_state=ItemState.DONE.value, limit=2000
         )
-        self.changed_items = sum(1 for item in job.items or [] if item.changes)
+        items = [item for item in job.items or [] if item.changes]
+        self.changed_items = sum(1 for item in items if not item.applied_at)
+        self.applied_items = len(items) - self.changed_items
         self.set_class(bool(self.changed_items), "-has-changes")
         self._show_summary(job)
         self.refresh_bindings()
@@ -242,7 +246,7 @@ class JobProgressScreen(DaemonScreen[None]):
         self.refresh_bindings()
 
     def _show_summary(self, job: Job) -> None:
-        self.query_one("#job-summary", JobSummary).show(job, self.changed_items)
+        self.query_one("#job-summary", JobSummary).show(job, self.changed_items, self.applied_items)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         job = self.job
@@ -339,7 +343,8 @@ class JobProgressScreen(DaemonScreen[None]):
         job = self.job
         if job is None or job.kind != JobKind.REIMPORT or not job.state.finished:
             return
-        self.app.push_screen(ReimportReviewScreen(self.job_id))
+        # Back from the review: what is left to apply, in the counts and the summary.
+        self.app.push_screen(ReimportReviewScreen(self.job_id), lambda _: self.load_job())
 
     def action_export(self) -> None:
         """Show the path field for the outcome CSV (Enter there writes it)."""

@@ -11,9 +11,12 @@ from textual.widgets import Button, Footer, Header, SelectionList, Static
 
 from clientlink.common import protocol as p
 from clientlink.common.protocol import ItemState, JobItem
+from clientlink.common.wording import plural
 from clientlink.tui.commands import PaletteCommand
+from clientlink.tui.formatting import format_abn
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.widgets.checklist import Checklist
+from clientlink.tui.widgets.job_status import reimport_left
 from clientlink.tui.widgets.offline_banner import OfflineBanner
 
 ITEMS_LIMIT = 2000
@@ -21,19 +24,48 @@ FIELD_LABELS = {
     "name": "Name",
     "legal_name": "Legal name",
     "abn": "ABN",
+    "entity_type": "Entity type",
     "email": "Email",
     "phone": "Phone",
 }
+PROMPT_MARGIN = 8
+"""What the checklist takes of the screen's width besides a prompt (box, padding, scroll)."""
+DETAIL_MARGIN = 2
+"""The detail pane's padding."""
 
 
-def change_prompt(item: JobItem) -> Text:
-    """A client and each field that differs: ``ABN: 12 345… → 98 765…``."""
+def change_line(item: JobItem, width: int) -> Text:
+    """One checklist line: the client, then which fields differ (``Name, ABN, Email``)."""
+    fields = ", ".join(FIELD_LABELS.get(field, field) for field in item.changes or {})
+    line = Text(item.name, style="bold", no_wrap=True)
+    line.append(f"  {fields}", style="dim")
+    line.truncate(width, overflow="ellipsis")
+    return line
+
+
+def change_prompt(item: JobItem, width: int = 80) -> Text:
+    """A client and each field that differs, its stored value and the software's::
+
+        Harper Holdings
+          Name: Harper Holdings → Harper Group
+          Legal name: Harper Holdings Pty Ltd
+            → Harper Group Holdings Pty Ltd
+
+    A pair that does not fit in ``width`` columns puts the software's value on a line of its
+    own (and a value longer than a line wraps)."""
     prompt = Text(item.name, style="bold")
     for field, (stored, provided) in (item.changes or {}).items():
-        prompt.append(f"\n  {FIELD_LABELS.get(field, field)}: ", style="dim")
-        prompt.append(stored or "(empty)", style="red")
-        prompt.append(" → ")
-        prompt.append(provided or "(empty)", style="green")
+        label = FIELD_LABELS.get(field, field.replace("_", " ").capitalize())
+        shown = format_abn if field == "abn" else str
+        old = shown(stored) if stored else "(empty)"
+        new = shown(provided) if provided else "(empty)"
+        prompt.append(f"\n  {label}: ", style="dim")
+        prompt.append(old, style="red")
+        if len(f"  {label}: {old} → {new}") <= width:
+            prompt.append(" → ")
+        else:
+            prompt.append("\n    → ")
+        prompt.append(new, style="green")
     return prompt
 
 
@@ -43,8 +75,9 @@ class ReimportReviewScreen(DaemonScreen[None]):
     TITLE = "Review re-import"
     HELP = (
         "The clients whose details in the accounting software differ from what clientlink "
-        "holds: for each, the field, the stored value (red) and the software's (green). "
-        "Nothing has changed yet.\n\n"
+        "holds: for each, every field that differs, the stored value (red) and the "
+        "software's (green, after the arrow). Nothing changes until you apply; what you "
+        "applied before is not listed again.\n\n"
         "space ticks or unticks a client, a ticks all, n ticks none; Enter (or the button) "
         "applies the ticked clients' changes. Esc goes back without changing anything."
     )
@@ -59,14 +92,17 @@ class ReimportReviewScreen(DaemonScreen[None]):
         super().__init__()
         self.job_id = job_id
         self.items: list[JobItem] = []
+        """The clients that differ and whose changes are not applied yet."""
+        self.applied = 0
+        """How many clients' changes were applied already (from this review or another)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield OfflineBanner()
         yield Static("Loading the differences…", id="review-summary")
+        # A checklist entry is one line (the client and which fields differ); the highlighted
+        # client's every field, stored value and the software's, wrapped, is shown under it.
         yield Checklist[int](id="review-list")
-        # A checklist entry shows one line (its name): the differences of the highlighted
-        # client are shown in full here.
         yield Static("", id="review-detail")
         with Horizontal(id="review-buttons"):
             yield Button(
@@ -81,7 +117,7 @@ class ReimportReviewScreen(DaemonScreen[None]):
 
     @work(exclusive=True, group="load-changes", exit_on_error=False)
     async def load_changes(self) -> None:
-        """The job's done items that found differences."""
+        """The job's done items that found differences not applied yet."""
         job = await self.clientlink.daemon.call(
             p.JOBS_GET,
             job_id=self.job_id,
@@ -89,10 +125,15 @@ class ReimportReviewScreen(DaemonScreen[None]):
             item_state=ItemState.DONE.value,
             limit=ITEMS_LIMIT,
         )
-        self.items = [item for item in job.items or [] if item.changes]
+        differing = [item for item in job.items or [] if item.changes]
+        self.items = [item for item in differing if not item.applied_at]
+        self.applied = len(differing) - len(self.items)
+        width = max(40, (self.size.width or 80) - PROMPT_MARGIN)
         checklist = self.query_one(Checklist)
         checklist.clear_options()
-        checklist.add_options([(change_prompt(item), item.client_id, True) for item in self.items])
+        checklist.add_options(
+            [(change_line(item, width), item.client_id, True) for item in self.items]
+        )
         if self.items:
             checklist.highlighted = 0
         self._show_summary()
@@ -100,21 +141,23 @@ class ReimportReviewScreen(DaemonScreen[None]):
 
     @on(SelectionList.SelectionHighlighted, "#review-list")
     def _show_detail(self) -> None:
-        """The highlighted client's differences, field by field."""
+        """The highlighted client's differences, field by field, old and new, wrapped."""
         highlighted = self.query_one(Checklist).highlighted
         detail = self.query_one("#review-detail", Static)
         if highlighted is None or not 0 <= highlighted < len(self.items):
             detail.update("")
             return
-        detail.update(change_prompt(self.items[highlighted]))
+        width = max(40, (self.size.width or 80) - DETAIL_MARGIN)
+        detail.update(change_prompt(self.items[highlighted], width))
 
     @on(SelectionList.SelectedChanged, "#review-list")
     def _show_summary(self) -> None:
         ticked = len(self.query_one(Checklist).selected)
         if not self.items:
-            text = Text("No client's details differ: there is nothing to apply. Esc goes back.")
+            said = reimport_left(0, self.applied) if self.applied else "No client's details differ."
+            text = Text(f"{said} There is nothing to apply. Esc goes back.")
         else:
-            text = Text(f"{len(self.items)} clients differ from the software; ")
+            text = Text(reimport_left(len(self.items), self.applied) + " ")
             text.append(f"{ticked} ticked", style="bold")
             text.append(".  space ticks · a all · n none · Enter applies", style="dim")
         self.query_one("#review-summary", Static).update(text)
@@ -137,13 +180,15 @@ class ReimportReviewScreen(DaemonScreen[None]):
 
     @work(exclusive=True, group="apply-changes", exit_on_error=False)
     async def apply_changes(self, client_ids: list[int]) -> None:
-        """``clients.apply_reimport`` for the ticked clients."""
+        """``clients.apply_reimport`` for the ticked clients; the toast says what is left."""
         result = await self.clientlink.daemon.call(
             p.CLIENTS_APPLY_REIMPORT, job_id=self.job_id, client_ids=client_ids
         )
-        self.notify(
-            f"{len(result.changed)} clients updated from the software.", title="Re-import applied"
-        )
+        left = sum(1 for item in self.items if item.client_id not in set(result.changed))
+        updated = plural(len(result.changed), "client")
+        said = f"{updated} updated from the software"
+        said += f"; {left} still {'differs' if left == 1 else 'differ'}." if left else "."
+        self.notify(said, title="Re-import applied")
         self.dismiss()
 
     @on(Button.Pressed, "#review-apply")

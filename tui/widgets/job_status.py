@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from clientlink.common.protocol import Job, JobKind, JobState
-from clientlink.common.wording import waiting_for_sign_in
+from clientlink.common.wording import plural, waiting_for_sign_in
 from clientlink.tui.formatting import duration, parse_time
 
 JOB_TITLES = {
@@ -111,9 +111,24 @@ def job_current(job: Job) -> Text:
     return now
 
 
-def job_summary(job: Job, changed_items: int) -> Text | str:
+def reimport_left(left: int, applied: int) -> str:
+    """What a re-import's review leaves: ``1 client still differs from the software (2
+    applied)``; ``left`` clients differ and their changes are not applied, ``applied`` are."""
+    if not left:
+        return f"Every difference is applied: {plural(applied, 'client')} updated."
+    differ = "differs" if left == 1 else "differ"
+    if not applied:
+        return f"{plural(left, 'client')} {differ} from the software: nothing changed yet."
+    return (
+        f"{plural(left, 'client')} still {differ} from the software "
+        f"({plural(applied, 'client')} updated)."
+    )
+
+
+def job_summary(job: Job, changed_items: int, applied_items: int = 0) -> Text | str:
     """A finished job's outcome and the keys for what next ("" while it runs);
-    ``changed_items``: after a re-import, how many clients differ from the software."""
+    after a re-import, ``changed_items`` clients differ from the software and their changes
+    are not applied yet, ``applied_items`` were."""
     if not job.state.finished:
         return ""
     text = Text(outcome_line(job), style="bold")
@@ -130,11 +145,10 @@ def job_summary(job: Job, changed_items: int) -> Text | str:
         hints.append("r retries the failed")
     if job.kind == JobKind.REIMPORT:
         if changed_items:
-            text.append(
-                f"\n{changed_items} clients differ from the software: nothing changed yet.",
-                style="yellow",
-            )
+            text.append("\n" + reimport_left(changed_items, applied_items), style="yellow")
             hints.append("v reviews them")
+        elif applied_items:
+            text.append("\n" + reimport_left(0, applied_items), style="green")
         else:
             text.append("\nNo differences found.", style="dim")
     hints += ["e exports the outcome", "m Manage Clients"]
@@ -145,5 +159,5 @@ def job_summary(job: Job, changed_items: int) -> Text | str:
 class JobSummary(Static):
     """A finished job's outcome, empty while it runs."""
 
-    def show(self, job: Job, changed_items: int) -> None:
-        self.update(job_summary(job, changed_items))
+    def show(self, job: Job, changed_items: int, applied_items: int = 0) -> None:
+        self.update(job_summary(job, changed_items, applied_items))
