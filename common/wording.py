@@ -68,16 +68,19 @@ def status_notice(
 ) -> tuple[str, str]:
     """A notification's title and body for clients (name, reason) that moved to ``status``
     (``needs_reauth``, ``expiring`` or ``error``): one client's own, or a digest of many.
-    Said the same way by the daemon's notifier and by each staff member's agent."""
+    Said the same way by the daemon's notifier (also when a digest shrinks as its clients
+    recover) and by each staff member's agent."""
     if digest:
         count = len(clients)
+        one = count == 1
         if status == "needs_reauth":
-            title = f"{count} clients need re-authorisation"
+            title = f"{plural(count, 'client')} {'needs' if one else 'need'} re-authorisation"
         elif status == "expiring":
-            title = f"{count} client authorisations end soon"
+            title = f"{plural(count, 'client authorisation')} {'ends' if one else 'end'} soon"
         else:
-            title = f"{count} clients have connection errors"
-        return title, f"{_names([name for name, _ in clients])}. Open clientlink to see them."
+            title = f"{plural(count, 'client')} {'has' if one else 'have'} connection errors"
+        them = "it" if one else "them"
+        return title, f"{_names([name for name, _ in clients])}. Open clientlink to see {them}."
     name, reason = clients[0]
     reason = reason or ""
     if status == "needs_reauth":
