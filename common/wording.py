@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 
-def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
-    """``1 client``, ``2 clients``; ``plural_noun`` for irregular words."""
+def plural(
+    count: int, noun: str, plural_noun: str | None = None, *, thousands: bool = False
+) -> str:
+    """``1 client``, ``2 clients``; ``plural_noun`` for irregular words; ``thousands``
+    groups the digits (``1,200 rows``)."""
     word = noun if count == 1 else (plural_noun or f"{noun}s")
-    return f"{count} {word}"
+    return f"{count:,} {word}" if thousands else f"{count} {word}"
+
+
+def agree(count: int, one: str, many: str) -> str:
+    """The verb that goes with ``count`` things: ``agree(1, "needs", "need")``."""
+    return one if count == 1 else many
 
 
 def sign_in_count(funds: int, businesses: int, software: str) -> str:

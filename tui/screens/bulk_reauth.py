@@ -467,7 +467,7 @@ class BulkReauthScreen(DaemonScreen[None]):
         self._show_not_clients()
         self.refresh_bindings()
         self.notify(
-            f"{len(result.created)} new clients imported "
+            f"{plural(len(result.created), 'new client')} imported "
             f"({len(result.updated)} already known were updated).",
             title="Imported",
         )

@@ -110,7 +110,9 @@ def preview_in_words(preview: InvitesPreviewResult) -> Text:
     if preview.channel == Channel.SMS and preview.sms_segments:
         text.append(f"\n{segments_in_words(preview.sms_segments, preview.sms_encoding)}")
         basis = "as the last real one" if preview.link_length_measured else "estimated"
-        text.append(f" · links of {preview.link_length} characters ({basis})", style="dim")
+        text.append(
+            f" · links of {plural(preview.link_length, 'character')} ({basis})", style="dim"
+        )
     if preview.problem:
         text.append(f"\nCannot send now: {preview.problem}", style="bold red")
     return text

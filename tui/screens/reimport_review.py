@@ -11,6 +11,7 @@ from textual.widgets import Button, Footer, Header, SelectionList, Static
 
 from clientlink.common import protocol as p
 from clientlink.common.protocol import ItemState, JobItem
+from clientlink.common.wording import agree, plural
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.widgets.checklist import Checklist
@@ -114,7 +115,10 @@ class ReimportReviewScreen(DaemonScreen[None]):
         if not self.items:
             text = Text("No client's details differ: there is nothing to apply. Esc goes back.")
         else:
-            text = Text(f"{len(self.items)} clients differ from the software; ")
+            text = Text(
+                f"{plural(len(self.items), 'client')} "
+                f"{agree(len(self.items), 'differs', 'differ')} from the software; "
+            )
             text.append(f"{ticked} ticked", style="bold")
             text.append(".  space ticks · a all · n none · Enter applies", style="dim")
         self.query_one("#review-summary", Static).update(text)
@@ -142,7 +146,8 @@ class ReimportReviewScreen(DaemonScreen[None]):
             p.CLIENTS_APPLY_REIMPORT, job_id=self.job_id, client_ids=client_ids
         )
         self.notify(
-            f"{len(result.changed)} clients updated from the software.", title="Re-import applied"
+            f"{plural(len(result.changed), 'client')} updated from the software.",
+            title="Re-import applied",
         )
         self.dismiss()
 

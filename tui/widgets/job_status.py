@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from clientlink.common.protocol import Job, JobKind, JobState
-from clientlink.common.wording import waiting_for_sign_in
+from clientlink.common.wording import agree, plural, waiting_for_sign_in
 from clientlink.tui.formatting import duration, parse_time
 
 JOB_TITLES = {
@@ -131,7 +131,9 @@ def job_summary(job: Job, changed_items: int) -> Text | str:
     if job.kind == JobKind.REIMPORT:
         if changed_items:
             text.append(
-                f"\n{changed_items} clients differ from the software: nothing changed yet.",
+                f"\n{plural(changed_items, 'client')} "
+                f"{agree(changed_items, 'differs', 'differ')} from the software: "
+                "nothing changed yet.",
                 style="yellow",
             )
             hints.append("v reviews them")
