@@ -285,10 +285,7 @@ class InviteClientScreen(DaemonModalScreen[int | None]):
         self.query_one("#invite-steps", ContentSwitcher).current = "invite-confirm"
         self.query_one("#invite-send", Button).label = "Send (ctrl+s)"
         self.query_one("#invite-cancel", Button).label = "Back (Esc)"
-        self.query_one("#invite-dialog").border_subtitle = (
-            f"{CHANNEL_WORDS[choices.channel]} · template “{preview.template_name}” · "
-            "ctrl+s sends · Esc back"
-        )
+        self.query_one("#invite-dialog").border_subtitle = "ctrl+s sends · Esc goes back"
         self.query_one("#invite-confirm").focus()
 
     @work(exclusive=True, group="invite-send", exit_on_error=False)
