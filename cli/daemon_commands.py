@@ -27,7 +27,7 @@ from clientlink.common.client import (
 from clientlink.common.paths import client_socket
 from clientlink.common.protocol import STATUS_LABELS, ConnectionStatus
 from clientlink.common.safe_text import terminal_json, visible
-from clientlink.common.wording import import_sentence, plural, waiting_for_sign_in
+from clientlink.common.wording import agree, import_sentence, plural, waiting_for_sign_in
 from clientlink.common.xero_tiers import usage_line
 
 
@@ -98,8 +98,12 @@ def _status_line(counts: dict[str, int], attention: int) -> str:
     ]
     summary = ", ".join(parts) if parts else "no clients yet"
     if attention:
-        return f"clientlink: {attention} of {total} clients need attention ({summary})"
-    return f"clientlink: all {total} clients fine ({summary})"
+        return (
+            f"clientlink: {attention} of {plural(total, 'client')} "
+            f"{agree(attention, 'needs', 'need')} attention ({summary})"
+        )
+    everyone = "the one client" if total == 1 else f"all {plural(total, 'client')}"
+    return f"clientlink: {everyone} fine ({summary})"
 
 
 async def _clients(daemon: DaemonClient, args: argparse.Namespace) -> int:
@@ -200,7 +204,7 @@ async def _clients_import(daemon: DaemonClient, args: argparse.Namespace) -> int
     out = sys.stderr if args.json else sys.stdout
     print(
         f"{visible(path)}: {plural(sum(counts.values()), 'row')}: {counts['add']} to add, "
-        f"{counts['match']} matching clients, {counts['refuse']} refused",
+        f"{plural(counts['match'], 'matching client')}, {counts['refuse']} refused",
         file=out,
     )
     for row in preview.rows:

@@ -30,7 +30,7 @@ from clientlink.cli.demo_smsf import MYOB_FILES, seed_smsf_practice, smsf_summar
 from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient, DaemonUnavailable, RpcError
 from clientlink.common.paths import Paths, resolve_paths
-from clientlink.common.wording import plural
+from clientlink.common.wording import agree, plural
 from clientlink.sandbox.accounts import (
     BGL_CLIENT_ID,
     BGL_CLIENT_SECRET,
@@ -216,7 +216,10 @@ async def seed_practice(
             if grant["user"] == small_share:
                 await admin.post(f"/_sandbox/grants/{grant['grant_id']}/revoke")
         disconnected = org_ids[: first : max(1, first // 5)][:5]
-        say(f"  {len(disconnected)} businesses disconnect clientlink in their own Xero")
+        say(
+            f"  {plural(len(disconnected), 'business', 'businesses')} "
+            f"{agree(len(disconnected), 'disconnects', 'disconnect')} clientlink in their own Xero"
+        )
         for tenant_id in disconnected:
             await admin.post(
                 "/_sandbox/connections/disconnect", json={"tenant_id": tenant_id, "user": demo_user}
@@ -373,7 +376,7 @@ def run_demo(args: argparse.Namespace) -> int:
         processes.spawn_daemon()
         seeded, smsf_lines = asyncio.run(_start_and_seed(processes, sandbox_url, say))
         say(
-            f"  {len(seeded.client_ids)} clients imported; "
+            f"  {plural(len(seeded.client_ids), 'client')} imported; "
             f"{len(seeded.needs_reauth_ids)} need re-authorisation"
         )
         for line in smsf_lines:

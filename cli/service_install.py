@@ -23,6 +23,7 @@ from typing import Any
 from clientlink.common import protocol as p
 from clientlink.common.client import DaemonClient, DaemonUnavailable, RpcError
 from clientlink.common.paths import APP_NAME, HOME_ENV, SOCKET_NAME, Paths, resolve_paths
+from clientlink.common.wording import plural
 
 SERVICE_UNIT = "clientlinkd.service"
 SOCKET_UNIT = "clientlinkd.socket"
@@ -398,7 +399,7 @@ def _status_text(report: dict[str, Any]) -> str:
     if daemon["answers"]:
         lines.append(
             f"clientlinkd {daemon['version']}: answering on {report['socket']}, "
-            f"watching {daemon['clients']} clients"
+            f"watching {plural(daemon['clients'], 'client')}"
         )
     else:
         lines.append(f"clientlinkd: not answering ({daemon['problem']})")

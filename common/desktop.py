@@ -164,6 +164,24 @@ class DesktopNotifications:
                 self._restart_notifier_if_disconnected()
                 raise DesktopUnavailable(failure) from error
 
+    async def replace(
+        self,
+        identifier: str,
+        title: str,
+        body: str,
+        *,
+        urgency: str = "normal",
+        open_action: bool = True,
+    ) -> str:
+        """Show ``title`` and ``body`` in place of the notification ``identifier`` (closed
+        first, so the old text never stays beside the new); returns the new identifier.
+
+        Raises DesktopUnavailable as :meth:`withdraw` and :meth:`send` do: when the old one
+        cannot be closed, nothing new is shown.
+        """
+        await self.withdraw(identifier)
+        return await self.send(title, body, urgency=urgency, open_action=open_action)
+
     async def close(self) -> None:
         """Disconnect from the session bus; open commands already started keep running."""
         for task in self._open_tasks:

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 
-def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
-    """``1 client``, ``2 clients``; ``plural_noun`` for irregular words."""
+def plural(
+    count: int, noun: str, plural_noun: str | None = None, *, thousands: bool = False
+) -> str:
+    """``1 client``, ``2 clients``; ``plural_noun`` for irregular words; ``thousands``
+    groups the digits (``1,200 rows``)."""
     word = noun if count == 1 else (plural_noun or f"{noun}s")
-    return f"{count} {word}"
+    return f"{count:,} {word}" if thousands else f"{count} {word}"
+
+
+def agree(count: int, one: str, many: str) -> str:
+    """The verb that goes with ``count`` things: ``agree(1, "needs", "need")``."""
+    return one if count == 1 else many
 
 
 def sign_in_count(funds: int, businesses: int, software: str) -> str:
@@ -68,16 +76,19 @@ def status_notice(
 ) -> tuple[str, str]:
     """A notification's title and body for clients (name, reason) that moved to ``status``
     (``needs_reauth``, ``expiring`` or ``error``): one client's own, or a digest of many.
-    Said the same way by the daemon's notifier and by each staff member's agent."""
+    Said the same way by the daemon's notifier (also when a digest shrinks as its clients
+    recover) and by each staff member's agent."""
     if digest:
         count = len(clients)
+        one = count == 1
         if status == "needs_reauth":
-            title = f"{count} clients need re-authorisation"
+            title = f"{plural(count, 'client')} {'needs' if one else 'need'} re-authorisation"
         elif status == "expiring":
-            title = f"{count} client authorisations end soon"
+            title = f"{plural(count, 'client authorisation')} {'ends' if one else 'end'} soon"
         else:
-            title = f"{count} clients have connection errors"
-        return title, f"{_names([name for name, _ in clients])}. Open clientlink to see them."
+            title = f"{plural(count, 'client')} {'has' if one else 'have'} connection errors"
+        them = "it" if one else "them"
+        return title, f"{_names([name for name, _ in clients])}. Open clientlink to see {them}."
     name, reason = clients[0]
     reason = reason or ""
     if status == "needs_reauth":

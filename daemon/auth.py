@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 from clientlink.common.config import AuthConfig
 from clientlink.common.protocol import AuthSessionState, ErrorCode
 from clientlink.common.timeutil import to_iso
+from clientlink.common.wording import plural
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.rpc_errors import RpcFailure
 
@@ -251,7 +252,7 @@ class AuthSessions:
         if session.status == AuthSessionState.EXPIRED:
             raise RpcFailure(
                 ErrorCode.AUTH_SESSION_EXPIRED,
-                f"This sign-in expired after {self._config.session_minutes} minutes: "
+                f"This sign-in expired after {plural(self._config.session_minutes, 'minute')}: "
                 "start it again",
             )
         raise RpcFailure(
@@ -276,7 +277,7 @@ class AuthSessions:
         if session.status == AuthSessionState.PENDING and self._clock.now() >= session.expires_at:
             failure = RpcFailure(
                 ErrorCode.AUTH_SESSION_EXPIRED,
-                f"This sign-in expired after {self._config.session_minutes} minutes: "
+                f"This sign-in expired after {plural(self._config.session_minutes, 'minute')}: "
                 "start it again",
             )
             self._close(session, AuthSessionState.EXPIRED, failure)

@@ -34,6 +34,7 @@ from typing import Any
 from clientlink.common import protocol as p
 from clientlink.common.abn import abn_digits, abn_problem
 from clientlink.common.protocol import ClientsImported, ErrorCode
+from clientlink.common.wording import agree, plural
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.contacts import is_mobile, normalise_email, normalise_phone
 from clientlink.daemon.events import EventBus
@@ -409,7 +410,7 @@ class ClientImporter:
             if len(candidates) > 1:
                 listed = ", ".join(f"#{c.id} {c.name!r}" for c in candidates[:3])
                 verdict.problems.append(
-                    f"the ABN belongs to {len(candidates)} clients ({listed}); give the "
+                    f"the ABN belongs to {plural(len(candidates), 'client')} ({listed}); give the "
                     f"{software} id to say which"
                 )
                 return
@@ -462,7 +463,8 @@ class ClientImporter:
             listed = "; ".join(f"row {v.row}: {v.reason}" for v in first)
             raise RpcFailure(
                 ErrorCode.CONFLICT,
-                f"{refused} rows are refused ({listed}{'; ...' if refused > 3 else ''}). "
+                f"{plural(refused, 'row')} {agree(refused, 'is', 'are')} refused "
+                f"({listed}{'; ...' if refused > 3 else ''}). "
                 "Correct them and preview again, or import the others and skip them "
                 "(skip_refused). Nothing was imported.",
             )

@@ -22,6 +22,7 @@ from clientlink.common.protocol import (
     ErrorCode,
 )
 from clientlink.common.timeutil import to_iso
+from clientlink.common.wording import agree, plural
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.contacts import normalise_email, normalise_phone
 from clientlink.daemon.events import EventBus
@@ -427,12 +428,14 @@ class ClientService:
                 names += f" and {len(candidates) - 3} more"
             if sharing[abn] > 1:
                 note = (
-                    f"not matched by ABN: {sharing[abn]} entities of this sign-in have ABN "
+                    f"not matched by ABN: {plural(sharing[abn], 'entity', 'entities')} of this "
+                    f"sign-in {agree(sharing[abn], 'has', 'have')} ABN "
                     f"{abn}, the ABN of {names}"
                 )
             elif len(candidates) > 1:
                 note = (
-                    f"not matched by ABN: {len(candidates)} clients have ABN {abn} ({names}); "
+                    f"not matched by ABN: {plural(len(candidates), 'client')} "
+                    f"{agree(len(candidates), 'has', 'have')} ABN {abn} ({names}); "
                     "re-authorise the right one on its own"
                 )
             elif candidates[0].tenant_id in reached:

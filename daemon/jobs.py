@@ -39,6 +39,7 @@ from clientlink.common.protocol import (
     SkippedClient,
     Topic,
 )
+from clientlink.common.wording import plural
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.rpc_errors import RpcFailure
@@ -530,7 +531,9 @@ class JobEngine:
             await handler.run(job, item, finish)
         except ItemRetry as retry:
             if item.attempts >= MAX_ATTEMPTS:
-                await self._fail(item, f"{retry} (gave up after {item.attempts} attempts)")
+                await self._fail(
+                    item, f"{retry} (gave up after {plural(item.attempts, 'attempt')})"
+                )
                 return
             delay = retry.after * (2 ** (item.attempts - 1)) * self._random.uniform(0.8, 1.2)
             await self._clock.sleep(min(delay, 60))

@@ -14,6 +14,7 @@ from clientlink.common.config import Config, ConfigError, load_config
 from clientlink.common.paths import Paths, UnsafeFolder, resolve_paths, system_paths
 from clientlink.common.safe_text import SafeLogFormatter
 from clientlink.common.version import VERSION
+from clientlink.common.wording import plural
 from clientlink.daemon import hardening, systemd
 from clientlink.daemon.datafiles import DataFilesProblem
 from clientlink.daemon.rpc_server import DaemonAlreadyRunning
@@ -125,7 +126,7 @@ async def _serve(
         return _failed(1, f"clientlinkd could not start: {exc}", traceback=True)
     watching = sum((await daemon.store.count_clients_by_status(active=True)).values())
     # Only now can the daemon really serve: store, vault, socket (and scheduler) are up.
-    systemd.notify("READY=1", systemd.status_text(f"Watching {watching} clients"))
+    systemd.notify("READY=1", systemd.status_text(f"Watching {plural(watching, 'client')}"))
     log.info("ready")
     watchdog = asyncio.create_task(systemd.run_watchdog(stop), name="systemd-watchdog")
     failed = asyncio.create_task(daemon.failed.wait(), name="database-failure")

@@ -5,7 +5,9 @@ together (a revoked staff grant, an outage) the person gets "12 clients need
 re-authorisation" once instead of a storm. Every notification is stored (the TUI shows
 them over SSH) and pushed as an event; the desktop copy goes through the session bus when
 there is one, and its delivery — sent, or why not — is recorded, never swallowed. A
-client that recovers clears its notifications instead of raising another.
+client that recovers clears its notifications instead of raising another; a digest shrinks
+as its clients recover ("19 clients need re-authorisation" becomes 18, then one client's
+own wording, its desktop copy replaced) and goes once none of them needs attention.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,7 +30,7 @@ from clientlink.common.protocol import (
 from clientlink.common.wording import status_notice
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
-from clientlink.daemon.store import ClientRow, Store
+from clientlink.daemon.store import ClientRow, NotificationRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,16 @@ class DesktopChannel(Protocol):
     ) -> str: ...
 
     async def withdraw(self, identifier: str) -> None: ...
+
+    async def replace(
+        self,
+        identifier: str,
+        title: str,
+        body: str,
+        *,
+        urgency: str = "normal",
+        open_action: bool = True,
+    ) -> str: ...
 
 
 class LazyDesktop:
@@ -70,6 +83,19 @@ class LazyDesktop:
 
     async def withdraw(self, identifier: str) -> None:
         await self._get().withdraw(identifier)
+
+    async def replace(
+        self,
+        identifier: str,
+        title: str,
+        body: str,
+        *,
+        urgency: str = "normal",
+        open_action: bool = True,
+    ) -> str:
+        return await self._get().replace(
+            identifier, title, body, urgency=urgency, open_action=open_action
+        )
 
 
 @dataclass(frozen=True)
@@ -216,14 +242,18 @@ class Notifier:
 
     async def _clear(self, client_id: int) -> bool:
         """A recovered client's own notifications are read and withdrawn from the desktop;
-        a digest goes once none of its clients still needs attention. Returns whether any
-        notification was cleared."""
-        cleared = False
+        a digest says how many of its clients still need attention (its desktop copy
+        replaced), and goes once none does. Returns whether any notification changed."""
+        changed = False
         for item in await self._store.unread_notifications_for(client_id):
             others = [c for c in item.client_ids if c != client_id]
-            if others and await self._any_still_bad(others):
+            still = await self._still_bad(others)
+            if still and item.kind != NotificationKind.DIGEST.value:
                 continue
-            cleared = True
+            changed = True
+            if still:
+                await self._shrink(item, still)
+                continue
             await self._store.mark_notifications_read([item.id])
             if item.desktop == "sent" and item.desktop_id and self._desktop is not None:
                 try:
@@ -231,14 +261,36 @@ class Notifier:
                 except Exception as exc:
                     log.info("could not withdraw desktop notification: %s", exc)
                 await self._store.set_notification_desktop(item.id, "withdrawn")
-        return cleared
+        return changed
 
-    async def _any_still_bad(self, client_ids: list[int]) -> bool:
+    async def _shrink(self, item: NotificationRow, still: list[ClientRow]) -> None:
+        """A digest's text for the clients still in its status: the count, or one's own."""
+        status = Counter(client.status for client in still).most_common(1)[0][0]
+        kept = [client for client in still if client.status == status]
+        named = [(client.name, client.status_reason) for client in kept]
+        title, body = status_notice(status, named, digest=len(kept) > 1)
+        await self._store.update_notification(
+            item.id, title=title, body=body, client_ids=[client.id for client in kept]
+        )
+        if item.desktop != "sent" or not item.desktop_id or self._desktop is None:
+            return
+        urgency = "critical" if status == ConnectionStatus.ERROR.value else "normal"
+        try:
+            identifier = await self._desktop.replace(item.desktop_id, title, body, urgency=urgency)
+        except Exception as exc:
+            log.info("could not replace desktop notification %s: %s", item.id, exc)
+            await self._store.set_notification_desktop(item.id, f"failed: {exc}")
+        else:
+            await self._store.set_notification_desktop(item.id, "sent", identifier)
+
+    async def _still_bad(self, client_ids: list[int]) -> list[ClientRow]:
+        """Those of ``client_ids`` that still need attention, as the store has them now."""
+        bad = []
         for client_id in client_ids:
             client = await self._store.get_client(client_id)
             if client is not None and client.status in {s.value for s in BAD}:
-                return True
-        return False
+                bad.append(client)
+        return bad
 
 
 def _digest_text(status: ConnectionStatus, group: list[_Change]) -> tuple[str, str]:

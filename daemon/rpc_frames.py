@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from clientlink.common.protocol import MAX_INT_DIGITS, MAX_JSON_DEPTH, ErrorCode, value_problem
+from clientlink.common.wording import plural
 
 MAX_ID_CHARS = 200
 
@@ -45,8 +46,8 @@ def _too_deep(line: bytes) -> bool:
 def _bounded_int(literal: str) -> int:
     if len(literal.lstrip("-")) > MAX_INT_DIGITS:
         raise FrameRefused(
-            f"an integer of {len(literal.lstrip('-'))} digits; integers in clientlink have "
-            f"at most 19 digits (SQLite's 64-bit range)"
+            f"an integer of {plural(len(literal.lstrip('-')), 'digit')}; integers in "
+            f"clientlink have at most 19 digits (SQLite's 64-bit range)"
         )
     return int(literal)
 

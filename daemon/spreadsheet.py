@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from clientlink.common.protocol import ErrorCode
+from clientlink.common.wording import plural
 from clientlink.daemon.rpc_errors import RpcFailure
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -148,7 +149,7 @@ class Spreadsheet:
             texts.pop()
         if len(texts) > MAX_COLUMNS:
             raise _refuse(
-                f"the heading row has {len(texts)} columns; a client list has at most "
+                f"the heading row has {plural(len(texts), 'column')}; a client list has at most "
                 f"{MAX_COLUMNS} (expected: {_expected()})"
             )
         found = ", ".join(repr(text) for text in texts)
@@ -210,7 +211,8 @@ class Spreadsheet:
                 assert field is not None
                 if len(text) > MAX_CELL_CHARS:
                     problem = (
-                        f"the {FIELD_LABELS[field]} cell is {len(text):,} characters long "
+                        f"the {FIELD_LABELS[field]} cell is "
+                        f"{plural(len(text), 'character', thousands=True)} long "
                         f"(at most {MAX_CELL_CHARS:,})"
                     )
                     text = text[:MAX_CELL_CHARS]
@@ -429,7 +431,10 @@ def _open_xlsx(copy: IO[bytes], digest: str) -> Spreadsheet:
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise _refuse(f"the file looks like a workbook but is not a readable XLSX: {exc}") from exc
     if len(parts) > MAX_XLSX_PARTS:
-        raise _refuse(f"the workbook has {len(parts):,} parts; this is not a client list")
+        raise _refuse(
+            f"the workbook has {plural(len(parts), 'part', thousands=True)}; "
+            "this is not a client list"
+        )
     expanded = sum(part.file_size for part in parts)
     for part in parts:
         if part.file_size > MAX_XLSX_WHOLE_PART_BYTES and not part.filename.startswith(

@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from clientlink.common.wording import plural
 from clientlink.common.xero_tiers import XERO_TIERS
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def would_exceed(usage: dict[str, Any], more: int) -> str | None:
     if cap is None or usage["connections"] + more <= cap:
         return None
     return (
-        f"the {usage['tier']} tier allows {cap} connections and clientlink holds "
+        f"the {usage['tier']} tier allows {plural(cap, 'connection')} and clientlink holds "
         f"{usage['connections']}: connecting {more} more would pass the cap, so Xero will "
         "refuse some of them"
     )

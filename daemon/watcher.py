@@ -52,6 +52,7 @@ from apscheduler.triggers.date import DateTrigger
 from clientlink.common.config import WatchConfig
 from clientlink.common.protocol import ConnectionStatus
 from clientlink.common.timeutil import from_iso
+from clientlink.common.wording import plural
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.datafiles import DiskFull
 from clientlink.daemon.grants import (
@@ -479,7 +480,7 @@ class Watcher:
             await self._judge_all(
                 [c for c in clients if c.status != ConnectionStatus.NEEDS_REAUTH.value],
                 ConnectionStatus.ERROR,
-                f"{message} (failing since {days[0]}, {count} attempts)",
+                f"{message} (failing since {days[0]}, {plural(count, 'attempt')})",
             )
         backoff = min(60 * 2 ** min(count - 1, 16), self._config.backoff_max_seconds)
         delay = timedelta(seconds=backoff * self._random.uniform(0.5, 1.0))

@@ -20,7 +20,7 @@ from clientlink.common.desktop import (
     DesktopNotifications,
     DesktopUnavailable,
 )
-from tests.dbus_session import CloseCall, NotificationServer, start_dbus_daemon
+from tests.dbus_session import CloseCall, NotificationServer, NotifyCall, start_dbus_daemon
 
 # Until tests/conftest.py registers the plugin for every test module.
 
@@ -97,6 +97,22 @@ async def test_withdraw_closes_the_shown_notification(
     await desktop.withdraw(identifier)
 
     assert notification_server.closes == [CloseCall(id=shown.id, was_open=True)]
+    assert notification_server.showing == set()
+
+
+async def test_replace_shows_the_new_text_in_place_of_the_old(
+    desktop: DesktopNotifications, notification_server: NotificationServer
+) -> None:
+    identifier = await desktop.send("19 clients need re-authorisation", "Acme, ...")
+    [old] = await notification_server.wait_for(1)
+
+    newer = await desktop.replace(identifier, "18 clients need re-authorisation", "Bay, ...")
+
+    _, close, new = await notification_server.wait_for(3)
+    assert close == CloseCall(id=old.id, was_open=True)
+    assert isinstance(new, NotifyCall) and new.summary == "18 clients need re-authorisation"
+    assert notification_server.showing == {new.id}
+    await desktop.withdraw(newer)  # the new identifier is the one that closes it
     assert notification_server.showing == set()
 
 

@@ -65,6 +65,59 @@ async def test_one_client_gets_its_own_notification_and_recovery_only_clears_it(
     assert stored.items[0].desktop == "withdrawn"
 
 
+async def reauthorise(practice, rpc, client: p.Client) -> None:
+    session = await rpc.call(p.AUTH_BEGIN, provider="xero", client_id=client.id)
+    redirect = await practice.approve(session.authorize_url, [client.tenant_id])
+    await rpc.call(p.AUTH_COMPLETE, session_id=session.session_id, redirect_url=redirect)
+    await practice.daemon.notifier.flush()
+
+
+async def test_a_digest_counts_down_as_its_clients_recover_and_goes_at_zero(
+    notification_server, practice
+):
+    rpc = await practice.connect()
+    before = len(notification_server.notifications)
+    tenants = await revoke_staff_grant(practice, "sam")
+    await advance_time(practice, 26 * 60)
+    await practice.daemon.notifier.flush()
+    (digest,) = notification_server.notifications[before:]
+    assert digest.summary == f"{len(tenants)} clients need re-authorisation"
+    listed = (await rpc.call(p.CLIENTS_LIST, limit=500)).items
+    clients = sorted((c for c in listed if c.tenant_id in tenants), key=lambda c: c.id)
+    assert len(clients) == len(tenants) >= 3
+    (stored,) = (await rpc.call(p.NOTIFICATIONS_LIST, unread_only=True)).items
+
+    shown = digest
+    for done, client in enumerate(clients[:-1], start=1):
+        await reauthorise(practice, rpc, client)
+        left = clients[done:]
+        newest = notification_server.notifications[-1]
+        assert shown.id in [close.id for close in notification_server.closes]
+        assert newest.id != shown.id and newest.id in notification_server.showing
+        assert shown.id not in notification_server.showing
+        shown = newest
+        (item,) = (await rpc.call(p.NOTIFICATIONS_LIST, unread_only=True)).items
+        assert item.id == stored.id and item.desktop == "sent"
+        assert item.client_ids == [c.id for c in left]
+        assert item.title == shown.summary
+        if len(left) > 1:
+            assert shown.summary == f"{len(left)} clients need re-authorisation"
+            assert left[0].name in shown.body and client.name not in shown.body
+        else:
+            assert shown.summary == f"Re-authorise {left[0].name}"  # not "1 clients"
+
+    await reauthorise(practice, rpc, clients[-1])
+    assert shown.id not in notification_server.showing
+    assert notification_server.showing.isdisjoint(
+        call.id for call in notification_server.notifications[before:]
+    )
+    stored_now = await rpc.call(p.NOTIFICATIONS_LIST)
+    assert stored_now.unread == 0
+    (item,) = [each for each in stored_now.items if each.id == stored.id]
+    assert item.read and item.desktop == "withdrawn"
+    assert len(notification_server.notifications) == before + len(clients)  # no new ones
+
+
 async def test_without_a_session_bus_notifications_are_stored_and_say_why(practice, monkeypatch):
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
     from clientlink.daemon.notifications import LazyDesktop

@@ -91,7 +91,10 @@ async def test_inviting_one_client_by_email_sends_the_mail_and_the_timeline_says
         banks.checklist.focus()
         await pilot.press("space")
         assert dialog.channel is not None and dialog.channel.value == "email"
-        await pilot.press("ctrl+s")
+        await pilot.press("ctrl+s")  # the message first
+        await wait_until(lambda: dialog.confirming is not None, what="the message to confirm")
+        assert bank.name in shown(dialog.query_one("#invite-message"))
+        await pilot.press("ctrl+s")  # then Send
 
         await wait_until(lambda: app.screen is detail, what="the dialog to close")
         await wait_until(lambda: "Invitation sent" in toasts(app), what="the toast")
@@ -113,6 +116,82 @@ async def test_inviting_one_client_by_email_sends_the_mail_and_the_timeline_says
     (mail,) = await outbox(practice, "email")
     assert mail["rcpt_tos"] == [detail.client.email]
     assert bank.name in mail["text"]
+
+
+def drawn(app: ClientlinkApp) -> str:
+    """The whole screen as drawn at 80x24, line by line."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def test_v_on_manage_clients_shows_the_message_and_sends_one_invitation_on_confirm(
+    practice,
+) -> None:
+    daemon = await practice.connect()
+    app = ClientlinkApp(practice.socket_path, open_browser=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        clients_screen = await clients_screen_with_list(app)
+        client = clients_screen.clients[clients_screen.focused_client_id() or -1]
+        assert client.email and client.phone
+        await pilot.press("v")
+        dialog = await screen_of(app, InviteClientScreen)
+        assert dialog.client.id == client.id
+        assert f"Invite {client.name}" in drawn(app)
+        await wait_until(lambda: dialog.templates, what="the templates")
+        await pilot.press("down")  # SMS, to the client's mobile
+        assert dialog.channel == p.Channel.SMS
+
+        await pilot.press("ctrl+s")  # shows the message; nothing is sent yet
+        await wait_until(lambda: dialog.confirming is not None, what="the message to confirm")
+        screen = drawn(app)
+        assert f"To {client.phone}" in screen and "segment" in screen
+        assert dialog.preview is not None and dialog.preview.sample is not None
+        message = "".join(shown(dialog.query_one("#invite-message")).split())
+        assert "".join(dialog.preview.sample.body.split()) in message  # wrapped, all of it
+        assert "please connect your bank feeds" in screen
+        assert "Send (ctrl+s)" in screen and "Back (Esc)" in screen
+        await pilot.press("enter")  # Enter never sends from the message
+        await pilot.pause()
+        assert app.screen is dialog and await outbox(practice, "sms") == []
+
+        # Esc goes back to the choices; the email's message has a subject.
+        await pilot.press("escape")
+        assert dialog.confirming is None and app.screen is dialog
+        await pilot.press("up")
+        assert dialog.channel == p.Channel.EMAIL
+        await pilot.press("ctrl+s")
+        await wait_until(lambda: dialog.confirming is not None, what="the email to confirm")
+        assert dialog.preview is not None and dialog.preview.sample is not None
+        subject = dialog.preview.sample.subject
+        assert subject and f"Subject: {subject}" in flat(shown(dialog.query_one("#invite-message")))
+        assert "Subject: Harbourside Accounting" in drawn(app)
+        assert f"Dear {client.name}," in drawn(app)  # the body's lines, as they arrive
+        assert f"To {client.email}" in drawn(app)
+        assert await outbox(practice, "email") == []
+
+        await pilot.press("ctrl+s")  # the deliberate Send
+        await wait_until(lambda: app.screen is clients_screen, what="back on Manage Clients")
+        await wait_until(lambda: "Invitation sent" in toasts(app), what="the toast")
+
+    (mail,) = await outbox(practice, "email")
+    assert mail["rcpt_tos"] == [client.email]
+    assert await outbox(practice, "sms") == []
+    (invitation,) = (await daemon.call(p.INVITES_LIST, client_id=client.id)).items
+    assert invitation.channel == p.Channel.EMAIL
+
+
+async def test_the_palette_offers_client_invite_for_the_highlighted_client(practice) -> None:
+    app = ClientlinkApp(practice.socket_path, open_browser=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        clients_screen = await clients_screen_with_list(app)
+        client = clients_screen.clients[clients_screen.focused_client_id() or -1]
+        await pilot.press("f2")  # the command palette
+        await pilot.pause()
+        await pilot.press(*"client", "colon", "space", *"invite")
+        await wait_until(lambda: "Client: invite" in drawn(app), what="the command listed")
+        assert f"Invite {client.name} to connect bank feeds" in flat(drawn(app))
+        await pilot.press("enter")
+        dialog = await screen_of(app, InviteClientScreen)
+        assert dialog.client.id == client.id
 
 
 async def test_a_custom_template_reaches_two_marked_clients_naming_both_banks(practice) -> None:

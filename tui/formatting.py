@@ -123,7 +123,8 @@ class ShownDaemonClient(DaemonClient):
 
     The raw answer is made safe before its result model reads it, so typed results
     (``call(p.CLIENTS_LIST)``) and events (``updates()``) are as safe as raw ones.
-    Templates are the practice's own multi-line text: their newlines are kept.
+    Templates are the practice's own multi-line text, and a previewed invitation is that
+    text rendered: their newlines are kept.
     """
 
     async def _request(self, method: str, params: dict[str, Any] | None) -> Any:
@@ -133,4 +134,5 @@ class ShownDaemonClient(DaemonClient):
             raise RpcError(exc.code, visible(exc.message), exc.data, exc.method) from None
 
     def _clean(self, method: str, value: Any) -> Any:
-        return shown(value, keep_newlines=method.startswith("templates."))
+        multi_line = method.startswith("templates.") or method == "invites.preview"
+        return shown(value, keep_newlines=multi_line)

@@ -6,6 +6,7 @@ import json
 
 from clientlink.common import protocol as p
 from clientlink.common.protocol import ErrorCode
+from clientlink.common.wording import agree, plural
 from clientlink.daemon.adapters import ConfiguredProviders
 from clientlink.daemon.api import Api, handles
 from clientlink.daemon.clients import FAILURE_ERROR_CODES
@@ -56,7 +57,8 @@ class GrantsApi(Api):
         if users:
             raise RpcFailure(
                 ErrorCode.CONFLICT,
-                f"Grant {grant.id} is not a sign-in no client uses: {len(users)} clients rest "
+                f"Grant {grant.id} is not a sign-in no client uses: "
+                f"{plural(len(users), 'client')} {agree(len(users), 'rests', 'rest')} "
                 f"on it ({', '.join(c.name for c in users[:5])}). Nothing was changed; "
                 "re-authorise those clients (or take them over) first",
             )
@@ -109,7 +111,8 @@ class GrantsApi(Api):
                 raise RpcFailure(
                     ErrorCode.CONFLICT,
                     f"Grant {grant.id} was given by the same Xero user as grant {row.id}, "
-                    f"which {other.clients} clients rest on; Xero would end those too. "
+                    f"which {plural(other.clients, 'client')} "
+                    f"{agree(other.clients, 'rests', 'rest')} on; Xero would end those too. "
                     "Nothing was changed: remove clientlink from that user in Xero's connected "
                     "apps only once no client needs it",
                 )

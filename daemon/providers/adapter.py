@@ -13,6 +13,7 @@ from typing import Any
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.oauth2.client import DEFAULT_HEADERS as OAUTH_DEFAULT_HEADERS
 
+from clientlink.common.wording import plural
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.limits import ProviderLimits, RateLimiter
 from clientlink.daemon.providers.definitions import ProviderDefinition
@@ -161,7 +162,7 @@ class ProviderAdapter(ABC):
         ):
             return None
         days = self.definition.refresh_idle_days
-        span = f"{days} days" if days else "its lifetime"
+        span = plural(days, "day") if days else "its lifetime"
         return (
             f"the {self.definition.display_name} authorisation expired after {span} "
             "without use: re-authorise"

@@ -71,6 +71,16 @@ class NotificationQueries(Database):
                 (desktop, desktop_id, notification_id),
             )
 
+    async def update_notification(
+        self, notification_id: int, *, title: str, body: str, client_ids: list[int]
+    ) -> None:
+        """A digest's new text and clients, once some of them no longer need attention."""
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE notifications SET title = ?, body = ?, client_ids = ? WHERE id = ?",
+                (title, body, json.dumps(client_ids), notification_id),
+            )
+
     async def list_notifications(self, unread_only: bool, limit: int) -> list[NotificationRow]:
         where = "WHERE read = 0" if unread_only else ""
         rows = await self._fetchall(

@@ -29,7 +29,7 @@ from clientlink.tui.formatting import relative_expiry
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.screens.confirm import ConfirmScreen
 from clientlink.tui.screens.edit_contact import EditContactScreen
-from clientlink.tui.screens.invite_client import InviteClientScreen
+from clientlink.tui.screens.invite_client import InviteClientScreen, tell_invite_outcome
 from clientlink.tui.screens.sign_in import SignInScreen
 from clientlink.tui.widgets.bank_connections import BankConnectionsPane
 from clientlink.tui.widgets.client_fields import ClientFields
@@ -278,13 +278,7 @@ class ClientDetailScreen(DaemonScreen[None]):
         if not job.state.finished or job_id not in self.pending_invites:
             return
         self.pending_invites.discard(job_id)
-        name = self.client.name if self.client is not None else "Invitation"
-        if job.done:
-            self.notify("Invitation sent", title=name)
-        else:
-            reasons = [item.error for item in job.items or [] if item.error]
-            reason = reasons[0] if reasons else f"the job was {job.state.value}"
-            self.notify(reason, title=f"Invitation not sent — {name}", severity="error")
+        tell_invite_outcome(self, job, self.client.name if self.client else "Invitation")
         self.load_timeline()
 
     # ------------------------------------------------------------------ actions

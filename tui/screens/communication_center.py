@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from clientlink.common import protocol as p
 from clientlink.common.client import RpcError
 from clientlink.common.protocol import InvitationTemplate
+from clientlink.common.wording import plural
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.screens.base import DaemonScreen
@@ -95,7 +96,9 @@ class CommunicationCenterScreen(DaemonScreen[None]):
         if current in self.templates:
             table.move_cursor(row=table.get_row_index(current))
         own = sum(1 for template in listed.items if not template.builtin)
-        summary = Text(f"{len(listed.items)} templates, {own} of your own. ", style="bold")
+        summary = Text(
+            f"{plural(len(listed.items), 'template')}, {own} of your own. ", style="bold"
+        )
         summary.append("n new · Enter edit · x delete", style="dim")
         self.query_one("#communication-summary", Static).update(summary)
         self._show_template()

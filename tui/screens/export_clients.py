@@ -20,6 +20,7 @@ from clientlink.common.protocol import (
     ErrorCode,
     ExportResult,
 )
+from clientlink.common.wording import plural
 from clientlink.tui.screens.base import DaemonModalScreen
 from clientlink.tui.widgets.checklist import Checklist
 
@@ -137,7 +138,7 @@ class ExportClientsScreen(DaemonModalScreen[ExportResult | None]):
             hint = "\nTick Overwrite to replace it." if exists and not overwrite else ""
             self._show_error(f"{exc.message}{hint}")
             return
-        written = f"{result.rows} clients written to {result.path}"
+        written = f"{plural(result.rows, 'client')} written to {result.path}"
         if result.created_folder:
             written = f"Created the folder {result.created_folder}.\n{written}"
         self.app.notify(written, title="Clients exported")

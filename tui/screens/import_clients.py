@@ -147,10 +147,10 @@ class ImportClientsScreen(DaemonScreen[None]):
         if result is None:
             return
         counts = result.counts
-        text = Text(f"{sum(counts.values()):,} rows: ", style="bold")
+        text = Text(f"{plural(sum(counts.values()), 'row', thousands=True)}: ", style="bold")
         text.append(f"{counts['add']:,} to add", style="green")
         text.append(", ")
-        text.append(f"{counts['match']:,} matching clients", style="cyan")
+        text.append(f"{plural(counts['match'], 'matching client', thousands=True)}", style="cyan")
         text.append(", ")
         text.append(f"{counts['refuse']:,} refused", style="bold red" if counts["refuse"] else "")
         shown = len(result.rows)

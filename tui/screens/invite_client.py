@@ -1,13 +1,23 @@
-"""Invite one client to connect bank feeds: email or SMS, the banks, the template."""
+"""Invite one client to connect bank feeds: email or SMS, the banks, the template.
+
+Two steps in one dialog: the choices, then the message exactly as this client would get it
+(clientlinkd's ``invites.preview``: subject and body, the reach check). Only a Send on that
+second step (ctrl+s or the button) asks clientlinkd to send; Esc there goes back to the
+choices. Opened from the client's screen (i) and from Manage Clients (v, or the palette's
+"Client: invite").
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Label, OptionList, Select, Static
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Button, ContentSwitcher, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from clientlink.common import protocol as p
@@ -17,7 +27,10 @@ from clientlink.common.protocol import (
     Channel,
     Client,
     InvitationTemplate,
+    InvitesPreviewResult,
+    Job,
 )
+from clientlink.common.wording import plural
 from clientlink.tui.screens.base import DaemonModalScreen
 from clientlink.tui.widgets.filtered_checklist import ChecklistItem, FilteredChecklist
 
@@ -55,8 +68,43 @@ def template_options(
     ]
 
 
+def message_in_words(preview: InvitesPreviewResult) -> Text:
+    """The chosen client's message as it arrives (its link is a stand-in of real length)."""
+    sample = preview.sample
+    if sample is None:
+        return Text("No client is reached: nothing would be sent.", style="bold yellow")
+    text = Text(f"To {sample.address}", style="dim")
+    if sample.subject is not None:
+        text.append("\nSubject: ", style="bold")
+        text.append(sample.subject)
+    if sample.sms_segments is not None:
+        text.append(f"\n{plural(sample.sms_segments, 'segment')}", style="dim")
+    text.append("\n\n")
+    text.append(sample.body)
+    return text
+
+
+def tell_invite_outcome(screen: Widget, job: Job, name: str) -> None:
+    """A toast saying one client's invitation went, or why not (the job has ended)."""
+    if job.done:
+        screen.notify("Invitation sent", title=name)
+        return
+    reasons = [item.error for item in job.items or [] if item.error]
+    reason = reasons[0] if reasons else f"the job was {job.state.value}"
+    screen.notify(reason, title=f"Invitation not sent — {name}", severity="error")
+
+
+@dataclass(frozen=True)
+class InviteChoices:
+    """What the preview was made for, and so what Send sends."""
+
+    channel: Channel
+    template_id: str
+    bank_ids: list[str]
+
+
 class InviteClientScreen(DaemonModalScreen[int | None]):
-    """Choose the channel, tick banks, keep or change the template; Send starts a job."""
+    """Choose the channel, tick banks, keep or change the template; see the message; Send."""
 
     TITLE = "Invite to connect banks"
     HELP = (
@@ -66,13 +114,15 @@ class InviteClientScreen(DaemonModalScreen[int | None]):
         "Tab moves to the template (the built-in default unless you pick one of your own "
         "from the Communication Center, F6) and to the banks: type to filter, space ticks. "
         "With no bank ticked, the link lets the client choose.\n\n"
-        "ctrl+s (or Enter outside a field) sends. clientlinkd sends it as a job and the "
-        "client's screen says when it has gone, or why it failed."
+        "ctrl+s (or Enter outside a field) shows the message as this client will get it: "
+        "the address, the subject and the body (the link in it is made when it is sent). "
+        "ctrl+s there sends it; Esc goes back to change the choices. clientlinkd sends it as "
+        "a job and a message says when it has gone, or why it failed."
     )
     BINDINGS = [
-        Binding("escape", "close", "Cancel", id="invite.close"),
-        Binding("ctrl+s", "send", "Send", id="invite.send"),
-        Binding("enter", "send", "Send", show=False, id="invite.send_enter"),
+        Binding("escape", "close", "Back/Cancel", id="invite.close"),
+        Binding("ctrl+s", "send", "Preview/Send", id="invite.send"),
+        Binding("enter", "preview", "Preview", show=False, id="invite.send_enter"),
         Binding("slash", "focus_filter", "Filter banks", show=False, id="invite.filter"),
     ]
 
@@ -85,6 +135,10 @@ class InviteClientScreen(DaemonModalScreen[int | None]):
             (channel for channel in Channel if contact_for(client, channel)), None
         )
         self.templates: list[InvitationTemplate] = []
+        self.preview: InvitesPreviewResult | None = None
+        """The message shown on the second step; None while choosing."""
+        self.confirming: InviteChoices | None = None
+        """The choices the message shown was made for: what a Send there sends."""
 
     def compose(self) -> ComposeResult:
         options = []
@@ -98,16 +152,22 @@ class InviteClientScreen(DaemonModalScreen[int | None]):
             options.append(Option(prompt, id=channel.value, disabled=not address))
         with Vertical(id="invite-dialog") as dialog:
             dialog.border_title = Text(f"Invite {self.client.name}")
-            dialog.border_subtitle = "ctrl+s sends · Esc cancels · F1 help"
-            yield OptionList(*options, id="invite-channel")
-            with Horizontal(id="invite-template-row"):
-                yield Label("Template", id="invite-template-label")
-                yield Select[str]([], allow_blank=True, id="invite-template", compact=True)
-            yield Label("Banks to connect (space ticks; none: the client chooses)")
-            yield FilteredChecklist[str]("Filter banks…  (/)", id="invite-banks")
+            dialog.border_subtitle = "ctrl+s shows the message · Esc cancels · F1 help"
+            with ContentSwitcher(initial="invite-choices", id="invite-steps"):
+                with Vertical(id="invite-choices"):
+                    yield OptionList(*options, id="invite-channel")
+                    with Horizontal(id="invite-template-row"):
+                        yield Label("Template", id="invite-template-label")
+                        yield Select[str]([], allow_blank=True, id="invite-template", compact=True)
+                    yield Label("Banks to connect (space ticks; none: the client chooses)")
+                    yield FilteredChecklist[str]("Filter banks…  (/)", id="invite-banks")
+                with VerticalScroll(id="invite-confirm"):
+                    yield Static("", id="invite-message")
             yield Static("", id="invite-error")
             with Horizontal(id="invite-buttons"):
-                yield Button("Send (ctrl+s)", id="invite-send", variant="primary", compact=True)
+                yield Button(
+                    "Show the message (ctrl+s)", id="invite-send", variant="primary", compact=True
+                )
                 yield Button("Cancel (Esc)", id="invite-cancel", compact=True)
 
     def on_mount(self) -> None:
@@ -160,31 +220,85 @@ class InviteClientScreen(DaemonModalScreen[int | None]):
         self.query_one("#invite-error", Static).update(Text(message, style="bold red"))
         self.add_class("-error")
 
+    def _clear_error(self) -> None:
+        self.query_one("#invite-error", Static).update("")
+        self.remove_class("-error")
+
     def action_focus_filter(self) -> None:
         """Put the cursor in the banks filter."""
-        self.query_one(FilteredChecklist).focus_filter()
+        if self.confirming is None:
+            self.query_one(FilteredChecklist).focus_filter()
+
+    def _choices(self) -> InviteChoices | None:
+        """The channel, template and banks chosen now; None (and why) when not ready."""
+        if self.channel is None:
+            return None
+        template = self.query_one("#invite-template", Select).value
+        if not isinstance(template, str):
+            template = next(
+                (each.id for each in self.templates if each.channel == self.channel), None
+            )
+        if template is None:
+            self._show_error("The templates have not loaded yet: try again in a moment.")
+            return None
+        bank_ids = self.query_one(FilteredChecklist).ticked_in_order()
+        return InviteChoices(self.channel, template, bank_ids)
 
     @on(Button.Pressed, "#invite-send")
     def action_send(self) -> None:
-        """Ask clientlinkd to send the invitation."""
-        if self.channel is None:
+        """On the choices: show the message. On the message: ask clientlinkd to send it."""
+        if self.confirming is None:
+            self.action_preview()
+        else:
+            self.send(self.confirming)
+
+    def action_preview(self) -> None:
+        """Show the message this client would get for the choices (Enter never sends)."""
+        if self.confirming is not None:
             return
-        template = self.query_one("#invite-template", Select).value
-        bank_ids = self.query_one(FilteredChecklist).ticked_in_order()
-        self.send(self.channel, template if isinstance(template, str) else None, bank_ids)
+        choices = self._choices()
+        if choices is not None:
+            self.load_preview(choices)
+
+    @work(exclusive=True, group="invite-preview", exit_on_error=False)
+    async def load_preview(self, choices: InviteChoices) -> None:
+        """``invites.preview`` for this one client: nothing is sent, no link is made."""
+        try:
+            preview = await self.clientlink.daemon.call(
+                p.INVITES_PREVIEW,
+                client_ids=[self.client.id],
+                template_id=choices.template_id,
+                bank_ids=choices.bank_ids,
+            )
+        except RpcError as exc:
+            self._show_error(f"Cannot show the message: {exc.message}")
+            return
+        if preview.problem or not preview.sending:
+            reasons = [skip.reason for skip in preview.skipped]
+            self._show_error(
+                f"Not sent: {preview.problem or ', '.join(reasons) or 'the client is not reached'}."
+            )
+            return
+        self._clear_error()
+        self.preview, self.confirming = preview, choices
+        self.query_one("#invite-message", Static).update(message_in_words(preview))
+        self.query_one("#invite-steps", ContentSwitcher).current = "invite-confirm"
+        self.query_one("#invite-send", Button).label = "Send (ctrl+s)"
+        self.query_one("#invite-cancel", Button).label = "Back (Esc)"
+        self.query_one("#invite-dialog").border_subtitle = "ctrl+s sends · Esc goes back"
+        self.query_one("#invite-confirm").focus()
 
     @work(exclusive=True, group="invite-send", exit_on_error=False)
-    async def send(self, channel: Channel, template_id: str | None, bank_ids: list[str]) -> None:
-        """``invites.send``; the dialog closes with the job id, or shows the refusal."""
-        params: dict[str, object] = {
-            "client_id": self.client.id,
-            "channel": channel.value,
-            "bank_ids": bank_ids,
-        }
-        if template_id:
-            params["template_id"] = template_id
+    async def send(self, choices: InviteChoices) -> None:
+        """``invites.send`` for what the message shown was made of; closes with the job id."""
         try:
-            started = await self.clientlink.daemon.call(p.INVITES_SEND, **params)
+            started = await self.clientlink.daemon.call(
+                p.INVITES_SEND,
+                client_id=self.client.id,
+                channel=choices.channel.value,
+                template_id=choices.template_id,
+                bank_ids=choices.bank_ids,
+            )
         except RpcError as exc:
             self._show_error(exc.message)
             return
@@ -192,5 +306,16 @@ class InviteClientScreen(DaemonModalScreen[int | None]):
 
     @on(Button.Pressed, "#invite-cancel")
     def action_close(self) -> None:
-        """Close without sending."""
-        self.dismiss(None)
+        """On the message: back to the choices. On the choices: close without sending."""
+        if self.confirming is None:
+            self.dismiss(None)
+            return
+        self.preview = self.confirming = None
+        self._clear_error()
+        self.query_one("#invite-steps", ContentSwitcher).current = "invite-choices"
+        self.query_one("#invite-send", Button).label = "Show the message (ctrl+s)"
+        self.query_one("#invite-cancel", Button).label = "Cancel (Esc)"
+        self.query_one(
+            "#invite-dialog"
+        ).border_subtitle = "ctrl+s shows the message · Esc cancels · F1 help"
+        self.query_one("#invite-channel", OptionList).focus()

@@ -32,6 +32,7 @@ from clientlink.common.protocol import (
     JobState,
     Method,
 )
+from clientlink.common.wording import agree, plural
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.screens.base import DaemonScreen
@@ -313,7 +314,8 @@ class JobProgressScreen(DaemonScreen[None]):
 
         self.app.push_screen(
             ConfirmScreen(
-                f"Cancel job {self.job_id}? The {left} clients not done yet are skipped; "
+                f"Cancel job {self.job_id}? {plural(left, 'client')} not done yet "
+                f"{agree(left, 'is', 'are')} skipped; "
                 f"the {job.done} done stay done.",
                 yes_label="Cancel the job",
                 no_label="Keep running",
@@ -385,7 +387,9 @@ class JobProgressScreen(DaemonScreen[None]):
             return
         self.remove_class("-exporting")
         self.query_one("#job-failures", DataTable).focus()
-        self.notify(f"{result.rows} rows written to {result.path}", title="Outcome exported")
+        self.notify(
+            f"{plural(result.rows, 'row')} written to {result.path}", title="Outcome exported"
+        )
 
     def action_sign_in(self) -> None:
         """A job waiting for a sign-in to its next business: go on with the sign-ins."""

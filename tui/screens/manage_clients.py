@@ -11,6 +11,7 @@ from textual.widgets import Button, DataTable, Footer, Header
 
 from clientlink.common.protocol import (
     CLIENTS_GET,
+    JOBS_GET,
     AuthCompleteResult,
     Client,
 )
@@ -19,6 +20,7 @@ from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.screens.base import DaemonScreen
 from clientlink.tui.screens.client_detail import ClientDetailScreen
 from clientlink.tui.screens.import_clients import ImportClientsScreen
+from clientlink.tui.screens.invite_client import InviteClientScreen, tell_invite_outcome
 from clientlink.tui.screens.manage_clients_bulk import MarkedClientsActions
 from clientlink.tui.screens.sign_in import SignInScreen
 from clientlink.tui.widgets.client_detail_strip import ClientDetailStrip
@@ -54,7 +56,9 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
         "tokens, its history, Refresh now. Re-Authorise (r, the button above the list, or "
         "the Re-Auth button on a row that needs it: → then Enter, or a click) opens a sign-in "
         "for the client on the focused row: sign in to the software, tick the client's "
-        "business, allow access. The header shows unread notifications; o (or F3) opens them."
+        "business, allow access. v invites the focused client to connect bank feeds by email "
+        "or SMS, after showing the message it will get. The header shows unread "
+        "notifications; o (or F3) opens them."
         "\n\nspace marks the highlighted client (✓) and moves down; * marks every client "
         "shown, u unmarks all. Bulk Actions (b, or the button) works on the marked clients: "
         "re-authorise many clients after one sign-in, re-import their details, export the "
@@ -71,6 +75,7 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
         Binding("u", "unmark_all", "Unmark all", show=False, id="clients.unmark_all"),
         Binding("j", "app.jobs", "Jobs", id="clients.jobs"),
         Binding("i", "import_file", "Import a spreadsheet", show=False, id="clients.import_file"),
+        Binding("v", "invite", "Invite", show=False, id="clients.invite"),
         Binding("d", "details", "Details (also Enter)", show=False, id="clients.details"),
         Binding("t", "show_status('attention')", "Attention", id="clients.attention"),
         Binding(
@@ -105,6 +110,8 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
         self.summary = ClientSummary(id="clients-summary")
         self.table = ClientTable(id="clients-table")
         self.detail = ClientDetailStrip("", id="clients-detail")
+        self.pending_invites: dict[int, str] = {}
+        """Invite jobs started here whose outcome has not been told yet, with the name."""
 
     @property
     def clients(self) -> dict[int, Client]:
@@ -310,6 +317,27 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
 
         self.app.push_screen(ClientDetailScreen(client.id, client), refresh_after_detail)
 
+    def action_invite(self) -> None:
+        """Invite the client on the cursor row to connect bank feeds (the message first)."""
+        client = self.clients.get(self.focused_client_id() or -1)
+        if client is None:
+            self.notify("No client selected: move to a row first.", severity="warning")
+            return
+
+        def follow(job_id: int | None) -> None:
+            if job_id is not None:
+                self.pending_invites[job_id] = client.name
+                self.settle_invite(job_id)  # it may have ended before its event was heard
+
+        self.app.push_screen(InviteClientScreen(client), follow)
+
+    @work(group="settle-invite", exit_on_error=False)
+    async def settle_invite(self, job_id: int) -> None:
+        """Once an invite started here has ended: a toast saying it went, or why not."""
+        job = await self.clientlink.daemon.call(JOBS_GET, job_id=job_id, items=True)
+        if job.state.finished and job_id in self.pending_invites:
+            tell_invite_outcome(self, job, self.pending_invites.pop(job_id))
+
     @on(DataTable.RowSelected, "#clients-table")
     def _row_selected(self) -> None:
         self.action_details()
@@ -417,6 +445,8 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
         self.action_bulk_actions()
 
     def on_job_finished(self, message: messages.JobFinished) -> None:
+        if message.event.job_id in self.pending_invites:
+            self.settle_invite(message.event.job_id)
         self.load_clients()  # a bulk job changed statuses and details
 
     def palette_commands(self) -> list[PaletteCommand]:
@@ -466,6 +496,13 @@ class ManageClientsScreen(MarkedClientsActions, DaemonScreen[None]):
                     "Client: re-authorise",
                     f"Sign in again for {client.name}",
                     self.action_reauthorise,
+                )
+            )
+            commands.append(
+                PaletteCommand(
+                    "Client: invite",
+                    f"Invite {client.name} to connect bank feeds, by email or SMS (v)",
+                    self.action_invite,
                 )
             )
             commands.append(

@@ -48,7 +48,8 @@ class MarkedClientsActions:
     def _scope(self) -> str:
         if self.marked:
             return (
-                f"For the {len(self.marked)} marked clients (export writes all {self.total} shown)."
+                f"For {plural(len(self.marked), 'marked client')} "
+                f"(export writes all {self.total} shown)."
             )
         verb = "reactivate" if self.inactive_view else "deactivate"
         return (
@@ -117,7 +118,9 @@ class MarkedClientsActions:
     def action_export(self) -> None:
         """Write the clients shown to a CSV file."""
         self.app.push_screen(
-            ExportClientsScreen(self._filter_params_for_export(), f"the {self.total} clients shown")
+            ExportClientsScreen(
+                self._filter_params_for_export(), f"the {plural(self.total, 'client')} shown"
+            )
         )
 
     def _filter_params_for_export(self) -> dict[str, Any]:
@@ -137,7 +140,7 @@ class MarkedClientsActions:
             len(client_ids),
         )
         one = len(client_ids) == 1
-        count = "1 client" if one else f"{len(client_ids)} clients"
+        count = plural(len(client_ids), "client")
         them, their = ("it", "its") if one else ("them", "their")
         if active:
             question = f"Reactivate {count} ({names})? clientlinkd watches {them} again."

@@ -15,6 +15,7 @@ from clientlink.common.protocol import (
     Notification,
     NotificationsListResult,
 )
+from clientlink.common.wording import plural
 from clientlink.tui import messages
 from clientlink.tui.commands import PaletteCommand
 from clientlink.tui.formatting import format_when
@@ -165,7 +166,7 @@ class NotificationsScreen(DaemonScreen[None]):
             below.action_show_status(ATTENTION)
         else:
             self.notify(
-                f"This notification is about {len(notification.client_ids)} clients: "
+                f"This notification is about {plural(len(notification.client_ids), 'client')}: "
                 "press t on Manage Clients to see everyone who needs attention."
             )
 

@@ -50,6 +50,7 @@ from clientlink.tui.screens.invite_client import (
     MISSING_CONTACT,
     bank_items,
     contact_for,
+    message_in_words,
 )
 from clientlink.tui.screens.job_progress import JobProgressScreen
 from clientlink.tui.widgets.filtered_checklist import ChecklistItem, FilteredChecklist
@@ -109,25 +110,11 @@ def preview_in_words(preview: InvitesPreviewResult) -> Text:
     if preview.channel == Channel.SMS and preview.sms_segments:
         text.append(f"\n{segments_in_words(preview.sms_segments, preview.sms_encoding)}")
         basis = "as the last real one" if preview.link_length_measured else "estimated"
-        text.append(f" · links of {preview.link_length} characters ({basis})", style="dim")
+        text.append(
+            f" · links of {plural(preview.link_length, 'character')} ({basis})", style="dim"
+        )
     if preview.problem:
         text.append(f"\nCannot send now: {preview.problem}", style="bold red")
-    return text
-
-
-def message_in_words(preview: InvitesPreviewResult) -> Text:
-    """The chosen client's message as it arrives (its link is a stand-in of real length)."""
-    sample = preview.sample
-    if sample is None:
-        return Text("No client is reached: nothing would be sent.", style="bold yellow")
-    text = Text(f"To {sample.address}", style="dim")
-    if sample.subject is not None:
-        text.append("\nSubject: ", style="bold")
-        text.append(sample.subject)
-    if sample.sms_segments is not None:
-        text.append(f"\n{plural(sample.sms_segments, 'segment')}", style="dim")
-    text.append("\n\n")
-    text.append(sample.body)
     return text
 
 

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from clientlink.common.protocol import ConnectionStatus
+from clientlink.common.wording import plural
 from clientlink.tui.widgets.status_cell import status_text
 
 
@@ -30,7 +31,7 @@ class ClientSummary(Static):
         person's own connections are listed."""
         summary = Text()
         everyone = sum(counts.values())
-        summary.append(f"{everyone} clients", style="bold")
+        summary.append(plural(everyone, "client"), style="bold")
         for status in ConnectionStatus:
             count = counts.get(status.value, 0)
             if count:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from clientlink.common.protocol import JobItem
+from clientlink.common.wording import plural
 from clientlink.tui.widgets.literal_table import LiteralTable
 
 CLIENT_COLUMN_WIDTH = 26
@@ -17,7 +18,7 @@ def failure_detail(item: JobItem) -> Text:
     text = Text(f"{item.name}: ", style="bold")
     text.append(item.error or "no reason given")
     if item.attempts > 1:
-        text.append(f" ({item.attempts} attempts)", style="dim")
+        text.append(f" ({plural(item.attempts, 'attempt')})", style="dim")
     return text
 
 
