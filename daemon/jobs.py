@@ -26,7 +26,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from clientlink.common.protocol import (
@@ -39,11 +39,20 @@ from clientlink.common.protocol import (
     SkippedClient,
     Topic,
 )
+from clientlink.common.timeutil import to_iso
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.sign_in_plan import SignInPlan, plan_for
-from clientlink.daemon.store import ClientRow, GrantRow, JobItemRow, JobRow, Store
+from clientlink.daemon.store import (
+    ClientRow,
+    GrantRow,
+    JobItemRow,
+    JobRow,
+    Store,
+    Unit,
+    finish_item_sync,
+)
 
 if TYPE_CHECKING:
     from clientlink.daemon.holds import ClientHolds
@@ -56,7 +65,30 @@ MAX_ATTEMPTS = 6
 PROGRESS_INTERVAL = 0.1
 """At most ten progress events a second per job."""
 
-Finish = Callable[[dict[str, Any] | None], Awaitable[None]]
+
+class Finish:
+    """An item's outcome, written with the item's own effect. Awaited (``await
+    finish(result)``) inside the transaction that writes the effect; or, for a kind that
+    writes its effect as statements, :meth:`statements` joins the effect's unit of the
+    store's group commit (``Store.commit_unit``), several items in one trip."""
+
+    __slots__ = ("_clock", "_item", "_store")
+
+    def __init__(self, store: Store, item: JobItemRow, clock: Clock) -> None:
+        self._store = store
+        self._item = item
+        self._clock = clock
+
+    async def __call__(self, result: dict[str, Any] | None) -> None:
+        await self._store.finish_item(
+            self._item, ItemState.DONE.value, self._clock.now(), result=result
+        )
+
+    def statements(self, result: dict[str, Any] | None) -> Unit[None]:
+        at = to_iso(self._clock.now())
+        item = self._item
+        return lambda conn: finish_item_sync(conn, item, ItemState.DONE.value, at, result=result)
+
 
 # Given the clients a re-authorisation may take (none held elsewhere): the job's params and
 # its client ids in the order the job does them (a sign-in plan may reorder them).
@@ -521,13 +553,8 @@ class JobEngine:
             self._mark(job_id)
 
     async def _one(self, job: JobRow, handler: JobHandler, item: JobItemRow) -> None:
-        async def finish(result: dict[str, Any] | None) -> None:
-            await self._store.finish_item(
-                item, ItemState.DONE.value, self._clock.now(), result=result
-            )
-
         try:
-            await handler.run(job, item, finish)
+            await handler.run(job, item, Finish(self._store, item, self._clock))
         except ItemRetry as retry:
             if item.attempts >= MAX_ATTEMPTS:
                 await self._fail(item, f"{retry} (gave up after {item.attempts} attempts)")
@@ -546,7 +573,11 @@ class JobEngine:
         self._finished_at[job.id].append(time.monotonic())
 
     async def _fail(self, item: JobItemRow, reason: str) -> None:
-        await self._store.finish_item(item, ItemState.FAILED.value, self._clock.now(), error=reason)
+        at = to_iso(self._clock.now())
+        failed = ItemState.FAILED.value
+        await self._store.commit_unit(
+            lambda conn: finish_item_sync(conn, item, failed, at, error=reason)
+        )
         self._finished_at.setdefault(item.job_id, deque(maxlen=500)).append(time.monotonic())
 
     # ------------------------------------------------------------------ progress

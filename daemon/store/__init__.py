@@ -4,7 +4,8 @@ Where each thing lives:
 
 - ``schema``: the migrations and their runner.
 - ``core``: opening the database, the one writer, its identity, the disk reserve,
-  ``transaction()`` and ``after_commit``.
+  ``transaction()``, ``after_commit``, and the one-hop units (``run_sync``, and
+  ``commit_unit``: the job engine's group commit).
 - one module per aggregate, each a class of that aggregate's queries and the frozen
   dataclasses of its rows: ``clients`` (and their history), ``grants`` (and their tenants,
   and the watcher's schedule), ``jobs``, ``invitations``, ``banks``, ``templates``,
@@ -17,7 +18,7 @@ never from the modules, so the split stays an inside matter.
 from __future__ import annotations
 
 from clientlink.daemon.store.alerts import AlertItemRow, AlertMailRow, AlertQueries
-from clientlink.daemon.store.audit import AuditQueries, AuditRow
+from clientlink.daemon.store.audit import AuditQueries, AuditRow, add_audit_sync
 from clientlink.daemon.store.banks import BankConnectionRow, BankQueries
 from clientlink.daemon.store.clients import (
     CLIENT_COLUMNS,
@@ -25,8 +26,12 @@ from clientlink.daemon.store.clients import (
     ClientQueries,
     ClientRow,
     HistoryRow,
+    add_history_sync,
+    find_by_tenant_sync,
+    set_status_sync,
+    update_details_sync,
 )
-from clientlink.daemon.store.core import Database
+from clientlink.daemon.store.core import Database, Unit
 from clientlink.daemon.store.grants import (
     GrantQueries,
     GrantRow,
@@ -35,7 +40,7 @@ from clientlink.daemon.store.grants import (
     TenantRow,
 )
 from clientlink.daemon.store.invitations import InvitationQueries, InvitationRow
-from clientlink.daemon.store.jobs import JobItemRow, JobQueries, JobRow
+from clientlink.daemon.store.jobs import JobItemRow, JobQueries, JobRow, finish_item_sync
 from clientlink.daemon.store.notifications import NotificationQueries, NotificationRow
 from clientlink.daemon.store.schema import MIGRATIONS, split_statements
 from clientlink.daemon.store.secrets import MetaAndSecrets
@@ -81,5 +86,12 @@ __all__ = [
     "Store",
     "TemplateRow",
     "TenantRow",
+    "Unit",
+    "add_audit_sync",
+    "add_history_sync",
+    "find_by_tenant_sync",
+    "finish_item_sync",
+    "set_status_sync",
     "split_statements",
+    "update_details_sync",
 ]
