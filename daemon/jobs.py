@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -51,6 +52,7 @@ from clientlink.daemon.store import (
     JobRow,
     Store,
     Unit,
+    claim_sync,
     finish_item_sync,
 )
 
@@ -72,22 +74,38 @@ class Finish:
     writes its effect as statements, :meth:`statements` joins the effect's unit of the
     store's group commit (``Store.commit_unit``), several items in one trip."""
 
-    __slots__ = ("_clock", "_item", "_store")
+    __slots__ = ("_claimed", "_clock", "_item", "_store", "claim_next")
 
-    def __init__(self, store: Store, item: JobItemRow, clock: Clock) -> None:
+    def __init__(self, store: Store, item: JobItemRow, clock: Clock, claim_next: bool) -> None:
         self._store = store
         self._item = item
         self._clock = clock
+        self.claim_next = claim_next
+        """Claim the job's next item with this outcome (same commit, no trip of its own)."""
+        self._claimed: JobItemRow | None = None
+
+    @property
+    def next_item(self) -> JobItemRow | None:
+        """The item claimed with the outcome; the engine takes it only once the outcome is
+        committed (the handler returned)."""
+        return self._claimed
 
     async def __call__(self, result: dict[str, Any] | None) -> None:
-        await self._store.finish_item(
-            self._item, ItemState.DONE.value, self._clock.now(), result=result
-        )
+        if self._store.in_transaction():
+            await self._store.run_sync(self.statements(result))
+        else:
+            await self._store.commit_unit(self.statements(result))
 
     def statements(self, result: dict[str, Any] | None) -> Unit[None]:
         at = to_iso(self._clock.now())
         item = self._item
-        return lambda conn: finish_item_sync(conn, item, ItemState.DONE.value, at, result=result)
+
+        def write(conn: sqlite3.Connection) -> None:
+            finish_item_sync(conn, item, ItemState.DONE.value, at, result=result)
+            if self.claim_next:
+                self._claimed = claim_sync(conn, item.job_id, at, None)
+
+        return write
 
 
 # Given the clients a re-authorisation may take (none held elsewhere): the job's params and
@@ -537,40 +555,53 @@ class JobEngine:
 
     async def _work(self, job: JobRow, handler: JobHandler) -> None:
         job_id = job.id
-        while not self._stopping and job_id not in self._control:
-            below = None
-            if SignInPlan.of(job.params) is not None:
-                # Sign-ins are added while the job runs: read which it holds, every item.
-                job = await self._require(job_id)
-                plan = SignInPlan.of(job.params)
-                below = plan.claim_limit() if plan is not None else None
-            item = await self._store.claim_item(job_id, self._clock.now(), below)
-            if item is None:
-                return
-            self._current[job_id] = item.name or f"client {item.client_id}"
-            self._mark(job_id)
-            await self._one(job, handler, item)
-            self._mark(job_id)
-
-    async def _one(self, job: JobRow, handler: JobHandler, item: JobItemRow) -> None:
+        claimed: JobItemRow | None = None  # claimed with the last item's outcome
         try:
-            await handler.run(job, item, Finish(self._store, item, self._clock))
+            while not self._stopping and job_id not in self._control:
+                below = None
+                plan = SignInPlan.of(job.params)
+                if plan is not None:
+                    # Sign-ins are added while the job runs: read which it holds, every item.
+                    job = await self._require(job_id)
+                    plan = SignInPlan.of(job.params)
+                    below = plan.claim_limit() if plan is not None else None
+                item, claimed = claimed, None
+                if item is None:
+                    item = await self._store.claim_item(job_id, self._clock.now(), below)
+                if item is None:
+                    return
+                self._current[job_id] = item.name or f"client {item.client_id}"
+                self._mark(job_id)
+                claimed = await self._one(job, handler, item, claim_next=plan is None)
+                self._mark(job_id)
+        finally:
+            if claimed is not None:  # paused, cancelled or stopping: it was never started
+                await self._store.unclaim_item(claimed.id)
+
+    async def _one(
+        self, job: JobRow, handler: JobHandler, item: JobItemRow, *, claim_next: bool
+    ) -> JobItemRow | None:
+        """Do one item; the next item when it was claimed with this one's outcome."""
+        finish = Finish(self._store, item, self._clock, claim_next)
+        try:
+            await handler.run(job, item, finish)
         except ItemRetry as retry:
             if item.attempts >= MAX_ATTEMPTS:
                 await self._fail(item, f"{retry} (gave up after {item.attempts} attempts)")
-                return
+                return None
             delay = retry.after * (2 ** (item.attempts - 1)) * self._random.uniform(0.8, 1.2)
             await self._clock.sleep(min(delay, 60))
             await self._store.release_item(item.id)
-            return
+            return None
         except ItemFailed as failure:
             await self._fail(item, str(failure))
-            return
+            return None
         except Exception as exc:
             log.exception("job %s item %s failed", job.id, item.id)
             await self._fail(item, f"internal error: {exc}")
-            return
+            return None
         self._finished_at[job.id].append(time.monotonic())
+        return finish.next_item
 
     async def _fail(self, item: JobItemRow, reason: str) -> None:
         at = to_iso(self._clock.now())

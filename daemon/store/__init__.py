@@ -40,7 +40,13 @@ from clientlink.daemon.store.grants import (
     TenantRow,
 )
 from clientlink.daemon.store.invitations import InvitationQueries, InvitationRow
-from clientlink.daemon.store.jobs import JobItemRow, JobQueries, JobRow, finish_item_sync
+from clientlink.daemon.store.jobs import (
+    JobItemRow,
+    JobQueries,
+    JobRow,
+    claim_sync,
+    finish_item_sync,
+)
 from clientlink.daemon.store.notifications import NotificationQueries, NotificationRow
 from clientlink.daemon.store.schema import MIGRATIONS, split_statements
 from clientlink.daemon.store.secrets import MetaAndSecrets
@@ -89,6 +95,7 @@ __all__ = [
     "Unit",
     "add_audit_sync",
     "add_history_sync",
+    "claim_sync",
     "find_by_tenant_sync",
     "finish_item_sync",
     "set_status_sync",

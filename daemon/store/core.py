@@ -200,6 +200,10 @@ class Database:
             with contextlib.suppress(sqlite3.Error):
                 await self._db.execute("ROLLBACK")
 
+    def in_transaction(self) -> bool:
+        """Whether the calling task is inside :meth:`transaction`."""
+        return self._write_lock.held_by_current_task()
+
     async def run_sync(self, unit: Unit[T]) -> T:
         """Run ``unit(connection)`` in the database's thread: its statements take one hop,
         not one each. Inside :meth:`transaction` it joins that transaction; outside one it

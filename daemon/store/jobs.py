@@ -162,7 +162,7 @@ class JobQueries(Database):
         at = to_iso(now)
         async with self._write_lock as depth:
             assert depth == 1, "claim_item must not run inside another transaction"
-            return await self.run_sync(lambda conn: _claim_sync(conn, job_id, at, below))
+            return await self.run_sync(lambda conn: claim_sync(conn, job_id, at, below))
 
     async def set_job_params(self, job_id: int, params: dict[str, Any]) -> None:
         """Replace a job's params (a multi-business re-authorisation's sign-ins)."""
@@ -194,6 +194,15 @@ class JobQueries(Database):
                 (count, json.dumps(params), job_id),
             )
         return count
+
+    async def unclaim_item(self, item_id: int) -> None:
+        """Put back an item claimed but never started (its claim is not an attempt)."""
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE job_items SET state = 'pending', attempts = MAX(attempts - 1, 0), "
+                "started_at = NULL WHERE id = ? AND state = 'running'",
+                (item_id,),
+            )
 
     async def release_item(self, item_id: int) -> None:
         """Put a running item back to pending (to be tried again)."""
@@ -272,7 +281,7 @@ _CLAIM = (
 _CLAIMED_CLIENT = f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.id = ?"
 
 
-def _claim_sync(
+def claim_sync(
     conn: sqlite3.Connection, job_id: int, at: str | None, below: int | None
 ) -> JobItemRow | None:
     cursor = conn.execute(_CLAIM, (at, job_id, below, below))
