@@ -486,6 +486,9 @@ async def measure(world: World, args: argparse.Namespace) -> dict[str, Any]:
     figures["passed"] = figures["passed"] and not failed and done == n
     if args.profile and (world.folder / "daemon.folded").exists():
         summarise_profile(world.folder / "daemon.folded")
+        kept = Path(tempfile.gettempdir()) / "clientlink-bulk-profile.folded"
+        shutil.copyfile(world.folder / "daemon.folded", kept)
+        print(f"  the whole profile (folded stacks): {kept}")
     return figures
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -30,7 +32,7 @@ import aiosmtplib
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bulk_reauth import World
+from bulk_reauth import World, start_profiler, summarise_profile
 
 from clientlink.cli.demo import demo_config_text
 from clientlink.common import protocol as p
@@ -68,8 +70,9 @@ async def populate(world: World, count: int) -> None:
     await store.close()
 
 
-async def run_clientlink(world: World, count: int) -> float:
+async def run_clientlink(world: World, count: int, profile: bool = False) -> float:
     rpc = await world.start_daemon()
+    profiler = start_profiler(world.daemon.pid, world.folder) if profile else None  # type: ignore[union-attr]
     await rpc.call(p.CHANNELS_SET_SECRET, channel="email", secret=SMTP_PASSWORD)
     await rpc.call(p.CHANNELS_SET_SECRET, channel="banks", secret=BASIQ_API_KEY)
     bank = (await rpc.call(p.BANKS_LIST)).items[1].id
@@ -86,6 +89,13 @@ async def run_clientlink(world: World, count: int) -> float:
         if event.get("job_id") == started.job_id:
             break
     elapsed = time.perf_counter() - began
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+        profiler.wait(timeout=60)
+        summarise_profile(world.folder / "daemon.folded")
+        kept = Path(tempfile.gettempdir()) / "clientlink-invites-profile.folded"
+        shutil.copyfile(world.folder / "daemon.folded", kept)
+        print(f"  the whole profile (folded stacks): {kept}")
     if event["failed"]:
         raise SystemExit(f"{event['failed']} invitations failed; see the daemon's log")
     await rpc.close()
@@ -112,7 +122,7 @@ async def run_bare(port: int, count: int) -> float:
     return elapsed
 
 
-def run(size: int = 5000) -> dict[str, Any]:
+def run(size: int = 5000, profile: bool = False) -> dict[str, Any]:
     """One measurement of ``size`` invitation emails, for a benchmark table: ``clientlink``
     and ``bare`` rates (a second), their ``ratio``, ``target`` and ``passed``. Prints what
     ``main`` prints."""
@@ -131,7 +141,7 @@ def run(size: int = 5000) -> dict[str, Any]:
             )
             world.paths.config_file.write_text(config, encoding="utf-8")
             asyncio.run(populate(world, count))
-            ours = asyncio.run(run_clientlink(world, count))
+            ours = asyncio.run(run_clientlink(world, count, profile))
             httpx.delete(f"{world.url}/_sandbox/outbox", timeout=10)
             bare = asyncio.run(run_bare(port, count))
         finally:
@@ -159,8 +169,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emails", type=int, default=5000)
     parser.add_argument("--quick", action="store_true", help="200 emails: a smoke run")
+    parser.add_argument("--profile", action="store_true", help="py-spy the daemon during the job")
     args = parser.parse_args()
-    run(200 if args.quick else args.emails)
+    run(200 if args.quick else args.emails, profile=args.profile)
 
 
 if __name__ == "__main__":

@@ -159,6 +159,7 @@ class JobEngine:
         self._clock = clock
         self._handlers = handlers
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._running_kinds: dict[int, JobKind] = {}
         self._control: dict[int, JobState] = {}
         self._current: dict[int, str] = {}
         self._finished_at: dict[int, deque[float]] = {}
@@ -448,6 +449,10 @@ class JobEngine:
         self._wake.add(job.id)
         self._spawn(job.id)
 
+    def is_running(self, kind: JobKind) -> bool:
+        """Whether a job of ``kind`` has workers under way."""
+        return kind in self._running_kinds.values()
+
     async def describe(self, job_id: int) -> Job:
         """The job as ``jobs.get`` reports it (without items)."""
         job = await self._require(job_id)
@@ -476,6 +481,7 @@ class JobEngine:
         try:
             await self._run_job(job_id)
         finally:
+            self._running_kinds.pop(job_id, None)
             # Forgotten here, with no await after it, so a sign-in added from now on
             # starts a new task (the done callback would come a loop turn too late).
             task = asyncio.current_task()
@@ -485,6 +491,7 @@ class JobEngine:
     async def _run_job(self, job_id: int) -> None:
         job = await self._require(job_id)
         handler = self._handlers[JobKind(job.kind)]
+        self._running_kinds[job_id] = JobKind(job.kind)
         self._started_at.setdefault(job_id, time.monotonic())
         self._finished_at.setdefault(job_id, deque(maxlen=500))
         while True:

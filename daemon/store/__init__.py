@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from clientlink.daemon.store.alerts import AlertItemRow, AlertMailRow, AlertQueries
 from clientlink.daemon.store.audit import AuditQueries, AuditRow, add_audit_sync
-from clientlink.daemon.store.banks import BankConnectionRow, BankQueries
+from clientlink.daemon.store.banks import BankConnectionRow, BankQueries, set_bank_user_sync
 from clientlink.daemon.store.clients import (
     CLIENT_COLUMNS,
     CLIENT_FROM,
@@ -39,7 +39,12 @@ from clientlink.daemon.store.grants import (
     GrantTimes,
     TenantRow,
 )
-from clientlink.daemon.store.invitations import InvitationQueries, InvitationRow
+from clientlink.daemon.store.invitations import (
+    InvitationQueries,
+    InvitationRow,
+    add_invitation_sync,
+    update_invitation_sync,
+)
 from clientlink.daemon.store.jobs import (
     JobItemRow,
     JobQueries,
@@ -49,7 +54,7 @@ from clientlink.daemon.store.jobs import (
 )
 from clientlink.daemon.store.notifications import NotificationQueries, NotificationRow
 from clientlink.daemon.store.schema import MIGRATIONS, split_statements
-from clientlink.daemon.store.secrets import MetaAndSecrets
+from clientlink.daemon.store.secrets import MetaAndSecrets, set_meta_sync
 from clientlink.daemon.store.staff import StaffQueries, StaffRow
 from clientlink.daemon.store.templates import TemplateQueries, TemplateRow
 
@@ -95,10 +100,14 @@ __all__ = [
     "Unit",
     "add_audit_sync",
     "add_history_sync",
+    "add_invitation_sync",
     "claim_sync",
     "find_by_tenant_sync",
     "finish_item_sync",
+    "set_bank_user_sync",
+    "set_meta_sync",
     "set_status_sync",
     "split_statements",
     "update_details_sync",
+    "update_invitation_sync",
 ]
