@@ -61,6 +61,7 @@ from clientlink.daemon.store import (
     Store,
     add_audit_sync,
     add_history_sync,
+    bank_user_state_sync,
     set_bank_user_sync,
     set_meta_sync,
     update_invitation_sync,
@@ -180,9 +181,7 @@ class Invitations:
             raise ItemFailed(f"{address} is not a mobile number and cannot receive SMS")
         template: Template = await self._templates.get(params["template_id"])
         reminder_of = params.get("reminder_of")
-        queued, user_id, _ = await self._store.invitation_start(
-            item.id, client.id, _user_marker(client.id)
-        )
+        queued, user_id = await self._store.invitation_start(item.id, client.id)
         try:
             reused = await self._queued_link(queued, user_id) if queued is not None else None
             if reused is not None:
@@ -315,29 +314,32 @@ class Invitations:
         is committed on the client's row as soon as it is known, and one task at a time
         creates a client's user. A creation whose answer never arrived may have left a
         user behind at Basiq that nobody can find through the API: that is recorded
-        before the next attempt so the person can delete the spare one.
+        before the next attempt so the person can delete the spare one. Looking for the
+        user, that record and the marker of this attempt are one commit.
         """
         client_id = client.id
         lock = self._bank_user_locks.setdefault(client_id, asyncio.Lock())
         marker = _user_marker(client_id)
+        unsure_reason = (
+            "an earlier request to create this client's bank-feed user got no "
+            "answer; if the bank-feed dashboard lists two users for "
+            f"{client.email or client.phone}, delete the one without connections"
+        )
         async with lock:
-            # Read again under the lock: another task may have just created it.
-            user_id, unsure = await self._store.bank_user_state(client_id, marker)
-            if user_id is not None:
-                return user_id
             now = to_iso(self._clock.now())
-            unsure_reason = (
-                "an earlier request to create this client's bank-feed user got no "
-                "answer; if the bank-feed dashboard lists two users for "
-                f"{client.email or client.phone}, delete the one without connections"
-            )
 
-            def about_to_create(conn: sqlite3.Connection) -> None:
+            def about_to_create(conn: sqlite3.Connection) -> str | None:
+                user_id, unsure = bank_user_state_sync(conn, client_id, marker)
+                if user_id is not None:  # another task made it while this one waited
+                    return user_id
                 if unsure:
                     add_history_sync(conn, client_id, "bank_user_unsure", now, reason=unsure_reason)
                 set_meta_sync(conn, marker, now or "")
+                return None
 
-            await self._store.commit_unit(about_to_create)
+            known = await self._store.commit_unit(about_to_create)
+            if known is not None:
+                return known
             user_id = await self.banks.create_user(client.email, client.phone, client.name)
 
             def created(conn: sqlite3.Connection) -> None:

@@ -43,6 +43,7 @@ from clientlink.daemon.store.invitations import (
     InvitationQueries,
     InvitationRow,
     add_invitation_sync,
+    bank_user_state_sync,
     update_invitation_sync,
 )
 from clientlink.daemon.store.jobs import (
@@ -101,6 +102,7 @@ __all__ = [
     "add_audit_sync",
     "add_history_sync",
     "add_invitation_sync",
+    "bank_user_state_sync",
     "claim_sync",
     "find_by_tenant_sync",
     "finish_item_sync",

@@ -55,26 +55,21 @@ class InvitationQueries(Database):
             await self.commit_unit(lambda conn: update_invitation_sync(conn, invitation_id, fields))
 
     async def invitation_start(
-        self, item_id: int, client_id: int, marker: str
-    ) -> tuple[InvitationRow | None, str | None, bool]:
+        self, item_id: int, client_id: int
+    ) -> tuple[InvitationRow | None, str | None]:
         """What sending a job item's invitation starts from, in one trip: the item's
-        invitation (a redone item's), and :meth:`bank_user_state`."""
+        invitation (a redone item's) and the client's bank-feed user."""
 
-        def read(conn: sqlite3.Connection) -> tuple[InvitationRow | None, str | None, bool]:
+        def read(conn: sqlite3.Connection) -> tuple[InvitationRow | None, str | None]:
             row = conn.execute(
                 "SELECT * FROM invitations WHERE job_item_id = ?", (item_id,)
             ).fetchone()
-            return (
-                _invitation_row(row) if row else None,
-                *_bank_user_state(conn, client_id, marker),
-            )
+            user = conn.execute(
+                "SELECT user_id FROM bank_users WHERE client_id = ?", (client_id,)
+            ).fetchone()
+            return (_invitation_row(row) if row else None, user[0] if user else None)
 
         return await self.run_sync(read)
-
-    async def bank_user_state(self, client_id: int, marker: str) -> tuple[str | None, bool]:
-        """The client's bank-feed user, and whether ``marker`` (set while a creation is
-        under way: one whose answer was lost) is set, in one trip."""
-        return await self.run_sync(lambda conn: _bank_user_state(conn, client_id, marker))
 
     async def delete_invitation(self, invitation_id: int) -> None:
         async with self.transaction() as db:
@@ -113,9 +108,11 @@ def _invitation_row(row: sqlite3.Row) -> InvitationRow:
     return InvitationRow(**item)
 
 
-def _bank_user_state(
+def bank_user_state_sync(
     conn: sqlite3.Connection, client_id: int, marker: str
 ) -> tuple[str | None, bool]:
+    """The client's bank-feed user, and whether ``marker`` (set while a creation is under
+    way; still set: its answer was lost) is set."""
     user = conn.execute(
         "SELECT user_id FROM bank_users WHERE client_id = ?", (client_id,)
     ).fetchone()
