@@ -129,7 +129,7 @@ class ReimportJob:
         self._clients = clients
 
     async def run(self, job: JobRow, item: JobItemRow, finish: Finish) -> None:
-        client = await self._store.get_client(item.client_id)
+        client = item.client  # read with the claim
         if client is None:
             raise ItemFailed("the client no longer exists")
         if client.grant_id is None or client.tenant_id is None:
