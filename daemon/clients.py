@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,13 +24,24 @@ from clientlink.common.protocol import (
 )
 from clientlink.common.timeutil import to_iso
 from clientlink.common.wording import agree, plural
+from clientlink.daemon.alerts import ALERTING
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.contacts import normalise_email, normalise_phone
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.grants import FailureKind, Grants, classify_failure
 from clientlink.daemon.providers import OrganisationDetails, ProviderAdapter
 from clientlink.daemon.rpc_errors import RpcFailure
-from clientlink.daemon.store import ClientRow, Store, TenantRow
+from clientlink.daemon.store import (
+    ClientRow,
+    Store,
+    TenantRow,
+    Unit,
+    add_audit_sync,
+    add_history_sync,
+    find_by_tenant_sync,
+    set_status_sync,
+    update_details_sync,
+)
 
 log = logging.getLogger(__name__)
 
@@ -465,26 +477,43 @@ class ClientService:
         also: Callable[[], Awaitable[None]] | None = None,
         tenant_id: str | None = None,
         note: dict[str, Any] | None = None,
+        outcome: Unit[None] | None = None,
     ) -> None:
         """Write a verified re-authorisation — binding, status, history, audit (with
         ``note``, such as whose connection was taken over), and ``also`` (a job item's
-        outcome) — in one transaction, then announce it.
+        outcome) or ``outcome`` (the same as statements: the job engine's) — in one
+        transaction, then announce it.
+
+        With ``outcome`` the whole is one unit of the store's group commit (one trip to the
+        database thread for several items); with ``also`` it is a transaction of its own.
 
         ``tenant_id`` other than the client's rebinds it to that tenant (found by ABN: the
         provider's id changed); another client bound to it refuses the whole, with a CONFLICT
         that says so, before anything is written."""
         now = self._clock.now()
-        fields: dict[str, Any] = {"grant_id": grant_id, "last_verified_at": to_iso(now)}
+        at = to_iso(now)
+        fields: dict[str, Any] = {"grant_id": grant_id, "last_verified_at": at}
         # What the provider offers fills what the client lacks; differences go through the
         # re-import review, never silently.
         for name, value in provider_fields(details).items():
             if name != "name" and value and not getattr(client, name):
                 fields[name] = value
         rebind = tenant_id is not None and tenant_id != client.tenant_id
-        async with self._store.transaction():
+        connected = ConnectionStatus.CONNECTED
+        # A connected client raises no alert (alerts.ALERTING): nothing to queue with it.
+        assert connected not in ALERTING
+        audit = {
+            "grant_id": grant_id,
+            "provider": client.provider,
+            "previous_status": client.status,
+            **(note or {}),
+        } | ({"tenant_id": [client.tenant_id, tenant_id]} if rebind else {})
+        history_reason = self.rebind_note(client, tenant_id) if rebind else None
+
+        def write(conn: sqlite3.Connection) -> str | None:
             if rebind:
                 assert tenant_id is not None
-                holder = await self._store.find_client_by_tenant(client.provider, tenant_id)
+                holder = find_by_tenant_sync(conn, client.provider, tenant_id)
                 if holder is not None and holder.id != client.id:
                     raise RpcFailure(
                         ErrorCode.CONFLICT,
@@ -493,31 +522,36 @@ class ClientService:
                         "sign-in found by ABN; deactivate or correct one of them first",
                     )
                 fields["tenant_id"] = tenant_id
-            await self._store.update_client_details(client.id, now, **fields)
-            await self.set_status(client, ConnectionStatus.CONNECTED, None)
-            await self._store.add_history(
+            update_details_sync(conn, client.id, at, fields)
+            old = set_status_sync(conn, client.id, connected.value, None, at)
+            add_history_sync(
+                conn,
                 client.id,
                 "reauthorised",
-                now,
-                status=ConnectionStatus.CONNECTED.value,
-                reason=self.rebind_note(client, tenant_id) if rebind else None,
+                at,
+                status=connected.value,
+                reason=history_reason,
                 actor=actor,
             )
-            await self._store.add_audit(
+            add_audit_sync(
+                conn,
                 actor=actor,
                 action="client.reauthorised",
                 client_id=client.id,
-                detail={
-                    "grant_id": grant_id,
-                    "provider": client.provider,
-                    "previous_status": client.status,
-                    **(note or {}),
-                }
-                | ({"tenant_id": [client.tenant_id, tenant_id]} if rebind else {}),
-                now=now,
+                detail=audit,
+                at=at,
             )
-            if also is not None:
+            if outcome is not None:
+                outcome(conn)
+            return old
+
+        if also is None:
+            old = await self._store.commit_unit(write)
+        else:
+            async with self._store.transaction():
+                old = await self._store.run_sync(write)
                 await also()
+        self._announce(client, old, connected, None)
         self._events.publish(
             ClientReauthorised(client_id=client.id, name=client.name, grant_id=grant_id)
         )

@@ -47,6 +47,7 @@ from clientlink.daemon.events import EventBus
 from clientlink.daemon.grants import Grants
 from clientlink.daemon.handover import Handover
 from clientlink.daemon.holds import ClientHolds
+from clientlink.daemon.http_runtime import skip_absent_sniffio
 from clientlink.daemon.invitations import Invitations, InviteJob
 from clientlink.daemon.job_kinds import ReauthoriseJob, ReimportJob
 from clientlink.daemon.jobs import JobEngine, JobHandler
@@ -165,6 +166,7 @@ class Services:
         usage: Usage,
         providers: ConfiguredProviders,
     ) -> Services:
+        skip_absent_sniffio()
         adapters = providers.adapters
         grants = Grants(store, vault, adapters, clock)
         notifier = Notifier(

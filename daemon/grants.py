@@ -165,7 +165,7 @@ class Grants:
 
     async def tokens(self, grant_id: int) -> tuple[GrantRow, TokenSet]:
         """The grant and its opened tokens."""
-        grant = await self._store.get_grant(grant_id)
+        grant = await self._store.grant_for_tokens(grant_id)
         if grant is None:
             raise GrantRevoked(grant_id, "the authorisation is no longer stored")
         return grant, self._open(grant)

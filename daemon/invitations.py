@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,7 +54,19 @@ from clientlink.daemon.events import EventBus
 from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry, JobEngine
 from clientlink.daemon.limits import LimitSpec, ProviderLimits, RateLimiter
 from clientlink.daemon.rpc_errors import RpcFailure
-from clientlink.daemon.store import ClientRow, InvitationRow, JobItemRow, JobRow, Store
+from clientlink.daemon.store import (
+    ClientRow,
+    InvitationRow,
+    JobItemRow,
+    JobRow,
+    Store,
+    add_audit_sync,
+    add_history_sync,
+    bank_user_state_sync,
+    set_bank_user_sync,
+    set_meta_sync,
+    update_invitation_sync,
+)
 from clientlink.daemon.templates import (
     DEFAULT_LINK_LENGTH,
     Template,
@@ -132,6 +145,7 @@ class Invitations:
     ) -> None:
         self._store = store
         self._vault = vault
+        self._link_length_seen: int | None = None
         self._events = events
         self._clock = clock
         self._config = config
@@ -180,9 +194,13 @@ class Invitations:
         return {"channel": channel.value, "template_id": template.id, "bank_ids": bank_ids}
 
     async def send_item(self, job: JobRow, item: JobItemRow, finish: Finish) -> None:
+        """Send one item's invitation. Its trips to the database are few and shared with
+        the other items' (the store's group commit): one read of where it starts from, the
+        bank-feed user's two commits when the client has none yet, the record before the
+        send, the ``sending`` mark, and the sent record with the item's outcome."""
         params = job.params
         channel = params["channel"]
-        client = await self._store.get_client(item.client_id)
+        client = item.client  # read with the claim
         if client is None:
             raise ItemFailed("the client no longer exists")
         problem = self.channel_problem(channel)
@@ -197,16 +215,20 @@ class Invitations:
         address = address_for(client, channel) or ""
         template: Template = await self._templates.get(params["template_id"])
         reminder_of = params.get("reminder_of")
-        queued = await self._store.invitation_for_item(item.id)
+        queued, user_id = await self._store.invitation_start(item.id, client.id)
         try:
-            reused = await self._queued_link(queued) if queued is not None else None
+            reused = await self._queued_link(queued, user_id) if queued is not None else None
             if reused is not None:
                 link, expires, bank_ids = reused
             elif reminder_of:
                 link, expires, bank_ids = await self._reuse_link(reminder_of)
             else:
                 bank_ids = list(params.get("bank_ids") or [])
-                link, expires = await self._new_link(client, bank_ids)
+                user_id = user_id or await self._bank_user(client)
+                link, expires = await self.banks.create_link(
+                    user_id, bank_ids, self._config.practice.name
+                )
+                await self._remember_link_length(len(link))
             bank_names = await self.banks.bank_names(bank_ids)
         except BanksUnavailable as exc:
             raise ItemRetry(str(exc)) from exc
@@ -264,21 +286,26 @@ class Invitations:
             await self._store.update_invitation(invitation_id, state=UNCERTAIN, error=reason)
             self._announce(invitation_id, client, UNCERTAIN)
             raise ItemFailed(reason) from exc
-        now = self._clock.now()
-        async with self._store.transaction():
-            await self._store.update_invitation(
-                invitation_id, state="sent", provider_ref=reference, sent_at=to_iso(now)
-            )
+        at = to_iso(self._clock.now())
+        sent = {"state": "sent", "provider_ref": reference, "sent_at": at}
+        audit = {"invitation_id": invitation_id, "channel": channel, "banks": bank_ids}
+        outcome = finish.statements({"invitation_id": invitation_id})
+
+        def record(conn: sqlite3.Connection) -> None:
+            update_invitation_sync(conn, invitation_id, sent)
             if reminder_of:
-                await self._store.update_invitation(reminder_of, reminded_at=to_iso(now))
-            await self._store.add_audit(
+                update_invitation_sync(conn, reminder_of, {"reminded_at": at})
+            add_audit_sync(
+                conn,
                 actor=job.actor,
                 action="invitation.sent",
                 client_id=client.id,
-                detail={"invitation_id": invitation_id, "channel": channel, "banks": bank_ids},
-                now=now,
+                detail=audit,
+                at=at,
             )
-            await finish({"invitation_id": invitation_id})
+            outcome(conn)
+
+        await self._store.commit_unit(record)
         self._announce(invitation_id, client, "sent")
 
     async def recover_item(self, item: JobItemRow) -> str:
@@ -296,7 +323,7 @@ class Invitations:
         return "redo"
 
     async def _queued_link(
-        self, invitation: InvitationRow
+        self, invitation: InvitationRow, user_id: str | None
     ) -> tuple[str, datetime, list[str]] | None:
         """The link of this item's queued invitation, while it is still the client's
         current, unexpired link (a redone item sends the link it made, not a new one)."""
@@ -308,7 +335,6 @@ class Invitations:
         link = self._vault.decrypt(
             invitation.link_sealed, f"invite-link:{invitation.client_id}"
         ).decode()
-        user_id = await self._store.bank_user(invitation.client_id)
         if user_id is None:
             return None
         current = await self.banks.link_state(user_id)
@@ -316,12 +342,14 @@ class Invitations:
             return None  # a newer link replaced it (only the latest works) or it was used
         return link, expires, list(invitation.bank_ids)
 
-    async def _new_link(self, client: ClientRow, bank_ids: list[str]) -> tuple[str, datetime]:
-        user_id = await self._bank_user(client)
-        link, expires = await self.banks.create_link(user_id, bank_ids, self._config.practice.name)
-        if await self._store.get_meta(LINK_LENGTH_META) != str(len(link)):
-            await self._store.set_meta(LINK_LENGTH_META, str(len(link)))
-        return link, expires
+    async def _remember_link_length(self, length: int) -> None:
+        """Keep the length of the links the bank-feed service makes (what SMS segment counts
+        assume); written only when it changes, so a bulk send does not write it per item."""
+        if length == self._link_length_seen:
+            return
+        if await self._store.get_meta(LINK_LENGTH_META) != str(length):
+            await self._store.set_meta(LINK_LENGTH_META, str(length))
+        self._link_length_seen = length
 
     async def link_length(self) -> tuple[int, bool]:
         """(length, measured): the last real link's length, or the default before any."""
@@ -427,29 +455,39 @@ class Invitations:
         is committed on the client's row as soon as it is known, and one task at a time
         creates a client's user. A creation whose answer never arrived may have left a
         user behind at Basiq that nobody can find through the API: that is recorded
-        before the next attempt so the person can delete the spare one.
+        before the next attempt so the person can delete the spare one. Looking for the
+        user, that record and the marker of this attempt are one commit.
         """
         client_id = client.id
         lock = self._bank_user_locks.setdefault(client_id, asyncio.Lock())
+        marker = _user_marker(client_id)
+        unsure_reason = (
+            "an earlier request to create this client's bank-feed user got no "
+            "answer; if the bank-feed dashboard lists two users for "
+            f"{client.email or client.phone}, delete the one without connections"
+        )
         async with lock:
-            user_id = await self._store.bank_user(client_id)
-            if user_id is not None:
-                return user_id
-            marker = f"bank_user_pending:{client_id}"
-            if await self._store.get_meta(marker):
-                await self._store.add_history(
-                    client_id,
-                    "bank_user_unsure",
-                    self._clock.now(),
-                    reason="an earlier request to create this client's bank-feed user got no "
-                    "answer; if the bank-feed dashboard lists two users for "
-                    f"{client.email or client.phone}, delete the one without connections",
-                )
-            await self._store.set_meta(marker, to_iso(self._clock.now()))
+            now = to_iso(self._clock.now())
+
+            def about_to_create(conn: sqlite3.Connection) -> str | None:
+                user_id, unsure = bank_user_state_sync(conn, client_id, marker)
+                if user_id is not None:  # another task made it while this one waited
+                    return user_id
+                if unsure:
+                    add_history_sync(conn, client_id, "bank_user_unsure", now, reason=unsure_reason)
+                set_meta_sync(conn, marker, now or "")
+                return None
+
+            known = await self._store.commit_unit(about_to_create)
+            if known is not None:
+                return known
             user_id = await self.banks.create_user(client.email, client.phone, client.name)
-            async with self._store.transaction():
-                await self._store.set_bank_user(client_id, user_id)
-                await self._store.set_meta(marker, "")
+
+            def created(conn: sqlite3.Connection) -> None:
+                set_bank_user_sync(conn, client_id, user_id)
+                set_meta_sync(conn, marker, "")
+
+            await self._store.commit_unit(created)
             return user_id
 
     async def _reuse_link(self, invitation_id: int) -> tuple[str, datetime, list[str]]:
@@ -495,6 +533,11 @@ class Invitations:
     async def _follow_up_loop(self) -> None:
         while True:
             await asyncio.sleep(self._config.invites.poll_seconds)
+            if self.jobs.is_running(JobKind.INVITE):
+                # The sending comes first: a round asks the bank-feed service about every
+                # open invitation (two calls each), and thousands of them would take the
+                # job's share of the machine. The next round after the job catches up.
+                continue
             try:
                 await self.follow_up()
             except Exception:
@@ -628,6 +671,11 @@ class Invitations:
                 )
                 reminded += 1
         return reminded
+
+
+def _user_marker(client_id: int) -> str:
+    """The meta key set while a client's bank-feed user is being created."""
+    return f"bank_user_pending:{client_id}"
 
 
 def _json(value: Any) -> str:

@@ -10,7 +10,7 @@ from clientlink.daemon.grants import FailureKind, classify_failure
 from clientlink.daemon.jobs import Finish, ItemFailed, ItemRetry
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.sign_in_plan import SignInPlan
-from clientlink.daemon.store import ClientRow, JobItemRow, JobRow, Store
+from clientlink.daemon.store import ClientRow, JobItemRow, JobRow, Store, TenantRow
 
 REVIEWED_FIELDS = ("name", "legal_name", "abn", "entity_type", "email")
 """What a re-import compares with the provider's answer (see clients.provider_fields)."""
@@ -48,6 +48,16 @@ class ReauthoriseJob:
         self._watch = watch
         self._on_takeover = on_takeover
         """After a takeover job (``takeover_of``): its final audit entry."""
+        self._tenants: dict[int, dict[str, TenantRow]] = {}
+        """The tenants of the grants running jobs use, by tenant id: read once per grant
+        (a grant's tenants are written with it and never change)."""
+
+    async def _tenants_of(self, grant_id: int) -> dict[str, TenantRow]:
+        tenants = self._tenants.get(grant_id)
+        if tenants is None:
+            rows = await self._store.grant_tenants(grant_id)
+            tenants = self._tenants[grant_id] = {tenant.tenant_id: tenant for tenant in rows}
+        return tenants
 
     async def run(self, job: JobRow, item: JobItemRow, finish: Finish) -> None:
         plan = SignInPlan.of(job.params)
@@ -58,13 +68,13 @@ class ReauthoriseJob:
             if step is None or step.grant_id is None:
                 raise ItemFailed("no sign-in was given for this client's business")
             grant_id = step.grant_id
-        client = await self._store.get_client(item.client_id)
+        client = item.client  # read with the claim
         if client is None:
             raise ItemFailed("the client no longer exists")
-        tenant = await self._store.grant_tenant(grant_id, client.tenant_id or "")
+        tenants = await self._tenants_of(grant_id)
+        tenant = tenants.get(client.tenant_id or "")
         if tenant is None:  # its provider id may have changed: found by ABN, or why not
-            tenants = await self._store.grant_tenants(grant_id)
-            tenant, why = await self._clients.tenant_of(client, tenants)
+            tenant, why = await self._clients.tenant_of(client, list(tenants.values()))
             if tenant is None:
                 raise ItemFailed(
                     f"{client.name} was not among the businesses selected at this sign-in"
@@ -77,7 +87,7 @@ class ReauthoriseJob:
                 grant_id,
                 details,
                 job.actor,
-                also=lambda: finish({"grant_id": grant_id}),
+                outcome=finish.statements({"grant_id": grant_id}),
                 tenant_id=tenant.tenant_id,
                 note=_takeover_note(job, client),
             )
@@ -90,6 +100,7 @@ class ReauthoriseJob:
         return "redo"
 
     async def finished(self, job: JobRow) -> None:
+        self._tenants.clear()  # read again by the next job (cheap: once per grant)
         plan = SignInPlan.of(job.params)
         if plan is None:
             await self._watch(job.params["grant_id"])
@@ -118,7 +129,7 @@ class ReimportJob:
         self._clients = clients
 
     async def run(self, job: JobRow, item: JobItemRow, finish: Finish) -> None:
-        client = await self._store.get_client(item.client_id)
+        client = item.client  # read with the claim
         if client is None:
             raise ItemFailed("the client no longer exists")
         if client.grant_id is None or client.tenant_id is None:

@@ -24,9 +24,10 @@ import contextlib
 import dataclasses
 import logging
 import random
+import sqlite3
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from clientlink.common.protocol import (
@@ -39,12 +40,22 @@ from clientlink.common.protocol import (
     SkippedClient,
     Topic,
 )
+from clientlink.common.timeutil import to_iso
 from clientlink.common.wording import plural
 from clientlink.daemon.clock import Clock
 from clientlink.daemon.events import EventBus
 from clientlink.daemon.rpc_errors import RpcFailure
 from clientlink.daemon.sign_in_plan import SignInPlan, plan_for
-from clientlink.daemon.store import ClientRow, GrantRow, JobItemRow, JobRow, Store
+from clientlink.daemon.store import (
+    ClientRow,
+    GrantRow,
+    JobItemRow,
+    JobRow,
+    Store,
+    Unit,
+    claim_sync,
+    finish_item_sync,
+)
 
 if TYPE_CHECKING:
     from clientlink.daemon.holds import ClientHolds
@@ -57,7 +68,46 @@ MAX_ATTEMPTS = 6
 PROGRESS_INTERVAL = 0.1
 """At most ten progress events a second per job."""
 
-Finish = Callable[[dict[str, Any] | None], Awaitable[None]]
+
+class Finish:
+    """An item's outcome, written with the item's own effect. Awaited (``await
+    finish(result)``) inside the transaction that writes the effect; or, for a kind that
+    writes its effect as statements, :meth:`statements` joins the effect's unit of the
+    store's group commit (``Store.commit_unit``), several items in one trip."""
+
+    __slots__ = ("_claimed", "_clock", "_item", "_store", "claim_next")
+
+    def __init__(self, store: Store, item: JobItemRow, clock: Clock, claim_next: bool) -> None:
+        self._store = store
+        self._item = item
+        self._clock = clock
+        self.claim_next = claim_next
+        """Claim the job's next item with this outcome (same commit, no trip of its own)."""
+        self._claimed: JobItemRow | None = None
+
+    @property
+    def next_item(self) -> JobItemRow | None:
+        """The item claimed with the outcome; the engine takes it only once the outcome is
+        committed (the handler returned)."""
+        return self._claimed
+
+    async def __call__(self, result: dict[str, Any] | None) -> None:
+        if self._store.in_transaction():
+            await self._store.run_sync(self.statements(result))
+        else:
+            await self._store.commit_unit(self.statements(result))
+
+    def statements(self, result: dict[str, Any] | None) -> Unit[None]:
+        at = to_iso(self._clock.now())
+        item = self._item
+
+        def write(conn: sqlite3.Connection) -> None:
+            finish_item_sync(conn, item, ItemState.DONE.value, at, result=result)
+            if self.claim_next:
+                self._claimed = claim_sync(conn, item.job_id, at, None)
+
+        return write
+
 
 # Given the clients a re-authorisation may take (none held elsewhere): the job's params and
 # its client ids in the order the job does them (a sign-in plan may reorder them).
@@ -110,6 +160,7 @@ class JobEngine:
         self._clock = clock
         self._handlers = handlers
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._running_kinds: dict[int, JobKind] = {}
         self._control: dict[int, JobState] = {}
         self._current: dict[int, str] = {}
         self._finished_at: dict[int, deque[float]] = {}
@@ -399,6 +450,10 @@ class JobEngine:
         self._wake.add(job.id)
         self._spawn(job.id)
 
+    def is_running(self, kind: JobKind) -> bool:
+        """Whether a job of ``kind`` has workers under way."""
+        return kind in self._running_kinds.values()
+
     async def describe(self, job_id: int) -> Job:
         """The job as ``jobs.get`` reports it (without items)."""
         job = await self._require(job_id)
@@ -427,6 +482,7 @@ class JobEngine:
         try:
             await self._run_job(job_id)
         finally:
+            self._running_kinds.pop(job_id, None)
             # Forgotten here, with no await after it, so a sign-in added from now on
             # starts a new task (the done callback would come a loop turn too late).
             task = asyncio.current_task()
@@ -436,6 +492,7 @@ class JobEngine:
     async def _run_job(self, job_id: int) -> None:
         job = await self._require(job_id)
         handler = self._handlers[JobKind(job.kind)]
+        self._running_kinds[job_id] = JobKind(job.kind)
         self._started_at.setdefault(job_id, time.monotonic())
         self._finished_at.setdefault(job_id, deque(maxlen=500))
         while True:
@@ -506,27 +563,34 @@ class JobEngine:
 
     async def _work(self, job: JobRow, handler: JobHandler) -> None:
         job_id = job.id
-        while not self._stopping and job_id not in self._control:
-            below = None
-            if SignInPlan.of(job.params) is not None:
-                # Sign-ins are added while the job runs: read which it holds, every item.
-                job = await self._require(job_id)
+        claimed: JobItemRow | None = None  # claimed with the last item's outcome
+        try:
+            while not self._stopping and job_id not in self._control:
+                below = None
                 plan = SignInPlan.of(job.params)
-                below = plan.claim_limit() if plan is not None else None
-            item = await self._store.claim_item(job_id, self._clock.now(), below)
-            if item is None:
-                return
-            self._current[job_id] = item.name or f"client {item.client_id}"
-            self._mark(job_id)
-            await self._one(job, handler, item)
-            self._mark(job_id)
+                if plan is not None:
+                    # Sign-ins are added while the job runs: read which it holds, every item.
+                    job = await self._require(job_id)
+                    plan = SignInPlan.of(job.params)
+                    below = plan.claim_limit() if plan is not None else None
+                item, claimed = claimed, None
+                if item is None:
+                    item = await self._store.claim_item(job_id, self._clock.now(), below)
+                if item is None:
+                    return
+                self._current[job_id] = item.name or f"client {item.client_id}"
+                self._mark(job_id)
+                claimed = await self._one(job, handler, item, claim_next=plan is None)
+                self._mark(job_id)
+        finally:
+            if claimed is not None:  # paused, cancelled or stopping: it was never started
+                await self._store.unclaim_item(claimed.id)
 
-    async def _one(self, job: JobRow, handler: JobHandler, item: JobItemRow) -> None:
-        async def finish(result: dict[str, Any] | None) -> None:
-            await self._store.finish_item(
-                item, ItemState.DONE.value, self._clock.now(), result=result
-            )
-
+    async def _one(
+        self, job: JobRow, handler: JobHandler, item: JobItemRow, *, claim_next: bool
+    ) -> JobItemRow | None:
+        """Do one item; the next item when it was claimed with this one's outcome."""
+        finish = Finish(self._store, item, self._clock, claim_next)
         try:
             await handler.run(job, item, finish)
         except ItemRetry as retry:
@@ -534,22 +598,27 @@ class JobEngine:
                 await self._fail(
                     item, f"{retry} (gave up after {plural(item.attempts, 'attempt')})"
                 )
-                return
+                return None
             delay = retry.after * (2 ** (item.attempts - 1)) * self._random.uniform(0.8, 1.2)
             await self._clock.sleep(min(delay, 60))
             await self._store.release_item(item.id)
-            return
+            return None
         except ItemFailed as failure:
             await self._fail(item, str(failure))
-            return
+            return None
         except Exception as exc:
             log.exception("job %s item %s failed", job.id, item.id)
             await self._fail(item, f"internal error: {exc}")
-            return
+            return None
         self._finished_at[job.id].append(time.monotonic())
+        return finish.next_item
 
     async def _fail(self, item: JobItemRow, reason: str) -> None:
-        await self._store.finish_item(item, ItemState.FAILED.value, self._clock.now(), error=reason)
+        at = to_iso(self._clock.now())
+        failed = ItemState.FAILED.value
+        await self._store.commit_unit(
+            lambda conn: finish_item_sync(conn, item, failed, at, error=reason)
+        )
         self._finished_at.setdefault(item.job_id, deque(maxlen=500)).append(time.monotonic())
 
     # ------------------------------------------------------------------ progress

@@ -179,7 +179,8 @@ async def test_a_sign_in_already_held_is_kept_and_cancel_ends_a_waiting_job(daem
     )
     assert twice.code == ErrorCode.INVALID_PARAMS  # the job now waits for the second business
     await job_waiting_for(rpc, started.job_id, second)
-    assert not daemon.daemon.jobs._tasks  # waiting holds no worker
+    # Waiting holds no worker (the task ends just after the job says it waits).
+    await wait_until(lambda: not daemon.daemon.jobs._tasks, what="the job's task to end")
 
     job = await rpc.call(p.JOBS_CANCEL, job_id=started.job_id)
     assert job.state == "cancelled" and job.waiting_for_sign_in is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,10 +42,12 @@ class AuditQueries(Database):
         detail: dict[str, Any],
         now: datetime,
     ) -> None:
-        async with self.transaction() as db:
-            await db.execute(
-                "INSERT INTO audit (at, actor, action, client_id, detail) VALUES (?, ?, ?, ?, ?)",
-                (to_iso(now), actor, action, client_id, json.dumps(detail, sort_keys=True)),
+        at = to_iso(now)
+        async with self.transaction():
+            await self.run_sync(
+                lambda conn: add_audit_sync(
+                    conn, actor=actor, action=action, client_id=client_id, detail=detail, at=at
+                )
             )
 
     async def list_audit(
@@ -83,3 +86,19 @@ def _audit_filter(client_id: int | None, actor: str | None) -> tuple[str, list[A
         clauses.append("a.actor = ?")
         params.append(actor)
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def add_audit_sync(
+    conn: sqlite3.Connection,
+    *,
+    actor: str,
+    action: str,
+    client_id: int | None,
+    detail: dict[str, Any],
+    at: str | None,
+) -> None:
+    """The audit entry's statement (see ``Database.run_sync``)."""
+    conn.execute(
+        "INSERT INTO audit (at, actor, action, client_id, detail) VALUES (?, ?, ?, ?, ?)",
+        (at, actor, action, client_id, json.dumps(detail, sort_keys=True)),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,11 +42,8 @@ class BankQueries(Database):
         return row["user_id"] if row else None
 
     async def set_bank_user(self, client_id: int, user_id: str) -> None:
-        async with self.transaction() as db:
-            await db.execute(
-                "INSERT OR REPLACE INTO bank_users (client_id, user_id) VALUES (?, ?)",
-                (client_id, user_id),
-            )
+        async with self.transaction():
+            await self.run_sync(lambda conn: set_bank_user_sync(conn, client_id, user_id))
 
     async def set_bank_connection(
         self, connection_id: str, client_id: int, institution_id: str, status: str, now: datetime
@@ -72,3 +70,10 @@ class BankQueries(Database):
             (client_id,),
         )
         return [BankConnectionRow(**row) for row in rows]
+
+
+def set_bank_user_sync(conn: sqlite3.Connection, client_id: int, user_id: str) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO bank_users (client_id, user_id) VALUES (?, ?)",
+        (client_id, user_id),
+    )

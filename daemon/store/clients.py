@@ -99,7 +99,7 @@ class ClientQueries(Database):
         total_row = await self._fetchone(f"SELECT count(*) FROM clients c {where}", params)
         assert total_row is not None
         rows = await self._fetchall(client_page_sql(where), [*params, limit, offset])
-        return total_row[0], [_client_row(row) for row in rows]
+        return total_row[0], [client_row(row) for row in rows]
 
     async def count_clients_by_status(self, *, active: bool = True) -> dict[str, int]:
         rows = await self._fetchall(
@@ -123,7 +123,7 @@ class ClientQueries(Database):
         row = await self._fetchone(
             f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.id = ?", (client_id,)
         )
-        return _client_row(row) if row else None
+        return client_row(row) if row else None
 
     async def active_client_names(self) -> list[str]:
         """Every active client's name (what a template is rendered with)."""
@@ -141,14 +141,14 @@ class ClientQueries(Database):
             f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.provider = ? AND c.tenant_id = ?",
             (provider, tenant_id),
         )
-        return _client_row(row) if row else None
+        return client_row(row) if row else None
 
     async def clients_of_grant(self, grant_id: int) -> list[ClientRow]:
         rows = await self._fetchall(
             f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.grant_id = ? AND c.active = 1",
             (grant_id,),
         )
-        return [_client_row(row) for row in rows]
+        return [client_row(row) for row in rows]
 
     async def clients_resting_on(self, grant_id: int) -> list[ClientRow]:
         """Every client bound to the grant, deactivated ones too, by name."""
@@ -157,7 +157,7 @@ class ClientQueries(Database):
             "ORDER BY c.name COLLATE NOCASE, c.id",
             (grant_id,),
         )
-        return [_client_row(row) for row in rows]
+        return [client_row(row) for row in rows]
 
     async def create_client(
         self,
@@ -195,7 +195,10 @@ class ClientQueries(Database):
             )
             assert cursor.lastrowid is not None
             if grant_id is not None:
-                await self._mark_grant_bound(grant_id, now)
+                await db.execute(
+                    "UPDATE grants SET bound_at = COALESCE(bound_at, ?) WHERE id = ?",
+                    (to_iso(now), grant_id),
+                )
             return cursor.lastrowid
 
     async def clients_by_tenants(self, keys: list[tuple[str, str]]) -> list[ClientRow]:
@@ -208,7 +211,7 @@ class ClientQueries(Database):
             f"WHERE (c.provider, c.tenant_id) IN (VALUES {pairs})",
             [value for key in keys for value in key],
         )
-        return [_client_row(row) for row in rows]
+        return [client_row(row) for row in rows]
 
     async def clients_by_abns(self, abns: list[str]) -> list[ClientRow]:
         """The clients with these ABNs (11 digits each; at most 500 at a time)."""
@@ -219,7 +222,7 @@ class ClientQueries(Database):
             f"WHERE c.abn IN ({', '.join('?' * len(abns))}) ORDER BY c.id",
             abns,
         )
-        return [_client_row(row) for row in rows]
+        return [client_row(row) for row in rows]
 
     async def create_unconnected_clients(
         self, clients: list[dict[str, Any]], now: datetime
@@ -273,64 +276,24 @@ class ClientQueries(Database):
         """Set plain detail columns (name, legal_name, abn, email, phone, entity_type,
         business, grant_id, and tenant_id: a re-authorisation that found the client by ABN;
         provider too: a client attached to the same business in other software)."""
-        allowed = {
-            "provider",
-            "tenant_id",
-            "name",
-            "legal_name",
-            "abn",
-            "email",
-            "phone",
-            "entity_type",
-            "business",
-            "grant_id",
-            "last_verified_at",
-        }
-        unknown = set(fields) - allowed
+        unknown = set(fields) - DETAIL_COLUMNS
         if unknown:
             raise ValueError(f"not client detail columns: {sorted(unknown)}")
         if not fields:
             return
-        assignments = ", ".join(f"{column} = ?" for column in fields)
-        async with self.transaction() as db:
-            await db.execute(
-                f"UPDATE clients SET {assignments}, updated_at = ? WHERE id = ?",
-                [*fields.values(), to_iso(now), client_id],
-            )
-            if fields.get("grant_id") is not None:
-                await self._mark_grant_bound(fields["grant_id"], now)
-
-    async def _mark_grant_bound(self, grant_id: int, now: datetime) -> None:
-        """A client was bound to the grant: it is no longer an unused sign-in."""
-        await self._db.execute(
-            "UPDATE grants SET bound_at = COALESCE(bound_at, ?) WHERE id = ?",
-            (to_iso(now), grant_id),
-        )
+        at = to_iso(now)
+        async with self.transaction():
+            await self.run_sync(lambda conn: update_details_sync(conn, client_id, at, fields))
 
     async def set_client_status(
         self, client_id: int, status: ConnectionStatus, reason: str | None, now: datetime
     ) -> str | None:
         """Set the status; ``status_since`` moves only on a change. Returns the old status."""
-        async with self.transaction() as db:
-            row = await self._fetchone("SELECT status FROM clients WHERE id = ?", (client_id,))
-            if row is None:
-                return None
-            old = row["status"]
-            if old == status.value:
-                await db.execute(
-                    "UPDATE clients SET status_reason = ?, updated_at = ? WHERE id = ?",
-                    (reason, to_iso(now), client_id),
-                )
-            else:
-                await db.execute(
-                    "UPDATE clients SET status = ?, status_reason = ?, status_since = ?, "
-                    "updated_at = ? WHERE id = ?",
-                    (status.value, reason, to_iso(now), to_iso(now), client_id),
-                )
-                await self.add_history(
-                    client_id, "status", now, status=status.value, old_status=old, reason=reason
-                )
-            return old
+        at = to_iso(now)
+        async with self.transaction():
+            return await self.run_sync(
+                lambda conn: set_status_sync(conn, client_id, status.value, reason, at)
+            )
 
     async def set_clients_active(
         self, client_ids: list[int], active: bool, now: datetime
@@ -360,11 +323,19 @@ class ClientQueries(Database):
         reason: str | None = None,
         actor: str | None = None,
     ) -> None:
-        async with self.transaction() as db:
-            await db.execute(
-                "INSERT INTO client_history (client_id, at, kind, status, old_status, reason, "
-                "actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (client_id, to_iso(now), kind, status, old_status, reason, actor),
+        at = to_iso(now)
+        async with self.transaction():
+            await self.run_sync(
+                lambda conn: add_history_sync(
+                    conn,
+                    client_id,
+                    kind,
+                    at,
+                    status=status,
+                    old_status=old_status,
+                    reason=reason,
+                    actor=actor,
+                )
             )
 
     async def client_history(self, client_id: int, limit: int) -> list[HistoryRow]:
@@ -382,6 +353,99 @@ def client_page_sql(where: str) -> str:
         f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} {where} "
         "ORDER BY c.name COLLATE NOCASE, c.id LIMIT ? OFFSET ?"
     )
+
+
+DETAIL_COLUMNS = frozenset(
+    {
+        "provider",
+        "tenant_id",
+        "name",
+        "legal_name",
+        "abn",
+        "email",
+        "phone",
+        "entity_type",
+        "business",
+        "grant_id",
+        "last_verified_at",
+    }
+)
+"""The plain detail columns :meth:`ClientQueries.update_client_details` may set."""
+
+
+# The statements of a client's writes, as plain functions of the connection: the async
+# methods above run them in one hop each, and a unit of work (a job item's commit, see
+# ``Database.commit_unit``) runs several of them in one.
+
+
+def update_details_sync(
+    conn: sqlite3.Connection, client_id: int, at: str | None, fields: dict[str, Any]
+) -> None:
+    """``fields`` are :data:`DETAIL_COLUMNS` (checked by the caller)."""
+    assignments = ", ".join(f"{column} = ?" for column in fields)
+    conn.execute(
+        f"UPDATE clients SET {assignments}, updated_at = ? WHERE id = ?",
+        [*fields.values(), at, client_id],
+    )
+    if fields.get("grant_id") is not None:
+        # A client was bound to the grant: it is no longer an unused sign-in.
+        conn.execute(
+            "UPDATE grants SET bound_at = COALESCE(bound_at, ?) WHERE id = ?",
+            (at, fields["grant_id"]),
+        )
+
+
+def set_status_sync(
+    conn: sqlite3.Connection, client_id: int, status: str, reason: str | None, at: str | None
+) -> str | None:
+    """Set the status (``status_since`` moves only on a change); the old status."""
+    row = conn.execute("SELECT status FROM clients WHERE id = ?", (client_id,)).fetchone()
+    if row is None:
+        return None
+    old = row[0]
+    if old == status:
+        conn.execute(
+            "UPDATE clients SET status_reason = ?, updated_at = ? WHERE id = ?",
+            (reason, at, client_id),
+        )
+    else:
+        conn.execute(
+            "UPDATE clients SET status = ?, status_reason = ?, status_since = ?, "
+            "updated_at = ? WHERE id = ?",
+            (status, reason, at, at, client_id),
+        )
+        add_history_sync(
+            conn, client_id, "status", at, status=status, old_status=old, reason=reason
+        )
+    return old
+
+
+def add_history_sync(
+    conn: sqlite3.Connection,
+    client_id: int,
+    kind: str,
+    at: str | None,
+    *,
+    status: str | None = None,
+    old_status: str | None = None,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO client_history (client_id, at, kind, status, old_status, reason, "
+        "actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (client_id, at, kind, status, old_status, reason, actor),
+    )
+
+
+def find_by_tenant_sync(
+    conn: sqlite3.Connection, provider: str, tenant_id: str
+) -> ClientRow | None:
+    row = conn.execute(
+        f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.provider = ? AND c.tenant_id = ?",
+        (provider, tenant_id),
+    ).fetchone()
+    return client_row(row) if row else None
 
 
 def client_filter(
@@ -429,7 +493,8 @@ def client_filter(
     return where, params
 
 
-def _client_row(row: sqlite3.Row) -> ClientRow:
+def client_row(row: sqlite3.Row) -> ClientRow:
+    """A :data:`CLIENT_COLUMNS` row as a :class:`ClientRow`."""
     client = dict(row)
     client["active"] = bool(client["active"])
     return ClientRow(**client)

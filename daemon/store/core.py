@@ -5,6 +5,14 @@ One aiosqlite connection in WAL mode. Writes go through :meth:`Database.transact
 which holds an asyncio lock for the whole transaction: several coroutines share the
 connection, and without the lock their statements would interleave inside each
 other's transactions.
+
+Every ``await`` on the connection is a hop to its thread and back, and on a busy daemon
+the hops cost more than the statements. So a unit of work that knows its statements runs
+them in one hop (:meth:`Database.run_sync`, a plain function of the ``sqlite3``
+connection), and the job engine's per-item commits go through :meth:`Database.commit_unit`:
+units that arrive while one is being written are written together, in one transaction
+(group commit), each in a savepoint of its own, so one unit's error undoes only that unit,
+and a unit (an item's effect with its outcome) is always wholly in or wholly out.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Self, TypeVar
 
@@ -35,6 +44,20 @@ from clientlink.daemon.store import schema
 log = logging.getLogger("clientlink.daemon.store")
 T = TypeVar("T")
 
+Unit = Callable[[sqlite3.Connection], T]
+"""Statements run in the database's thread, in one hop (see :meth:`Database.run_sync`)."""
+
+GROUP_LIMIT = 64
+"""At most this many units in one group commit (a bounded transaction, a bounded wait)."""
+
+
+@dataclass
+class _Pending:
+    unit: Unit[Any]
+    future: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
 
 class Database:
     """The connection and its write discipline; no queries of any aggregate."""
@@ -49,6 +72,8 @@ class Database:
         # Called once, with the reason, when the database turns out deleted or replaced.
         self.on_lost: Callable[[str], None] | None = None
         self._after_commit: list[Callable[[], None]] = []
+        self._pending: list[_Pending] = []
+        self._committer: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> Self:
@@ -175,6 +200,64 @@ class Database:
             with contextlib.suppress(sqlite3.Error):
                 await self._db.execute("ROLLBACK")
 
+    def in_transaction(self) -> bool:
+        """Whether the calling task is inside :meth:`transaction`."""
+        return self._write_lock.held_by_current_task()
+
+    async def run_sync(self, unit: Unit[T]) -> T:
+        """Run ``unit(connection)`` in the database's thread: its statements take one hop,
+        not one each. Inside :meth:`transaction` it joins that transaction; outside one it
+        runs in autocommit, so a unit of more than one write belongs in a transaction (or in
+        :meth:`commit_unit`)."""
+        # aiosqlite queues calls for its thread through ``_execute``; this is the one place
+        # that reaches past its statement methods.
+        db = self._db
+        return await db._execute(unit, db._conn)
+
+    async def commit_unit(self, unit: Unit[T]) -> T:
+        """Commit ``unit`` in a transaction of its own or together with others that came
+        meanwhile (group commit); returns its result once it is committed, or raises its
+        error (then none of its statements were kept, and the others' were). Must not be
+        called inside :meth:`transaction`."""
+        assert not self._write_lock.held_by_current_task(), "commit_unit inside a transaction"
+        pending = _Pending(unit)
+        self._pending.append(pending)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_pending(), name="group-commit")
+        return await pending.future
+
+    async def _commit_pending(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending[:GROUP_LIMIT], self._pending[GROUP_LIMIT:]
+            try:
+                async with self._write_lock:
+                    problem = self.check_database()
+                    if problem:
+                        raise DatabaseLost(problem)
+                    outcomes = await self.run_sync(
+                        lambda conn, group=group: _write_group(conn, group)
+                    )
+            except sqlite3.OperationalError as exc:
+                failure: BaseException = DiskFull(self._folder) if is_disk_full(exc) else exc
+                for pending in group:
+                    if not pending.future.done():
+                        pending.future.set_exception(failure)
+                continue
+            except BaseException as exc:
+                for pending in group:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for pending, (ok, value) in zip(group, outcomes, strict=True):
+                if pending.future.done():
+                    continue
+                if ok:
+                    pending.future.set_result(value)
+                else:
+                    pending.future.set_exception(value)
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the caller's transaction has committed (at once outside
         one); never if it rolls back. Events announce only what readers can see."""
@@ -190,6 +273,31 @@ class Database:
     async def _fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         rows = await self._db.execute_fetchall(sql, tuple(params))
         return next(iter(rows), None)
+
+
+def _write_group(conn: sqlite3.Connection, group: list[_Pending]) -> list[tuple[bool, Any]]:
+    """One transaction for the group, a savepoint for each unit: (ok, result or error)."""
+    outcomes: list[tuple[bool, Any]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for pending in group:
+            conn.execute("SAVEPOINT unit")
+            try:
+                value = pending.unit(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO unit")
+                conn.execute("RELEASE unit")
+                outcomes.append((False, exc))
+            else:
+                conn.execute("RELEASE unit")
+                outcomes.append((True, value))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+    return outcomes
 
 
 class _ReentrantLock:

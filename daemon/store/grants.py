@@ -95,6 +95,33 @@ class GrantSummary:
 class GrantQueries(Database):
     """Reads and writes of ``grants`` and ``grant_tenants``."""
 
+    # What ``grant_for_tokens`` remembers, and a count of the writes that end it.
+    _grant_rows: dict[int, GrantRow]
+    _grant_writes: int = 0
+
+    async def grant_for_tokens(self, grant_id: int) -> GrantRow | None:
+        """:meth:`get_grant`, remembered until this store next writes the grant's tokens
+        or state (a refresh, its marker, a revocation; nothing else writes them): a bulk
+        job opens one grant's tokens for every item, and re-reading it each time is a trip
+        to the database thread per call."""
+        rows = self.__dict__.setdefault("_grant_rows", {})
+        known = rows.get(grant_id)
+        if known is not None:
+            return known
+        writes = self._grant_writes
+        grant = await self.get_grant(grant_id)
+        if grant is not None and writes == self._grant_writes:
+            rows[grant_id] = grant
+        return grant
+
+    def _grant_written(self, grant_id: int) -> None:
+        def forget() -> None:
+            self._grant_writes += 1
+            self.__dict__.get("_grant_rows", {}).pop(grant_id, None)
+
+        forget()  # and again at the commit of an enclosing transaction: its readers share it
+        self.after_commit(forget)
+
     async def insert_grant(
         self,
         *,
@@ -206,7 +233,10 @@ class GrantQueries(Database):
                     ),
                 )
 
-        await self.with_reserve(write)
+        try:
+            await self.with_reserve(write)
+        finally:
+            self._grant_written(grant_id)
 
     async def begin_refresh(self, grant_id: int, now: datetime) -> str | None:
         """Commit that a token call is about to start; returns when an earlier one whose
@@ -221,6 +251,7 @@ class GrantQueries(Database):
                 "WHERE id = ?",
                 (to_iso(now), grant_id),
             )
+        self._grant_written(grant_id)
         return previous
 
     async def end_refresh(self, grant_id: int) -> None:
@@ -229,6 +260,7 @@ class GrantQueries(Database):
             await db.execute(
                 "UPDATE grants SET refresh_pending_since = NULL WHERE id = ?", (grant_id,)
             )
+        self._grant_written(grant_id)
 
     async def unused_grants(self) -> list[GrantRow]:
         """Active grants no client was ever bound to (a sign-in that ticked other businesses)."""
@@ -270,6 +302,7 @@ class GrantQueries(Database):
                 "UPDATE grants SET state = 'revoked', state_reason = ? WHERE id = ?",
                 (reason, grant_id),
             )
+        self._grant_written(grant_id)
 
     async def grant_tenant(self, grant_id: int, tenant_id: str) -> TenantRow | None:
         """One tenant of a grant (by the table's primary key)."""

@@ -46,22 +46,30 @@ class InvitationQueries(Database):
     """Reads and writes of ``invitations``."""
 
     async def add_invitation(self, **fields: Any) -> int:
-        columns = ", ".join(fields)
-        marks = ", ".join("?" * len(fields))
-        async with self.transaction() as db:
-            cursor = await db.execute(
-                f"INSERT INTO invitations ({columns}) VALUES ({marks})", list(fields.values())
-            )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
+        return await self.commit_unit(lambda conn: add_invitation_sync(conn, fields))
 
     async def update_invitation(self, invitation_id: int, **fields: Any) -> None:
-        assignments = ", ".join(f"{column} = ?" for column in fields)
-        async with self.transaction() as db:
-            await db.execute(
-                f"UPDATE invitations SET {assignments} WHERE id = ?",
-                [*fields.values(), invitation_id],
-            )
+        if self.in_transaction():
+            await self.run_sync(lambda conn: update_invitation_sync(conn, invitation_id, fields))
+        else:
+            await self.commit_unit(lambda conn: update_invitation_sync(conn, invitation_id, fields))
+
+    async def invitation_start(
+        self, item_id: int, client_id: int
+    ) -> tuple[InvitationRow | None, str | None]:
+        """What sending a job item's invitation starts from, in one trip: the item's
+        invitation (a redone item's) and the client's bank-feed user."""
+
+        def read(conn: sqlite3.Connection) -> tuple[InvitationRow | None, str | None]:
+            row = conn.execute(
+                "SELECT * FROM invitations WHERE job_item_id = ?", (item_id,)
+            ).fetchone()
+            user = conn.execute(
+                "SELECT user_id FROM bank_users WHERE client_id = ?", (client_id,)
+            ).fetchone()
+            return (_invitation_row(row) if row else None, user[0] if user else None)
+
+        return await self.run_sync(read)
 
     async def delete_invitation(self, invitation_id: int) -> None:
         async with self.transaction() as db:
@@ -98,3 +106,35 @@ def _invitation_row(row: sqlite3.Row) -> InvitationRow:
     item = dict(row)
     item["bank_ids"] = json.loads(item["bank_ids"])
     return InvitationRow(**item)
+
+
+def bank_user_state_sync(
+    conn: sqlite3.Connection, client_id: int, marker: str
+) -> tuple[str | None, bool]:
+    """The client's bank-feed user, and whether ``marker`` (set while a creation is under
+    way; still set: its answer was lost) is set."""
+    user = conn.execute(
+        "SELECT user_id FROM bank_users WHERE client_id = ?", (client_id,)
+    ).fetchone()
+    pending = conn.execute("SELECT value FROM meta WHERE key = ?", (marker,)).fetchone()
+    return (user[0] if user else None, bool(pending and pending[0]))
+
+
+def add_invitation_sync(conn: sqlite3.Connection, fields: dict[str, Any]) -> int:
+    """Insert an invitation (``fields`` are its columns, named by the code); its id."""
+    columns = ", ".join(fields)
+    marks = ", ".join("?" * len(fields))
+    cursor = conn.execute(
+        f"INSERT INTO invitations ({columns}) VALUES ({marks})", list(fields.values())
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def update_invitation_sync(
+    conn: sqlite3.Connection, invitation_id: int, fields: dict[str, Any]
+) -> None:
+    assignments = ", ".join(f"{column} = ?" for column in fields)
+    conn.execute(
+        f"UPDATE invitations SET {assignments} WHERE id = ?", [*fields.values(), invitation_id]
+    )

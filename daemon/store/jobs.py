@@ -11,6 +11,7 @@ from typing import Any
 
 from clientlink.common import protocol as p
 from clientlink.common.timeutil import to_iso
+from clientlink.daemon.store.clients import CLIENT_COLUMNS, CLIENT_FROM, ClientRow, client_row
 from clientlink.daemon.store.core import Database
 
 
@@ -47,16 +48,16 @@ class JobItemRow:
     started_at: str | None
     finished_at: str | None
     name: str | None = None
+    client: ClientRow | None = dataclasses.field(default=None, compare=False, repr=False)
+    """The client's row as it was when the item was claimed (``claim_item`` reads it)."""
 
     def to_protocol(self) -> p.JobItem:
         """The RPC's shape (needs ``name`` joined); a re-import's changes come from its result."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields.pop("client")
         result = self.result or {}
         return p.JobItem.model_validate(
-            {
-                **dataclasses.asdict(self),
-                "changes": result.get("changes"),
-                "applied_at": result.get("applied_at"),
-            }
+            {**fields, "changes": result.get("changes"), "applied_at": result.get("applied_at")}
         )
 
 
@@ -155,22 +156,16 @@ class JobQueries(Database):
         self, job_id: int, now: datetime, below: int | None = None
     ) -> JobItemRow | None:
         """Take the next pending item: it is marked running (committed) before work starts.
-        ``below``: only an item before this position (a job waiting for a sign-in).
+        ``below``: only an item before this position (a job waiting for a sign-in). The
+        item carries its client's row (``client``), read in the same trip.
 
         One statement is atomic on its own, so it runs in autocommit under the write lock
         (the lock keeps it out of another task's open transaction): one trip, not three.
         """
+        at = to_iso(now)
         async with self._write_lock as depth:
             assert depth == 1, "claim_item must not run inside another transaction"
-            rows = await self._db.execute_fetchall(
-                "UPDATE job_items SET state = 'running', attempts = attempts + 1, "
-                "started_at = ? WHERE id = (SELECT id FROM job_items WHERE job_id = ? AND "
-                "state = 'pending' AND (? IS NULL OR position < ?) ORDER BY position LIMIT 1) "
-                "RETURNING *, (SELECT name FROM clients WHERE id = client_id) AS name",
-                (to_iso(now), job_id, below, below),
-            )
-        row = next(iter(rows), None)
-        return _item_row(row) if row else None
+            return await self.run_sync(lambda conn: claim_sync(conn, job_id, at, below))
 
     async def set_job_params(self, job_id: int, params: dict[str, Any]) -> None:
         """Replace a job's params (a multi-business re-authorisation's sign-ins)."""
@@ -203,6 +198,15 @@ class JobQueries(Database):
             )
         return count
 
+    async def unclaim_item(self, item_id: int) -> None:
+        """Put back an item claimed but never started (its claim is not an attempt)."""
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE job_items SET state = 'pending', attempts = MAX(attempts - 1, 0), "
+                "started_at = NULL WHERE id = ? AND state = 'running'",
+                (item_id,),
+            )
+
     async def release_item(self, item_id: int) -> None:
         """Put a running item back to pending (to be tried again)."""
         async with self.transaction() as db:
@@ -221,23 +225,11 @@ class JobQueries(Database):
         result: dict[str, Any] | None = None,
     ) -> None:
         """Record an item's outcome and the job's counters in one transaction."""
-        counter = {"done": "done", "failed": "failed"}.get(state)
-        async with self.transaction() as db:
-            await db.execute(
-                "UPDATE job_items SET state = ?, error = ?, result = ?, finished_at = ? "
-                "WHERE id = ?",
-                (
-                    state,
-                    error,
-                    json.dumps(result) if result is not None else None,
-                    to_iso(now),
-                    item.id,
-                ),
+        at = to_iso(now)
+        async with self.transaction():
+            await self.run_sync(
+                lambda conn: finish_item_sync(conn, item, state, at, error=error, result=result)
             )
-            if counter:
-                await db.execute(
-                    f"UPDATE jobs SET {counter} = {counter} + 1 WHERE id = ?", (item.job_id,)
-                )
 
     async def set_item_result(self, item_id: int, result: dict[str, Any]) -> None:
         """Replace a finished item's result (a re-import's, once its changes are applied)."""
@@ -284,3 +276,52 @@ def _item_row(row: sqlite3.Row) -> JobItemRow:
     item = dict(row)
     item["result"] = json.loads(item["result"]) if item.get("result") else None
     return JobItemRow(**item)
+
+
+# The statements of an item's claim and outcome, as plain functions of the connection
+# (see ``Database.run_sync``): the job engine's commit of an item runs its outcome in the
+# same unit as the item's own effect.
+
+_CLAIM = (
+    "UPDATE job_items SET state = 'running', attempts = attempts + 1, "
+    "started_at = ? WHERE id = (SELECT id FROM job_items WHERE job_id = ? AND "
+    "state = 'pending' AND (? IS NULL OR position < ?) ORDER BY position LIMIT 1) "
+    "RETURNING *"
+)
+_CLAIMED_CLIENT = f"SELECT {CLIENT_COLUMNS} FROM {CLIENT_FROM} WHERE c.id = ?"
+
+
+def claim_sync(
+    conn: sqlite3.Connection, job_id: int, at: str | None, below: int | None
+) -> JobItemRow | None:
+    cursor = conn.execute(_CLAIM, (at, job_id, below, below))
+    row = cursor.fetchone()
+    cursor.close()
+    if row is None:
+        return None
+    item = dict(row)
+    found = conn.execute(_CLAIMED_CLIENT, (item["client_id"],)).fetchone()
+    client = client_row(found) if found else None
+    item["name"] = client.name if client else None
+    item["result"] = json.loads(item["result"]) if item.get("result") else None
+    return JobItemRow(**item, client=client)
+
+
+def finish_item_sync(
+    conn: sqlite3.Connection,
+    item: JobItemRow,
+    state: str,
+    at: str | None,
+    *,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> None:
+    """An item's outcome and the job's counter."""
+    conn.execute(
+        "UPDATE job_items SET state = ?, error = ?, result = ?, finished_at = ? WHERE id = ?",
+        (state, error, json.dumps(result) if result is not None else None, at, item.id),
+    )
+    if state == "done":
+        conn.execute("UPDATE jobs SET done = done + 1 WHERE id = ?", (item.job_id,))
+    elif state == "failed":
+        conn.execute("UPDATE jobs SET failed = failed + 1 WHERE id = ?", (item.job_id,))

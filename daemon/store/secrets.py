@@ -5,6 +5,7 @@ Secrets arrive here already sealed by the vault; this module never sees plaintex
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 
 from clientlink.common.timeutil import to_iso
@@ -19,12 +20,8 @@ class MetaAndSecrets(Database):
         return row["value"] if row else None
 
     async def set_meta(self, key: str, value: str) -> None:
-        async with self.transaction() as db:
-            await db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
+        async with self.transaction():
+            await self.run_sync(lambda conn: set_meta_sync(conn, key, value))
 
     async def get_secret(self, name: str) -> bytes | None:
         row = await self._fetchone("SELECT ciphertext FROM secrets WHERE name = ?", (name,))
@@ -38,3 +35,11 @@ class MetaAndSecrets(Database):
                 "updated_at = excluded.updated_at",
                 (name, ciphertext, to_iso(now)),
             )
+
+
+def set_meta_sync(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
