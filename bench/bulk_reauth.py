@@ -42,6 +42,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import math
 import os
 import secrets
@@ -338,17 +339,17 @@ def summarise_profile(folded: Path, top: int = 20) -> None:
 # --------------------------------------------------------------------------- main
 
 
-async def run(args: argparse.Namespace, folder: Path) -> None:
+async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     world = World(folder, args.clients, env=dict(os.environ))
     world.env[PASSPHRASE_ENV] = secrets.token_urlsafe(24)
     world.start_sandbox()
     try:
-        await measure(world, args)
+        return await measure(world, args)
     finally:
         world.stop()
 
 
-async def measure(world: World, args: argparse.Namespace) -> None:
+async def measure(world: World, args: argparse.Namespace) -> dict[str, Any]:
     n = args.clients
     world.write_home()
     await admin(world, "POST", "/_sandbox/limits", {"enforce": False})
@@ -449,6 +450,19 @@ async def measure(world: World, args: argparse.Namespace) -> None:
         print(f"  ratio clientlink / bare: {ratio:5.2f}x   (target <= {RATIO_TARGET}x)  {verdict}")
     if args.profile and (world.folder / "daemon.folded").exists():
         summarise_profile(world.folder / "daemon.folded")
+    figures: dict[str, Any] = {
+        "clients": n,
+        "limits": bool(args.limits),
+        "clientlink_s": job_seconds,
+        "bare_s": bare,
+        "bare_runs_s": [bare_first, bare_second],
+        "done": done,
+        "failed": failed,
+        "served_429": served_429,
+    }
+    if args.limits:
+        figures["bound_s"] = max(n / APP_MINUTE * 60, bare)
+    return figures
 
 
 def main() -> None:
@@ -457,13 +471,16 @@ def main() -> None:
     parser.add_argument("--limits", action="store_true", help="the sandbox enforces Xero's limits")
     parser.add_argument("--quick", action="store_true", help="50 clients: a smoke run")
     parser.add_argument("--profile", action="store_true", help="py-spy the daemon during the job")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures here as JSON")
     args = parser.parse_args()
     if args.quick:
         args.clients = 50
     # Unix socket paths must stay short: a folder directly under /tmp.
     folder = Path(tempfile.mkdtemp(prefix="cl-bench-", dir="/tmp"))
     try:
-        asyncio.run(run(args, folder))
+        figures = asyncio.run(run(args, folder))
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures), encoding="utf-8")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

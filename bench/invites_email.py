@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import tempfile
 import time
@@ -111,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emails", type=int, default=5000)
     parser.add_argument("--quick", action="store_true", help="200 emails: a smoke run")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures here as JSON")
     args = parser.parse_args()
     count = 200 if args.quick else args.emails
     with tempfile.TemporaryDirectory(prefix="cl-bench-") as folder:
@@ -140,6 +142,15 @@ def main() -> None:
     print(
         f"  rate ratio clientlink / bare: {ours_rate / bare_rate:5.2f}x (target >= 0.8x) {verdict}"
     )
+    if args.json:
+        figures = {
+            "emails": count,
+            "clientlink_s": ours,
+            "bare_s": bare,
+            "clientlink_per_s": ours_rate,
+            "bare_per_s": bare_rate,
+        }
+        Path(args.json).write_text(json.dumps(figures), encoding="utf-8")
 
 
 if __name__ == "__main__":
