@@ -285,6 +285,8 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
             merged[key] = first
         elif isinstance(first, list):
             merged[key] = [sample for value in values for sample in value]
+        elif all(isinstance(value, int) for value in values):
+            merged[key] = statistics.median_low(values)
         else:
             merged[key] = statistics.median(values)
     if len(runs) > 1:
