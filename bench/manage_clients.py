@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,7 +77,7 @@ async def until(app: App[None], condition: Callable[[], bool], what: str, within
 
 def press(app: App[None], key: str) -> None:
     """One key, sent the way Pilot sends it but without waiting for the app to go idle."""
-    event = events.Key(key, key)
+    event = events.Key(key, key if len(key) == 1 else None)
     event.set_sender(app)
     assert app._driver is not None
     app._driver.send_message(event)
@@ -84,8 +87,14 @@ def summary_text(screen: ManageClientsScreen) -> str:
     return str(screen.query_one("#clients-summary", Static).content)
 
 
-async def measure_clientlink(socket_path: Path, clients: int, expected: int) -> tuple[float, float]:
-    """(first paint, filter keystroke) in seconds, for the real app."""
+async def measure_clientlink(
+    socket_path: Path, clients: int, expected: int, keystrokes: int = 1
+) -> tuple[float, list[float]]:
+    """(first paint, each filter keystroke) in seconds, for the real app.
+
+    With ``keystrokes`` > 1 the filter key is typed that many times, each followed by a
+    backspace back to the whole list (not timed), for a distribution of keystroke times.
+    """
     started = time.perf_counter()
     app = ClientlinkApp(socket_path, open_browser=False)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -110,11 +119,20 @@ async def measure_clientlink(socket_path: Path, clients: int, expected: int) -> 
             table = screen.query_one(DataTable)
             return f"showing {expected}" in summary_text(screen) and table.row_count > 0
 
-        pressed = time.perf_counter()
-        press(app, FILTER_KEY)
-        await until(app, filtered, "the filtered rows", within=60)
-        keystroke = time.perf_counter() - pressed
-    return first_paint, keystroke
+        def unfiltered() -> bool:
+            return "showing" not in summary_text(screen)
+
+        times = []
+        for number in range(keystrokes):
+            if number:
+                press(app, "backspace")
+                await until(app, unfiltered, "the whole list again", within=60)
+                await pilot.pause(0.2)
+            pressed = time.perf_counter()
+            press(app, FILTER_KEY)
+            await until(app, filtered, "the filtered rows", within=60)
+            times.append(time.perf_counter() - pressed)
+    return first_paint, times
 
 
 class BareTable(App[None]):
@@ -141,7 +159,9 @@ class BareTable(App[None]):
         table.add_rows(row for row in self.rows if text in row[0].lower())
 
 
-async def measure_bare(rows: list[Row], expected: int) -> tuple[float, float]:
+async def measure_bare(
+    rows: list[Row], expected: int, keystrokes: int = 1
+) -> tuple[float, list[float]]:
     started = time.perf_counter()
     app = BareTable(rows)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -151,11 +171,23 @@ async def measure_bare(rows: list[Row], expected: int) -> tuple[float, float]:
         await pilot.pause(0.5)
         app.query_one(Input).focus()
         await pilot.pause()
-        pressed = time.perf_counter()
-        press(app, FILTER_KEY)
-        await until(app, lambda: table.row_count == expected, "the bare filter", within=60)
-        keystroke = time.perf_counter() - pressed
-    return first_paint, keystroke
+        times = []
+        for number in range(keystrokes):
+            if number:
+                press(app, "backspace")
+                await until(app, lambda: table.row_count == len(rows), "all rows", within=60)
+                await pilot.pause(0.2)
+            pressed = time.perf_counter()
+            press(app, FILTER_KEY)
+            await until(app, lambda: table.row_count == expected, "the bare filter", within=60)
+            times.append(time.perf_counter() - pressed)
+    return first_paint, times
+
+
+def p95(samples: list[float]) -> float:
+    """The 95th percentile (nearest rank); the one sample when there is one."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
 async def daemon_rows(socket_path: Path) -> tuple[list[Row], int]:
@@ -182,6 +214,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="500 clients: a smoke run")
+    parser.add_argument(
+        "--keystrokes", type=int, default=1, help="type the filter key this many times (p95)"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the figures here as JSON")
     args = parser.parse_args()
     if args.quick:
         args.clients = 500
@@ -202,14 +238,17 @@ def main() -> None:
         )
         asyncio.run(wait_ready(socket_path, daemon))
         rows, expected = asyncio.run(daemon_rows(socket_path))
-        paint, keystroke = asyncio.run(measure_clientlink(socket_path, args.clients, expected))
-        bare_paint, bare_keystroke = asyncio.run(measure_bare(rows, expected))
+        paint, keystrokes = asyncio.run(
+            measure_clientlink(socket_path, args.clients, expected, args.keystrokes)
+        )
+        bare_paint, bare_keystrokes = asyncio.run(measure_bare(rows, expected, args.keystrokes))
     finally:
         if daemon is not None:
             daemon.terminate()
             daemon.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
 
+    keystroke, bare_keystroke = p95(keystrokes), p95(bare_keystrokes)
     print(
         f"Manage Clients, {args.clients} clients, 80x24 (filter key {FILTER_KEY!r}: "
         f"{expected} match)"
@@ -224,6 +263,22 @@ def main() -> None:
         f"{bare_keystroke * 1000:6.0f} ms   ratio {keystroke / bare_keystroke:5.2f}x   "
         f"(target < {KEYSTROKE_TARGET * 1000:.0f} ms)  {verdict(keystroke, KEYSTROKE_TARGET)}"
     )
+    if len(keystrokes) > 1:
+        print(
+            f"  ({len(keystrokes)} keystrokes: p95 shown above, p50 "
+            f"{statistics.median(keystrokes) * 1000:.0f} ms, bare p50 "
+            f"{statistics.median(bare_keystrokes) * 1000:.0f} ms)"
+        )
+    if args.json:
+        figures = {
+            "clients": args.clients,
+            "matched": expected,
+            "paint_s": paint,
+            "bare_paint_s": bare_paint,
+            "keystrokes_s": keystrokes,
+            "bare_keystrokes_s": bare_keystrokes,
+        }
+        Path(args.json).write_text(json.dumps(figures), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def p99(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100)[98]
 
 
-async def run(socket_path: Path, calls: int, flooders: int, window: int) -> None:
+async def run(socket_path: Path, calls: int, flooders: int, window: int) -> dict[str, float]:
     async with DaemonClient(socket_path, client_name="well-behaved") as client:
         await latencies(client, 50)  # warm up
         idle = await latencies(client, calls)
@@ -116,6 +116,7 @@ async def run(socket_path: Path, calls: int, flooders: int, window: int) -> None
     )
     verdict = "PASS" if ratio < TARGET_RATIO else "MISS"
     print(f"p99 flooded / idle: {ratio:5.2f}x   (target < {TARGET_RATIO:.0f}x) {verdict}")
+    return {"idle_p99_s": p99(idle), "flooded_p99_s": p99(flooded)}
 
 
 def main() -> None:
@@ -125,6 +126,7 @@ def main() -> None:
     parser.add_argument("--flooders", type=int, default=3)
     parser.add_argument("--window", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="fewer clients and calls")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures here as JSON")
     args = parser.parse_args()
     if args.quick:
         args.clients, args.calls = 200, 100
@@ -143,12 +145,14 @@ def main() -> None:
         try:
             asyncio.run(wait_ready(socket_path, daemon))
             print(f"{args.clients} clients; {args.calls} calls of clients.list (50 rows) each")
-            asyncio.run(run(socket_path, args.calls, args.flooders, args.window))
+            figures = asyncio.run(run(socket_path, args.calls, args.flooders, args.window))
         finally:
             daemon.terminate()
             daemon.wait(timeout=30)
         if "Traceback" in log_path.read_text():
             raise SystemExit("clientlinkd logged a traceback during the benchmark")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any
-
-import httpx
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from clientlink.common.config import BanksConfig
+
+if TYPE_CHECKING:
+    import httpx
+
+
+def _httpx() -> ModuleType:
+    """httpx, imported when the bank-feed service is first called: a waiting daemon does
+    without it (and the modules it pulls in)."""
+    import httpx
+
+    return httpx
 
 
 class BanksUnavailable(Exception):
@@ -23,11 +33,21 @@ class BankFeeds:
         self._api_key = api_key
         self._token: tuple[str, float] | None = None
         self._institutions: list[dict[str, Any]] | None = None
-        # One client for the daemon's life: its connections are reused between calls.
-        self._http = httpx.AsyncClient(base_url=config.api_base, timeout=config.timeout_seconds)
+        self._http_client: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """One client for the daemon's life (its connections are reused between calls),
+        built on the first call."""
+        if self._http_client is None:
+            self._http_client = _httpx().AsyncClient(
+                base_url=self._config.api_base, timeout=self._config.timeout_seconds
+            )
+        return self._http_client
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._http_client is not None:
+            await self._http_client.aclose()
 
     def problem(self) -> str | None:
         if not self._api_key:
@@ -42,7 +62,7 @@ class BankFeeds:
         headers = {"Authorization": f"Bearer {token}", "basiq-version": "3.0"}
         try:
             response = await self._http.request(method, path, headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
+        except _httpx().HTTPError as exc:
             raise BanksUnavailable(f"cannot reach the bank-feed service: {exc}") from exc
         if response.status_code == 410 and gone is not None:
             return gone
@@ -62,7 +82,7 @@ class BankFeeds:
                 data={"scope": "SERVER_ACCESS"},
                 headers={"Authorization": f"Basic {self._api_key}", "basiq-version": "3.0"},
             )
-        except httpx.HTTPError as exc:
+        except _httpx().HTTPError as exc:
             raise BanksUnavailable(f"cannot reach the bank-feed service: {exc}") from exc
         if response.status_code != 200:
             raise BanksUnavailable(

@@ -15,11 +15,29 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
-
-import aiosmtplib
-import httpx
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from clientlink.common.config import EmailConfig, SmsConfig
+
+if TYPE_CHECKING:
+    import aiosmtplib
+    import httpx
+
+
+def _smtp() -> ModuleType:
+    """aiosmtplib, imported when an email is first sent: a waiting daemon does without it."""
+    import aiosmtplib
+
+    return aiosmtplib
+
+
+def _httpx() -> ModuleType:
+    """httpx, imported when an SMS is first sent or checked."""
+    import httpx
+
+    return httpx
+
 
 TWILIO_ERRORS = {
     21211: "the phone number is not a valid number",
@@ -96,6 +114,7 @@ class EmailChannel:
         return mail
 
     async def _connect(self) -> aiosmtplib.SMTP:
+        aiosmtplib = _smtp()
         context = None
         if self._config.security != "none":
             context = ssl.create_default_context()
@@ -124,6 +143,7 @@ class EmailChannel:
         (the server closed it while it sat idle) is replaced by a fresh one at once; a
         fresh one that does the same raises :class:`SendRetry`: nothing was sent.
         """
+        aiosmtplib = _smtp()
         async with self._available:
             reused = self._idle.pop() if self._idle else None
             if reused is not None and not reused.is_connected:
@@ -184,6 +204,7 @@ class EmailChannel:
 
         Raises what aiosmtplib raises: a refused sender or recipient, or a broken connection.
         """
+        aiosmtplib = _smtp()
         sender = self._config.from_address
         recipients = [address for _, address in email.utils.getaddresses(mail.get_all("To", []))]
         if client.is_ehlo_or_helo_needed:
@@ -221,6 +242,7 @@ class EmailChannel:
         """A refused MAIL, RCPT or DATA leaves the envelope open: reset it to keep the
         connection for the next message, unless the server is going away or said try later
         (the next try starts on a fresh connection)."""
+        aiosmtplib = _smtp()
         if client is None or not client.is_connected or exc.code == 421:
             self._discard(client, keep=False)
             return
@@ -245,6 +267,7 @@ class EmailChannel:
 
     async def close(self) -> None:
         while self._idle:
+            aiosmtplib = _smtp()
             client = self._idle.pop()
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await client.quit()
@@ -273,6 +296,7 @@ class SmsChannel:
     ) -> str:
         """Send one SMS; returns the message SID. ``leaving`` is awaited just before the
         request is made."""
+        httpx = _httpx()
         assert self._token is not None
         url = (
             f"{self._config.api_base}/2010-04-01/Accounts/{self._config.account_sid}/Messages.json"
@@ -304,6 +328,7 @@ class SmsChannel:
 
     async def status(self, sid: str) -> str:
         """The message's current status (queued, sent, delivered, undelivered, failed)."""
+        httpx = _httpx()
         assert self._token is not None
         url = (
             f"{self._config.api_base}/2010-04-01/Accounts/{self._config.account_sid}"
@@ -318,6 +343,7 @@ class SmsChannel:
 def _nothing_sent(exc: Exception) -> bool:
     """Whether a failure before DATA on a reused connection is worth a fresh connection:
     it broke, timed out, or the server said it is busy (4xx). A 5xx is the message's own."""
+    aiosmtplib = _smtp()
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return 400 <= exc.code < 500
     return isinstance(exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPTimeoutError)

@@ -134,8 +134,7 @@ class Handover:
         if dry_run:
             resting_on = "resting on it" if len(grants) == 1 else "resting on them"
             message = (
-                f"{name} owns {sign_ins} with {clients} {resting_on}; nothing was changed "
-                "(dry run)"
+                f"{name} owns {sign_ins} with {clients} {resting_on}; nothing was changed (dry run)"
             )
         else:
             rest = "rests" if count == 1 else "rest"

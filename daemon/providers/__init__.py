@@ -14,6 +14,8 @@ Everything the rest of the daemon uses is importable from here.
 
 from __future__ import annotations
 
+from typing import Any
+
 from clientlink.daemon.providers.adapter import ProviderAdapter
 from clientlink.daemon.providers.bgl import BglAdapter
 from clientlink.daemon.providers.classsuper import ClassSuperAdapter
@@ -35,7 +37,6 @@ from clientlink.daemon.providers.errors import (
     RateLimited,
     TenantForbidden,
 )
-from clientlink.daemon.providers.http import httpx
 from clientlink.daemon.providers.myob import MyobAdapter
 from clientlink.daemon.providers.quickbooks import QuickBooksAdapter
 from clientlink.daemon.providers.results import OrganisationDetails, ProviderUser, TokenSet
@@ -77,3 +78,12 @@ __all__ = [
     "build_definition",
     "httpx",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``httpx`` (the library authlib's client is built on), imported when first asked for."""
+    if name == "httpx":
+        from clientlink.daemon.providers.http import library
+
+        return library()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

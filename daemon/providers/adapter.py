@@ -8,10 +8,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
-from typing import Any
-
-from authlib.integrations.base_client.errors import OAuthError
-from authlib.oauth2.client import DEFAULT_HEADERS as OAUTH_DEFAULT_HEADERS
+from typing import TYPE_CHECKING, Any
 
 from clientlink.common.wording import plural
 from clientlink.daemon.clock import Clock
@@ -24,10 +21,12 @@ from clientlink.daemon.providers.errors import (
     RateLimited,
 )
 from clientlink.daemon.providers.http import (
-    AsyncOAuth2Client,
-    httpx,
+    library,
+    oauth_client_class,
+    oauth_error_class,
     raise_for_api_status,
     raise_for_throttle,
+    token_default_headers,
     unreachable,
     wire_bytes,
 )
@@ -39,6 +38,9 @@ from clientlink.daemon.providers.results import (
 )
 from clientlink.daemon.store import TenantRow
 from clientlink.daemon.usage import EgressMeter
+
+if TYPE_CHECKING:
+    import httpx
 
 # The name the daemon's log lines have always carried for provider calls.
 log = logging.getLogger("clientlink.daemon.providers")
@@ -63,21 +65,34 @@ class ProviderAdapter(ABC):
         self.client_id = client_id
         self.client_secret = client_secret
         self._clock = clock
-        self._oauth = AsyncOAuth2Client(
-            client_id=client_id,
-            client_secret=client_secret,
-            token_endpoint_auth_method=definition.client_auth if client_secret else "none",
-            code_challenge_method="S256",
-            timeout=httpx.Timeout(timeout_seconds),
-        )
+        self._timeout_seconds = timeout_seconds
+        self._oauth_client: Any = None
         self.limiter = RateLimiter(self.limits, clock)
         # Bytes of API answers received, by month (the service swaps in its lasting meter).
         self.egress = EgressMeter()
-        self._oauth.register_compliance_hook("access_token_response", raise_for_throttle)
-        self._oauth.register_compliance_hook("refresh_token_response", raise_for_throttle)
+
+    @property
+    def _oauth(self) -> Any:
+        """authlib's OAuth2 client, built (and authlib and httpx imported) on first use: a
+        daemon that only waits never loads them."""
+        if self._oauth_client is None:
+            client = oauth_client_class()(
+                client_id=self.client_id,
+                client_secret=self.client_secret,
+                token_endpoint_auth_method=(
+                    self.definition.client_auth if self.client_secret else "none"
+                ),
+                code_challenge_method="S256",
+                timeout=library().Timeout(self._timeout_seconds),
+            )
+            client.register_compliance_hook("access_token_response", raise_for_throttle)
+            client.register_compliance_hook("refresh_token_response", raise_for_throttle)
+            self._oauth_client = client
+        return self._oauth_client
 
     async def close(self) -> None:
-        await self._oauth.aclose()
+        if self._oauth_client is not None:
+            await self._oauth_client.aclose()
 
     def authorization_url(
         self, *, redirect_uri: str, state: str, code_verifier: str, business: str | None = None
@@ -249,7 +264,7 @@ class ProviderAdapter(ABC):
 
     def _token_headers(self) -> dict[str, str]:
         """Headers for token-endpoint calls (a copy: authlib may add to them)."""
-        return dict(OAUTH_DEFAULT_HEADERS)
+        return token_default_headers()
 
     def _token_set(self, token: dict[str, Any]) -> TokenSet:
         now = self._clock.now()
@@ -276,9 +291,10 @@ class ProviderAdapter(ABC):
 
     async def _token_call(self, pending, expect_token: bool = True):  # type: ignore[no-untyped-def]
         display = self.definition.display_name
+        httpx, oauth_error = library(), oauth_error_class()
         try:
             return await pending
-        except OAuthError as exc:
+        except oauth_error as exc:
             error = exc.error or "error"
             if error in ("invalid_client", "unauthorized_client"):
                 message = (
@@ -330,6 +346,7 @@ class ProviderAdapter(ABC):
         request_headers = {"Authorization": f"Bearer {tokens.access_token}"}
         request_headers.update(headers or {})
         request_headers.setdefault("Accept", "application/json")
+        httpx = library()
         async with self.limiter.slot(tenant):
             try:
                 response = await self._oauth.request(

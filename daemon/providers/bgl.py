@@ -15,11 +15,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from authlib.integrations.base_client.errors import OAuthError
-
 from clientlink.daemon.providers.adapter import ProviderAdapter
 from clientlink.daemon.providers.errors import ProviderRefused, TenantForbidden
-from clientlink.daemon.providers.http import httpx, raise_for_throttle
+from clientlink.daemon.providers.http import library, oauth_error_class, raise_for_throttle
 from clientlink.daemon.providers.results import OrganisationDetails, TokenSet, tenant_abn
 from clientlink.daemon.store import TenantRow
 
@@ -64,7 +62,7 @@ class BglAdapter(ProviderAdapter):
         response = await self._oauth.request(
             "POST",
             url,
-            auth=httpx.BasicAuth(self.client_id, self.client_secret or ""),
+            auth=library().BasicAuth(self.client_id, self.client_secret or ""),
             headers={"Accept": "application/json"},
             withhold_token=True,
         )
@@ -75,7 +73,7 @@ class BglAdapter(ProviderAdapter):
         if not isinstance(body, dict):
             raise ValueError("the token answer is not a JSON object")
         if response.status_code >= 400 or "error" in body:
-            raise OAuthError(
+            raise oauth_error_class()(
                 error=str(body.get("error") or response.status_code),
                 description=str(body.get("error_description") or "") or None,
             )

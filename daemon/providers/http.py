@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import warnings
 from types import ModuleType
-
-with warnings.catch_warnings():
-    # authlib prefers the httpx2 fork and warns when it falls back to httpx, which is what
-    # clientlink builds on.
-    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
-    from authlib.integrations.httpx_client import AsyncOAuth2Client
+from typing import TYPE_CHECKING, Any
 
 from clientlink.daemon.providers.errors import (
     AccessTokenRejected,
@@ -20,6 +16,45 @@ from clientlink.daemon.providers.errors import (
     RateLimited,
     TenantForbidden,
 )
+
+if TYPE_CHECKING:
+    import httpx
+
+
+@functools.cache
+def oauth_client_class() -> type:
+    """authlib's ``AsyncOAuth2Client``, imported on first use: authlib and httpx (with what
+    httpx pulls in) cost a waiting daemon tens of megabytes it needs only for a sign-in, a
+    refresh or an API call."""
+    with warnings.catch_warnings():
+        # authlib prefers the httpx2 fork and warns when it falls back to httpx, which is what
+        # clientlink builds on.
+        warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+        from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+    return AsyncOAuth2Client
+
+
+@functools.cache
+def library() -> ModuleType:
+    """The HTTP library (httpx, or its httpx2 fork) authlib's OAuth2 client is built on,
+    imported on first use; timeouts, auth and the errors the adapters catch come from it."""
+    return _http_library(oauth_client_class())
+
+
+@functools.cache
+def oauth_error_class() -> type[Exception]:
+    """authlib's ``OAuthError`` (what its token calls raise for an OAuth2 error answer)."""
+    from authlib.integrations.base_client.errors import OAuthError
+
+    return OAuthError
+
+
+def token_default_headers() -> dict[str, str]:
+    """authlib's default headers for token-endpoint calls (a copy: authlib may add to them)."""
+    from authlib.oauth2.client import DEFAULT_HEADERS
+
+    return dict(DEFAULT_HEADERS)
 
 
 def _http_library(client_class: type) -> ModuleType:
@@ -34,7 +69,13 @@ def _http_library(client_class: type) -> ModuleType:
     raise ImportError(f"{client_class.__qualname__} is not built on an httpx AsyncClient")
 
 
-httpx = _http_library(AsyncOAuth2Client)
+def __getattr__(name: str) -> Any:
+    """``httpx`` and ``AsyncOAuth2Client`` as attributes, imported when first asked for."""
+    if name == "httpx":
+        return library()
+    if name == "AsyncOAuth2Client":
+        return oauth_client_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def wire_bytes(response: httpx.Response) -> int:

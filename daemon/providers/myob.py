@@ -19,15 +19,18 @@ that is a rate limit, not a file that went away. `DeveloperInactive` is the app'
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clientlink.common.abn import abn_is_valid
 from clientlink.daemon.limits import MYOB_LIMITS
 from clientlink.daemon.providers.adapter import ProviderAdapter
 from clientlink.daemon.providers.errors import ProviderRefused, RateLimited
-from clientlink.daemon.providers.http import httpx, raise_for_api_status
+from clientlink.daemon.providers.http import raise_for_api_status
 from clientlink.daemon.providers.results import OrganisationDetails, ProviderUser, TokenSet
 from clientlink.daemon.store import TenantRow
+
+if TYPE_CHECKING:
+    import httpx
 
 API_VERSION = "v2"
 # How long to hold MYOB calls back after "Developer Over Qps" (it sends no Retry-After).

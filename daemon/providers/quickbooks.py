@@ -6,7 +6,7 @@ from __future__ import annotations
 from clientlink.daemon.limits import QUICKBOOKS_LIMITS
 from clientlink.daemon.providers.adapter import ProviderAdapter
 from clientlink.daemon.providers.errors import ProviderRefused, ProviderUnavailable
-from clientlink.daemon.providers.http import error_detail, httpx, unreachable
+from clientlink.daemon.providers.http import error_detail, library, unreachable
 from clientlink.daemon.providers.results import OrganisationDetails, TokenSet
 from clientlink.daemon.store import TenantRow
 
@@ -25,6 +25,7 @@ class QuickBooksAdapter(ProviderAdapter):
         if not self.definition.revoke_url:
             return
         display = self.definition.display_name
+        httpx = library()
         try:
             response = await self._oauth.request(
                 "POST",
