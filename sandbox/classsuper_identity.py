@@ -17,14 +17,11 @@ from clientlink.sandbox.classsuper import (
     ClassProvider,
     scope_problem,
 )
-from clientlink.sandbox.oauth import OAuthError
 from clientlink.sandbox.oauth_http import (
-    authenticate_client,
     discovery_document,
     issuer_url,
     jwks,
-    oauth_error_response,
-    required,
+    revocation_endpoint,
     token_endpoint,
 )
 from clientlink.sandbox.sign_in_pages import AuthorizeRequest, SignInPages, sandbox_state
@@ -69,22 +66,7 @@ async def token(request: Request) -> Response:
 
 async def revocation(request: Request) -> Response:
     """POST revocation (RFC 7009): 200 even for unknown tokens; the grant ends."""
-    state = sandbox_state(request)
-    provider = state.classsuper
-    state.calls["class.revocation"] += 1
-
-    async def process() -> Response:
-        form = await request.form()
-        try:
-            app = authenticate_client(provider, request, form)
-            (value,) = required(form, "token")
-            provider.revoke_token(app, value)
-        except OAuthError as exc:
-            basic_used = "authorization" in request.headers
-            return oauth_error_response(exc, provider, basic_used=basic_used)
-        return Response(status_code=200, headers={"Cache-Control": "no-store"})
-
-    return await state.with_faults("revocation", provider.name, process)
+    return await revocation_endpoint(request, sandbox_state(request).classsuper, "class.revocation")
 
 
 async def discovery(request: Request) -> Response:

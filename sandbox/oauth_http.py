@@ -197,3 +197,25 @@ def discovery_document(
 async def jwks(request: Request) -> Response:
     """GET the identity server's signing keys (RFC 7517 JWK Set)."""
     return JSONResponse(signer().jwks())
+
+
+async def revocation_endpoint(request: Request, provider: OAuthProvider, stat: str) -> Response:
+    """A provider's RFC 7009 revocation endpoint: the client authenticated as at its token
+    endpoint, 200 even for an unknown token (what revoking means is the provider's own
+    ``revoke_token``), counted under ``stat`` and subject to the provider's faults."""
+    state: SandboxState = request.app.state.sandbox
+    state.calls[stat] += 1
+
+    async def process() -> Response:
+        form = await request.form()
+        try:
+            app = authenticate_client(provider, request, form)
+            (value,) = required(form, "token")
+            provider.revoke_token(app, value)
+        except OAuthError as exc:
+            return oauth_error_response(
+                exc, provider, basic_used="authorization" in request.headers
+            )
+        return Response(status_code=200, headers={"Cache-Control": "no-store"})
+
+    return await state.with_faults("revocation", provider.name, process)

@@ -10,15 +10,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from clientlink.sandbox.oauth import OAuthError
 from clientlink.sandbox.oauth_http import (
-    authenticate_client,
     case_insensitive,
     discovery_document,
     issuer_url,
     jwks,
-    oauth_error_response,
-    required,
+    revocation_endpoint,
     token_endpoint,
 )
 from clientlink.sandbox.sign_in_pages import AuthorizeRequest, SignInPages, sandbox_state
@@ -62,21 +59,7 @@ async def token(request: Request) -> Response:
 
 async def revocation(request: Request) -> Response:
     """POST revocation (RFC 7009): 200 even for unknown tokens."""
-    state = sandbox_state(request)
-    xero = state.xero
-    state.calls["revocation"] += 1
-
-    async def process() -> Response:
-        form = await request.form()
-        try:
-            app = authenticate_client(xero, request, form)
-            (value,) = required(form, "token")
-        except OAuthError as exc:
-            return oauth_error_response(exc, xero, basic_used="authorization" in request.headers)
-        xero.revoke_token(app, value)
-        return Response(status_code=200, headers={"Cache-Control": "no-store"})
-
-    return await state.with_faults("revocation", xero.name, process)
+    return await revocation_endpoint(request, sandbox_state(request).xero, "revocation")
 
 
 async def discovery(request: Request) -> Response:
