@@ -105,25 +105,33 @@ def refuse_own_folders(path: Path, target: Path, paths: Paths) -> None:
             )
 
 
-def check_target(
-    path_text: str, overwrite: bool, paths: Paths, uid: int
-) -> tuple[Path, Path | None]:
-    """The file to write and the folder created for it (if one was), or a clear error that
-    changes nothing. ``paths`` are clientlink's own folders, ``uid`` the caller."""
+def _checked_path(path_text: str, paths: Paths, uid: int, what: str) -> tuple[Path, Path, Path]:
+    """A caller's file path as given (``~`` expanded), its folder with symlinks resolved,
+    and the file in that folder (its last component not followed); or a clear error. The
+    one place that decides which path texts are refused, for writing and for reading."""
     if "\0" in path_text:
         raise _refuse("the path contains a NUL byte; give a plain file path")
     if not path_text.strip():
-        raise _refuse("give the path of the CSV file to write")
+        raise _refuse(f"give the path of {what}")
     path = expand_home(path_text, uid)
     if not path.is_absolute():
         raise _refuse(f"give an absolute path (or one starting with '~/'), not {path_text!r}")
     if path.name in ("", ".", ".."):
         raise _refuse(f"{path_text!r} names a folder; give a file name too")
-    # Symlinks in the folders above are resolved (the file lands where they point); the
-    # final component is never followed (see below).
     parent = Path(os.path.realpath(path.parent))
     target = parent / path.name
     refuse_own_folders(path, target, paths)
+    return path, parent, target
+
+
+def check_target(
+    path_text: str, overwrite: bool, paths: Paths, uid: int
+) -> tuple[Path, Path | None]:
+    """The file to write and the folder created for it (if one was), or a clear error that
+    changes nothing. ``paths`` are clientlink's own folders, ``uid`` the caller."""
+    # Symlinks in the folders above are resolved (the file lands where they point); the
+    # final component is never followed (see below).
+    path, parent, target = _checked_path(path_text, paths, uid, "the CSV file to write")
     created: Path | None = None
     if not parent.is_dir():
         if parent.exists():
@@ -162,18 +170,7 @@ def check_source(path_text: str, paths: Paths, uid: int) -> Path:
     """The file to read (its folders resolved, its last component not followed), or a clear
     error. Whether it is a regular file the caller may read is checked as it is opened
     (:func:`caller_may_read`), so that a file swapped in between is caught."""
-    if "\0" in path_text:
-        raise _refuse("the path contains a NUL byte; give a plain file path")
-    if not path_text.strip():
-        raise _refuse("give the path of the CSV or XLSX file to import")
-    path = expand_home(path_text, uid)
-    if not path.is_absolute():
-        raise _refuse(f"give an absolute path (or one starting with '~/'), not {path_text!r}")
-    if path.name in ("", ".", ".."):
-        raise _refuse(f"{path_text!r} names a folder; give a file name too")
-    parent = Path(os.path.realpath(path.parent))
-    target = parent / path.name
-    refuse_own_folders(path, target, paths)
+    path, parent, target = _checked_path(path_text, paths, uid, "the CSV or XLSX file to import")
     if not parent.is_dir():
         raise _refuse(f"the folder {path.parent} does not exist")
     check = caller_may_read(uid)
